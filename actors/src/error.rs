@@ -1,0 +1,68 @@
+//! Typed errors of the actors' protocols, one enum per area.
+
+use std::fmt;
+
+use crate::run::{RunId, RunStatus};
+
+/// Why a run was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The supervisor is draining or has stopped; no new runs are accepted.
+    ShuttingDown,
+    /// The registry or the supervisor actor is gone (it crashed or was stopped out of band).
+    Unavailable,
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::ShuttingDown => f.write_str("runwarden is shutting down; run refused"),
+            SubmitError::Unavailable => {
+                f.write_str("runwarden's actors are not running; run refused")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+/// Why a cancel did nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelError {
+    /// No run has this id.
+    NotFound(RunId),
+    /// The run had already ended with this status, which is final.
+    AlreadyFinished {
+        /// The run.
+        id: RunId,
+        /// Its final status.
+        status: RunStatus,
+    },
+}
+
+impl fmt::Display for CancelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CancelError::NotFound(id) => write!(f, "no run with id {id}"),
+            CancelError::AlreadyFinished { id, status } => {
+                write!(f, "run {id} is already {status}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CancelError {}
+
+/// A query named a run the registry does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound(pub RunId);
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no run with id {}", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}

@@ -1,0 +1,74 @@
+//! The actors behind [runwarden](https://docs.rs/runwarden): the run model, the message
+//! protocols, and three actors.
+//!
+//! - [`SupervisorActor`] accepts runs, spawns one linked [`WorkerActor`] per running run,
+//!   and owns cancellation and drain.
+//! - [`WorkerActor`] runs one job in a task it owns and reports the run's start and its one
+//!   terminal status.
+//! - [`RegistryActor`] owns every [`RunRecord`], applies status messages through the run state
+//!   machine ([`RunRecord::apply`]) and answers queries.
+//!
+//! Most applications use the `runwarden` crate's async handle. Actor applications can spawn
+//! [`SupervisorActor`] under their own supervisor and drive it by messages:
+//!
+//! ```
+//! use std::time::Duration;
+//! use ractor::{Actor, call_t};
+//! use runwarden_actors::{
+//!     BoxedJob, RegistryMessage, RunSpec, RunStatus, SupervisorActor, SupervisorArguments,
+//!     SupervisorMessage,
+//! };
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (supervisor, _) =
+//!     Actor::spawn(None, SupervisorActor, SupervisorArguments::default()).await?;
+//! let job = BoxedJob::new(|_ctx| async { Ok::<(), String>(()) });
+//! let id = call_t!(supervisor, SupervisorMessage::Submit, 1000, RunSpec::new("hello"), job)??;
+//! let submitter = call_t!(supervisor, SupervisorMessage::GetSubmitter, 1000)?;
+//! let record = call_t!(submitter.registry(), RegistryMessage::WaitTerminal, 5000, id)??;
+//! assert_eq!(record.status, RunStatus::Completed);
+//! let report = call_t!(supervisor, SupervisorMessage::Drain, 5000, Duration::from_secs(1))?;
+//! assert_eq!(report.completed, 1);
+//! supervisor.stop_and_wait(None, None).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod error;
+mod job;
+mod json;
+mod registry;
+mod run;
+mod submitter;
+mod supervisor;
+mod time;
+mod worker;
+
+pub use error::{CancelError, NotFound, SubmitError};
+pub use job::{BoxedJob, JobFuture, JobOutcome, RunContext};
+pub use json::{Json, JsonObject};
+pub use registry::{
+    ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState, RegistryStats,
+    RunPage, WriteReply,
+};
+pub use run::{
+    ErrorKind, RunError, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
+};
+pub use submitter::Submitter;
+pub use supervisor::{
+    CancelOutcome, CancelReason, DrainReport, DrainState, PreparedRun, SupervisorActor,
+    SupervisorArguments, SupervisorMessage, SupervisorState, SupervisorStatus,
+};
+pub use time::{ParseTimestampError, Timestamp};
+pub use worker::{WorkerActor, WorkerArguments, WorkerMessage, WorkerState};
+
+/// The actor framework runwarden is built on, re-exported so users match its version.
+pub use ractor;

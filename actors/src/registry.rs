@@ -1,0 +1,339 @@
+//! The registry actor: the single owner of run records.
+//!
+//! Every status change reaches it as a message; it checks each against the run state machine
+//! ([`RunRecord::apply`]) and answers queries from its own state. Nothing else holds a copy
+//! that others read: there is no shared map behind a lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CancelError, NotFound};
+use crate::run::{RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::supervisor::CancelOutcome;
+
+/// A reply port for the outcome of a write, for senders that want to know (tests, tools).
+pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
+
+/// Messages the registry handles.
+#[derive(Debug)]
+pub enum RegistryMessage {
+    /// Sent by the submitter (or the supervisor for actor submits) before the run is handed
+    /// to the supervisor: record a new `Queued` run. A reused id is refused with
+    /// [`TransitionError::DuplicateId`].
+    Insert(RunRecord, Option<WriteReply>),
+    /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
+    /// queued run, a dead worker): apply one transition. A stale, out-of-order or unknown one
+    /// is refused with a typed error and a warning, never applied.
+    Transition(RunId, Transition, Option<WriteReply>),
+    /// Sent by the submitter only when the supervisor could not take a run it had just
+    /// inserted (the supervisor is gone): forget that never-started record, since its submit
+    /// returned an error and nobody holds its id.
+    Withdraw(RunId),
+    /// Query: one run's record.
+    Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
+    /// Query: runs matching a filter, newest first, with the true total.
+    List(ListQuery, RpcReplyPort<RunPage>),
+    /// Query: how many runs are `Queued` or `Running`.
+    ActiveCount(RpcReplyPort<usize>),
+    /// Query: the ids of active runs, oldest first.
+    ActiveIds(RpcReplyPort<Vec<RunId>>),
+    /// Query: is this run `Queued` or `Running`? `false` for unknown ids.
+    IsActive(RunId, RpcReplyPort<bool>),
+    /// Query: reply with the run's record once it is terminal: at once if it already is,
+    /// otherwise when its terminal transition arrives (no polling).
+    WaitTerminal(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
+    /// Sent by the supervisor with a caller's cancel request for a run it no longer holds:
+    /// answer `NotFound` or `AlreadyFinished` from the record.
+    AnswerCancel(RunId, RpcReplyPort<Result<CancelOutcome, CancelError>>),
+    /// Query: counters.
+    Stats(RpcReplyPort<RegistryStats>),
+}
+
+/// A filter for [`RegistryMessage::List`]. Filters combine (status AND label).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs with this label.
+    pub label: Option<String>,
+    /// At most this many runs in the page (default 100).
+    pub limit: usize,
+    /// Skip this many matching runs first (default 0).
+    pub offset: usize,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            status: None,
+            label: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+impl ListQuery {
+    /// All runs, first page of 100.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only runs with `status`.
+    pub fn status(mut self, status: RunStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only runs with `label`.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Number of matching runs to skip.
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+/// One page of a [`ListQuery`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPage {
+    /// The matching runs in this page, newest first.
+    pub runs: Vec<RunRecord>,
+    /// How many runs match the filter in all.
+    pub total: usize,
+}
+
+/// The registry's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryStats {
+    /// Runs per status, indexed by [`RunStatus::index`].
+    pub by_status: [usize; 5],
+    /// Transitions and inserts refused by the state machine since start.
+    pub refused: u64,
+}
+
+impl RegistryStats {
+    /// Runs with `status`.
+    pub fn count(&self, status: RunStatus) -> usize {
+        self.by_status[status.index()]
+    }
+
+    /// All records held.
+    pub fn total(&self) -> usize {
+        self.by_status.iter().sum()
+    }
+}
+
+/// The registry actor. Stateless itself; see [`RegistryState`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RegistryActor;
+
+/// Start-up input of the registry.
+#[derive(Debug, Default)]
+pub struct RegistryArguments {}
+
+/// The registry's data: all records plus indexes kept in step with them.
+#[derive(Debug, Default)]
+pub struct RegistryState {
+    /// Records by id; ids are time-ordered, so iteration order is creation order.
+    records: BTreeMap<RunId, RunRecord>,
+    /// Ids of `Queued` and `Running` runs.
+    active: BTreeSet<RunId>,
+    /// Per-status counts, so counting never scans.
+    stats: RegistryStats,
+    /// Callers waiting for a run to become terminal.
+    waiters: HashMap<RunId, Vec<RpcReplyPort<Result<RunRecord, NotFound>>>>,
+}
+
+impl RegistryState {
+    fn insert(&mut self, record: RunRecord) -> Result<(), TransitionError> {
+        if self.records.contains_key(&record.id) {
+            return Err(TransitionError::DuplicateId(record.id));
+        }
+        tracing::debug!(run_id = %record.id, label = %record.label, "run queued");
+        self.stats.by_status[record.status.index()] += 1;
+        if record.status.is_active() {
+            self.active.insert(record.id);
+        }
+        self.records.insert(record.id, record);
+        Ok(())
+    }
+
+    fn transition(&mut self, id: RunId, t: Transition) -> Result<(), TransitionError> {
+        let record = self
+            .records
+            .get_mut(&id)
+            .ok_or(TransitionError::UnknownRun(id))?;
+        let from = record.status;
+        record.apply(t)?;
+        let to = record.status;
+        self.stats.by_status[from.index()] -= 1;
+        self.stats.by_status[to.index()] += 1;
+        if to.is_terminal() {
+            self.active.remove(&id);
+            if let Some(waiters) = self.waiters.remove(&id) {
+                for w in waiters {
+                    // A waiter that gave up (dropped its receiver) is simply skipped.
+                    let _ = w.send(Ok(record.clone()));
+                }
+            }
+        }
+        tracing::debug!(run_id = %id, %from, %to, "run transition");
+        Ok(())
+    }
+
+    fn withdraw(&mut self, id: RunId) {
+        let removable = self
+            .records
+            .get(&id)
+            .is_some_and(|r| r.status == RunStatus::Queued);
+        if removable {
+            self.records.remove(&id);
+            self.active.remove(&id);
+            self.stats.by_status[RunStatus::Queued.index()] -= 1;
+            self.waiters.remove(&id);
+        }
+    }
+
+    fn list(&self, q: &ListQuery) -> RunPage {
+        let label_ok = |r: &RunRecord| q.label.as_deref().is_none_or(|l| r.label == l);
+        let status_ok = |r: &RunRecord| q.status.is_none_or(|s| r.status == s);
+        let mut runs = Vec::with_capacity(q.limit.min(1024));
+        let mut total = 0;
+        let mut visit = |r: &RunRecord| {
+            if label_ok(r) && status_ok(r) {
+                if total >= q.offset && runs.len() < q.limit {
+                    runs.push(r.clone());
+                }
+                total += 1;
+            }
+        };
+        // Active statuses have an index: listing them scans active runs, not all history.
+        match q.status {
+            Some(s) if s.is_active() => self
+                .active
+                .iter()
+                .rev()
+                .filter_map(|id| self.records.get(id))
+                .for_each(&mut visit),
+            _ => self.records.values().rev().for_each(&mut visit),
+        }
+        RunPage { runs, total }
+    }
+
+    fn answer_cancel(&self, id: RunId) -> Result<CancelOutcome, CancelError> {
+        match self.records.get(&id) {
+            None => Err(CancelError::NotFound(id)),
+            Some(r) if r.status.is_terminal() => Err(CancelError::AlreadyFinished {
+                id,
+                status: r.status,
+            }),
+            Some(r) => {
+                // The supervisor only asks about runs it no longer holds; an active record here
+                // means a message reached the registry without passing the supervisor.
+                tracing::error!(run_id = %id, status = %r.status,
+                    "cancel of an active run the supervisor does not hold");
+                Err(CancelError::NotFound(id))
+            }
+        }
+    }
+}
+
+fn refuse(state: &mut RegistryState, err: &TransitionError) {
+    state.stats.refused += 1;
+    tracing::warn!(error = %err, "registry refused a status message");
+}
+
+impl Actor for RegistryActor {
+    type Msg = RegistryMessage;
+    type State = RegistryState;
+    type Arguments = RegistryArguments;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        _args: RegistryArguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(RegistryState::default())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Every reply below is a plain send: the registry never waits on another actor, so
+        // any actor may call it from inside a handler without risking a deadlock.
+        match message {
+            RegistryMessage::Insert(record, reply) => {
+                let result = state.insert(record);
+                if let Err(e) = &result {
+                    refuse(state, e);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            RegistryMessage::Transition(id, t, reply) => {
+                let result = state.transition(id, t);
+                if let Err(e) = &result {
+                    refuse(state, e);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            RegistryMessage::Withdraw(id) => state.withdraw(id),
+            RegistryMessage::Get(id, reply) => {
+                let _ = reply.send(state.records.get(&id).cloned().ok_or(NotFound(id)));
+            }
+            RegistryMessage::List(q, reply) => {
+                let _ = reply.send(state.list(&q));
+            }
+            RegistryMessage::ActiveCount(reply) => {
+                let _ = reply.send(state.active.len());
+            }
+            RegistryMessage::ActiveIds(reply) => {
+                let _ = reply.send(state.active.iter().copied().collect());
+            }
+            RegistryMessage::IsActive(id, reply) => {
+                let _ = reply.send(state.active.contains(&id));
+            }
+            RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
+                None => {
+                    let _ = reply.send(Err(NotFound(id)));
+                }
+                Some(r) if r.status.is_terminal() => {
+                    let _ = reply.send(Ok(r.clone()));
+                }
+                Some(_) => {
+                    let waiters = state.waiters.entry(id).or_default();
+                    // Callers that timed out leave closed ports behind; shed them here so a
+                    // caller polling `wait` with short timeouts cannot grow this list forever.
+                    waiters.retain(|w| !w.is_closed());
+                    waiters.push(reply);
+                }
+            },
+            RegistryMessage::AnswerCancel(id, reply) => {
+                let _ = reply.send(state.answer_cancel(id));
+            }
+            RegistryMessage::Stats(reply) => {
+                let _ = reply.send(state.stats);
+            }
+        }
+        Ok(())
+    }
+}

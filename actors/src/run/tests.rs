@@ -1,0 +1,210 @@
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn record() -> RunRecord {
+    RunRecord::queued(RunId::new(), RunSpec::new("test"))
+}
+
+fn started() -> Transition {
+    Transition::Started {
+        at: Timestamp::now(),
+    }
+}
+
+// The happy path stamps every time and computes the duration.
+#[test]
+fn queued_running_completed_stamps_every_transition() {
+    let mut r = record();
+    r.apply(started()).expect("queued -> running");
+    assert_eq!(r.status, RunStatus::Running);
+    assert!(r.started_at.is_some());
+    r.apply(Transition::completed())
+        .expect("running -> completed");
+    assert_eq!(r.status, RunStatus::Completed);
+    let (s, f) = (
+        r.started_at.expect("started"),
+        r.finished_at.expect("finished"),
+    );
+    assert!(r.created_at <= s && s <= f);
+    assert!(r.duration_ms.expect("duration") >= 0.0);
+}
+
+// Defect 4 of the original: a terminal status is final.
+#[test]
+fn a_terminal_status_refuses_every_later_transition() {
+    let mut r = record();
+    r.apply(Transition::cancelled(
+        ErrorKind::CancelledWhileQueued,
+        "user",
+    ))
+    .expect("queued -> cancelled");
+    let before = r.clone();
+    for t in [
+        started(),
+        Transition::completed(),
+        Transition::failed(ErrorKind::Returned, "late"),
+    ] {
+        let target = t.target();
+        assert_eq!(
+            r.apply(t),
+            Err(TransitionError::AlreadyTerminal {
+                id: r.id,
+                status: RunStatus::Cancelled,
+                attempted: target
+            })
+        );
+    }
+    assert_eq!(r, before);
+}
+
+#[test]
+fn running_twice_is_out_of_order() {
+    let mut r = record();
+    r.apply(started()).expect("first start");
+    assert!(matches!(
+        r.apply(started()),
+        Err(TransitionError::OutOfOrder {
+            from: RunStatus::Running,
+            to: RunStatus::Running,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn completed_without_starting_is_out_of_order() {
+    let mut r = record();
+    assert!(matches!(
+        r.apply(Transition::completed()),
+        Err(TransitionError::OutOfOrder {
+            from: RunStatus::Queued,
+            to: RunStatus::Completed,
+            ..
+        })
+    ));
+    assert_eq!(r.status, RunStatus::Queued);
+}
+
+#[test]
+fn malformed_finishes_are_refused() {
+    let mut r = record();
+    let bad = [
+        Transition::Finished {
+            status: RunStatus::Running,
+            at: Timestamp::now(),
+            error: None,
+        },
+        Transition::Finished {
+            status: RunStatus::Failed,
+            at: Timestamp::now(),
+            error: None,
+        },
+    ];
+    for t in bad {
+        assert!(matches!(r.apply(t), Err(TransitionError::Malformed { .. })));
+    }
+    assert_eq!(r.status, RunStatus::Queued);
+}
+
+// A sender whose clock stepped back cannot make time run backwards on the record.
+#[test]
+fn times_never_run_backwards() {
+    let mut r = record();
+    let past = r.created_at.saturating_sub(Duration::from_secs(60));
+    r.apply(Transition::Started { at: past }).expect("start");
+    r.apply(Transition::Finished {
+        status: RunStatus::Completed,
+        at: past,
+        error: None,
+    })
+    .expect("finish");
+    assert_eq!(r.started_at, Some(r.created_at));
+    assert_eq!(r.finished_at, Some(r.created_at));
+    assert_eq!(r.duration_ms, Some(0.0));
+}
+
+#[test]
+fn records_serialise_with_lowercase_status_and_rfc3339_times() {
+    let mut r = record();
+    r.apply(started()).expect("start");
+    r.apply(Transition::failed(ErrorKind::Panicked, "boom"))
+        .expect("fail");
+    let json = serde_json::to_value(&r).expect("serialise");
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["error"]["kind"], "panicked");
+    let created = json["created_at"].as_str().expect("string");
+    assert!(created.ends_with('Z') && created.contains('T'), "{created}");
+    let back: RunRecord = serde_json::from_value(json).expect("deserialise");
+    assert_eq!(back, r);
+}
+
+#[test]
+fn run_ids_sort_by_creation() {
+    let ids: Vec<RunId> = (0..1000).map(|_| RunId::new()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
+fn any_transition() -> impl Strategy<Value = Transition> {
+    let kind = prop_oneof![
+        Just(ErrorKind::Returned),
+        Just(ErrorKind::Panicked),
+        Just(ErrorKind::CancelledWhileQueued),
+    ];
+    let status = prop::sample::select(RunStatus::ALL.to_vec());
+    (0u8..2, status, kind, any::<bool>(), 0u64..10_000_000).prop_map(
+        |(tag, status, kind, with_error, offset)| {
+            let at = Timestamp::from_unix_micros(1_700_000_000_000_000 + offset);
+            if tag == 0 {
+                Transition::Started { at }
+            } else {
+                Transition::Finished {
+                    status,
+                    at,
+                    error: with_error.then(|| RunError::new(kind, "x")),
+                }
+            }
+        },
+    )
+}
+
+fn rank(s: RunStatus) -> u8 {
+    match s {
+        RunStatus::Queued => 0,
+        RunStatus::Running => 1,
+        _ => 2,
+    }
+}
+
+proptest! {
+    // Any sequence of transitions, legal or not: status never moves backwards, a terminal
+    // status never changes, refused transitions change nothing, and times stay ordered.
+    #[test]
+    fn any_sequence_keeps_the_state_machine_invariants(ts in prop::collection::vec(any_transition(), 0..20)) {
+        let mut r = record();
+        let mut terminal: Option<RunRecord> = None;
+        for t in ts {
+            let before = r.clone();
+            match r.apply(t) {
+                Ok(()) => {
+                    prop_assert!(terminal.is_none(), "a terminal record changed");
+                    prop_assert!(rank(r.status) > rank(before.status));
+                }
+                Err(_) => prop_assert_eq!(&r, &before),
+            }
+            if r.status.is_terminal() {
+                prop_assert!(r.finished_at.is_some());
+                prop_assert_eq!(r.error.is_some(), r.status != RunStatus::Completed);
+                if let Some(t) = &terminal { prop_assert_eq!(t, &r); }
+                terminal = Some(r.clone());
+            }
+            if let (Some(s), Some(f)) = (r.started_at, r.finished_at) {
+                prop_assert!(r.created_at <= s && s <= f);
+            }
+        }
+    }
+}

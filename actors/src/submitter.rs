@@ -1,0 +1,111 @@
+//! [`Submitter`]: the fast, synchronous way to hand runs to a supervisor.
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use ractor::ActorRef;
+
+use crate::error::SubmitError;
+use crate::job::BoxedJob;
+use crate::registry::RegistryMessage;
+use crate::run::{RunId, RunRecord, RunSpec};
+use crate::supervisor::{PreparedRun, SupervisorMessage};
+
+/// The admission gate shared by a supervisor and its submitters: one flag, open until the
+/// supervisor starts draining.
+///
+/// This is the only lock in runwarden and it guards no data about runs. Submitters hold the
+/// read side while they send a run's two messages; the supervisor takes the write side once,
+/// to close the gate. Because of that, every run whose submit returned `Ok` has its
+/// [`SupervisorMessage::Start`] in the supervisor's mailbox *before* the drain barrier the
+/// supervisor sends itself right after closing, so the drain waits for it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gate(Arc<RwLock<bool>>);
+
+impl Gate {
+    /// Closes the gate; returns once no submit is between its check and its sends.
+    pub(crate) fn close(&self) {
+        *self.0.write() = true;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.0.read()
+    }
+}
+
+/// Submits runs to one supervisor without waiting for any actor.
+///
+/// Cheap to clone; get one from [`SupervisorMessage::GetSubmitter`]. `submit` generates the
+/// run's id, records the run in the registry (so a query right after `submit` finds it), and
+/// hands the job to the supervisor, all by fire-and-forget messages.
+#[derive(Clone)]
+pub struct Submitter {
+    supervisor: ActorRef<SupervisorMessage>,
+    registry: ActorRef<RegistryMessage>,
+    gate: Gate,
+}
+
+impl Submitter {
+    pub(crate) fn new(
+        supervisor: ActorRef<SupervisorMessage>,
+        registry: ActorRef<RegistryMessage>,
+        gate: Gate,
+    ) -> Self {
+        Submitter {
+            supervisor,
+            registry,
+            gate,
+        }
+    }
+
+    /// Accepts a run and returns its id at once; the job starts when a worker is free.
+    ///
+    /// # Errors
+    /// [`SubmitError::ShuttingDown`] once a drain has begun; [`SubmitError::Unavailable`] if
+    /// the actors are gone. In both cases nothing was recorded.
+    pub fn submit(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
+        let closed = self.gate.0.read();
+        if *closed {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let id = RunId::new();
+        let label = spec.label.clone();
+        // Insert goes to the registry before Start goes to the supervisor: the worker's
+        // `Started` (sent after the supervisor handles Start) can then never overtake it.
+        self.registry
+            .cast(RegistryMessage::Insert(RunRecord::queued(id, spec), None))
+            .map_err(|_| SubmitError::Unavailable)?;
+        let start = SupervisorMessage::Start(PreparedRun { id, label, job });
+        if self.supervisor.cast(start).is_err() {
+            let _ = self.registry.cast(RegistryMessage::Withdraw(id));
+            return Err(SubmitError::Unavailable);
+        }
+        drop(closed);
+        Ok(id)
+    }
+
+    /// The supervisor this submitter feeds.
+    pub fn supervisor(&self) -> &ActorRef<SupervisorMessage> {
+        &self.supervisor
+    }
+
+    /// The registry holding the supervisor's run records.
+    pub fn registry(&self) -> &ActorRef<RegistryMessage> {
+        &self.registry
+    }
+
+    /// `true` once the supervisor has begun draining: every later `submit` is refused.
+    pub fn is_closed(&self) -> bool {
+        self.gate.is_closed()
+    }
+}
+
+impl fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submitter")
+            .field("supervisor", &self.supervisor.get_id())
+            .field("registry", &self.registry.get_id())
+            .finish()
+    }
+}

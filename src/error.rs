@@ -1,0 +1,73 @@
+//! [`Error`]: the umbrella error of the handle.
+
+use std::fmt;
+
+use runwarden_actors::{CancelError, NotFound, SubmitError};
+
+/// Everything a [`crate::Runwarden`] call can fail with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A run was not accepted.
+    Submit(SubmitError),
+    /// A cancel did nothing (unknown run, or already finished).
+    Cancel(CancelError),
+    /// A query named an unknown run.
+    NotFound(NotFound),
+    /// An actor did not answer within the handle's call timeout.
+    Timeout {
+        /// The request that timed out.
+        request: &'static str,
+    },
+    /// An actor is not running (runwarden was shut down, or crashed).
+    Unavailable {
+        /// The request that could not be delivered or answered.
+        request: &'static str,
+    },
+    /// The actors could not be started.
+    Spawn(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Submit(e) => e.fmt(f),
+            Error::Cancel(e) => e.fmt(f),
+            Error::NotFound(e) => e.fmt(f),
+            Error::Timeout { request } => write!(f, "`{request}` timed out"),
+            Error::Unavailable { request } => {
+                write!(f, "`{request}` failed: runwarden's actors are not running")
+            }
+            Error::Spawn(e) => write!(f, "could not start runwarden's actors: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Submit(e) => Some(e),
+            Error::Cancel(e) => Some(e),
+            Error::NotFound(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<SubmitError> for Error {
+    fn from(e: SubmitError) -> Self {
+        Error::Submit(e)
+    }
+}
+
+impl From<CancelError> for Error {
+    fn from(e: CancelError) -> Self {
+        Error::Cancel(e)
+    }
+}
+
+impl From<NotFound> for Error {
+    fn from(e: NotFound) -> Self {
+        Error::NotFound(e)
+    }
+}

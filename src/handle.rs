@@ -1,0 +1,339 @@
+//! [`Runwarden`]: the async handle, and [`RunwardenBuilder`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorRef, Message, RpcReplyPort};
+use runwarden_actors::{
+    BoxedJob, CancelOutcome, DrainReport, ListQuery, RegistryMessage, RegistryStats, RunId,
+    RunPage, RunRecord, RunSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
+    SupervisorMessage, SupervisorStatus,
+};
+
+use crate::error::Error;
+
+/// Configures and starts runwarden's actors.
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), runwarden::Error> {
+/// use std::time::Duration;
+///
+/// let rw = runwarden::Runwarden::builder()
+///     .max_concurrent(8)
+///     .cancel_grace(Duration::from_secs(2))
+///     .start()
+///     .await?;
+/// rw.shutdown(Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RunwardenBuilder {
+    args: SupervisorArguments,
+    call_timeout: Duration,
+}
+
+impl Default for RunwardenBuilder {
+    fn default() -> Self {
+        RunwardenBuilder {
+            args: SupervisorArguments::default(),
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RunwardenBuilder {
+    /// At most `n` runs execute at once (at least 1); the rest wait `Queued`. Default: no limit.
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.args.max_concurrent = Some(n);
+        self
+    }
+
+    /// How long a cancelled job may take to stop before its future is dropped. Default 5 s.
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.args.cancel_grace = grace;
+        self
+    }
+
+    /// How long queries wait for the registry before [`Error::Timeout`]. Default 5 s.
+    /// (`wait` and `drain` have no call timeout: they end when the runs do.)
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Spawns the supervisor (and its registry) unsupervised.
+    pub async fn start(self) -> Result<Runwarden, Error> {
+        let (supervisor, _) = Actor::spawn(None, SupervisorActor, self.args)
+            .await
+            .map_err(|e| Error::Spawn(e.to_string()))?;
+        Runwarden::connect(supervisor, self.call_timeout).await
+    }
+
+    /// Spawns the supervisor linked to `parent`, so `parent` receives its supervision events
+    /// (for example when its registry fails and it escalates).
+    pub async fn start_linked(self, parent: ActorCell) -> Result<Runwarden, Error> {
+        let (supervisor, _) = Actor::spawn_linked(None, SupervisorActor, self.args, parent)
+            .await
+            .map_err(|e| Error::Spawn(e.to_string()))?;
+        Runwarden::connect(supervisor, self.call_timeout).await
+    }
+}
+
+/// The async handle to a runwarden supervisor: submit runs, ask about them, cancel, drain.
+///
+/// Cheap to clone; every clone talks to the same actors. It holds no run state itself:
+/// every answer comes from the registry or supervisor actor by message.
+///
+/// Dropping the handles does not stop the actors: call [`Runwarden::shutdown`].
+#[derive(Debug, Clone)]
+pub struct Runwarden {
+    submitter: Submitter,
+    call_timeout: Duration,
+}
+
+impl Runwarden {
+    /// A builder with default settings.
+    pub fn builder() -> RunwardenBuilder {
+        RunwardenBuilder::default()
+    }
+
+    /// Starts runwarden with default settings.
+    pub async fn start() -> Result<Self, Error> {
+        Self::builder().start().await
+    }
+
+    /// A handle to a supervisor spawned elsewhere (for example under an application's own
+    /// supervisor).
+    pub async fn connect(
+        supervisor: ActorRef<SupervisorMessage>,
+        call_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let submitter = ask(
+            &supervisor,
+            SupervisorMessage::GetSubmitter,
+            Some(call_timeout),
+            "get_submitter",
+        )
+        .await?;
+        Ok(Runwarden {
+            submitter,
+            call_timeout,
+        })
+    }
+
+    /// Accepts a run of `job` and returns its id at once, without waiting for it to start.
+    ///
+    /// The job is an async closure receiving a [`runwarden_actors::RunContext`]; returning
+    /// `Err(e)` fails the run with `e`'s `Display`, and a panic fails it with the panic
+    /// message. A [`Runwarden::status`] call made after `submit` returns always finds the run.
+    ///
+    /// # Errors
+    /// [`SubmitError::ShuttingDown`] once a drain began; [`SubmitError::Unavailable`] if the
+    /// actors are gone.
+    pub fn submit<F, Fut, E>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
+    where
+        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        self.submitter.submit(spec, BoxedJob::new(job))
+    }
+
+    /// Like [`Runwarden::submit`] with an already boxed job.
+    pub fn submit_boxed(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
+        self.submitter.submit(spec, job)
+    }
+
+    /// The run's current record.
+    pub async fn status(&self, id: RunId) -> Result<RunRecord, Error> {
+        let registry = self.submitter.registry();
+        Ok(ask(
+            registry,
+            |r| RegistryMessage::Get(id, r),
+            Some(self.call_timeout),
+            "status",
+        )
+        .await??)
+    }
+
+    /// Runs matching `query`, newest first, with the true total.
+    pub async fn list(&self, query: ListQuery) -> Result<RunPage, Error> {
+        let registry = self.submitter.registry();
+        ask(
+            registry,
+            |r| RegistryMessage::List(query, r),
+            Some(self.call_timeout),
+            "list",
+        )
+        .await
+    }
+
+    /// How many runs are `Queued` or `Running`.
+    pub async fn active_count(&self) -> Result<usize, Error> {
+        let registry = self.submitter.registry();
+        ask(
+            registry,
+            RegistryMessage::ActiveCount,
+            Some(self.call_timeout),
+            "active_count",
+        )
+        .await
+    }
+
+    /// Ids of the runs that are `Queued` or `Running`, oldest first.
+    pub async fn active_ids(&self) -> Result<Vec<RunId>, Error> {
+        let registry = self.submitter.registry();
+        ask(
+            registry,
+            RegistryMessage::ActiveIds,
+            Some(self.call_timeout),
+            "active_ids",
+        )
+        .await
+    }
+
+    /// Whether the run is `Queued` or `Running` (`false` for unknown ids).
+    pub async fn is_active(&self, id: RunId) -> Result<bool, Error> {
+        let registry = self.submitter.registry();
+        ask(
+            registry,
+            |r| RegistryMessage::IsActive(id, r),
+            Some(self.call_timeout),
+            "is_active",
+        )
+        .await
+    }
+
+    /// Counts per status, and how many status messages the registry refused.
+    pub async fn stats(&self) -> Result<RegistryStats, Error> {
+        let registry = self.submitter.registry();
+        ask(
+            registry,
+            RegistryMessage::Stats,
+            Some(self.call_timeout),
+            "stats",
+        )
+        .await
+    }
+
+    /// The supervisor's queue and drain state.
+    pub async fn supervisor_status(&self) -> Result<SupervisorStatus, Error> {
+        ask(
+            self.submitter.supervisor(),
+            SupervisorMessage::Status,
+            Some(self.call_timeout),
+            "supervisor_status",
+        )
+        .await
+    }
+
+    /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.
+    ///
+    /// A queued run is `Cancelled` before this returns and its job never runs. A running run's
+    /// job is signalled through its context; if it has not returned after the grace period,
+    /// its future is dropped. Cancelling twice is harmless.
+    ///
+    /// # Errors
+    /// [`runwarden_actors::CancelError::NotFound`] for an unknown id,
+    /// [`runwarden_actors::CancelError::AlreadyFinished`] (with the final status) for a run
+    /// that already ended.
+    pub async fn cancel(&self, id: RunId) -> Result<CancelOutcome, Error> {
+        Ok(ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::Cancel(id, r),
+            Some(self.call_timeout),
+            "cancel",
+        )
+        .await??)
+    }
+
+    /// Waits until the run is terminal and returns its final record. Wrap it in
+    /// `tokio::time::timeout` to bound the wait.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future only abandons the wait.
+    pub async fn wait(&self, id: RunId) -> Result<RunRecord, Error> {
+        let registry = self.submitter.registry();
+        Ok(ask(
+            registry,
+            |r| RegistryMessage::WaitTerminal(id, r),
+            None,
+            "wait",
+        )
+        .await??)
+    }
+
+    /// Stops accepting runs and waits until every accepted run is terminal. At `deadline` the
+    /// runs still active are cancelled (and end within the cancel grace period). The actors
+    /// keep answering queries afterwards; submits are refused with
+    /// [`SubmitError::ShuttingDown`].
+    pub async fn drain(&self, deadline: Duration) -> Result<DrainReport, Error> {
+        ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::Drain(deadline, r),
+            None,
+            "drain",
+        )
+        .await
+    }
+
+    /// Drains (see [`Runwarden::drain`]), then stops the supervisor and the registry and waits
+    /// until both have exited. Afterwards every call returns [`Error::Unavailable`] (or
+    /// [`SubmitError::ShuttingDown`] for submits).
+    pub async fn shutdown(&self, deadline: Duration) -> Result<DrainReport, Error> {
+        let report = self.drain(deadline).await?;
+        let supervisor = self.submitter.supervisor();
+        // Stopping the supervisor kills its linked children (the registry; every worker has
+        // already exited, since the drain finished). Wait for both cells to be gone.
+        supervisor
+            .stop_and_wait(Some("shutdown".to_owned()), Some(self.call_timeout))
+            .await
+            .map_err(|_| Error::Timeout {
+                request: "shutdown",
+            })?;
+        self.submitter
+            .registry()
+            .wait(Some(self.call_timeout))
+            .await
+            .map_err(|_| Error::Timeout {
+                request: "shutdown",
+            })?;
+        Ok(report)
+    }
+
+    /// The submitter behind this handle (usable from synchronous code and other actors).
+    pub fn submitter(&self) -> &Submitter {
+        &self.submitter
+    }
+
+    /// The supervisor actor.
+    pub fn supervisor(&self) -> &ActorRef<SupervisorMessage> {
+        self.submitter.supervisor()
+    }
+
+    /// The registry actor.
+    pub fn registry(&self) -> &ActorRef<RegistryMessage> {
+        self.submitter.registry()
+    }
+}
+
+/// Sends a request and maps ractor's call results onto [`Error`].
+async fn ask<M, T>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<T>) -> M,
+    timeout: Option<Duration>,
+    request: &'static str,
+) -> Result<T, Error>
+where
+    M: Message,
+    T: Send + 'static,
+{
+    match actor.call(build, timeout).await {
+        Ok(CallResult::Success(v)) => Ok(v),
+        Ok(CallResult::Timeout) => Err(Error::Timeout { request }),
+        Ok(CallResult::SenderError) | Err(_) => Err(Error::Unavailable { request }),
+    }
+}

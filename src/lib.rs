@@ -1,0 +1,77 @@
+//! Fire-and-forget background runs, with tracking, on [ractor](ractor) actors.
+//!
+//! Hand runwarden a job and get a [`RunId`] back at once. A supervisor actor spawns one
+//! worker actor per run; a registry actor records every status change and answers queries.
+//! Every accepted run reaches exactly one terminal status: `Completed`, `Failed` or
+//! `Cancelled`, whether its job returns, errors, panics, is cancelled, or is cut off by a
+//! drain deadline.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use runwarden::{Runwarden, RunSpec, RunStatus};
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), runwarden::Error> {
+//! let rw = Runwarden::start().await?;
+//!
+//! // Fire and forget: the id comes back before the job starts.
+//! let id = rw.submit(RunSpec::new("report").param("month", "2026-11"), |ctx| async move {
+//!     tokio::select! {
+//!         _ = tokio::time::sleep(Duration::from_millis(10)) => Ok(()),
+//!         _ = ctx.cancelled() => Err("cancelled"),
+//!     }
+//! })?;
+//!
+//! // With tracking: ask at any time (a query right after submit always finds the run),
+//! // or wait for the end.
+//! let now = rw.status(id).await?;
+//! println!("{} is {}", now.id, now.status);
+//! let record = rw.wait(id).await?;
+//! assert_eq!(record.status, RunStatus::Completed);
+//!
+//! // Stop accepting runs, let the others finish (cancelling what is left after 5 s), stop.
+//! let report = rw.shutdown(Duration::from_secs(5)).await?;
+//! assert_eq!(report.completed, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Actor applications can also spawn [`SupervisorActor`] under their own supervisor and drive
+//! it purely by [`SupervisorMessage`]s and [`RegistryMessage`]s; see `runwarden_actors`.
+//! `ARCHITECTURE.md` describes the actors, their messages and their invariants.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod error;
+mod handle;
+
+pub use error::Error;
+pub use handle::{Runwarden, RunwardenBuilder};
+pub use runwarden_actors::{
+    BoxedJob, CancelError, CancelOutcome, CancelReason, DrainReport, DrainState, ErrorKind, Json,
+    JsonObject, ListQuery, NotFound, RegistryMessage, RegistryStats, RunContext, RunError, RunId,
+    RunPage, RunRecord, RunSpec, RunStatus, SubmitError, Submitter, SupervisorActor,
+    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, ractor,
+};
+
+/// The actors, protocols and run model, for applications that drive them by message.
+pub use runwarden_actors as actors;
+
+/// Converts a `serde_json` object into run parameters.
+///
+/// # Errors
+/// `value` is not a JSON object.
+pub fn params_from_json(value: serde_json::Value) -> Result<JsonObject, serde_json::Error> {
+    serde_json::from_value(value)
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
