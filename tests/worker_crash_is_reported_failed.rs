@@ -1,0 +1,69 @@
+//! A worker actor that dies (killed from outside, as a crash would) leaves its run `Failed`
+//! with kind `WorkerDied`; the supervisor and other runs carry on.
+#[path = "support/helpers.rs"]
+mod support;
+
+use runwarden::{ErrorKind, RunSpec, RunStatus, Runwarden};
+use support::{Gate, Started, start, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_fails_its_run_and_nothing_else() {
+    let rw = start(Runwarden::builder()).await;
+    let gate = Gate::new();
+    let mut started = Started::new();
+    let (g, tx) = (gate.clone(), started.tx.clone());
+    let victim = rw
+        .submit(RunSpec::new("victim"), move |_| async move {
+            let _ = tx.send(0);
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+        .expect("submit");
+    started.expect(1).await;
+    let worker = rw
+        .supervisor()
+        .get_children()
+        .into_iter()
+        .find(|c| c.get_id() != rw.registry().get_id())
+        .expect("the victim's worker");
+    let tx = started.tx.clone();
+    let bystander = rw
+        .submit(RunSpec::new("bystander"), move |_| async move {
+            let _ = tx.send(1);
+            g.wait().await;
+            Ok::<_, String>(())
+        })
+        .expect("submit");
+    started.expect(1).await;
+
+    worker.kill();
+    let r = within("victim to be failed", rw.wait(victim))
+        .await
+        .expect("wait");
+    assert_eq!(r.status, RunStatus::Failed);
+    let e = r.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::WorkerDied);
+    assert!(e.message.contains("killed"), "{}", e.message);
+
+    assert_eq!(
+        rw.status(bystander).await.expect("status").status,
+        RunStatus::Running
+    );
+    gate.open();
+    assert_eq!(
+        within("bystander", rw.wait(bystander))
+            .await
+            .expect("wait")
+            .status,
+        RunStatus::Completed
+    );
+    let later = rw
+        .submit(RunSpec::new("later"), |_| async { Ok::<_, String>(()) })
+        .expect("supervisor still accepts");
+    assert_eq!(
+        within("later", rw.wait(later)).await.expect("wait").status,
+        RunStatus::Completed
+    );
+    assert_eq!(rw.stats().await.expect("stats").refused, 0);
+    rw.shutdown(support::STEP).await.expect("shutdown");
+}
