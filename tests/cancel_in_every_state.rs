@@ -209,3 +209,35 @@ async fn cancels_racing_with_completion_always_match_the_final_status() {
     }
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+// A cancel sent right after submit can reach the supervisor before the run does (the run
+// travels through the registry); it is never answered NotFound, and always ends the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_right_after_submit_always_finds_the_run() {
+    let rw = start(Runwarden::builder().max_concurrent(8)).await;
+    let mut ids = Vec::new();
+    for _ in 0..2000 {
+        let id = rw
+            .submit(RunSpec::new("held"), |ctx| async move {
+                ctx.cancelled().await;
+                Ok::<_, String>(())
+            })
+            .expect("submit");
+        let answer = rw.cancel(id).await.expect("cancel right after submit");
+        assert!(
+            matches!(
+                answer,
+                CancelOutcome::CancelledWhileQueued | CancelOutcome::Signalled
+            ),
+            "{answer:?}"
+        );
+        ids.push(id);
+    }
+    for id in ids {
+        assert_eq!(
+            within("run", rw.wait(id)).await.expect("wait").status,
+            RunStatus::Cancelled
+        );
+    }
+    rw.shutdown(support::STEP).await.expect("shutdown");
+}

@@ -5,9 +5,10 @@ mod support;
 
 use runwarden::actors::{Transition, TransitionError};
 use runwarden::{
-    ErrorKind, RegistryMessage, RunId, RunRecord, RunSpec, RunStatus, Runwarden, Timestamp,
+    BoxedJob, ErrorKind, RegistryMessage, RunId, RunRecord, RunSpec, RunStatus, Runwarden,
+    Timestamp,
 };
-use support::{start, within};
+use support::{Gate, Started, start, within};
 
 use runwarden::ractor::ActorRef;
 use runwarden::ractor::rpc::CallResult;
@@ -67,8 +68,20 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     assert_eq!(unknown, Err(TransitionError::UnknownRun(stranger)));
     // A second record with a live id (defect 2: the original silently lost one of them).
     let impostor = RunRecord::queued(id, RunSpec::new("impostor"));
-    let dup = write(&registry, |r| RegistryMessage::Insert(impostor, Some(r))).await;
+    let (ran_tx, mut ran_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let job = BoxedJob::new(move |_| async move {
+        let _ = ran_tx.send(());
+        Ok::<_, String>(())
+    });
+    let dup = write(&registry, |r| {
+        RegistryMessage::Insert(impostor, job, Some(r))
+    })
+    .await;
     assert_eq!(dup, Err(TransitionError::DuplicateId(id)));
+
+    // The impostor's job was dropped unstarted.
+    let ran = within("impostor job dropped", ran_rx.recv()).await;
+    assert!(ran.is_none(), "the impostor's job ran");
 
     // Nothing changed, and the refusals were counted.
     assert_eq!(rw.status(id).await.expect("status"), done);
@@ -78,31 +91,66 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
 
-// An out-of-order message (Completed for a run still Queued) is refused too.
+// Out-of-order messages (a second Started, Completed for a run still Queued) are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn completing_a_run_that_never_started_is_out_of_order() {
-    let rw = start(Runwarden::builder()).await;
+async fn out_of_order_transitions_are_refused() {
+    let rw = start(Runwarden::builder().max_concurrent(1)).await;
     let registry = rw.registry().clone();
-    let id = RunId::new();
-    let record = RunRecord::queued(id, RunSpec::new("x"));
-    write(&registry, |r| RegistryMessage::Insert(record, Some(r)))
-        .await
-        .expect("inserted");
+    let gate = Gate::new();
+    let mut started = Started::new();
+    let (g, tx) = (gate.clone(), started.tx.clone());
+    let running = rw
+        .submit(RunSpec::new("running"), move |_| async move {
+            let _ = tx.send(0);
+            g.wait().await;
+            Ok::<_, String>(())
+        })
+        .expect("submit");
+    started.expect(1).await;
+    let queued = rw
+        .submit(RunSpec::new("queued"), |_| async { Ok::<_, String>(()) })
+        .expect("submit");
+
+    let again = Transition::Started {
+        at: Timestamp::now(),
+    };
     let r = write(&registry, |r| {
-        RegistryMessage::Transition(id, Transition::completed(), Some(r))
+        RegistryMessage::Transition(running, again, Some(r))
     })
     .await;
     assert_eq!(
         r,
         Err(TransitionError::OutOfOrder {
-            id,
+            id: running,
+            from: RunStatus::Running,
+            to: RunStatus::Running
+        })
+    );
+    let r = write(&registry, |r| {
+        RegistryMessage::Transition(queued, Transition::completed(), Some(r))
+    })
+    .await;
+    assert_eq!(
+        r,
+        Err(TransitionError::OutOfOrder {
+            id: queued,
             from: RunStatus::Queued,
             to: RunStatus::Completed
         })
     );
     assert_eq!(
-        rw.status(id).await.expect("status").status,
+        rw.status(queued).await.expect("status").status,
         RunStatus::Queued
     );
+
+    // The real runs are unaffected by the refused messages.
+    gate.open();
+    for id in [running, queued] {
+        assert_eq!(
+            within("run", rw.wait(id)).await.expect("wait").status,
+            RunStatus::Completed
+        );
+    }
+    assert_eq!(rw.stats().await.expect("stats").refused, 2);
     rw.shutdown(support::STEP).await.expect("shutdown");
 }

@@ -1,5 +1,6 @@
 //! A worker actor that dies (killed from outside, as a crash would) leaves its run `Failed`
-//! with kind `WorkerDied`; the supervisor and other runs carry on.
+//! with kind `WorkerDied` (or `Cancelled` if a cancel was accepted first); the supervisor and
+//! other runs carry on.
 #[path = "support/helpers.rs"]
 mod support;
 
@@ -66,4 +67,40 @@ async fn a_killed_worker_fails_its_run_and_nothing_else() {
     );
     assert_eq!(rw.stats().await.expect("stats").refused, 0);
     rw.shutdown(support::STEP).await.expect("shutdown");
+}
+
+// A worker killed after its run's cancel was accepted leaves the run Cancelled, as the
+// cancel's Ok answer promised, not Failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_a_cancel_leaves_its_run_cancelled() {
+    let rw = start(Runwarden::builder().cancel_grace(std::time::Duration::from_secs(3600))).await;
+    let mut started = Started::new();
+    let tx = started.tx.clone();
+    let id = rw
+        .submit(RunSpec::new("stubborn"), move |_| async move {
+            let _ = tx.send(0);
+            std::future::pending::<()>().await; // ignores the cancel
+            Ok::<_, String>(())
+        })
+        .expect("submit");
+    started.expect(1).await;
+    let worker = rw
+        .supervisor()
+        .get_children()
+        .into_iter()
+        .find(|c| c.get_id() != rw.registry().get_id())
+        .expect("worker");
+    assert_eq!(
+        rw.cancel(id).await.expect("cancel"),
+        runwarden::CancelOutcome::Signalled
+    );
+    worker.kill();
+    let r = within("run to end", rw.wait(id)).await.expect("wait");
+    assert_eq!(r.status, RunStatus::Cancelled);
+    assert_eq!(
+        r.error.expect("error").kind,
+        ErrorKind::CancelledWhileRunning
+    );
+    let report = rw.shutdown(support::STEP).await.expect("shutdown");
+    assert_eq!(report, runwarden::DrainReport::default());
 }

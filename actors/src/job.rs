@@ -156,15 +156,21 @@ impl Future for CatchUnwind {
                 (slot @ None, Some(job), Some(ctx)) => slot.insert(job.start(ctx)),
                 _ => return Poll::Ready(Err("job polled after completion".to_owned())),
             };
-            fut.as_mut().poll(cx)
+            let polled = fut.as_mut().poll(cx);
+            if polled.is_ready() {
+                // Dropped here, inside `catch_unwind`, so a panicking destructor is caught too.
+                this.fut = None;
+            }
+            polled
         }));
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Ok(()))) => Poll::Ready(JobOutcome::Ok),
             Ok(Poll::Ready(Err(e))) => Poll::Ready(JobOutcome::Err(e)),
             Err(payload) => {
-                // The future may be half-updated after a panic: drop it, never poll it again.
-                this.fut = None;
+                // The future may be half-updated after a panic: drop it (catching a panic in
+                // its destructor as well) and never poll it again.
+                let _ = catch_unwind(AssertUnwindSafe(|| this.fut = None));
                 Poll::Ready(JobOutcome::Panicked(panic_message(payload.as_ref())))
             }
         }

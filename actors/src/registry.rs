@@ -10,8 +10,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CancelError, NotFound};
-use crate::run::{RunId, RunRecord, RunStatus, Transition, TransitionError};
-use crate::supervisor::CancelOutcome;
+use crate::job::BoxedJob;
+use crate::run::{ErrorKind, RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage};
 
 /// A reply port for the outcome of a write, for senders that want to know (tests, tools).
 pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -19,18 +20,18 @@ pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
 /// Messages the registry handles.
 #[derive(Debug)]
 pub enum RegistryMessage {
-    /// Sent by the submitter (or the supervisor for actor submits) before the run is handed
-    /// to the supervisor: record a new `Queued` run. A reused id is refused with
-    /// [`TransitionError::DuplicateId`].
-    Insert(RunRecord, Option<WriteReply>),
+    /// Sent by a [`crate::Submitter`] (or the supervisor, for [`SupervisorMessage::Submit`]):
+    /// record a new `Queued` run, then hand its job to the supervisor
+    /// ([`SupervisorMessage::Start`]). A reused id is refused with
+    /// [`TransitionError::DuplicateId`] and its job is dropped unstarted.
+    ///
+    /// Routing the job through the registry means every run the registry shows as active has
+    /// its `Start` in the supervisor's mailbox already: see [`RegistryMessage::AnswerCancel`].
+    Insert(RunRecord, BoxedJob, Option<WriteReply>),
     /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
     /// queued run, a dead worker): apply one transition. A stale, out-of-order or unknown one
     /// is refused with a typed error and a warning, never applied.
     Transition(RunId, Transition, Option<WriteReply>),
-    /// Sent by the submitter only when the supervisor could not take a run it had just
-    /// inserted (the supervisor is gone): forget that never-started record, since its submit
-    /// returned an error and nobody holds its id.
-    Withdraw(RunId),
     /// Query: one run's record.
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// Query: runs matching a filter, newest first, with the true total.
@@ -44,9 +45,15 @@ pub enum RegistryMessage {
     /// Query: reply with the run's record once it is terminal: at once if it already is,
     /// otherwise when its terminal transition arrives (no polling).
     WaitTerminal(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
-    /// Sent by the supervisor with a caller's cancel request for a run it no longer holds:
-    /// answer `NotFound` or `AlreadyFinished` from the record.
+    /// Sent by the supervisor with a caller's cancel request for a run it does not hold:
+    /// answer `NotFound` or `AlreadyFinished` from the record. If the record is still active,
+    /// the request overtook the run's `Start` (which this registry has already forwarded), so
+    /// it goes back to the supervisor once, behind that `Start`.
     AnswerCancel(RunId, RpcReplyPort<Result<CancelOutcome, CancelError>>),
+    /// Sent by the supervisor when a drain begins, right after closing the admission gate:
+    /// forwarded to the supervisor as [`SupervisorMessage::DrainBarrier`], behind the `Start`
+    /// of every run inserted before it.
+    Barrier(Internal),
     /// Query: counters.
     Stats(RpcReplyPort<RegistryStats>),
 }
@@ -141,12 +148,16 @@ impl RegistryStats {
 pub struct RegistryActor;
 
 /// Start-up input of the registry.
-#[derive(Debug, Default)]
-pub struct RegistryArguments {}
+#[derive(Debug)]
+pub struct RegistryArguments {
+    /// The supervisor that receives the jobs of inserted runs.
+    pub supervisor: ActorRef<SupervisorMessage>,
+}
 
 /// The registry's data: all records plus indexes kept in step with them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RegistryState {
+    supervisor: ActorRef<SupervisorMessage>,
     /// Records by id; ids are time-ordered, so iteration order is creation order.
     records: BTreeMap<RunId, RunRecord>,
     /// Ids of `Queued` and `Running` runs.
@@ -194,19 +205,6 @@ impl RegistryState {
         Ok(())
     }
 
-    fn withdraw(&mut self, id: RunId) {
-        let removable = self
-            .records
-            .get(&id)
-            .is_some_and(|r| r.status == RunStatus::Queued);
-        if removable {
-            self.records.remove(&id);
-            self.active.remove(&id);
-            self.stats.by_status[RunStatus::Queued.index()] -= 1;
-            self.waiters.remove(&id);
-        }
-    }
-
     fn list(&self, q: &ListQuery) -> RunPage {
         let label_ok = |r: &RunRecord| q.label.as_deref().is_none_or(|l| r.label == l);
         let status_ok = |r: &RunRecord| q.status.is_none_or(|s| r.status == s);
@@ -233,20 +231,16 @@ impl RegistryState {
         RunPage { runs, total }
     }
 
-    fn answer_cancel(&self, id: RunId) -> Result<CancelOutcome, CancelError> {
+    /// The answer to a cancel of a run the supervisor does not hold, or `None` when the run
+    /// is still active here.
+    fn answer_cancel(&self, id: RunId) -> Option<Result<CancelOutcome, CancelError>> {
         match self.records.get(&id) {
-            None => Err(CancelError::NotFound(id)),
-            Some(r) if r.status.is_terminal() => Err(CancelError::AlreadyFinished {
+            None => Some(Err(CancelError::NotFound(id))),
+            Some(r) if r.status.is_terminal() => Some(Err(CancelError::AlreadyFinished {
                 id,
                 status: r.status,
-            }),
-            Some(r) => {
-                // The supervisor only asks about runs it no longer holds; an active record here
-                // means a message reached the registry without passing the supervisor.
-                tracing::error!(run_id = %id, status = %r.status,
-                    "cancel of an active run the supervisor does not hold");
-                Err(CancelError::NotFound(id))
-            }
+            })),
+            Some(_) => None,
         }
     }
 }
@@ -264,9 +258,15 @@ impl Actor for RegistryActor {
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        _args: RegistryArguments,
+        args: RegistryArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(RegistryState::default())
+        Ok(RegistryState {
+            supervisor: args.supervisor,
+            records: BTreeMap::new(),
+            active: BTreeSet::new(),
+            stats: RegistryStats::default(),
+            waiters: HashMap::new(),
+        })
     }
 
     async fn handle(
@@ -278,10 +278,24 @@ impl Actor for RegistryActor {
         // Every reply below is a plain send: the registry never waits on another actor, so
         // any actor may call it from inside a handler without risking a deadlock.
         match message {
-            RegistryMessage::Insert(record, reply) => {
+            RegistryMessage::Insert(record, job, reply) => {
+                let (id, label) = (record.id, record.label.clone());
                 let result = state.insert(record);
-                if let Err(e) = &result {
-                    refuse(state, e);
+                match &result {
+                    Ok(()) => {
+                        let start = SupervisorMessage::Start(PreparedRun { id, label, job });
+                        if state.supervisor.cast(start).is_err() {
+                            // The run was accepted, so it must still end: record why it cannot run.
+                            let t = Transition::failed(
+                                ErrorKind::SupervisorUnavailable,
+                                "the supervisor stopped before the run could start",
+                            );
+                            if let Err(e) = state.transition(id, t) {
+                                refuse(state, &e);
+                            }
+                        }
+                    }
+                    Err(e) => refuse(state, e),
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
@@ -296,7 +310,6 @@ impl Actor for RegistryActor {
                     let _ = reply.send(result);
                 }
             }
-            RegistryMessage::Withdraw(id) => state.withdraw(id),
             RegistryMessage::Get(id, reply) => {
                 let _ = reply.send(state.records.get(&id).cloned().ok_or(NotFound(id)));
             }
@@ -327,8 +340,21 @@ impl Actor for RegistryActor {
                     waiters.push(reply);
                 }
             },
-            RegistryMessage::AnswerCancel(id, reply) => {
-                let _ = reply.send(state.answer_cancel(id));
+            RegistryMessage::AnswerCancel(id, reply) => match state.answer_cancel(id) {
+                Some(answer) => {
+                    let _ = reply.send(answer);
+                }
+                None => {
+                    let again = SupervisorMessage::CancelForwarded(Internal::new(), id, reply);
+                    if let Err(e) = state.supervisor.cast(again) {
+                        tracing::error!(run_id = %id, error = %e, "supervisor unreachable; cancel unanswered");
+                    }
+                }
+            },
+            RegistryMessage::Barrier(token) => {
+                let _ = state
+                    .supervisor
+                    .cast(SupervisorMessage::DrainBarrier(token));
             }
             RegistryMessage::Stats(reply) => {
                 let _ = reply.send(state.stats);

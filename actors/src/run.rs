@@ -138,6 +138,8 @@ pub enum ErrorKind {
     Panicked,
     /// The worker actor running the job failed (a fault outside the job).
     WorkerDied,
+    /// The supervisor had stopped when the run was handed to it, so the run never started.
+    SupervisorUnavailable,
     /// Cancelled before it started; its job never ran.
     CancelledWhileQueued,
     /// Cancelled while running; the job stopped within the grace period (or returned anyway,

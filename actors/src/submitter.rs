@@ -10,16 +10,17 @@ use crate::error::SubmitError;
 use crate::job::BoxedJob;
 use crate::registry::RegistryMessage;
 use crate::run::{RunId, RunRecord, RunSpec};
-use crate::supervisor::{PreparedRun, SupervisorMessage};
+use crate::supervisor::SupervisorMessage;
 
 /// The admission gate shared by a supervisor and its submitters: one flag, open until the
 /// supervisor starts draining.
 ///
 /// This is the only lock in runwarden and it guards no data about runs. Submitters hold the
-/// read side while they send a run's two messages; the supervisor takes the write side once,
-/// to close the gate. Because of that, every run whose submit returned `Ok` has its
-/// [`SupervisorMessage::Start`] in the supervisor's mailbox *before* the drain barrier the
-/// supervisor sends itself right after closing, so the drain waits for it.
+/// read side while they send a run's `Insert` to the registry; the supervisor takes the write
+/// side once, to close the gate, and then sends the registry a barrier. Because of that, every
+/// run whose submit returned `Ok` is in the registry's mailbox ahead of the barrier, so its
+/// `Start` reaches the supervisor ahead of the `DrainBarrier` the registry forwards, and the
+/// drain waits for it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Gate(Arc<RwLock<bool>>);
 
@@ -70,19 +71,17 @@ impl Submitter {
             return Err(SubmitError::ShuttingDown);
         }
         let id = RunId::new();
-        let label = spec.label.clone();
-        // Insert goes to the registry before Start goes to the supervisor: the worker's
-        // `Started` (sent after the supervisor handles Start) can then never overtake it.
-        self.registry
-            .cast(RegistryMessage::Insert(RunRecord::queued(id, spec), None))
-            .map_err(|_| SubmitError::Unavailable)?;
-        let start = SupervisorMessage::Start(PreparedRun { id, label, job });
-        if self.supervisor.cast(start).is_err() {
-            let _ = self.registry.cast(RegistryMessage::Withdraw(id));
-            return Err(SubmitError::Unavailable);
-        }
+        // One message: the registry records the run, then hands the job to the supervisor.
+        // Recording first is what makes a query right after `submit` find the run.
+        let insert = RegistryMessage::Insert(RunRecord::queued(id, spec), job, None);
+        let refused = self.registry.cast(insert).err();
         drop(closed);
-        Ok(id)
+        // A refused message (holding the job) is dropped only after the gate is released: a
+        // job whose drop submits again must not find this thread still holding the lock.
+        match refused {
+            None => Ok(id),
+            Some(_) => Err(SubmitError::Unavailable),
+        }
     }
 
     /// The supervisor this submitter feeds.

@@ -1,10 +1,11 @@
 //! The supervisor actor: accepts runs, spawns one linked worker per running run, turns worker
 //! exits into terminal statuses, and owns cancellation and drain.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use ractor::rpc::CallResult;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
     SupervisionEvent,
@@ -14,40 +15,59 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CancelError, SubmitError};
 use crate::job::BoxedJob;
 use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage};
-use crate::run::{ErrorKind, RunId, RunRecord, RunSpec, RunStatus, Transition};
+use crate::run::{ErrorKind, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError};
 use crate::submitter::{Gate, Submitter};
 use crate::worker::{self, AbortOnDrop, WorkerActor, WorkerArguments, WorkerMessage, WorkerState};
 
 /// Messages the supervisor handles.
 #[derive(Debug)]
 pub enum SupervisorMessage {
-    /// Sent by an application actor: accept a run. The supervisor records it in the registry,
-    /// then replies with its id, or [`SubmitError::ShuttingDown`] once draining.
+    /// Sent by an application actor: accept a run. The supervisor records it in the registry
+    /// (which hands the job back as [`SupervisorMessage::Start`]) and replies with its id, or
+    /// [`SubmitError::ShuttingDown`] once draining.
     Submit(RunSpec, BoxedJob, RpcReplyPort<Result<RunId, SubmitError>>),
-    /// Sent only by a [`Submitter`], after it inserted the run's record in the registry: queue
-    /// the run, or start it if a slot is free. ([`PreparedRun`] cannot be built elsewhere.)
+    /// Sent only by the registry, right after it recorded the run: queue the run, or start it
+    /// if a slot is free. ([`PreparedRun`] cannot be built outside this crate.)
     Start(PreparedRun),
     /// Sent by anyone: cancel a run. A queued run is cancelled here and answered at once; a
     /// running run's request (with the caller's port) is forwarded to its worker, which
     /// answers; for any other id the registry answers `NotFound` or `AlreadyFinished`.
     Cancel(RunId, RpcReplyPort<Result<CancelOutcome, CancelError>>),
+    /// Sent by the registry: a [`SupervisorMessage::Cancel`] that overtook its run's `Start`,
+    /// sent back once, now behind that `Start`.
+    CancelForwarded(
+        Internal,
+        RunId,
+        RpcReplyPort<Result<CancelOutcome, CancelError>>,
+    ),
     /// Sent by anyone: stop accepting runs, wait until every accepted run is terminal, and
     /// reply with the report. At `deadline` the runs still active are cancelled. Several
     /// drains share the first one's deadline; a drain after the end replies at once.
     Drain(Duration, RpcReplyPort<DrainReport>),
-    /// Sent by the supervisor to itself right after closing the admission gate. Every `Start`
-    /// admitted before the gate closed is ahead of it in the mailbox.
-    DrainBarrier,
+    /// Sent by the registry, forwarding the barrier the supervisor sent it after closing the
+    /// admission gate: the `Start` of every run admitted before the gate closed is ahead of it.
+    DrainBarrier(Internal),
     /// Sent by the supervisor to itself when the drain deadline passes.
-    DrainDeadline,
+    DrainDeadline(Internal),
     /// Query: a [`Submitter`] for this supervisor (the handle's fast path).
     GetSubmitter(RpcReplyPort<Submitter>),
     /// Query: queue and drain state as the supervisor sees it.
     Status(RpcReplyPort<SupervisorStatus>),
 }
 
-/// A run on its way from a [`Submitter`] to the supervisor. Its fields are private so only a
-/// submitter, which has already recorded the run in the registry, can make one.
+/// Marks a message that only runwarden's own actors may send. It cannot be built outside
+/// this crate, so no other sender can fake a drain barrier, a deadline or a forwarded cancel.
+#[derive(Debug)]
+pub struct Internal(());
+
+impl Internal {
+    pub(crate) fn new() -> Self {
+        Internal(())
+    }
+}
+
+/// A run on its way from the registry to the supervisor. Its fields are private so only the
+/// registry, which has already recorded the run, can make one.
 pub struct PreparedRun {
     pub(crate) id: RunId,
     pub(crate) label: String,
@@ -107,7 +127,11 @@ pub enum DrainState {
     Drained,
 }
 
-/// What a drain waited for: every run active when it began or accepted while it ran.
+/// What a drain waited for: every run the supervisor still held when the drain began (queued,
+/// or with a live worker) and every run admitted before the gate closed.
+///
+/// A run whose terminal status was already visible to callers can still be counted if its
+/// worker had not exited yet; the registry's records are the exact account of every run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrainReport {
     /// Runs that ended `Completed`.
@@ -159,6 +183,8 @@ impl Default for SupervisorArguments {
 /// Counts of terminal statuses, by [`RunStatus::index`].
 type Ended = [usize; 5];
 
+type CancelReply = RpcReplyPort<Result<CancelOutcome, CancelError>>;
+
 enum Drain {
     NotDraining,
     Draining {
@@ -185,6 +211,11 @@ pub struct SupervisorState {
     /// Live workers by run, and the reverse map for supervision events.
     workers: HashMap<RunId, ActorRef<WorkerMessage>>,
     runs_by_actor: HashMap<ActorId, RunId>,
+    /// Runs whose worker was sent a cancel: if the worker dies before ending the run, the run
+    /// ends `Cancelled`, as the cancel's `Ok` answer promised.
+    cancel_sent: HashSet<RunId>,
+    /// Cancel requests for runs whose worker is stopping: answered when its exit arrives.
+    parked_cancels: HashMap<RunId, Vec<CancelReply>>,
     /// Terminal statuses the supervisor has seen, since start.
     ended: Ended,
     drain: Drain,
@@ -218,20 +249,32 @@ impl SupervisorState {
 
     /// Takes a newly accepted run: starts it if a slot is free, queues it otherwise.
     async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, run: PreparedRun) {
-        if let Drain::Draining {
-            deadline_hit: true,
-            cancelled_by_drain,
-            ..
-        } = &mut self.drain
-        {
-            // Admitted just before the gate closed, but the deadline has already passed.
-            cancelled_by_drain.push(run.id);
-            let t = Transition::cancelled(
-                ErrorKind::CancelledWhileQueued,
-                "cancelled by the drain deadline while queued",
-            );
-            self.end_here(run.id, t);
-            return;
+        match &mut self.drain {
+            // Admitted before the gate closed, but its `Start` arrived after the deadline (the
+            // barrier's round trip through the registry can be slower than a zero deadline).
+            Drain::Draining {
+                deadline_hit: true,
+                cancelled_by_drain,
+                ..
+            } => {
+                cancelled_by_drain.push(run.id);
+                let t = Transition::cancelled(
+                    ErrorKind::CancelledWhileQueued,
+                    "cancelled by the drain deadline while queued",
+                );
+                self.end_here(run.id, t);
+                return;
+            }
+            // Only an `Insert` sent to the registry by hand, past the gate, can get here.
+            Drain::Drained(_) => {
+                let t = Transition::cancelled(
+                    ErrorKind::CancelledWhileQueued,
+                    "refused: the supervisor had already drained",
+                );
+                self.end_here(run.id, t);
+                return;
+            }
+            _ => {}
         }
         self.queue.push_back(run);
         self.start_queued(myself).await;
@@ -270,7 +313,9 @@ impl SupervisorState {
         }
     }
 
-    fn cancel(&mut self, id: RunId, reply: RpcReplyPort<Result<CancelOutcome, CancelError>>) {
+    /// Handles a cancel request. `forwarded` is set when the registry sent it back because it
+    /// overtook the run's `Start`; such a request is never sent to the registry again.
+    fn cancel(&mut self, id: RunId, reply: CancelReply, forwarded: bool) {
         if let Some(pos) = self.queue.iter().position(|r| r.id == id) {
             self.queue.remove(pos);
             let t = Transition::cancelled(
@@ -281,21 +326,30 @@ impl SupervisorState {
             let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
             return;
         }
-        let reply = match self.workers.get(&id) {
-            Some(worker) => {
-                match worker::try_send(
-                    worker,
-                    WorkerMessage::Cancel(CancelReason::User, Some(reply)),
-                ) {
-                    Ok(()) => return,
-                    // The worker is draining: its terminal status is already on its way to
-                    // the registry, ahead of the question below, so the registry answers.
-                    Err(Some(WorkerMessage::Cancel(_, Some(reply)))) => reply,
-                    Err(_) => return,
+        if let Some(worker) = self.workers.get(&id) {
+            match worker::try_send(
+                worker,
+                WorkerMessage::Cancel(CancelReason::User, Some(reply)),
+            ) {
+                Ok(()) => {
+                    self.cancel_sent.insert(id);
                 }
+                // The worker is draining or stopping: its exit event is on its way, and the
+                // answer is given from it (see `worker_ended`).
+                Err(Some(WorkerMessage::Cancel(_, Some(reply)))) => {
+                    self.parked_cancels.entry(id).or_default().push(reply);
+                }
+                Err(_) => {}
             }
-            None => reply,
-        };
+            return;
+        }
+        if forwarded {
+            // The registry holds the run as active, yet its `Start` (forwarded before this
+            // request) left no trace here: a broken invariant, reported rather than looped on.
+            tracing::error!(run_id = %id, "cancel for an active run the supervisor never received");
+            let _ = reply.send(Err(CancelError::NotFound(id)));
+            return;
+        }
         if let Err(e) = self.registry.cast(RegistryMessage::AnswerCancel(id, reply)) {
             tracing::error!(run_id = %id, error = %e, "registry unreachable; cancel unanswered");
         }
@@ -320,9 +374,17 @@ impl SupervisorState {
                     ?deadline,
                     "drain started"
                 );
-                // Cannot fail: we are running, so our own mailbox is open.
-                let _ = myself.cast(SupervisorMessage::DrainBarrier);
-                let timer = myself.send_after(deadline, || SupervisorMessage::DrainDeadline);
+                // The barrier travels through the registry, behind every admitted `Insert`, and
+                // comes back as `DrainBarrier` behind their `Start`s.
+                if let Err(e) = self
+                    .registry
+                    .cast(RegistryMessage::Barrier(Internal::new()))
+                {
+                    tracing::error!(error = %e, "registry unreachable; drain cannot complete");
+                }
+                let timer = myself.send_after(deadline, || {
+                    SupervisorMessage::DrainDeadline(Internal::new())
+                });
                 self.drain = Drain::Draining {
                     waiters: vec![reply],
                     ended_before: self.ended,
@@ -361,11 +423,11 @@ impl SupervisorState {
         }
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
         // cancel that the deadline caused, so a run that finished first is not misreported.
-        for worker in self.workers.values() {
-            let _ = worker::try_send(
-                worker,
-                WorkerMessage::Cancel(CancelReason::DrainDeadline, None),
-            );
+        for (id, worker) in &self.workers {
+            let cancel = WorkerMessage::Cancel(CancelReason::DrainDeadline, None);
+            if worker::try_send(worker, cancel).is_ok() {
+                self.cancel_sent.insert(*id);
+            }
         }
     }
 
@@ -410,19 +472,22 @@ impl SupervisorState {
         self.drain = Drain::Drained(report);
     }
 
-    /// A worker stopped: count its terminal status, or record one if it had none.
-    fn worker_exited(
+    /// A worker is gone: `final_state` is its state if it stopped normally, `cause` says why
+    /// it went. Counts the run's terminal status, records one if the worker left it active,
+    /// and answers cancels parked while the worker was stopping.
+    async fn worker_ended(
         &mut self,
         who: &ActorCell,
         final_state: Option<WorkerState>,
-        reason: Option<String>,
+        cause: String,
     ) {
         let Some(id) = self.runs_by_actor.remove(&who.get_id()) else {
             return;
         };
         self.workers.remove(&id);
-        let terminal = final_state.as_ref().and_then(WorkerState::terminal);
-        match terminal {
+        let cancel_sent = self.cancel_sent.remove(&id);
+        let parked = self.parked_cancels.remove(&id).unwrap_or_default();
+        let status = match final_state.as_ref().and_then(WorkerState::terminal) {
             Some(status) => {
                 self.ended[status.index()] += 1;
                 let by_deadline = final_state
@@ -438,33 +503,54 @@ impl SupervisorState {
                 {
                     cancelled_by_drain.push(id);
                 }
+                status
             }
             None => {
-                // Stopped or killed from outside before its run ended.
-                let why = reason.unwrap_or_else(|| "no reason given".to_owned());
-                tracing::warn!(run_id = %id, %why, "worker stopped before its run ended");
-                let t = Transition::failed(
-                    ErrorKind::WorkerDied,
-                    format!("worker stopped before the run ended: {why}"),
-                );
-                self.end_here(id, t);
+                tracing::warn!(run_id = %id, %cause, "worker ended before its run did");
+                // A cancel that was accepted (or is waiting for an answer) decides the outcome;
+                // otherwise the run failed with its worker.
+                let t = if cancel_sent || !parked.is_empty() {
+                    Transition::cancelled(
+                        ErrorKind::CancelledWhileRunning,
+                        format!("cancelled; its worker then ended: {cause}"),
+                    )
+                } else {
+                    Transition::failed(ErrorKind::WorkerDied, format!("worker ended: {cause}"))
+                };
+                self.end_checked(id, t).await
             }
+        };
+        for reply in parked {
+            let answer = match status {
+                RunStatus::Cancelled if final_state.is_none() => Ok(CancelOutcome::Signalled),
+                status => Err(CancelError::AlreadyFinished { id, status }),
+            };
+            let _ = reply.send(answer);
         }
     }
 
-    /// A worker failed (a panic or error in the actor itself, not in the job).
-    fn worker_failed(&mut self, who: &ActorCell, error: String) {
-        let Some(id) = self.runs_by_actor.remove(&who.get_id()) else {
-            return;
+    /// Records a terminal status for a run whose worker died, and counts the status the run
+    /// really has: if the worker had already reported one, the registry refuses ours and
+    /// names the real one. The registry never waits on anyone, so this call cannot deadlock.
+    async fn end_checked(&mut self, id: RunId, t: Transition) -> RunStatus {
+        let wanted = t.target();
+        let verdict = self
+            .registry
+            .call(
+                |r| RegistryMessage::Transition(id, t, Some(r)),
+                Some(Duration::from_secs(5)),
+            )
+            .await;
+        let status = match verdict {
+            Ok(CallResult::Success(Ok(()))) => wanted,
+            Ok(CallResult::Success(Err(TransitionError::AlreadyTerminal { status, .. }))) => status,
+            other => {
+                tracing::error!(run_id = %id, result = ?other.map(|_| ()), "could not record a dead worker's run");
+                wanted
+            }
         };
-        self.workers.remove(&id);
-        tracing::error!(run_id = %id, %error, "worker failed");
-        // If the worker had already reported a terminal status, the registry refuses this
-        // one as stale: the run still has exactly one terminal status.
-        self.end_here(
-            id,
-            Transition::failed(ErrorKind::WorkerDied, format!("worker failed: {error}")),
-        );
+        self.ended[status.index()] += 1;
+        status
     }
 }
 
@@ -478,13 +564,11 @@ impl Actor for SupervisorActor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (registry, _) = Actor::spawn_linked(
-            None,
-            RegistryActor,
-            RegistryArguments::default(),
-            myself.get_cell(),
-        )
-        .await?;
+        let registry_args = RegistryArguments {
+            supervisor: myself.clone(),
+        };
+        let (registry, _) =
+            Actor::spawn_linked(None, RegistryActor, registry_args, myself.get_cell()).await?;
         Ok(SupervisorState {
             registry,
             gate: Gate::default(),
@@ -493,6 +577,8 @@ impl Actor for SupervisorActor {
             queue: VecDeque::new(),
             workers: HashMap::new(),
             runs_by_actor: HashMap::new(),
+            cancel_sent: HashSet::new(),
+            parked_cancels: HashMap::new(),
             ended: [0; 5],
             drain: Drain::NotDraining,
         })
@@ -511,29 +597,34 @@ impl Actor for SupervisorActor {
                     return Ok(());
                 }
                 let id = RunId::new();
-                let label = spec.label.clone();
-                state
-                    .registry
-                    .cast(RegistryMessage::Insert(RunRecord::queued(id, spec), None))?;
-                state.accept(&myself, PreparedRun { id, label, job }).await;
-                let _ = reply.send(Ok(id));
+                let insert = RegistryMessage::Insert(RunRecord::queued(id, spec), job, None);
+                let answer = match state.registry.cast(insert) {
+                    Ok(()) => Ok(id),
+                    Err(_) => Err(SubmitError::Unavailable),
+                };
+                let _ = reply.send(answer);
             }
             SupervisorMessage::Start(run) => state.accept(&myself, run).await,
             SupervisorMessage::Cancel(id, reply) => {
-                state.cancel(id, reply);
+                state.cancel(id, reply, false);
+                state.start_queued(&myself).await;
+                state.check_drained();
+            }
+            SupervisorMessage::CancelForwarded(_, id, reply) => {
+                state.cancel(id, reply, true);
                 state.start_queued(&myself).await;
                 state.check_drained();
             }
             SupervisorMessage::Drain(deadline, reply) => {
                 state.begin_drain(&myself, deadline, reply)
             }
-            SupervisorMessage::DrainBarrier => {
+            SupervisorMessage::DrainBarrier(_) => {
                 if let Drain::Draining { barrier_seen, .. } = &mut state.drain {
                     *barrier_seen = true;
                 }
                 state.check_drained();
             }
-            SupervisorMessage::DrainDeadline => {
+            SupervisorMessage::DrainDeadline(_) => {
                 state.drain_deadline();
                 state.check_drained();
             }
@@ -569,7 +660,8 @@ impl Actor for SupervisorActor {
                     return Err(format!("registry stopped: {reason:?}").into());
                 }
                 let final_state = boxed.and_then(|mut b| b.take::<WorkerState>().ok());
-                state.worker_exited(&who, final_state, reason);
+                let cause = reason.unwrap_or_else(|| "stopped".to_owned());
+                state.worker_ended(&who, final_state, cause).await;
             }
             SupervisionEvent::ActorFailed(who, error) => {
                 if who.get_id() == state.registry.get_id() {
@@ -577,7 +669,9 @@ impl Actor for SupervisorActor {
                     // supervises this supervisor, as an Erlang supervisor would.
                     return Err(format!("registry failed: {error}").into());
                 }
-                state.worker_failed(&who, error.to_string());
+                state
+                    .worker_ended(&who, None, format!("failed: {error}"))
+                    .await;
             }
             _ => return Ok(()),
         }

@@ -64,6 +64,20 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// Reports the job's end to its worker even if the job task ends without reaching its own
+/// report (a panic outside the job's future). On an abort the worker has already decided the
+/// run's status, and ignores this late report.
+struct ReportOnDrop(Option<ActorRef<WorkerMessage>>);
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.take() {
+            let outcome = JobOutcome::Panicked("the job's task ended without a result".to_owned());
+            let _ = worker.cast(WorkerMessage::JobFinished(outcome));
+        }
+    }
+}
+
 /// A worker's data.
 #[derive(Debug)]
 pub struct WorkerState {
@@ -169,13 +183,15 @@ impl Actor for WorkerActor {
         tracing::debug!(run_id = %state.run_id, label = %state.label, "run started");
         let ctx = RunContext::new(state.run_id, state.cancel_tx.subscribe());
         let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label);
-        let me = myself.clone();
+        let mut report = ReportOnDrop(Some(myself.clone()));
         // The job runs in its own task so this actor keeps receiving `Cancel` while it runs.
         let handle = tokio::spawn(
             async move {
                 let outcome = CatchUnwind::new(job, ctx).await;
-                // Fails only if the worker already finished (grace expired); nothing to do.
-                let _ = me.cast(WorkerMessage::JobFinished(outcome));
+                if let Some(me) = report.0.take() {
+                    // Fails only if the worker already finished (grace expired): nothing to do.
+                    let _ = me.cast(WorkerMessage::JobFinished(outcome));
+                }
             }
             .instrument(span),
         );
