@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use runwarden::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t};
+use runwarden::ractor::{
+    Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
+};
 use runwarden::{
     RunId, RunSpec, RunStatus, Runwarden, SupervisorActor, SupervisorArguments, SupervisorMessage,
 };
@@ -298,16 +300,32 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let cancelled = counts[RunStatus::Cancelled.index()];
     let secs = elapsed.as_secs_f64();
     println!();
-    println!("supervisor_tree: {} runs in {:.1} ms", flags.runs, secs * 1e3);
+    println!(
+        "supervisor_tree: {} runs in {:.1} ms",
+        flags.runs,
+        secs * 1e3
+    );
     println!("  {:<22}{:>10}", "submitted", ids.len());
     println!("  {:<22}{:>10}", "completed", completed);
     println!("  {:<22}{:>10}", "failed", failed);
     println!("  {:<22}{:>10}", "cancelled", cancelled);
-    println!("  {:<22}{:>10}", "cancelled by drain", report.cancelled_by_drain.len());
+    println!(
+        "  {:<22}{:>10}",
+        "cancelled by drain",
+        report.cancelled_by_drain.len()
+    );
     println!("  {:<22}{:>10}", "lost", lost);
     println!("  {:<22}{:>10}", "refused messages", stats.refused);
-    println!("  {:<22}{:>10.1}", "submit phase (ms)", submitted_in.as_secs_f64() * 1e3);
-    println!("  {:<22}{:>10.0}", "runs/s end to end", ids.len() as f64 / secs);
+    println!(
+        "  {:<22}{:>10.1}",
+        "submit phase (ms)",
+        submitted_in.as_secs_f64() * 1e3
+    );
+    println!(
+        "  {:<22}{:>10.0}",
+        "runs/s end to end",
+        ids.len() as f64 / secs
+    );
     if flags.json {
         let line = serde_json::json!({
             "submitted": ids.len(),
