@@ -242,6 +242,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let args = SupervisorArguments {
         max_concurrent: flags.max_concurrent,
         cancel_grace: Duration::from_secs(5),
+        ..Default::default()
     };
     let (root, root_handle) = Actor::spawn(None, AppRoot, args).await?;
     let supervisor = call_t!(root, AppMessage::Runwarden, 5000)?;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use runwarden_actors::{CancelError, NotFound, SubmitError};
+use runwarden_actors::{CancelError, NotFound, SubmitError, UnknownQueue};
 
 /// Everything a [`crate::Runwarden`] call can fail with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum Error {
     Cancel(CancelError),
     /// A query named an unknown run.
     NotFound(NotFound),
+    /// A limit change named an unknown queue.
+    UnknownQueue(UnknownQueue),
     /// An actor did not answer within the handle's call timeout.
     Timeout {
         /// The request that timed out.
@@ -34,6 +36,7 @@ impl fmt::Display for Error {
             Error::Submit(e) => e.fmt(f),
             Error::Cancel(e) => e.fmt(f),
             Error::NotFound(e) => e.fmt(f),
+            Error::UnknownQueue(e) => e.fmt(f),
             Error::Timeout { request } => write!(f, "`{request}` timed out"),
             Error::Unavailable { request } => {
                 write!(f, "`{request}` failed: runwarden's actors are not running")
@@ -49,6 +52,7 @@ impl std::error::Error for Error {
             Error::Submit(e) => Some(e),
             Error::Cancel(e) => Some(e),
             Error::NotFound(e) => Some(e),
+            Error::UnknownQueue(e) => Some(e),
             _ => None,
         }
     }
@@ -69,5 +73,11 @@ impl From<CancelError> for Error {
 impl From<NotFound> for Error {
     fn from(e: NotFound) -> Self {
         Error::NotFound(e)
+    }
+}
+
+impl From<UnknownQueue> for Error {
+    fn from(e: UnknownQueue) -> Self {
+        Error::UnknownQueue(e)
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef, Message, RpcReplyPort};
 use runwarden_actors::{
-    BoxedJob, CancelOutcome, DrainReport, ListQuery, RegistryMessage, RegistryStats, RunId,
-    RunPage, RunRecord, RunSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
-    SupervisorMessage, SupervisorStatus,
+    BoxedJob, CancelOutcome, DrainReport, IntoJobOutput, Json, ListQuery, QueueConfig,
+    RegistryMessage, RegistryStats, RunId, RunPage, RunRecord, RunSpec, SubmitError, Submitter,
+    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus,
 };
 
 use crate::error::Error;
@@ -48,6 +48,15 @@ impl RunwardenBuilder {
     /// At most `n` runs execute at once (at least 1); the rest wait `Queued`. Default: no limit.
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.args.max_concurrent = Some(n);
+        self
+    }
+
+    /// Adds (or reconfigures) a named queue. The queue `"default"` always exists; configure
+    /// it here to bound or limit it.
+    pub fn queue(mut self, name: impl Into<String>, config: QueueConfig) -> Self {
+        let name = name.into();
+        self.args.queues.retain(|(n, _)| *n != name);
+        self.args.queues.push((name, config));
         self
     }
 
@@ -133,13 +142,95 @@ impl Runwarden {
     /// # Errors
     /// [`SubmitError::ShuttingDown`] once a drain began; [`SubmitError::Unavailable`] if the
     /// actors are gone.
-    pub fn submit<F, Fut, E>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
+    pub fn submit<F, Fut, T, E>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
     where
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: std::fmt::Display + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: std::fmt::Display,
     {
         self.submitter.submit(spec, BoxedJob::new(job))
+    }
+
+    /// Like [`Runwarden::submit`] for a job that can be called again: needed for a run with a
+    /// retry policy, where each attempt calls it anew.
+    pub fn submit_repeatable<F, Fut, T, E>(
+        &self,
+        spec: RunSpec,
+        job: F,
+    ) -> Result<RunId, SubmitError>
+    where
+        F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: std::fmt::Display,
+    {
+        self.submitter.submit(spec, BoxedJob::repeatable(job))
+    }
+
+    /// Like [`Runwarden::submit`] for a job that returns a value: the value is serialised to
+    /// JSON and stored on the record (`result`) when the run completes. A value that cannot be
+    /// serialised fails the run with the serialisation error.
+    pub fn submit_returning<F, Fut, T, E>(
+        &self,
+        spec: RunSpec,
+        job: F,
+    ) -> Result<RunId, SubmitError>
+    where
+        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: serde::Serialize,
+        E: std::fmt::Display,
+    {
+        let job = BoxedJob::new(move |ctx| {
+            let fut = job(ctx);
+            async move {
+                let value = fut.await.map_err(|e| e.to_string())?;
+                let json = serde_json::to_value(value)
+                    .and_then(serde_json::from_value::<Json>)
+                    .map_err(|e| format!("result could not be serialised: {e}"))?;
+                Ok::<_, String>(json)
+            }
+        });
+        self.submitter.submit(spec, job)
+    }
+
+    /// Changes the global concurrency limit (`None`: unlimited) while running.
+    pub async fn set_global_limit(&self, limit: Option<usize>) -> Result<(), Error> {
+        let answer = ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::SetLimit(None, limit, r),
+            Some(self.call_timeout),
+            "set_global_limit",
+        )
+        .await?;
+        answer.map_err(Error::from)
+    }
+
+    /// Changes a queue's concurrency limit (`None`: only the global limit) while running.
+    pub async fn set_queue_limit(&self, queue: &str, limit: Option<usize>) -> Result<(), Error> {
+        let name = queue.to_owned();
+        let answer = ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::SetLimit(Some(name), limit, r),
+            Some(self.call_timeout),
+            "set_queue_limit",
+        )
+        .await?;
+        answer.map_err(Error::from)
+    }
+
+    /// Changes how many runs may wait in a queue (`None`: unbounded) while running.
+    pub async fn set_queue_max_length(&self, queue: &str, max: Option<usize>) -> Result<(), Error> {
+        let name = queue.to_owned();
+        let answer = ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::SetMaxLength(name, max, r),
+            Some(self.call_timeout),
+            "set_queue_max_length",
+        )
+        .await?;
+        answer.map_err(Error::from)
     }
 
     /// Like [`Runwarden::submit`] with an already boxed job.
@@ -219,7 +310,7 @@ impl Runwarden {
         .await
     }
 
-    /// The supervisor's queue and drain state.
+    /// The supervisor's queues, limits and drain state.
     pub async fn supervisor_status(&self) -> Result<SupervisorStatus, Error> {
         ask(
             self.submitter.supervisor(),

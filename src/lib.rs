@@ -55,10 +55,11 @@ mod handle;
 pub use error::Error;
 pub use handle::{Runwarden, RunwardenBuilder};
 pub use runwarden_actors::{
-    BoxedJob, CancelError, CancelOutcome, CancelReason, DrainReport, DrainState, ErrorKind, Json,
-    JsonObject, ListQuery, NotFound, RegistryMessage, RegistryStats, RunContext, RunError, RunId,
-    RunPage, RunRecord, RunSpec, RunStatus, SubmitError, Submitter, SupervisorActor,
-    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, ractor,
+    BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, DrainReport, DrainState,
+    ErrorKind, Json, JsonObject, ListQuery, NotFound, Progress, QueueConfig, QueueStatus,
+    RegistryMessage, RegistryStats, RetryOn, RetryPolicy, RunContext, RunError, RunId, RunPage,
+    RunRecord, RunSpec, RunStatus, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
+    SupervisorMessage, SupervisorStatus, Timestamp, UnknownQueue, ractor,
 };
 
 /// The actors, protocols and run model, for applications that drive them by message.

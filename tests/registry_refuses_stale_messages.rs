@@ -3,7 +3,7 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use runwarden::actors::{Transition, TransitionError};
+use runwarden::actors::{Submission, Transition, TransitionError};
 use runwarden::{
     BoxedJob, ErrorKind, RegistryMessage, RunId, RunRecord, RunSpec, RunStatus, Runwarden,
     Timestamp,
@@ -74,7 +74,7 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
         Ok::<_, String>(())
     });
     let dup = write(&registry, |r| {
-        RegistryMessage::Insert(impostor, job, Some(r))
+        RegistryMessage::Insert(Box::new(impostor), Submission::new(job), Some(r))
     })
     .await;
     assert_eq!(dup, Err(TransitionError::DuplicateId(id)));

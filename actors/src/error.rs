@@ -12,6 +12,16 @@ pub enum SubmitError {
     ShuttingDown,
     /// The registry or the supervisor actor is gone (it crashed or was stopped out of band).
     Unavailable,
+    /// The run's queue already holds its maximum number of waiting runs.
+    QueueFull {
+        /// The queue.
+        queue: String,
+    },
+    /// The spec names a queue the supervisor was not configured with.
+    UnknownQueue(String),
+    /// The run may be attempted more than once (a retry policy), but its job can only be
+    /// called once: build it with `BoxedJob::repeatable`.
+    NotRepeatable,
 }
 
 impl fmt::Display for SubmitError {
@@ -20,6 +30,13 @@ impl fmt::Display for SubmitError {
             SubmitError::ShuttingDown => f.write_str("runwarden is shutting down; run refused"),
             SubmitError::Unavailable => {
                 f.write_str("runwarden's actors are not running; run refused")
+            }
+            SubmitError::QueueFull { queue } => {
+                write!(f, "queue `{queue}` is full; run refused")
+            }
+            SubmitError::UnknownQueue(q) => write!(f, "no queue named `{q}`"),
+            SubmitError::NotRepeatable => {
+                f.write_str("a run with retries needs a repeatable job (BoxedJob::repeatable)")
             }
         }
     }
@@ -66,3 +83,15 @@ impl fmt::Display for NotFound {
 }
 
 impl std::error::Error for NotFound {}
+
+/// A limit change named a queue the supervisor does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownQueue(pub String);
+
+impl fmt::Display for UnknownQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no queue named `{}`", self.0)
+    }
+}
+
+impl std::error::Error for UnknownQueue {}

@@ -4,24 +4,77 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
+use ractor::ActorRef;
 use tokio::sync::watch;
 
-use crate::run::RunId;
+use crate::json::Json;
+use crate::registry::RegistryMessage;
+use crate::run::{Progress, RunId};
+
+/// What a finished job hands back: a value to store on the record, if any.
+pub type JobOutput = Option<Json>;
 
 /// The future of a running job, type-erased. `Err` carries the job error's `Display`.
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutput, String>> + Send + 'static>>;
 
-/// A job: called once, with its [`RunContext`], when its run starts.
+/// A value a job's future may return on success: `()` (nothing to store) or a [`Json`] value.
+pub trait IntoJobOutput {
+    /// Converts into what the record stores.
+    fn into_job_output(self) -> JobOutput;
+}
+
+impl IntoJobOutput for () {
+    fn into_job_output(self) -> JobOutput {
+        None
+    }
+}
+
+impl IntoJobOutput for Json {
+    fn into_job_output(self) -> JobOutput {
+        Some(self)
+    }
+}
+
+impl IntoJobOutput for Option<Json> {
+    fn into_job_output(self) -> JobOutput {
+        self
+    }
+}
+
+enum Kind {
+    Once(Box<dyn FnOnce(RunContext) -> JobFuture + Send + 'static>),
+    Repeatable(Arc<dyn Fn(RunContext) -> JobFuture + Send + Sync + 'static>),
+}
+
+/// A job: called with its [`RunContext`] when its run starts.
 ///
-/// Build one from any async closure with [`BoxedJob::new`]. The closure is not called while the
-/// run is queued, so a run cancelled while queued never executes any of the job's code.
-pub struct BoxedJob(Box<dyn FnOnce(RunContext) -> JobFuture + Send + 'static>);
+/// [`BoxedJob::new`] wraps a closure called at most once; [`BoxedJob::repeatable`] wraps one
+/// that can be called again, which retries and periodic schedules need. The closure is not
+/// called while the run is queued, so a run cancelled while queued never executes any of the
+/// job's code.
+pub struct BoxedJob(Kind);
+
+fn erase<Fut, T, E>(fut: Fut) -> JobFuture
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: IntoJobOutput,
+    E: fmt::Display,
+{
+    Box::pin(async move {
+        fut.await
+            .map(IntoJobOutput::into_job_output)
+            .map_err(|e| e.to_string())
+    })
+}
 
 impl BoxedJob {
-    /// Wraps `f`, whose future returns `Result<(), E>`; an `Err` fails the run with
-    /// `E`'s `Display` as its message.
+    /// Wraps `f`, whose future returns `Result<T, E>`: `Ok(())` or `Ok(json)` completes the
+    /// run (storing the value), `Err(e)` fails it with `e`'s `Display` as its message.
     ///
     /// ```
     /// use runwarden_actors::{BoxedJob, RunContext};
@@ -32,52 +85,141 @@ impl BoxedJob {
     ///     }
     ///     Ok(())
     /// });
-    /// # drop(job);
+    /// assert!(!job.is_repeatable());
     /// ```
-    pub fn new<F, Fut, E>(f: F) -> Self
+    pub fn new<F, Fut, T, E>(f: F) -> Self
     where
         F: FnOnce(RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: fmt::Display + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: fmt::Display,
     {
-        BoxedJob(Box::new(move |ctx| {
-            let fut = f(ctx);
-            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-        }))
+        BoxedJob(Kind::Once(Box::new(move |ctx| erase(f(ctx)))))
+    }
+
+    /// Wraps `f`, which can be called once per attempt (retries) or per occurrence (periodic
+    /// schedules).
+    pub fn repeatable<F, Fut, T, E>(f: F) -> Self
+    where
+        F: Fn(RunContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: fmt::Display,
+    {
+        BoxedJob(Kind::Repeatable(Arc::new(move |ctx| erase(f(ctx)))))
+    }
+
+    /// Wraps an already type-erased closure.
+    pub fn from_fn(f: impl FnOnce(RunContext) -> JobFuture + Send + 'static) -> Self {
+        BoxedJob(Kind::Once(Box::new(f)))
+    }
+
+    /// Whether the job can be called more than once.
+    pub fn is_repeatable(&self) -> bool {
+        matches!(self.0, Kind::Repeatable(_))
+    }
+
+    /// A second handle to a repeatable job; `None` for a job that runs once.
+    pub fn try_clone(&self) -> Option<BoxedJob> {
+        match &self.0 {
+            Kind::Once(_) => None,
+            Kind::Repeatable(f) => Some(BoxedJob(Kind::Repeatable(f.clone()))),
+        }
     }
 
     /// Calls the job, producing its future. Panics in the call itself are caught by the worker
     /// like panics while polling.
     pub(crate) fn start(self, ctx: RunContext) -> JobFuture {
-        (self.0)(ctx)
+        match self.0 {
+            Kind::Once(f) => f(ctx),
+            Kind::Repeatable(f) => f(ctx),
+        }
     }
 }
 
 impl fmt::Debug for BoxedJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BoxedJob")
+        f.debug_tuple("BoxedJob")
+            .field(&if self.is_repeatable() {
+                "repeatable"
+            } else {
+                "once"
+            })
+            .finish()
     }
 }
 
-/// What a job knows about its run: its id, and whether it has been asked to stop.
+/// A one-value mailbox for a run's progress: the job overwrites it, the registry takes it.
+///
+/// A report only sends a message to the registry when none is already on its way, so a job
+/// reporting in a tight loop costs one lock and one atomic per report and at most one message
+/// in flight; the registry always applies the latest value.
+#[derive(Debug, Default)]
+pub struct ProgressSlot {
+    latest: Mutex<Option<Progress>>,
+    notified: AtomicBool,
+}
+
+impl ProgressSlot {
+    /// Takes the latest report, re-arming notifications. Called by the registry.
+    pub(crate) fn take(&self) -> Option<Progress> {
+        // Clear the flag before taking: a report stored after this point sends a new message.
+        self.notified.store(false, Ordering::Release);
+        self.latest.lock().take()
+    }
+}
+
+/// What a job knows about its run: its id and attempt, whether it has been asked to stop, and
+/// where to report progress.
 ///
 /// Cancellation is cooperative first: [`RunContext::cancelled`] resolves when the run is
-/// cancelled (by a caller or a drain deadline). A job that does not return within the grace
-/// period after that has its future dropped at its next `.await`.
+/// cancelled (by a caller, a drain deadline or its time limit). A job that does not return
+/// within the grace period after that has its future dropped at its next `.await`.
 #[derive(Clone)]
 pub struct RunContext {
     id: RunId,
+    attempt: u32,
     cancel: watch::Receiver<bool>,
+    progress: Arc<ProgressSlot>,
+    registry: Option<ActorRef<RegistryMessage>>,
 }
 
 impl RunContext {
-    pub(crate) fn new(id: RunId, cancel: watch::Receiver<bool>) -> Self {
-        RunContext { id, cancel }
+    pub(crate) fn new(
+        id: RunId,
+        attempt: u32,
+        cancel: watch::Receiver<bool>,
+        registry: ActorRef<RegistryMessage>,
+    ) -> Self {
+        RunContext {
+            id,
+            attempt,
+            cancel,
+            progress: Arc::default(),
+            registry: Some(registry),
+        }
+    }
+
+    /// A context attached to no runwarden instance, for calling a job directly in a unit
+    /// test: it is never cancelled unless `cancel` is set, and progress goes nowhere.
+    pub fn detached(id: RunId, cancel: watch::Receiver<bool>) -> Self {
+        RunContext {
+            id,
+            attempt: 1,
+            cancel,
+            progress: Arc::default(),
+            registry: None,
+        }
     }
 
     /// The id of the run this job belongs to.
     pub fn run_id(&self) -> RunId {
         self.id
+    }
+
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// `true` once the run has been asked to stop.
@@ -94,22 +236,34 @@ impl RunContext {
         // An error means the worker (the sender) is gone: the run is over, so stop too.
         let _ = rx.wait_for(|cancelled| *cancelled).await;
     }
+
+    /// Reports progress. Cheap enough for a tight loop: reports are coalesced, and the
+    /// registry keeps the latest one on the record.
+    pub fn report(&self, progress: Progress) {
+        *self.progress.latest.lock() = Some(progress);
+        if !self.progress.notified.swap(true, Ordering::AcqRel) {
+            if let Some(registry) = &self.registry {
+                let _ = registry.cast(RegistryMessage::Progress(self.id, self.progress.clone()));
+            }
+        }
+    }
 }
 
 impl fmt::Debug for RunContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunContext")
             .field("run_id", &self.id)
+            .field("attempt", &self.attempt)
             .field("cancelled", &self.is_cancelled())
             .finish()
     }
 }
 
 /// How a job's future ended. Carried by [`crate::WorkerMessage::JobFinished`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
-    /// Returned `Ok(())`.
-    Ok,
+    /// Returned `Ok`, with the value to store if any.
+    Ok(JobOutput),
     /// Returned `Err`; its `Display`.
     Err(String),
     /// Panicked; the panic message.
@@ -119,15 +273,15 @@ pub enum JobOutcome {
 impl fmt::Display for JobOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JobOutcome::Ok => f.write_str("returned Ok"),
+            JobOutcome::Ok(_) => f.write_str("returned Ok"),
             JobOutcome::Err(e) => write!(f, "returned an error: {e}"),
             JobOutcome::Panicked(m) => write!(f, "panicked: {m}"),
         }
     }
 }
 
-/// Calls and polls a job, turning a panic (in the call or in any poll) into
-/// [`JobOutcome::Panicked`] instead of unwinding into the task.
+/// Calls and polls a job, turning a panic (in the call, in any poll, or in the future's
+/// destructor) into [`JobOutcome::Panicked`] instead of unwinding into the task.
 pub(crate) struct CatchUnwind {
     job: Option<BoxedJob>,
     ctx: Option<RunContext>,
@@ -165,7 +319,7 @@ impl Future for CatchUnwind {
         }));
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(()))) => Poll::Ready(JobOutcome::Ok),
+            Ok(Poll::Ready(Ok(output))) => Poll::Ready(JobOutcome::Ok(output)),
             Ok(Poll::Ready(Err(e))) => Poll::Ready(JobOutcome::Err(e)),
             Err(payload) => {
                 // The future may be half-updated after a panic: drop it (catching a panic in

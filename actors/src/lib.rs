@@ -45,30 +45,38 @@
 mod error;
 mod job;
 mod json;
+mod queue;
 mod registry;
 mod run;
+mod serde_duration;
 mod submitter;
 mod supervisor;
 mod time;
 mod worker;
 
-pub use error::{CancelError, NotFound, SubmitError};
-pub use job::{BoxedJob, JobFuture, JobOutcome, RunContext};
+pub use error::{CancelError, NotFound, SubmitError, UnknownQueue};
+pub use job::{
+    BoxedJob, IntoJobOutput, JobFuture, JobOutcome, JobOutput, ProgressSlot, RunContext,
+};
 pub use json::{Json, JsonObject};
+pub use queue::{QueueConfig, QueueSlot};
 pub use registry::{
     ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState, RegistryStats,
-    RunPage, WriteReply,
+    RunPage, Submission, WriteReply,
 };
 pub use run::{
-    ErrorKind, RunError, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
+    DEFAULT_QUEUE, ErrorKind, Progress, RetryOn, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
+    RunStatus, Transition, TransitionError,
 };
 pub use submitter::Submitter;
 pub use supervisor::{
-    CancelOutcome, CancelReason, DrainReport, DrainState, PreparedRun, SupervisorActor,
-    SupervisorArguments, SupervisorMessage, SupervisorState, SupervisorStatus,
+    CancelOutcome, CancelReason, DrainReport, DrainState, Internal, PreparedRun, QueueStatus,
+    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorState, SupervisorStatus,
 };
 pub use time::{ParseTimestampError, Timestamp};
-pub use worker::{WorkerActor, WorkerArguments, WorkerMessage, WorkerState};
+pub use worker::{
+    AttemptEnd, CancelReply, WorkerActor, WorkerArguments, WorkerMessage, WorkerState,
+};
 
 /// The actor framework runwarden is built on, re-exported so users match its version.
 pub use ractor;

@@ -5,13 +5,19 @@
 //! that others read: there is no shared map behind a lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CancelError, NotFound};
-use crate::job::BoxedJob;
-use crate::run::{ErrorKind, RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::job::{BoxedJob, ProgressSlot};
+use crate::queue::QueueSlot;
+use crate::run::{
+    ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
+};
 use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage};
 
 /// A reply port for the outcome of a write, for senders that want to know (tests, tools).
@@ -27,11 +33,15 @@ pub enum RegistryMessage {
     ///
     /// Routing the job through the registry means every run the registry shows as active has
     /// its `Start` in the supervisor's mailbox already: see [`RegistryMessage::AnswerCancel`].
-    Insert(RunRecord, BoxedJob, Option<WriteReply>),
+    Insert(Box<RunRecord>, Submission, Option<WriteReply>),
     /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
     /// queued run, a dead worker): apply one transition. A stale, out-of-order or unknown one
     /// is refused with a typed error and a warning, never applied.
     Transition(RunId, Transition, Option<WriteReply>),
+    /// Sent by a job's [`crate::RunContext`] when it has a progress report waiting in the
+    /// slot and no message about it is on its way: take the latest report and keep it on the
+    /// record (ignored once the run is terminal).
+    Progress(RunId, Arc<ProgressSlot>),
     /// Query: one run's record.
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// Query: runs matching a filter, newest first, with the true total.
@@ -56,6 +66,47 @@ pub enum RegistryMessage {
     Barrier(Internal),
     /// Query: counters.
     Stats(RpcReplyPort<RegistryStats>),
+}
+
+/// A run's job, and how to run it, travelling with [`RegistryMessage::Insert`].
+pub struct Submission {
+    pub(crate) job: BoxedJob,
+    pub(crate) slot: Option<QueueSlot>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry: Option<RetryPolicy>,
+}
+
+impl Submission {
+    /// A job inserted by hand (without a submitter): no queue-length slot, no time limit, no
+    /// retry.
+    pub fn new(job: BoxedJob) -> Self {
+        Submission {
+            job,
+            slot: None,
+            timeout: None,
+            retry: None,
+        }
+    }
+
+    /// A job admitted to its queue by a submitter, with the spec's resolved limits.
+    pub(crate) fn admitted(job: BoxedJob, slot: QueueSlot, spec: &RunSpec) -> Self {
+        Submission {
+            job,
+            slot: Some(slot),
+            timeout: spec.timeout,
+            retry: spec.retry,
+        }
+    }
+}
+
+impl fmt::Debug for Submission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submission")
+            .field("job", &self.job)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A filter for [`RegistryMessage::List`]. Filters combine (status AND label).
@@ -278,12 +329,13 @@ impl Actor for RegistryActor {
         // Every reply below is a plain send: the registry never waits on another actor, so
         // any actor may call it from inside a handler without risking a deadlock.
         match message {
-            RegistryMessage::Insert(record, job, reply) => {
-                let (id, label) = (record.id, record.label.clone());
-                let result = state.insert(record);
+            RegistryMessage::Insert(record, submission, reply) => {
+                let id = record.id;
+                let run = PreparedRun::new(&record, submission);
+                let result = state.insert(*record);
                 match &result {
                     Ok(()) => {
-                        let start = SupervisorMessage::Start(PreparedRun { id, label, job });
+                        let start = SupervisorMessage::Start(run);
                         if state.supervisor.cast(start).is_err() {
                             // The run was accepted, so it must still end: record why it cannot run.
                             let t = Transition::failed(
@@ -308,6 +360,13 @@ impl Actor for RegistryActor {
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
+                }
+            }
+            RegistryMessage::Progress(id, slot) => {
+                if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
+                    if record.status.is_active() {
+                        record.progress = Some(progress);
+                    }
                 }
             }
             RegistryMessage::Get(id, reply) => {

@@ -136,6 +136,9 @@ pub enum ErrorKind {
     Returned,
     /// The job panicked; the message is the panic payload.
     Panicked,
+    /// The run hit its time limit: the job was signalled, then dropped after the grace
+    /// period if it had not stopped.
+    TimedOut,
     /// The worker actor running the job failed (a fault outside the job).
     WorkerDied,
     /// The supervisor had stopped when the run was handed to it, so the run never started.
@@ -175,8 +178,8 @@ impl fmt::Display for RunError {
     }
 }
 
-/// What a caller says about a run when submitting it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What a caller says about a run when submitting it: what it is, and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// What is run (a job kind, a module id): used for filtering.
     pub label: String,
@@ -184,16 +187,35 @@ pub struct RunSpec {
     pub name: String,
     /// The job's parameters.
     pub params: JsonObject,
+    /// The queue the run waits in; `None` means [`DEFAULT_QUEUE`].
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Higher runs first within its queue; equal priorities run in submission order.
+    #[serde(default)]
+    pub priority: i32,
+    /// Time limit of each attempt; `None` uses the queue's default (if any).
+    #[serde(default, with = "crate::serde_duration::opt_millis")]
+    pub timeout: Option<Duration>,
+    /// How failed attempts are retried; `None` uses the queue's default (if any).
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
+/// The queue a run uses when its spec names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
 impl RunSpec {
-    /// A spec with this label, the label as its name, and no parameters.
+    /// A spec with this label, the label as its name, no parameters, default queue, priority 0.
     pub fn new(label: impl Into<String>) -> Self {
         let label = label.into();
         RunSpec {
             name: label.clone(),
             label,
             params: JsonObject::new(),
+            queue: None,
+            priority: 0,
+            timeout: None,
+            retry: None,
         }
     }
 
@@ -212,6 +234,186 @@ impl RunSpec {
     /// Replaces all parameters.
     pub fn params(mut self, params: JsonObject) -> Self {
         self.params = params;
+        self
+    }
+
+    /// Runs in the named queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Sets the priority (higher first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Limits each attempt to `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries failed attempts by `policy` (the job must be repeatable).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The queue name this spec resolves to.
+    pub fn queue_name(&self) -> &str {
+        self.queue.as_deref().unwrap_or(DEFAULT_QUEUE)
+    }
+}
+
+/// Which failures a [`RetryPolicy`] retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOn {
+    /// The job returned `Err`.
+    pub errors: bool,
+    /// The job panicked.
+    pub panics: bool,
+    /// The attempt hit its time limit.
+    pub timeouts: bool,
+}
+
+impl Default for RetryOn {
+    /// Errors and timeouts retry; panics (usually bugs) do not.
+    fn default() -> Self {
+        RetryOn {
+            errors: true,
+            panics: false,
+            timeouts: true,
+        }
+    }
+}
+
+/// How a run's failed attempts are retried: exponential backoff with jitter.
+///
+/// The wait before attempt `n + 1` is `initial_backoff * multiplier^(n - 1)`, capped at
+/// `max_backoff`, then reduced by a random fraction of at most `jitter` (0 = exact,
+/// 1 = anywhere between zero and the full wait). Cancels and drains never retry.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first (1 = no retry).
+    pub max_attempts: u32,
+    /// The wait after the first failure.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub initial_backoff: Duration,
+    /// The longest wait.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub max_backoff: Duration,
+    /// Growth of the wait per attempt.
+    pub multiplier: f64,
+    /// Largest fraction of the wait removed at random, in `0.0..=1.0`.
+    pub jitter: f64,
+    /// Which failures retry.
+    pub retry_on: RetryOn,
+}
+
+impl Default for RetryPolicy {
+    /// 3 attempts, 1 s then 2 s, at most 60 s, 20 % jitter, retrying errors and timeouts.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            multiplier: 2.0,
+            jitter: 0.2,
+            retry_on: RetryOn::default(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// `max_attempts` attempts with the other defaults.
+    pub fn attempts(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the first wait and the cap.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Sets the jitter fraction (clamped to `0.0..=1.0`).
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Sets which failures retry.
+    pub fn retry_on(mut self, retry_on: RetryOn) -> Self {
+        self.retry_on = retry_on;
+        self
+    }
+
+    /// Whether a failure of `kind` after attempt `attempt` (1-based) is retried.
+    pub fn retries(&self, kind: ErrorKind, attempt: u32) -> bool {
+        attempt < self.max_attempts
+            && match kind {
+                ErrorKind::Returned => self.retry_on.errors,
+                ErrorKind::Panicked => self.retry_on.panics,
+                ErrorKind::TimedOut => self.retry_on.timeouts,
+                _ => false,
+            }
+    }
+
+    /// The wait after attempt `attempt` (1-based) failed. `unit` in `[0, 1)` picks the jitter.
+    pub fn backoff_after(&self, attempt: u32, unit: f64) -> Duration {
+        let exp = self
+            .multiplier
+            .max(1.0)
+            .powi(attempt.saturating_sub(1) as i32);
+        let full = self.initial_backoff.as_secs_f64() * exp;
+        let capped = full.min(self.max_backoff.as_secs_f64()).max(0.0);
+        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
+        Duration::from_secs_f64(capped * (1.0 - jitter))
+    }
+}
+
+/// A job's latest progress report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Percent done, `0.0..=100.0`.
+    pub percent: Option<f64>,
+    /// Items processed so far.
+    pub done: Option<u64>,
+    /// Items in all.
+    pub total: Option<u64>,
+    /// A short message.
+    pub message: Option<String>,
+}
+
+impl Progress {
+    /// Progress as a percentage.
+    pub fn percent(percent: f64) -> Self {
+        Progress {
+            percent: Some(percent.clamp(0.0, 100.0)),
+            ..Default::default()
+        }
+    }
+
+    /// Progress as items processed out of a total; the percentage is derived.
+    pub fn items(done: u64, total: u64) -> Self {
+        let percent = (total > 0).then(|| (done as f64 * 100.0 / total as f64).min(100.0));
+        Progress {
+            percent,
+            done: Some(done),
+            total: Some(total),
+            message: None,
+        }
+    }
+
+    /// Adds a message.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
         self
     }
 }
@@ -240,6 +442,22 @@ pub struct RunRecord {
     pub duration_ms: Option<f64>,
     /// Why it did not complete (`Failed` and `Cancelled` runs).
     pub error: Option<RunError>,
+    /// The queue it runs in.
+    pub queue: String,
+    /// Its priority within the queue.
+    pub priority: i32,
+    /// The current (or last) attempt, from 1.
+    pub attempt: u32,
+    /// Attempts allowed in all (1 without a retry policy).
+    pub max_attempts: u32,
+    /// The errors of earlier attempts, oldest first.
+    pub attempt_errors: Vec<RunError>,
+    /// When the next attempt is due, while the run waits to be retried.
+    pub next_attempt_at: Option<Timestamp>,
+    /// The job's latest progress report.
+    pub progress: Option<Progress>,
+    /// The value the job returned, for completed runs that return one.
+    pub result: Option<Json>,
 }
 
 /// A change to a run, sent to the registry by the actor that observed it.
@@ -250,6 +468,16 @@ pub enum Transition {
         /// When the job started.
         at: Timestamp,
     },
+    /// `Running → Queued`: the attempt failed and another one is due at `next_attempt_at`.
+    /// The attempt number goes up by one, so the run still only moves forwards.
+    RetryScheduled {
+        /// When the attempt ended.
+        at: Timestamp,
+        /// Why it failed.
+        error: RunError,
+        /// When the next attempt is due.
+        next_attempt_at: Timestamp,
+    },
     /// `Queued | Running →` a terminal status.
     Finished {
         /// `Completed`, `Failed` or `Cancelled`.
@@ -258,16 +486,24 @@ pub enum Transition {
         at: Timestamp,
         /// Required for `Failed` and `Cancelled`, absent for `Completed`.
         error: Option<RunError>,
+        /// What a completed job returned, if anything.
+        result: Option<Json>,
     },
 }
 
 impl Transition {
     /// `Completed` now.
     pub fn completed() -> Self {
+        Self::completed_with(None)
+    }
+
+    /// `Completed` now with the job's returned value.
+    pub fn completed_with(result: Option<Json>) -> Self {
         Transition::Finished {
             status: RunStatus::Completed,
             at: Timestamp::now(),
             error: None,
+            result,
         }
     }
 
@@ -277,6 +513,7 @@ impl Transition {
             status: RunStatus::Failed,
             at: Timestamp::now(),
             error: Some(RunError::new(kind, message)),
+            result: None,
         }
     }
 
@@ -286,6 +523,7 @@ impl Transition {
             status: RunStatus::Cancelled,
             at: Timestamp::now(),
             error: Some(RunError::new(kind, message)),
+            result: None,
         }
     }
 
@@ -293,6 +531,7 @@ impl Transition {
     pub fn target(&self) -> RunStatus {
         match self {
             Transition::Started { .. } => RunStatus::Running,
+            Transition::RetryScheduled { .. } => RunStatus::Queued,
             Transition::Finished { status, .. } => *status,
         }
     }
@@ -361,14 +600,26 @@ impl fmt::Display for TransitionError {
 impl std::error::Error for TransitionError {}
 
 impl RunRecord {
-    /// A new `Queued` record created now.
+    /// A new `Queued` record created now, for its first attempt.
     pub fn queued(id: RunId, spec: RunSpec) -> Self {
+        let queue = spec.queue_name().to_owned();
+        let max_attempts = spec.retry.map_or(1, |r| r.max_attempts.max(1));
         let RunSpec {
             label,
             name,
             params,
+            priority,
+            ..
         } = spec;
         RunRecord {
+            queue,
+            priority,
+            attempt: 1,
+            max_attempts,
+            attempt_errors: Vec::new(),
+            next_attempt_at: None,
+            progress: None,
+            result: None,
             id,
             label,
             name,
@@ -386,7 +637,9 @@ impl RunRecord {
     /// record unchanged.
     ///
     /// Allowed: `Queued → Running`, `Queued → Failed | Cancelled`,
-    /// `Running → Completed | Failed | Cancelled`. A terminal status is final. Times are
+    /// `Running → Completed | Failed | Cancelled`, and `Running → Queued` as a
+    /// `RetryScheduled` that starts the next attempt (so `(attempt, status)` only ever moves
+    /// forwards). A terminal status is final. Times are
     /// clamped so they never run backwards (`created ≤ started ≤ finished`) even if the
     /// sender's clock stepped.
     pub fn apply(&mut self, t: Transition) -> Result<(), TransitionError> {
@@ -409,9 +662,33 @@ impl RunRecord {
                     });
                 }
                 self.status = RunStatus::Running;
-                self.started_at = Some(at.max(self.created_at));
+                // A retried run keeps the start of its first attempt.
+                self.started_at = Some(self.started_at.unwrap_or(at.max(self.created_at)));
+                self.next_attempt_at = None;
             }
-            Transition::Finished { status, at, error } => {
+            Transition::RetryScheduled {
+                at: _,
+                error,
+                next_attempt_at,
+            } => {
+                if self.status != RunStatus::Running || self.attempt >= self.max_attempts {
+                    return Err(TransitionError::OutOfOrder {
+                        id,
+                        from: self.status,
+                        to,
+                    });
+                }
+                self.status = RunStatus::Queued;
+                self.attempt += 1;
+                self.attempt_errors.push(error);
+                self.next_attempt_at = Some(next_attempt_at);
+            }
+            Transition::Finished {
+                status,
+                at,
+                error,
+                result,
+            } => {
                 match (status, &error) {
                     (RunStatus::Queued | RunStatus::Running, _) => {
                         return Err(TransitionError::Malformed {
@@ -446,6 +723,8 @@ impl RunRecord {
                 self.finished_at = Some(at);
                 self.duration_ms = Some(at.saturating_duration_since(since).as_secs_f64() * 1000.0);
                 self.error = error;
+                self.result = result;
+                self.next_attempt_at = None;
             }
         }
         Ok(())

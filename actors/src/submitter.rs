@@ -8,7 +8,8 @@ use ractor::ActorRef;
 
 use crate::error::SubmitError;
 use crate::job::BoxedJob;
-use crate::registry::RegistryMessage;
+use crate::queue::QueueTable;
+use crate::registry::{RegistryMessage, Submission};
 use crate::run::{RunId, RunRecord, RunSpec};
 use crate::supervisor::SupervisorMessage;
 
@@ -45,6 +46,7 @@ pub struct Submitter {
     supervisor: ActorRef<SupervisorMessage>,
     registry: ActorRef<RegistryMessage>,
     gate: Gate,
+    table: Arc<QueueTable>,
 }
 
 impl Submitter {
@@ -52,28 +54,35 @@ impl Submitter {
         supervisor: ActorRef<SupervisorMessage>,
         registry: ActorRef<RegistryMessage>,
         gate: Gate,
+        table: Arc<QueueTable>,
     ) -> Self {
         Submitter {
             supervisor,
             registry,
             gate,
+            table,
         }
     }
 
     /// Accepts a run and returns its id at once; the job starts when a worker is free.
     ///
     /// # Errors
-    /// [`SubmitError::ShuttingDown`] once a drain has begun; [`SubmitError::Unavailable`] if
-    /// the actors are gone. In both cases nothing was recorded.
-    pub fn submit(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
+    /// [`SubmitError::ShuttingDown`] once a drain has begun; [`SubmitError::QueueFull`] when
+    /// the run's queue is at its length bound; [`SubmitError::UnknownQueue`];
+    /// [`SubmitError::NotRepeatable`] for a retry policy on a run-once job;
+    /// [`SubmitError::Unavailable`] if the actors are gone. In every case nothing was recorded.
+    pub fn submit(&self, mut spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
         let closed = self.gate.0.read();
         if *closed {
             return Err(SubmitError::ShuttingDown);
         }
+        let slot = self.table.admit(&mut spec, &job)?;
         let id = RunId::new();
+        let submission = Submission::admitted(job, slot, &spec);
         // One message: the registry records the run, then hands the job to the supervisor.
         // Recording first is what makes a query right after `submit` find the run.
-        let insert = RegistryMessage::Insert(RunRecord::queued(id, spec), job, None);
+        let insert =
+            RegistryMessage::Insert(Box::new(RunRecord::queued(id, spec)), submission, None);
         let refused = self.registry.cast(insert).err();
         drop(closed);
         // A refused message (holding the job) is dropped only after the gate is released: a

@@ -1,8 +1,10 @@
-//! The supervisor actor: accepts runs, spawns one linked worker per running run, turns worker
-//! exits into terminal statuses, and owns cancellation and drain.
+//! The supervisor actor: admission, named queues with limits and priorities, one linked
+//! worker per running attempt, retry waits, cancellation and drain.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -12,34 +14,38 @@ use ractor::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CancelError, SubmitError};
+use crate::error::{CancelError, SubmitError, UnknownQueue};
 use crate::job::BoxedJob;
-use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage};
-use crate::run::{ErrorKind, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError};
+use crate::queue::{QueueConfig, QueueSlot, QueueTable};
+use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage, Submission};
+use crate::run::{
+    DEFAULT_QUEUE, ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition,
+    TransitionError,
+};
 use crate::submitter::{Gate, Submitter};
-use crate::worker::{self, AbortOnDrop, WorkerActor, WorkerArguments, WorkerMessage, WorkerState};
+use crate::worker::{
+    self, AbortOnDrop, AttemptEnd, CancelReply, WorkerActor, WorkerArguments, WorkerMessage,
+    WorkerState,
+};
 
 /// Messages the supervisor handles.
 #[derive(Debug)]
 pub enum SupervisorMessage {
     /// Sent by an application actor: accept a run. The supervisor records it in the registry
     /// (which hands the job back as [`SupervisorMessage::Start`]) and replies with its id, or
-    /// [`SubmitError::ShuttingDown`] once draining.
+    /// a [`SubmitError`] (`ShuttingDown`, `QueueFull`, ...).
     Submit(RunSpec, BoxedJob, RpcReplyPort<Result<RunId, SubmitError>>),
-    /// Sent only by the registry, right after it recorded the run: queue the run, or start it
-    /// if a slot is free. ([`PreparedRun`] cannot be built outside this crate.)
+    /// Sent only by the registry, right after it recorded the run: queue the run by priority,
+    /// and start runs while limits allow. ([`PreparedRun`] cannot be built outside this crate.)
     Start(PreparedRun),
-    /// Sent by anyone: cancel a run. A queued run is cancelled here and answered at once; a
-    /// running run's request (with the caller's port) is forwarded to its worker, which
-    /// answers; for any other id the registry answers `NotFound` or `AlreadyFinished`.
-    Cancel(RunId, RpcReplyPort<Result<CancelOutcome, CancelError>>),
+    /// Sent by anyone: cancel a run. A queued or retry-waiting run is cancelled here and
+    /// answered at once; a running run's request (with the caller's port) is forwarded to its
+    /// worker, which answers; for any other id the registry answers `NotFound` or
+    /// `AlreadyFinished`.
+    Cancel(RunId, CancelReply),
     /// Sent by the registry: a [`SupervisorMessage::Cancel`] that overtook its run's `Start`,
     /// sent back once, now behind that `Start`.
-    CancelForwarded(
-        Internal,
-        RunId,
-        RpcReplyPort<Result<CancelOutcome, CancelError>>,
-    ),
+    CancelForwarded(Internal, RunId, CancelReply),
     /// Sent by anyone: stop accepting runs, wait until every accepted run is terminal, and
     /// reply with the report. At `deadline` the runs still active are cancelled. Several
     /// drains share the first one's deadline; a drain after the end replies at once.
@@ -49,9 +55,26 @@ pub enum SupervisorMessage {
     DrainBarrier(Internal),
     /// Sent by the supervisor to itself when the drain deadline passes.
     DrainDeadline(Internal),
+    /// Sent by the supervisor to itself when a run's retry backoff has passed: the run goes
+    /// back into its queue.
+    RetryDue(Internal, RunId),
+    /// Sent by anyone: change the global limit (`queue: None`) or a queue's limit. `None` as
+    /// the limit means unlimited. Runs start at once if the new limit allows.
+    SetLimit(
+        Option<String>,
+        Option<usize>,
+        RpcReplyPort<Result<(), UnknownQueue>>,
+    ),
+    /// Sent by anyone: change how many runs may wait in a queue (`None`: unbounded). Runs
+    /// already waiting stay.
+    SetMaxLength(
+        String,
+        Option<usize>,
+        RpcReplyPort<Result<(), UnknownQueue>>,
+    ),
     /// Query: a [`Submitter`] for this supervisor (the handle's fast path).
     GetSubmitter(RpcReplyPort<Submitter>),
-    /// Query: queue and drain state as the supervisor sees it.
+    /// Query: queues, limits and drain state as the supervisor sees them.
     Status(RpcReplyPort<SupervisorStatus>),
 }
 
@@ -66,12 +89,48 @@ impl Internal {
     }
 }
 
-/// A run on its way from the registry to the supervisor. Its fields are private so only the
-/// registry, which has already recorded the run, can make one.
+/// One attempt of a run on its way from the registry to the supervisor and on to a worker.
+/// Its fields are private so only runwarden's actors can make one.
 pub struct PreparedRun {
     pub(crate) id: RunId,
     pub(crate) label: String,
-    pub(crate) job: BoxedJob,
+    pub(crate) queue: String,
+    pub(crate) priority: i32,
+    pub(crate) attempt: u32,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry: Option<RetryPolicy>,
+    job: Option<BoxedJob>,
+    /// The run's place in its queue's length bound, held until the run first starts.
+    slot: Option<QueueSlot>,
+}
+
+impl PreparedRun {
+    pub(crate) fn new(record: &RunRecord, submission: Submission) -> Self {
+        PreparedRun {
+            id: record.id,
+            label: record.label.clone(),
+            queue: record.queue.clone(),
+            priority: record.priority,
+            attempt: record.attempt,
+            timeout: submission.timeout,
+            retry: submission.retry,
+            job: Some(submission.job),
+            slot: submission.slot,
+        }
+    }
+
+    pub(crate) fn has_job(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// The job for one attempt: a handle to a repeatable job (which stays for retries), or
+    /// the run-once job itself.
+    pub(crate) fn take_job_for_attempt(&mut self) -> Option<BoxedJob> {
+        match self.job.as_ref().and_then(BoxedJob::try_clone) {
+            Some(job) => Some(job),
+            None => self.job.take(),
+        }
+    }
 }
 
 impl fmt::Debug for PreparedRun {
@@ -79,7 +138,10 @@ impl fmt::Debug for PreparedRun {
         f.debug_struct("PreparedRun")
             .field("id", &self.id)
             .field("label", &self.label)
-            .finish()
+            .field("queue", &self.queue)
+            .field("priority", &self.priority)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +168,8 @@ impl fmt::Display for CancelReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelOutcome {
-    /// The run was queued: it is `Cancelled` now, and its job never ran.
+    /// The run was queued (or waiting to be retried): it is `Cancelled` now, and its job will
+    /// not run again.
     CancelledWhileQueued,
     /// The run was running: its job was signalled and the run will end `Cancelled`, at the
     /// latest when the grace period runs out.
@@ -128,7 +191,7 @@ pub enum DrainState {
 }
 
 /// What a drain waited for: every run the supervisor still held when the drain began (queued,
-/// or with a live worker) and every run admitted before the gate closed.
+/// waiting to be retried, or with a live worker) and every run admitted before the gate closed.
 ///
 /// A run whose terminal status was already visible to callers can still be counted if its
 /// worker had not exited yet; the registry's records are the exact account of every run.
@@ -146,13 +209,34 @@ pub struct DrainReport {
     pub deadline_hit: bool,
 }
 
-/// The supervisor's view of its runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SupervisorStatus {
-    /// Runs waiting for a slot.
+/// One queue as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    /// The queue's name.
+    pub name: String,
+    /// Its concurrency limit (`None`: only the global limit).
+    pub limit: Option<usize>,
+    /// Runs waiting to start (retry waits excluded).
     pub queued: usize,
     /// Runs with a live worker.
     pub running: usize,
+    /// Runs admitted and not yet started, as counted against `max_length`.
+    pub admitted_waiting: usize,
+}
+
+/// The supervisor's view of its runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorStatus {
+    /// Runs waiting for a slot, in all queues.
+    pub queued: usize,
+    /// Runs with a live worker.
+    pub running: usize,
+    /// Runs waiting for their retry backoff to pass.
+    pub retry_waiting: usize,
+    /// The global limit (`None`: unlimited).
+    pub global_limit: Option<usize>,
+    /// Per-queue figures, default queue included.
+    pub queues: Vec<QueueStatus>,
     /// Drain progress.
     pub drain: DrainState,
 }
@@ -164,11 +248,13 @@ pub struct SupervisorActor;
 /// Start-up input of the supervisor.
 #[derive(Debug, Clone)]
 pub struct SupervisorArguments {
-    /// At most this many runs execute at once; the rest wait `Queued` (no worker, no task).
-    /// `None`: no limit.
+    /// At most this many runs execute at once, over all queues; the rest wait `Queued` (no
+    /// worker, no task). `None`: no global limit.
     pub max_concurrent: Option<usize>,
-    /// How long a cancelled job may take to stop before its future is dropped.
+    /// How long a cancelled (or timed-out) job may take to stop before its future is dropped.
     pub cancel_grace: Duration,
+    /// Named queues. The queue `"default"` always exists (unlimited unless configured here).
+    pub queues: Vec<(String, QueueConfig)>,
 }
 
 impl Default for SupervisorArguments {
@@ -176,6 +262,7 @@ impl Default for SupervisorArguments {
         SupervisorArguments {
             max_concurrent: None,
             cancel_grace: Duration::from_secs(5),
+            queues: Vec::new(),
         }
     }
 }
@@ -183,7 +270,7 @@ impl Default for SupervisorArguments {
 /// Counts of terminal statuses, by [`RunStatus::index`].
 type Ended = [usize; 5];
 
-type CancelReply = RpcReplyPort<Result<CancelOutcome, CancelError>>;
+type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
 
 enum Drain {
     NotDraining,
@@ -195,22 +282,42 @@ enum Drain {
         deadline_hit: bool,
         cancelled_by_drain: Vec<RunId>,
         /// Held only so that dropping the drain state cancels the deadline timer task.
-        _timer: AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>,
+        _timer: Timer,
     },
     Drained(DrainReport),
+}
+
+/// Queue order: higher priority first, then submission order.
+type QueueKey = (Reverse<i32>, u64);
+
+struct QueueState {
+    limit: Option<usize>,
+    running: usize,
+    waiting: BTreeMap<QueueKey, PreparedRun>,
+}
+
+struct RetryWait {
+    run: PreparedRun,
+    _timer: Timer,
 }
 
 /// The supervisor's data.
 pub struct SupervisorState {
     registry: ActorRef<RegistryMessage>,
     gate: Gate,
-    max_concurrent: usize,
+    table: Arc<QueueTable>,
+    global_limit: Option<usize>,
     cancel_grace: Duration,
-    /// Runs waiting for a slot, in arrival order. Queued runs own no actor and no task.
-    queue: VecDeque<PreparedRun>,
-    /// Live workers by run, and the reverse map for supervision events.
-    workers: HashMap<RunId, ActorRef<WorkerMessage>>,
+    /// Per queue, by the table's index.
+    queues: Vec<QueueState>,
+    /// Where each waiting run sits, for cancels.
+    queued_at: HashMap<RunId, (usize, QueueKey)>,
+    next_seq: u64,
+    /// Live workers by run (with their queue), and the reverse map for supervision events.
+    workers: HashMap<RunId, (ActorRef<WorkerMessage>, usize)>,
     runs_by_actor: HashMap<ActorId, RunId>,
+    /// Runs waiting for their retry backoff. They own no actor; a timer task per run.
+    retry_waits: HashMap<RunId, RetryWait>,
     /// Runs whose worker was sent a cancel: if the worker dies before ending the run, the run
     /// ends `Cancelled`, as the cancel's `Ok` answer promised.
     cancel_sent: HashSet<RunId>,
@@ -224,8 +331,9 @@ pub struct SupervisorState {
 impl fmt::Debug for SupervisorState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupervisorState")
-            .field("queued", &self.queue.len())
+            .field("queued", &self.queued_at.len())
             .field("running", &self.workers.len())
+            .field("retry_waiting", &self.retry_waits.len())
             .finish_non_exhaustive()
     }
 }
@@ -239,7 +347,30 @@ impl SupervisorState {
         }
     }
 
-    /// Records a terminal status the supervisor decided itself (queued cancel, dead worker).
+    fn status(&self) -> SupervisorStatus {
+        let queues = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| QueueStatus {
+                name: self.table.name(i).to_owned(),
+                limit: q.limit,
+                queued: q.waiting.len(),
+                running: q.running,
+                admitted_waiting: self.table.waiting(i),
+            })
+            .collect();
+        SupervisorStatus {
+            queued: self.queued_at.len(),
+            running: self.workers.len(),
+            retry_waiting: self.retry_waits.len(),
+            global_limit: self.global_limit,
+            queues,
+            drain: self.drain_state(),
+        }
+    }
+
+    /// Records a terminal status the supervisor decided itself (queued cancel, drain).
     fn end_here(&mut self, id: RunId, t: Transition) {
         self.ended[t.target().index()] += 1;
         if let Err(e) = self.registry.cast(RegistryMessage::Transition(id, t, None)) {
@@ -247,7 +378,8 @@ impl SupervisorState {
         }
     }
 
-    /// Takes a newly accepted run: starts it if a slot is free, queues it otherwise.
+    /// Takes a newly accepted run (or one whose retry is due) into its queue, then starts
+    /// what the limits allow.
     async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, run: PreparedRun) {
         match &mut self.drain {
             // Admitted before the gate closed, but its `Start` arrived after the deadline (the
@@ -276,30 +408,57 @@ impl SupervisorState {
             }
             _ => {}
         }
-        self.queue.push_back(run);
+        let queue = match self.table.index(&run.queue) {
+            Some(q) => q,
+            None => {
+                tracing::warn!(run_id = %run.id, queue = %run.queue, "unknown queue; using the default queue");
+                self.table.index(DEFAULT_QUEUE).unwrap_or(0)
+            }
+        };
+        let key = (Reverse(run.priority), self.next_seq);
+        self.next_seq += 1;
+        self.queued_at.insert(run.id, (queue, key));
+        self.queues[queue].waiting.insert(key, run);
         self.start_queued(myself).await;
     }
 
-    /// Starts queued runs while slots are free.
+    /// The queue whose head should start next: among queues under their limit, the head with
+    /// the highest priority, then the earliest submission.
+    fn next_queue(&self) -> Option<usize> {
+        self.queues
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.limit.is_none_or(|l| q.running < l))
+            .filter_map(|(i, q)| q.waiting.keys().next().map(|k| (*k, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// Starts queued runs while the global and per-queue limits allow.
     async fn start_queued(&mut self, myself: &ActorRef<SupervisorMessage>) {
-        while self.workers.len() < self.max_concurrent {
-            let Some(run) = self.queue.pop_front() else {
+        while self.global_limit.is_none_or(|l| self.workers.len() < l) {
+            let Some(q) = self.next_queue() else {
                 return;
             };
+            let Some((_, mut run)) = self.queues[q].waiting.pop_first() else {
+                return;
+            };
+            self.queued_at.remove(&run.id);
+            // Starting frees the run's place in the queue's length bound.
+            run.slot = None;
             let id = run.id;
             let args = WorkerArguments {
-                run_id: id,
-                label: run.label,
-                job: run.job,
+                run,
                 registry: self.registry.clone(),
                 grace: self.cancel_grace,
             };
             // Linking makes this supervisor receive the worker's exit (with its final state)
-            // or its failure, so no run can end without the supervisor hearing of it.
+            // or its failure, so no attempt can end without the supervisor hearing of it.
             match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
                 Ok((worker, _)) => {
                     self.runs_by_actor.insert(worker.get_id(), id);
-                    self.workers.insert(id, worker);
+                    self.workers.insert(id, (worker, q));
+                    self.queues[q].running += 1;
                 }
                 Err(e) => {
                     tracing::error!(run_id = %id, error = %e, "could not start a worker");
@@ -313,20 +472,31 @@ impl SupervisorState {
         }
     }
 
+    /// Removes a run that is waiting (in a queue or for a retry) and ends it `Cancelled`.
+    /// Returns `false` if the run was not waiting.
+    fn cancel_waiting(&mut self, id: RunId, why: &str) -> bool {
+        let found = if let Some((q, key)) = self.queued_at.remove(&id) {
+            self.queues[q].waiting.remove(&key).is_some()
+        } else {
+            self.retry_waits.remove(&id).is_some()
+        };
+        if found {
+            self.end_here(
+                id,
+                Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
+            );
+        }
+        found
+    }
+
     /// Handles a cancel request. `forwarded` is set when the registry sent it back because it
     /// overtook the run's `Start`; such a request is never sent to the registry again.
     fn cancel(&mut self, id: RunId, reply: CancelReply, forwarded: bool) {
-        if let Some(pos) = self.queue.iter().position(|r| r.id == id) {
-            self.queue.remove(pos);
-            let t = Transition::cancelled(
-                ErrorKind::CancelledWhileQueued,
-                "cancelled by a caller while queued",
-            );
-            self.end_here(id, t);
+        if self.cancel_waiting(id, "cancelled by a caller while queued") {
             let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
             return;
         }
-        if let Some(worker) = self.workers.get(&id) {
+        if let Some((worker, _)) = self.workers.get(&id) {
             match worker::try_send(
                 worker,
                 WorkerMessage::Cancel(CancelReason::User, Some(reply)),
@@ -369,8 +539,9 @@ impl SupervisorState {
             Drain::NotDraining => {
                 self.gate.close();
                 tracing::info!(
-                    queued = self.queue.len(),
+                    queued = self.queued_at.len(),
                     running = self.workers.len(),
+                    retry_waiting = self.retry_waits.len(),
                     ?deadline,
                     "drain started"
                 );
@@ -398,32 +569,34 @@ impl SupervisorState {
     }
 
     fn drain_deadline(&mut self) {
-        let Drain::Draining {
-            deadline_hit,
-            cancelled_by_drain,
-            ..
-        } = &mut self.drain
-        else {
+        let Drain::Draining { deadline_hit, .. } = &mut self.drain else {
             return;
         };
         *deadline_hit = true;
         tracing::warn!(
-            queued = self.queue.len(),
+            queued = self.queued_at.len(),
             running = self.workers.len(),
+            retry_waiting = self.retry_waits.len(),
             "drain deadline passed; cancelling what is left"
         );
-        let queued: Vec<RunId> = self.queue.drain(..).map(|r| r.id).collect();
-        cancelled_by_drain.extend(&queued);
-        for id in queued {
-            let t = Transition::cancelled(
-                ErrorKind::CancelledWhileQueued,
-                "cancelled by the drain deadline while queued",
-            );
-            self.end_here(id, t);
+        let waiting: Vec<RunId> = self
+            .queued_at
+            .keys()
+            .chain(self.retry_waits.keys())
+            .copied()
+            .collect();
+        for id in &waiting {
+            self.cancel_waiting(*id, "cancelled by the drain deadline while queued");
+        }
+        if let Drain::Draining {
+            cancelled_by_drain, ..
+        } = &mut self.drain
+        {
+            cancelled_by_drain.extend(waiting);
         }
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
         // cancel that the deadline caused, so a run that finished first is not misreported.
-        for (id, worker) in &self.workers {
+        for (id, (worker, _)) in &self.workers {
             let cancel = WorkerMessage::Cancel(CancelReason::DrainDeadline, None);
             if worker::try_send(worker, cancel).is_ok() {
                 self.cancel_sent.insert(*id);
@@ -439,7 +612,7 @@ impl SupervisorState {
         else {
             return;
         };
-        if !self.queue.is_empty() || !self.workers.is_empty() {
+        if !self.queued_at.is_empty() || !self.workers.is_empty() || !self.retry_waits.is_empty() {
             return;
         }
         let Drain::Draining {
@@ -472,11 +645,19 @@ impl SupervisorState {
         self.drain = Drain::Drained(report);
     }
 
+    /// A run's retry backoff is over: back into its queue, unless it was cancelled meanwhile.
+    async fn retry_due(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId) {
+        if let Some(wait) = self.retry_waits.remove(&id) {
+            self.accept(myself, wait.run).await;
+        }
+    }
+
     /// A worker is gone: `final_state` is its state if it stopped normally, `cause` says why
-    /// it went. Counts the run's terminal status, records one if the worker left it active,
-    /// and answers cancels parked while the worker was stopping.
+    /// it went. Counts the run's terminal status (or holds the run for its retry), records a
+    /// status if the worker left the run active, and answers cancels parked meanwhile.
     async fn worker_ended(
         &mut self,
+        myself: &ActorRef<SupervisorMessage>,
         who: &ActorCell,
         final_state: Option<WorkerState>,
         cause: String,
@@ -484,15 +665,22 @@ impl SupervisorState {
         let Some(id) = self.runs_by_actor.remove(&who.get_id()) else {
             return;
         };
-        self.workers.remove(&id);
+        if let Some((_, q)) = self.workers.remove(&id) {
+            self.queues[q].running -= 1;
+        }
         let cancel_sent = self.cancel_sent.remove(&id);
-        let parked = self.parked_cancels.remove(&id).unwrap_or_default();
-        let status = match final_state.as_ref().and_then(WorkerState::terminal) {
-            Some(status) => {
+        let mut parked = self.parked_cancels.remove(&id).unwrap_or_default();
+        let by_deadline = final_state
+            .as_ref()
+            .is_some_and(|s| s.cancel_reason() == Some(CancelReason::DrainDeadline));
+        let mut final_state = final_state;
+        if let Some(s) = final_state.as_mut() {
+            parked.extend(s.take_deferred_cancels());
+        }
+        let end = final_state.as_mut().and_then(WorkerState::take_end);
+        let status = match end {
+            Some(AttemptEnd::Ended(status)) => {
                 self.ended[status.index()] += 1;
-                let by_deadline = final_state
-                    .as_ref()
-                    .is_some_and(|s| s.cancel_reason() == Some(CancelReason::DrainDeadline));
                 if let (
                     RunStatus::Cancelled,
                     true,
@@ -504,6 +692,52 @@ impl SupervisorState {
                     cancelled_by_drain.push(id);
                 }
                 status
+            }
+            Some(AttemptEnd::Retry { delay, run }) => {
+                // Cancels that reached the worker after it chose to retry, and a drain whose
+                // deadline has passed, both end the run now instead of waiting.
+                let deadline_hit = matches!(
+                    self.drain,
+                    Drain::Draining {
+                        deadline_hit: true,
+                        ..
+                    }
+                );
+                if !parked.is_empty() || deadline_hit {
+                    let why = if parked.is_empty() {
+                        "cancelled by the drain deadline while waiting to retry"
+                    } else {
+                        "cancelled by a caller while waiting to retry"
+                    };
+                    self.end_here(
+                        id,
+                        Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
+                    );
+                    if let (
+                        true,
+                        Drain::Draining {
+                            cancelled_by_drain, ..
+                        },
+                    ) = (parked.is_empty(), &mut self.drain)
+                    {
+                        cancelled_by_drain.push(id);
+                    }
+                    for reply in parked {
+                        let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
+                    }
+                } else {
+                    let timer = myself.send_after(delay, move || {
+                        SupervisorMessage::RetryDue(Internal::new(), id)
+                    });
+                    self.retry_waits.insert(
+                        id,
+                        RetryWait {
+                            run,
+                            _timer: AbortOnDrop(timer),
+                        },
+                    );
+                }
+                return;
             }
             None => {
                 tracing::warn!(run_id = %id, %cause, "worker ended before its run did");
@@ -520,9 +754,10 @@ impl SupervisorState {
                 self.end_checked(id, t).await
             }
         };
+        let ended_here = final_state.is_none();
         for reply in parked {
             let answer = match status {
-                RunStatus::Cancelled if final_state.is_none() => Ok(CancelOutcome::Signalled),
+                RunStatus::Cancelled if ended_here => Ok(CancelOutcome::Signalled),
                 status => Err(CancelError::AlreadyFinished { id, status }),
             };
             let _ = reply.send(answer);
@@ -564,6 +799,19 @@ impl Actor for SupervisorActor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let table = QueueTable::new(&args.queues);
+        let queues = (0..table.len())
+            .map(|i| QueueState {
+                limit: args
+                    .queues
+                    .iter()
+                    .find(|(name, _)| name == table.name(i))
+                    .and_then(|(_, c)| c.limit)
+                    .map(|l| l.max(1)),
+                running: 0,
+                waiting: BTreeMap::new(),
+            })
+            .collect();
         let registry_args = RegistryArguments {
             supervisor: myself.clone(),
         };
@@ -572,11 +820,15 @@ impl Actor for SupervisorActor {
         Ok(SupervisorState {
             registry,
             gate: Gate::default(),
-            max_concurrent: args.max_concurrent.unwrap_or(usize::MAX).max(1),
+            table,
+            global_limit: args.max_concurrent.map(|l| l.max(1)),
             cancel_grace: args.cancel_grace,
-            queue: VecDeque::new(),
+            queues,
+            queued_at: HashMap::new(),
+            next_seq: 0,
             workers: HashMap::new(),
             runs_by_actor: HashMap::new(),
+            retry_waits: HashMap::new(),
             cancel_sent: HashSet::new(),
             parked_cancels: HashMap::new(),
             ended: [0; 5],
@@ -591,17 +843,25 @@ impl Actor for SupervisorActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SupervisorMessage::Submit(spec, job, reply) => {
+            SupervisorMessage::Submit(mut spec, job, reply) => {
                 if !matches!(state.drain, Drain::NotDraining) {
                     let _ = reply.send(Err(SubmitError::ShuttingDown));
                     return Ok(());
                 }
-                let id = RunId::new();
-                let insert = RegistryMessage::Insert(RunRecord::queued(id, spec), job, None);
-                let answer = match state.registry.cast(insert) {
-                    Ok(()) => Ok(id),
-                    Err(_) => Err(SubmitError::Unavailable),
-                };
+                let answer = state.table.admit(&mut spec, &job).and_then(|slot| {
+                    let id = RunId::new();
+                    let submission = Submission::admitted(job, slot, &spec);
+                    let insert = RegistryMessage::Insert(
+                        Box::new(RunRecord::queued(id, spec)),
+                        submission,
+                        None,
+                    );
+                    state
+                        .registry
+                        .cast(insert)
+                        .map(|()| id)
+                        .map_err(|_| SubmitError::Unavailable)
+                });
                 let _ = reply.send(answer);
             }
             SupervisorMessage::Start(run) => state.accept(&myself, run).await,
@@ -628,26 +888,55 @@ impl Actor for SupervisorActor {
                 state.drain_deadline();
                 state.check_drained();
             }
+            SupervisorMessage::RetryDue(_, id) => {
+                state.retry_due(&myself, id).await;
+                state.check_drained();
+            }
+            SupervisorMessage::SetLimit(queue, limit, reply) => {
+                let limit = limit.map(|l| l.max(1));
+                let answer = match queue {
+                    None => {
+                        state.global_limit = limit;
+                        Ok(())
+                    }
+                    Some(name) => match state.table.index(&name) {
+                        Some(q) => {
+                            state.queues[q].limit = limit;
+                            Ok(())
+                        }
+                        None => Err(UnknownQueue(name)),
+                    },
+                };
+                let _ = reply.send(answer);
+                state.start_queued(&myself).await;
+            }
+            SupervisorMessage::SetMaxLength(name, max, reply) => {
+                let answer = match state.table.index(&name) {
+                    Some(q) => {
+                        state.table.set_max_length(q, max);
+                        Ok(())
+                    }
+                    None => Err(UnknownQueue(name)),
+                };
+                let _ = reply.send(answer);
+            }
             SupervisorMessage::GetSubmitter(reply) => {
                 let _ = reply.send(Submitter::new(
                     myself.clone(),
                     state.registry.clone(),
                     state.gate.clone(),
+                    state.table.clone(),
                 ));
             }
             SupervisorMessage::Status(reply) => {
-                let _ = reply.send(SupervisorStatus {
-                    queued: state.queue.len(),
-                    running: state.workers.len(),
-                    drain: state.drain_state(),
-                });
+                let _ = reply.send(state.status());
             }
         }
         Ok(())
     }
 
     // ractor's default stops the supervisor when any child exits. Here a worker exiting is the
-    // normal end of a run, so every event is handled and the supervisor carries on.
+    // normal end of an attempt, so every event is handled and the supervisor carries on.
     async fn handle_supervisor_evt(
         &self,
         myself: ActorRef<Self::Msg>,
@@ -661,7 +950,7 @@ impl Actor for SupervisorActor {
                 }
                 let final_state = boxed.and_then(|mut b| b.take::<WorkerState>().ok());
                 let cause = reason.unwrap_or_else(|| "stopped".to_owned());
-                state.worker_ended(&who, final_state, cause).await;
+                state.worker_ended(&myself, &who, final_state, cause).await;
             }
             SupervisionEvent::ActorFailed(who, error) => {
                 if who.get_id() == state.registry.get_id() {
@@ -669,9 +958,8 @@ impl Actor for SupervisorActor {
                     // supervises this supervisor, as an Erlang supervisor would.
                     return Err(format!("registry failed: {error}").into());
                 }
-                state
-                    .worker_ended(&who, None, format!("failed: {error}"))
-                    .await;
+                let cause = format!("failed: {error}");
+                state.worker_ended(&myself, &who, None, cause).await;
             }
             _ => return Ok(()),
         }

@@ -1,5 +1,6 @@
-//! The worker actor: one per running run. It owns the job's task, reports the run's start and
-//! its one terminal status to the registry, then drains and stops.
+//! The worker actor: one per running attempt. It owns the job's task and its timers, reports
+//! the attempt's start and then exactly one outcome — a terminal status, or a retry — to the
+//! registry, drains its mailbox and stops.
 
 use std::time::Duration;
 
@@ -9,13 +10,14 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::error::CancelError;
-use crate::job::{BoxedJob, CatchUnwind, RunContext};
+use crate::job::{CatchUnwind, JobOutcome, RunContext};
 use crate::registry::RegistryMessage;
-use crate::run::{ErrorKind, RunId, RunStatus, Transition};
-use crate::supervisor::{CancelOutcome, CancelReason};
+use crate::run::{ErrorKind, RunError, RunId, RunStatus, Transition};
+use crate::supervisor::{CancelOutcome, CancelReason, PreparedRun};
 use crate::time::Timestamp;
 
-use crate::job::JobOutcome;
+/// A reply port for a cancel request.
+pub type CancelReply = RpcReplyPort<Result<CancelOutcome, CancelError>>;
 
 /// Messages a worker handles.
 #[derive(Debug)]
@@ -23,14 +25,14 @@ pub enum WorkerMessage {
     /// Sent by the supervisor: cancel this run. The worker signals the job's
     /// [`RunContext`], arms the grace timer, and answers the caller directly (the supervisor
     /// forwards the caller's port and does not wait). The run will end `Cancelled`.
-    Cancel(
-        CancelReason,
-        Option<RpcReplyPort<Result<CancelOutcome, CancelError>>>,
-    ),
+    Cancel(CancelReason, Option<CancelReply>),
     /// Sent by the worker's own job task when the job's future ends (returned or panicked).
     JobFinished(JobOutcome),
-    /// Sent by the worker to itself when the grace period after a cancel has run out: the job
-    /// task is aborted and the run ends `Cancelled` with [`ErrorKind::CancelGraceExpired`].
+    /// Sent by the worker to itself when the attempt's time limit passes: the job is signalled
+    /// like a cancel, and the attempt fails with [`ErrorKind::TimedOut`] (or is retried).
+    TimeLimit,
+    /// Sent by the worker to itself when the grace period after a cancel or time limit has run
+    /// out: the job task is aborted and the attempt ends now.
     GraceExpired,
 }
 
@@ -41,12 +43,8 @@ pub struct WorkerActor;
 /// Start-up input of a worker, built by the supervisor.
 #[derive(Debug)]
 pub struct WorkerArguments {
-    /// The run this worker executes.
-    pub run_id: RunId,
-    /// The run's label, for the tracing span.
-    pub label: String,
-    /// The job.
-    pub job: BoxedJob,
+    /// The run (and attempt) this worker executes.
+    pub run: PreparedRun,
     /// Where status messages go.
     pub registry: ActorRef<RegistryMessage>,
     /// How long a cancelled job may take to stop before its future is dropped.
@@ -64,45 +62,72 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Reports the job's end to its worker even if the job task ends without reaching its own
-/// report (a panic outside the job's future). On an abort the worker has already decided the
-/// run's status, and ignores this late report.
-struct ReportOnDrop(Option<ActorRef<WorkerMessage>>);
+type Timer = AbortOnDrop<Result<(), MessagingErr<WorkerMessage>>>;
 
-impl Drop for ReportOnDrop {
-    fn drop(&mut self) {
-        if let Some(worker) = self.0.take() {
-            let outcome = JobOutcome::Panicked("the job's task ended without a result".to_owned());
-            let _ = worker.cast(WorkerMessage::JobFinished(outcome));
-        }
-    }
+/// Why the job was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancel(CancelReason),
+    TimeLimit,
+}
+
+/// How the worker's attempt ended. The supervisor reads it from the state ractor hands back
+/// in `ActorTerminated`.
+#[derive(Debug)]
+pub enum AttemptEnd {
+    /// The run reached this terminal status.
+    Ended(RunStatus),
+    /// The attempt failed and the run is to be attempted again after `delay`; the run (with its
+    /// repeatable job and the next attempt number) comes back to the supervisor.
+    Retry {
+        /// The backoff before the next attempt.
+        delay: Duration,
+        /// The run, ready for its next attempt.
+        run: PreparedRun,
+    },
 }
 
 /// A worker's data.
 #[derive(Debug)]
 pub struct WorkerState {
+    run: Option<PreparedRun>,
     run_id: RunId,
     label: String,
+    attempt: u32,
     registry: ActorRef<RegistryMessage>,
     grace: Duration,
-    job: Option<BoxedJob>,
     cancel_tx: watch::Sender<bool>,
     task: Option<AbortOnDrop<()>>,
-    grace_timer: Option<AbortOnDrop<Result<(), MessagingErr<WorkerMessage>>>>,
-    cancel: Option<CancelReason>,
-    terminal: Option<RunStatus>,
+    time_limit: Option<Timer>,
+    grace_timer: Option<Timer>,
+    stop: Option<Stop>,
+    end: Option<AttemptEnd>,
+    deferred_cancels: Vec<CancelReply>,
 }
 
 impl WorkerState {
-    /// The run's terminal status, once the worker has reported it. The supervisor reads it
-    /// from the state ractor hands back in `ActorTerminated`.
-    pub fn terminal(&self) -> Option<RunStatus> {
-        self.terminal
+    /// How the attempt ended, once the worker has reported it.
+    pub fn end(&self) -> Option<&AttemptEnd> {
+        self.end.as_ref()
+    }
+
+    /// Takes the attempt's end (the supervisor does, from the final state).
+    pub fn take_end(&mut self) -> Option<AttemptEnd> {
+        self.end.take()
+    }
+
+    /// Cancel requests that arrived after the worker decided to retry: the run is no longer
+    /// this worker's, so the supervisor answers them once it holds the run again.
+    pub fn take_deferred_cancels(&mut self) -> Vec<CancelReply> {
+        std::mem::take(&mut self.deferred_cancels)
     }
 
     /// Who cancelled the run, if it was cancelled while this worker ran it.
     pub fn cancel_reason(&self) -> Option<CancelReason> {
-        self.cancel
+        match self.stop {
+            Some(Stop::Cancel(r)) => Some(r),
+            _ => None,
+        }
     }
 
     /// The run this worker executed.
@@ -110,11 +135,10 @@ impl WorkerState {
         self.run_id
     }
 
-    /// Reports the run's terminal status and starts draining: messages already queued are
-    /// still answered (from `terminal`), later sends fail and hand the message back to the
-    /// sender, and then the actor stops.
-    fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition) {
-        let status = t.target();
+    /// Reports the attempt's outcome and starts draining: messages already queued are still
+    /// answered (from `end`), later sends fail and hand the message back to the sender, and
+    /// then the actor stops.
+    fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition, end: AttemptEnd) {
         match &t {
             Transition::Finished {
                 error: Some(e),
@@ -123,18 +147,93 @@ impl WorkerState {
             } => {
                 tracing::warn!(run_id = %self.run_id, label = %self.label, kind = ?e.kind, error = %e.message, "run failed")
             }
-            _ => tracing::info!(run_id = %self.run_id, label = %self.label, %status, "run ended"),
+            Transition::RetryScheduled { error, .. } => {
+                tracing::info!(run_id = %self.run_id, label = %self.label, attempt = self.attempt, kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
+            }
+            _ => {
+                tracing::info!(run_id = %self.run_id, label = %self.label, status = %t.target(), "run ended")
+            }
         }
-        self.terminal = Some(status);
+        self.end = Some(end);
         self.grace_timer = None;
+        self.time_limit = None;
         if let Err(e) = self
             .registry
             .cast(RegistryMessage::Transition(self.run_id, t, None))
         {
-            tracing::error!(run_id = %self.run_id, error = %e, "registry unreachable; terminal status not recorded");
+            tracing::error!(run_id = %self.run_id, error = %e, "registry unreachable; outcome not recorded");
         }
         if let Err(e) = myself.drain() {
             tracing::debug!(run_id = %self.run_id, error = %e, "worker already stopping");
+        }
+    }
+
+    fn end_with(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition) {
+        let status = t.target();
+        self.finish(myself, t, AttemptEnd::Ended(status));
+    }
+
+    /// Fails the attempt: retried if the run's policy says so, otherwise the run fails.
+    fn fail(&mut self, myself: &ActorRef<WorkerMessage>, kind: ErrorKind, message: String) {
+        // Only a run that still holds its (repeatable) job can be attempted again.
+        let retry = self
+            .run
+            .as_ref()
+            .filter(|r| r.has_job())
+            .and_then(|r| r.retry);
+        match retry {
+            Some(policy) if policy.retries(kind, self.attempt) => {
+                let delay =
+                    policy.backoff_after(self.attempt, jitter_unit(self.run_id, self.attempt));
+                let now = Timestamp::now();
+                let t = Transition::RetryScheduled {
+                    at: now,
+                    error: RunError::new(kind, message),
+                    next_attempt_at: Timestamp::from_unix_micros(
+                        now.unix_micros() + delay.as_micros() as u64,
+                    ),
+                };
+                let Some(mut run) = self.run.take() else {
+                    return;
+                };
+                run.attempt += 1;
+                self.finish(myself, t, AttemptEnd::Retry { delay, run });
+            }
+            _ => self.end_with(myself, Transition::failed(kind, message)),
+        }
+    }
+
+    /// Asks the job to stop and arms the grace timer.
+    fn signal_stop(&mut self, myself: &ActorRef<WorkerMessage>, stop: Stop) {
+        self.stop = Some(stop);
+        self.cancel_tx.send_replace(true);
+        let timer = myself.send_after(self.grace, || WorkerMessage::GraceExpired);
+        self.grace_timer = Some(AbortOnDrop(timer));
+    }
+}
+
+/// A number in `[0, 1)` picking the jitter of one retry, derived from the run id and attempt
+/// (splitmix64), so no random-number crate is needed and a run's backoff is reproducible.
+fn jitter_unit(id: RunId, attempt: u32) -> f64 {
+    let bits =
+        id.as_uuid().as_u64_pair().1 ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut z = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Reports the job's end to its worker even if the job task ends without reaching its own
+/// report (a panic outside the job's future). On an abort the worker has already decided the
+/// attempt's outcome and ignores this late report.
+struct ReportOnDrop(Option<ActorRef<WorkerMessage>>);
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.take() {
+            let outcome = JobOutcome::Panicked("the job's task ended without a result".to_owned());
+            let _ = worker.cast(WorkerMessage::JobFinished(outcome));
         }
     }
 }
@@ -150,17 +249,21 @@ impl Actor for WorkerActor {
         args: WorkerArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let (cancel_tx, _) = watch::channel(false);
+        let run = args.run;
         Ok(WorkerState {
-            run_id: args.run_id,
-            label: args.label,
+            run_id: run.id,
+            label: run.label.clone(),
+            attempt: run.attempt,
+            run: Some(run),
             registry: args.registry,
             grace: args.grace,
-            job: Some(args.job),
             cancel_tx,
             task: None,
+            time_limit: None,
             grace_timer: None,
-            cancel: None,
-            terminal: None,
+            stop: None,
+            end: None,
+            deferred_cancels: Vec::new(),
         })
     }
 
@@ -169,22 +272,33 @@ impl Actor for WorkerActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(job) = state.job.take() else {
+        let Some(run) = state.run.as_mut() else {
             return Ok(());
         };
-        // `Started` is cast before the task exists, and the terminal status only after the
-        // task reports back through this actor, so the registry always sees them in order.
+        // A repeatable job stays with the run (for a retry); a run-once job is taken.
+        let Some(job) = run.take_job_for_attempt() else {
+            return Ok(());
+        };
+        let timeout = run.timeout;
+        // `Started` is cast before the task exists, and the outcome only after the task
+        // reports back through this actor, so the registry always sees them in order.
         let started = Transition::Started {
             at: Timestamp::now(),
         };
         state
             .registry
             .cast(RegistryMessage::Transition(state.run_id, started, None))?;
-        tracing::debug!(run_id = %state.run_id, label = %state.label, "run started");
-        let ctx = RunContext::new(state.run_id, state.cancel_tx.subscribe());
-        let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label);
+        tracing::debug!(run_id = %state.run_id, label = %state.label, attempt = state.attempt, "run started");
+        let ctx = RunContext::new(
+            state.run_id,
+            state.attempt,
+            state.cancel_tx.subscribe(),
+            state.registry.clone(),
+        );
+        let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label, attempt = state.attempt);
         let mut report = ReportOnDrop(Some(myself.clone()));
-        // The job runs in its own task so this actor keeps receiving `Cancel` while it runs.
+        // The job runs in its own task so this actor keeps receiving `Cancel` while it runs,
+        // and so its time limit is kept even if the job never yields.
         let handle = tokio::spawn(
             async move {
                 let outcome = CatchUnwind::new(job, ctx).await;
@@ -196,6 +310,10 @@ impl Actor for WorkerActor {
             .instrument(span),
         );
         state.task = Some(AbortOnDrop(handle));
+        if let Some(limit) = timeout {
+            let timer = myself.send_after(limit, || WorkerMessage::TimeLimit);
+            state.time_limit = Some(AbortOnDrop(timer));
+        }
         Ok(())
     }
 
@@ -207,34 +325,58 @@ impl Actor for WorkerActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             WorkerMessage::JobFinished(outcome) => {
-                if state.terminal.is_some() {
+                if state.end.is_some() {
                     return Ok(());
                 }
-                let t = match (state.cancel, outcome) {
+                match (state.stop, outcome) {
                     // Whatever the job returns after a cancel was accepted, the run ends
                     // `Cancelled`: the caller was told so (defect 5 of the original).
-                    (Some(reason), outcome) => Transition::cancelled(
-                        ErrorKind::CancelledWhileRunning,
-                        format!("cancelled by {reason} while running; job then {outcome}"),
-                    ),
-                    (None, JobOutcome::Ok) => Transition::completed(),
-                    (None, JobOutcome::Err(e)) => Transition::failed(ErrorKind::Returned, e),
-                    (None, JobOutcome::Panicked(m)) => Transition::failed(ErrorKind::Panicked, m),
-                };
-                state.finish(&myself, t);
+                    (Some(Stop::Cancel(reason)), outcome) => {
+                        let t = Transition::cancelled(
+                            ErrorKind::CancelledWhileRunning,
+                            format!("cancelled by {reason} while running; job then {outcome}"),
+                        );
+                        state.end_with(&myself, t);
+                    }
+                    (Some(Stop::TimeLimit), outcome) => {
+                        let limit = state
+                            .run
+                            .as_ref()
+                            .and_then(|r| r.timeout)
+                            .unwrap_or_default();
+                        let msg = format!("timed out after {limit:?}; job then {outcome}");
+                        state.fail(&myself, ErrorKind::TimedOut, msg);
+                    }
+                    (None, JobOutcome::Ok(result)) => {
+                        state.end_with(&myself, Transition::completed_with(result))
+                    }
+                    (None, JobOutcome::Err(e)) => state.fail(&myself, ErrorKind::Returned, e),
+                    (None, JobOutcome::Panicked(m)) => state.fail(&myself, ErrorKind::Panicked, m),
+                }
             }
             WorkerMessage::Cancel(reason, reply) => {
-                let answer = match (state.terminal, state.cancel) {
-                    (Some(status), _) => Err(CancelError::AlreadyFinished {
+                let answer = match (&state.end, state.stop) {
+                    (Some(AttemptEnd::Ended(status)), _) => Err(CancelError::AlreadyFinished {
                         id: state.run_id,
-                        status,
+                        status: *status,
                     }),
-                    (None, Some(_)) => Ok(CancelOutcome::AlreadyCancelling),
+                    (Some(AttemptEnd::Retry { .. }), _) => {
+                        // The run is on its way back to the supervisor to wait for its next
+                        // attempt; the supervisor answers once it holds it.
+                        if let Some(reply) = reply {
+                            state.deferred_cancels.push(reply);
+                        }
+                        return Ok(());
+                    }
+                    (None, Some(Stop::Cancel(_))) => Ok(CancelOutcome::AlreadyCancelling),
+                    (None, Some(Stop::TimeLimit)) => {
+                        // The job is already being stopped for its time limit; the caller's
+                        // cancel takes over the outcome (and keeps the running grace timer).
+                        state.stop = Some(Stop::Cancel(reason));
+                        Ok(CancelOutcome::Signalled)
+                    }
                     (None, None) => {
-                        state.cancel = Some(reason);
-                        state.cancel_tx.send_replace(true);
-                        let timer = myself.send_after(state.grace, || WorkerMessage::GraceExpired);
-                        state.grace_timer = Some(AbortOnDrop(timer));
+                        state.signal_stop(&myself, Stop::Cancel(reason));
                         tracing::info!(run_id = %state.run_id, %reason, "run cancel requested");
                         Ok(CancelOutcome::Signalled)
                     }
@@ -243,22 +385,46 @@ impl Actor for WorkerActor {
                     let _ = reply.send(answer);
                 }
             }
+            WorkerMessage::TimeLimit => {
+                if state.end.is_none() && state.stop.is_none() {
+                    tracing::info!(run_id = %state.run_id, "run hit its time limit");
+                    state.signal_stop(&myself, Stop::TimeLimit);
+                }
+            }
             WorkerMessage::GraceExpired => {
-                if state.terminal.is_some() {
+                if state.end.is_some() {
                     return Ok(());
                 }
                 // Dropping the job's future happens at its next `.await`; code that never
-                // yields keeps its thread, but the run's status is decided now regardless.
+                // yields keeps its thread, but the attempt's outcome is decided now regardless.
                 state.task = None;
-                let reason = state.cancel.unwrap_or(CancelReason::User);
-                let t = Transition::cancelled(
-                    ErrorKind::CancelGraceExpired,
-                    format!(
-                        "cancelled by {reason}; job did not stop within the {:?} grace period and was dropped",
-                        state.grace
-                    ),
-                );
-                state.finish(&myself, t);
+                let grace = state.grace;
+                match state.stop {
+                    Some(Stop::TimeLimit) => {
+                        let limit = state
+                            .run
+                            .as_ref()
+                            .and_then(|r| r.timeout)
+                            .unwrap_or_default();
+                        let msg = format!(
+                            "timed out after {limit:?}; job did not stop within the {grace:?} grace period and was dropped"
+                        );
+                        state.fail(&myself, ErrorKind::TimedOut, msg);
+                    }
+                    stop => {
+                        let reason = match stop {
+                            Some(Stop::Cancel(r)) => r,
+                            _ => CancelReason::User,
+                        };
+                        let t = Transition::cancelled(
+                            ErrorKind::CancelGraceExpired,
+                            format!(
+                                "cancelled by {reason}; job did not stop within the {grace:?} grace period and was dropped"
+                            ),
+                        );
+                        state.end_with(&myself, t);
+                    }
+                }
             }
         }
         Ok(())

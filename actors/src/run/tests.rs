@@ -96,11 +96,13 @@ fn malformed_finishes_are_refused() {
             status: RunStatus::Running,
             at: Timestamp::now(),
             error: None,
+            result: None,
         },
         Transition::Finished {
             status: RunStatus::Failed,
             at: Timestamp::now(),
             error: None,
+            result: None,
         },
     ];
     for t in bad {
@@ -119,6 +121,7 @@ fn times_never_run_backwards() {
         status: RunStatus::Completed,
         at: past,
         error: None,
+        result: None,
     })
     .expect("finish");
     assert_eq!(r.started_at, Some(r.created_at));
@@ -156,16 +159,23 @@ fn any_transition() -> impl Strategy<Value = Transition> {
         Just(ErrorKind::CancelledWhileQueued),
     ];
     let status = prop::sample::select(RunStatus::ALL.to_vec());
-    (0u8..2, status, kind, any::<bool>(), 0u64..10_000_000).prop_map(
+    (0u8..3, status, kind, any::<bool>(), 0u64..10_000_000).prop_map(
         |(tag, status, kind, with_error, offset)| {
             let at = Timestamp::from_unix_micros(1_700_000_000_000_000 + offset);
             if tag == 0 {
                 Transition::Started { at }
+            } else if tag == 1 {
+                Transition::RetryScheduled {
+                    at,
+                    error: RunError::new(kind, "retry"),
+                    next_attempt_at: at,
+                }
             } else {
                 Transition::Finished {
                     status,
                     at,
                     error: with_error.then(|| RunError::new(kind, "x")),
+                    result: None,
                 }
             }
         },
@@ -181,18 +191,21 @@ fn rank(s: RunStatus) -> u8 {
 }
 
 proptest! {
-    // Any sequence of transitions, legal or not: status never moves backwards, a terminal
-    // status never changes, refused transitions change nothing, and times stay ordered.
+    // Any sequence of transitions, legal or not: (attempt, status) never moves backwards, a
+    // terminal status never changes, refused transitions change nothing, attempts stay within
+    // the policy, and times stay ordered.
     #[test]
-    fn any_sequence_keeps_the_state_machine_invariants(ts in prop::collection::vec(any_transition(), 0..20)) {
-        let mut r = record();
+    fn any_sequence_keeps_the_state_machine_invariants(ts in prop::collection::vec(any_transition(), 0..30)) {
+        let mut r = RunRecord::queued(RunId::new(), RunSpec::new("p").retry(RetryPolicy::attempts(3)));
         let mut terminal: Option<RunRecord> = None;
         for t in ts {
             let before = r.clone();
             match r.apply(t) {
                 Ok(()) => {
                     prop_assert!(terminal.is_none(), "a terminal record changed");
-                    prop_assert!(rank(r.status) > rank(before.status));
+                    prop_assert!((r.attempt, rank(r.status)) > (before.attempt, rank(before.status)));
+                    prop_assert!(r.attempt <= r.max_attempts);
+                    prop_assert_eq!(r.attempt_errors.len() as u32, r.attempt - 1);
                 }
                 Err(_) => prop_assert_eq!(&r, &before),
             }
@@ -206,5 +219,52 @@ proptest! {
                 prop_assert!(r.created_at <= s && s <= f);
             }
         }
+    }
+}
+
+// A retry moves Running back to Queued with the next attempt number; the first start time is
+// kept and each attempt's error is kept.
+#[test]
+fn a_retry_starts_the_next_attempt_and_keeps_the_error() {
+    let spec = RunSpec::new("r").retry(RetryPolicy::attempts(2));
+    let mut r = RunRecord::queued(RunId::new(), spec);
+    r.apply(started()).expect("start 1");
+    let first_start = r.started_at;
+    let retry = Transition::RetryScheduled {
+        at: Timestamp::now(),
+        error: RunError::new(ErrorKind::Returned, "flaky"),
+        next_attempt_at: Timestamp::now(),
+    };
+    r.apply(retry.clone()).expect("retry");
+    assert_eq!((r.status, r.attempt), (RunStatus::Queued, 2));
+    assert!(r.next_attempt_at.is_some());
+    r.apply(started()).expect("start 2");
+    assert_eq!(r.started_at, first_start);
+    assert!(r.next_attempt_at.is_none());
+    // No third attempt under a two-attempt policy.
+    assert!(matches!(
+        r.apply(retry),
+        Err(TransitionError::OutOfOrder { .. })
+    ));
+    r.apply(Transition::completed()).expect("complete");
+    assert_eq!(r.attempt_errors.len(), 1);
+}
+
+#[test]
+fn backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() {
+    let p = RetryPolicy::attempts(10)
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+        .jitter(0.0);
+    let waits: Vec<u128> = (1..=6)
+        .map(|a| p.backoff_after(a, 0.5).as_millis())
+        .collect();
+    assert_eq!(waits, vec![100, 200, 400, 800, 1000, 1000]);
+    let jittered = p.jitter(0.5);
+    for unit in [0.0, 0.3, 0.99] {
+        let w = jittered.backoff_after(3, unit);
+        assert!(
+            w <= Duration::from_millis(400) && w >= Duration::from_millis(200),
+            "{w:?}"
+        );
     }
 }

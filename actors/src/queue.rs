@@ -1,0 +1,186 @@
+//! Named queues: their configuration, and the admission counters that bound their length.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SubmitError;
+use crate::job::BoxedJob;
+use crate::run::{DEFAULT_QUEUE, RetryPolicy, RunSpec};
+
+/// The configuration of one named queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueConfig {
+    /// At most this many of the queue's runs execute at once (`None`: only the global limit).
+    pub limit: Option<usize>,
+    /// At most this many of the queue's runs wait to start; past it `submit` fails with
+    /// [`SubmitError::QueueFull`] (`None`: unbounded).
+    pub max_length: Option<usize>,
+    /// Time limit of each attempt for runs that set none.
+    #[serde(default, with = "crate::serde_duration::opt_millis")]
+    pub timeout: Option<Duration>,
+    /// Retry policy for runs that set none.
+    pub retry: Option<RetryPolicy>,
+}
+
+impl QueueConfig {
+    /// A queue running at most `limit` runs at once.
+    pub fn limited(limit: usize) -> Self {
+        QueueConfig {
+            limit: Some(limit),
+            ..Default::default()
+        }
+    }
+
+    /// Bounds the number of waiting runs.
+    pub fn max_length(mut self, max: usize) -> Self {
+        self.max_length = Some(max);
+        self
+    }
+
+    /// Sets the default time limit.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the default retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+}
+
+const UNBOUNDED: usize = usize::MAX;
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    max_length: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+/// The queues of one supervisor, shared (read-only but for two counters per queue) by the
+/// supervisor and its submitters.
+///
+/// `waiting` counts runs admitted to a queue that have not started yet; it is what
+/// `max_length` bounds. A submitter takes a slot with one compare-and-swap, and the slot is a
+/// [`QueueSlot`] value that travels with the run and gives the place back when dropped: when
+/// the run starts, or is cancelled, refused or drained before starting. No path can forget it.
+#[derive(Debug)]
+pub(crate) struct QueueTable {
+    entries: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl QueueTable {
+    /// Builds the table; the default queue is always present.
+    pub(crate) fn new(configs: &[(String, QueueConfig)]) -> Arc<Self> {
+        let mut table = QueueTable {
+            entries: Vec::new(),
+            by_name: HashMap::new(),
+        };
+        let mut add = |name: &str, c: &QueueConfig| {
+            if table.by_name.contains_key(name) {
+                return;
+            }
+            table.by_name.insert(name.to_owned(), table.entries.len());
+            table.entries.push(Entry {
+                name: name.to_owned(),
+                timeout: c.timeout,
+                retry: c.retry,
+                max_length: AtomicUsize::new(c.max_length.unwrap_or(UNBOUNDED)),
+                waiting: AtomicUsize::new(0),
+            });
+        };
+        for (name, c) in configs {
+            add(name, c);
+        }
+        add(DEFAULT_QUEUE, &QueueConfig::default());
+        Arc::new(table)
+    }
+
+    pub(crate) fn index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    pub(crate) fn name(&self, idx: usize) -> &str {
+        &self.entries[idx].name
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn waiting(&self, idx: usize) -> usize {
+        self.entries[idx].waiting.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_max_length(&self, idx: usize, max: Option<usize>) {
+        self.entries[idx]
+            .max_length
+            .store(max.unwrap_or(UNBOUNDED), Ordering::Relaxed);
+    }
+
+    /// Fills in the queue's defaults, checks the job fits the spec, and takes a slot.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        spec: &mut RunSpec,
+        job: &BoxedJob,
+    ) -> Result<QueueSlot, SubmitError> {
+        let idx = self
+            .index(spec.queue_name())
+            .ok_or_else(|| SubmitError::UnknownQueue(spec.queue_name().to_owned()))?;
+        let entry = &self.entries[idx];
+        if spec.timeout.is_none() {
+            spec.timeout = entry.timeout;
+        }
+        if spec.retry.is_none() {
+            spec.retry = entry.retry;
+        }
+        if spec.retry.is_some_and(|r| r.max_attempts > 1) && !job.is_repeatable() {
+            return Err(SubmitError::NotRepeatable);
+        }
+        let max = entry.max_length.load(Ordering::Relaxed);
+        entry
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w < max).then_some(w + 1)
+            })
+            .map_err(|_| SubmitError::QueueFull {
+                queue: entry.name.clone(),
+            })?;
+        Ok(QueueSlot {
+            table: self.clone(),
+            idx,
+        })
+    }
+}
+
+/// A run's place in its queue's length bound; dropping it gives the place back.
+pub struct QueueSlot {
+    table: Arc<QueueTable>,
+    idx: usize,
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.table.entries[self.idx]
+            .waiting
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for QueueSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("QueueSlot")
+            .field(&self.table.name(self.idx))
+            .finish()
+    }
+}
