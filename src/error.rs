@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use runwarden_actors::{CancelError, NotFound, SubmitError, UnknownQueue};
+use runwarden_actors::{
+    CancelError, NoSuchSchedule, NotFound, RunError, RunId, SubmitError, UnknownQueue,
+};
 
 /// Everything a [`crate::Runwarden`] call can fail with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub enum Error {
     NotFound(NotFound),
     /// A limit change named an unknown queue.
     UnknownQueue(UnknownQueue),
+    /// A schedule call named an unknown schedule.
+    NoSuchSchedule(NoSuchSchedule),
     /// An actor did not answer within the handle's call timeout.
     Timeout {
         /// The request that timed out.
@@ -37,6 +41,7 @@ impl fmt::Display for Error {
             Error::Cancel(e) => e.fmt(f),
             Error::NotFound(e) => e.fmt(f),
             Error::UnknownQueue(e) => e.fmt(f),
+            Error::NoSuchSchedule(e) => e.fmt(f),
             Error::Timeout { request } => write!(f, "`{request}` timed out"),
             Error::Unavailable { request } => {
                 write!(f, "`{request}` failed: runwarden's actors are not running")
@@ -53,6 +58,7 @@ impl std::error::Error for Error {
             Error::Cancel(e) => Some(e),
             Error::NotFound(e) => Some(e),
             Error::UnknownQueue(e) => Some(e),
+            Error::NoSuchSchedule(e) => Some(e),
             _ => None,
         }
     }
@@ -81,3 +87,37 @@ impl From<UnknownQueue> for Error {
         Error::UnknownQueue(e)
     }
 }
+
+impl From<NoSuchSchedule> for Error {
+    fn from(e: NoSuchSchedule) -> Self {
+        Error::NoSuchSchedule(e)
+    }
+}
+
+/// Why one item of [`crate::Runwarden::batch`] has no value.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The item's run was refused.
+    NotSubmitted(SubmitError),
+    /// The item's run failed or was cancelled.
+    Failed(RunError),
+    /// The run completed but its value did not arrive (its job future was dropped after
+    /// computing it, which only a cancel race can cause).
+    Lost(RunId),
+    /// The actors stopped while the batch waited.
+    Unavailable(Error),
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchError::NotSubmitted(e) => write!(f, "not submitted: {e}"),
+            BatchError::Failed(e) => write!(f, "failed: {e}"),
+            BatchError::Lost(id) => write!(f, "run {id} completed without its value"),
+            BatchError::Unavailable(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}

@@ -5,13 +5,18 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef, Message, RpcReplyPort};
+use std::sync::Arc;
+
+use ractor::OutputPort;
 use runwarden_actors::{
-    BoxedJob, CancelOutcome, DrainReport, IntoJobOutput, Json, ListQuery, QueueConfig,
-    RegistryMessage, RegistryStats, RunId, RunPage, RunRecord, RunSpec, SubmitError, Submitter,
+    BoxedJob, CancelOutcome, Dedup, DrainReport, ErrorKind, EventFilter, IntoJobOutput, Json,
+    ListQuery, QueueConfig, RegistryMessage, RegistryStats, RunError, RunEvent, RunId, RunPage,
+    RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError, Submitter,
     SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus,
 };
 
-use crate::error::Error;
+use crate::error::{BatchError, Error};
+use crate::events::EventStream;
 
 /// Configures and starts runwarden's actors.
 ///
@@ -57,6 +62,19 @@ impl RunwardenBuilder {
         let name = name.into();
         self.args.queues.retain(|(n, _)| *n != name);
         self.args.queues.push((name, config));
+        self
+    }
+
+    /// How long a finished run keeps its idempotency key for [`Runwarden::submit_unique`].
+    /// Default 60 s.
+    pub fn dedup_window(mut self, window: Duration) -> Self {
+        self.args.dedup_window = window;
+        self
+    }
+
+    /// How many live events a subscriber may fall behind before it lags. Default 4096.
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.args.event_buffer = events;
         self
     }
 
@@ -193,6 +211,192 @@ impl Runwarden {
             }
         });
         self.submitter.submit(spec, job)
+    }
+
+    /// Accepts a run unless one with the same idempotency `key` is active or ended within the
+    /// dedup window; then that run's id comes back ([`Dedup::Existing`]) and `job` is dropped
+    /// unstarted. Takes one round trip to the registry.
+    pub async fn submit_unique<F, Fut, T, E>(
+        &self,
+        key: impl Into<String>,
+        spec: RunSpec,
+        job: F,
+    ) -> Result<Dedup, Error>
+    where
+        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: std::fmt::Display,
+    {
+        Ok(self
+            .submitter
+            .submit_unique(key, spec, BoxedJob::new(job))
+            .await?)
+    }
+
+    /// Live events: of all runs, of one label, or of one run (see [`EventStream`]).
+    pub async fn events(&self, filter: EventFilter) -> Result<EventStream, Error> {
+        let registry = self.submitter.registry();
+        let sub = ask(
+            registry,
+            |r| RegistryMessage::Subscribe(filter, r),
+            Some(self.call_timeout),
+            "events",
+        )
+        .await??;
+        Ok(EventStream::new(sub))
+    }
+
+    /// The registry's output port of every run event, for actors:
+    /// `port.subscribe(actor_ref, |event| Some(MyMessage::Run(event)))`.
+    pub async fn event_port(&self) -> Result<Arc<OutputPort<RunEvent>>, Error> {
+        ask(
+            self.submitter.registry(),
+            RegistryMessage::EventPort,
+            Some(self.call_timeout),
+            "event_port",
+        )
+        .await
+    }
+
+    /// Runs `f` once per item as tracked runs, at most `concurrency` at a time, and returns
+    /// one result per item in input order. The batch as a whole never fails: each item's
+    /// failure (an error, a panic, a cancel, a refused submit) is its own `Err`.
+    pub async fn batch<I, F, Fut, T, E>(
+        &self,
+        spec: RunSpec,
+        items: Vec<I>,
+        concurrency: usize,
+        f: F,
+    ) -> Vec<Result<T, BatchError>>
+    where
+        I: Send + 'static,
+        F: Fn(I, runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut results: Vec<Option<Result<T, BatchError>>> = Vec::new();
+        let mut running = tokio::task::JoinSet::new();
+        for (i, item) in items.into_iter().enumerate() {
+            results.push(None);
+            // Never closed, so acquiring cannot fail.
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let f = f.clone();
+            let spec = spec.clone().param("batch_index", i as i64);
+            let submitted = self.submit(spec, move |ctx| async move {
+                let value = f(item, ctx).await?;
+                let _ = tx.send(value);
+                Ok::<(), E>(())
+            });
+            match submitted {
+                Err(e) => results[i] = Some(Err(BatchError::NotSubmitted(e))),
+                Ok(id) => {
+                    let rw = self.clone();
+                    running.spawn(async move {
+                        let ended = rw.wait(id).await;
+                        drop(permit);
+                        (i, ended, rx)
+                    });
+                }
+            }
+        }
+        while let Some(joined) = running.join_next().await {
+            let Ok((i, ended, rx)) = joined else {
+                continue;
+            };
+            results[i] = Some(match ended {
+                Ok(r) if r.status == RunStatus::Completed => {
+                    rx.await.map_err(|_| BatchError::Lost(r.id))
+                }
+                Ok(r) => Err(BatchError::Failed(r.error.unwrap_or_else(|| {
+                    RunError::new(ErrorKind::WorkerDied, format!("ended {}", r.status))
+                }))),
+                Err(e) => Err(BatchError::Unavailable(e)),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(BatchError::Unavailable(Error::Unavailable {
+                        request: "batch",
+                    }))
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `job` periodically as described by `spec` (the first occurrence at once). Each
+    /// occurrence is a normal tracked run. Schedules stop submitting when a drain begins.
+    pub async fn schedule<F, Fut, T, E>(
+        &self,
+        spec: ScheduleSpec,
+        job: F,
+    ) -> Result<ScheduleId, Error>
+    where
+        F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: std::fmt::Display,
+    {
+        let job = BoxedJob::repeatable(job);
+        Ok(ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::Schedule(spec, job, r),
+            Some(self.call_timeout),
+            "schedule",
+        )
+        .await??)
+    }
+
+    /// Pauses a schedule (an active occurrence carries on).
+    pub async fn pause_schedule(&self, id: ScheduleId) -> Result<(), Error> {
+        Ok(ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::PauseSchedule(id, r),
+            Some(self.call_timeout),
+            "pause_schedule",
+        )
+        .await??)
+    }
+
+    /// Resumes a paused schedule; its next occurrence is submitted at once.
+    pub async fn resume_schedule(&self, id: ScheduleId) -> Result<(), Error> {
+        Ok(ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::ResumeSchedule(id, r),
+            Some(self.call_timeout),
+            "resume_schedule",
+        )
+        .await??)
+    }
+
+    /// Removes a schedule and returns its final counters.
+    pub async fn remove_schedule(&self, id: ScheduleId) -> Result<ScheduleInfo, Error> {
+        Ok(ask(
+            self.submitter.supervisor(),
+            |r| SupervisorMessage::RemoveSchedule(id, r),
+            Some(self.call_timeout),
+            "remove_schedule",
+        )
+        .await??)
+    }
+
+    /// Every schedule's counters.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, Error> {
+        ask(
+            self.submitter.supervisor(),
+            SupervisorMessage::Schedules,
+            Some(self.call_timeout),
+            "schedules",
+        )
+        .await
     }
 
     /// Changes the global concurrency limit (`None`: unlimited) while running.

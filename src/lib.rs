@@ -50,16 +50,19 @@
 )]
 
 mod error;
+mod events;
 mod handle;
 
-pub use error::Error;
+pub use error::{BatchError, Error};
+pub use events::{EventItem, EventStream};
 pub use handle::{Runwarden, RunwardenBuilder};
 pub use runwarden_actors::{
-    BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, DrainReport, DrainState,
-    ErrorKind, Json, JsonObject, ListQuery, NotFound, Progress, QueueConfig, QueueStatus,
-    RegistryMessage, RegistryStats, RetryOn, RetryPolicy, RunContext, RunError, RunId, RunPage,
-    RunRecord, RunSpec, RunStatus, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
-    SupervisorMessage, SupervisorStatus, Timestamp, UnknownQueue, ractor,
+    BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
+    DrainState, ErrorKind, EventFilter, Json, JsonObject, ListQuery, NotFound, Progress,
+    QueueConfig, QueueStatus, RegistryMessage, RegistryStats, RetryOn, RetryPolicy, RunContext,
+    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, SubmitError, Submitter,
+    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp,
+    UnknownQueue, ractor,
 };
 
 /// The actors, protocols and run model, for applications that drive them by message.

@@ -43,11 +43,13 @@
 )]
 
 mod error;
+mod event;
 mod job;
 mod json;
 mod queue;
 mod registry;
 mod run;
+mod schedule;
 mod serde_duration;
 mod submitter;
 mod supervisor;
@@ -55,19 +57,21 @@ mod time;
 mod worker;
 
 pub use error::{CancelError, NotFound, SubmitError, UnknownQueue};
+pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
     BoxedJob, IntoJobOutput, JobFuture, JobOutcome, JobOutput, ProgressSlot, RunContext,
 };
 pub use json::{Json, JsonObject};
 pub use queue::{QueueConfig, QueueSlot};
 pub use registry::{
-    ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState, RegistryStats,
-    RunPage, Submission, WriteReply,
+    Dedup, ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState,
+    RegistryStats, RunPage, Submission, WriteReply,
 };
 pub use run::{
     DEFAULT_QUEUE, ErrorKind, Progress, RetryOn, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
     RunStatus, Transition, TransitionError,
 };
+pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 pub use submitter::Submitter;
 pub use supervisor::{
     CancelOutcome, CancelReason, DrainReport, DrainState, Internal, PreparedRun, QueueStatus,

@@ -9,16 +9,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{CancelError, NotFound};
+use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{BoxedJob, ProgressSlot};
 use crate::queue::QueueSlot;
 use crate::run::{
     ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
 };
 use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage};
+use crate::time::Timestamp;
 
 /// A reply port for the outcome of a write, for senders that want to know (tests, tools).
 pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -64,8 +67,36 @@ pub enum RegistryMessage {
     /// forwarded to the supervisor as [`SupervisorMessage::DrainBarrier`], behind the `Start`
     /// of every run inserted before it.
     Barrier(Internal),
+    /// Sent by a [`crate::Submitter`] for a run with an idempotency key: if a run with the
+    /// same key is active, or ended within the dedup window, reply with its id and drop this
+    /// one unstarted; otherwise insert it like [`RegistryMessage::Insert`].
+    InsertUnique(Box<RunRecord>, Submission, String, RpcReplyPort<Dedup>),
+    /// Query: subscribe to live events. For a run filter, an unknown id is `NotFound`.
+    Subscribe(EventFilter, RpcReplyPort<Result<Subscription, NotFound>>),
+    /// Query: the output port on which the registry publishes every [`RunEvent`], for actors
+    /// (`port.subscribe(actor, converter)`).
+    EventPort(RpcReplyPort<Arc<OutputPort<RunEvent>>>),
     /// Query: counters.
     Stats(RpcReplyPort<RegistryStats>),
+}
+
+/// The answer to [`RegistryMessage::InsertUnique`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "run_id", rename_all = "snake_case")]
+pub enum Dedup {
+    /// No run held the key: this one was accepted under the id given.
+    New(RunId),
+    /// A run with the key is active or ended within the window: its id; nothing new started.
+    Existing(RunId),
+}
+
+impl Dedup {
+    /// The run's id, new or existing.
+    pub fn run_id(self) -> RunId {
+        match self {
+            Dedup::New(id) | Dedup::Existing(id) => id,
+        }
+    }
 }
 
 /// A run's job, and how to run it, travelling with [`RegistryMessage::Insert`].
@@ -180,6 +211,8 @@ pub struct RegistryStats {
     pub by_status: [usize; 5],
     /// Transitions and inserts refused by the state machine since start.
     pub refused: u64,
+    /// The most runs that were `Running` at once, since start.
+    pub peak_running: usize,
 }
 
 impl RegistryStats {
@@ -203,6 +236,10 @@ pub struct RegistryActor;
 pub struct RegistryArguments {
     /// The supervisor that receives the jobs of inserted runs.
     pub supervisor: ActorRef<SupervisorMessage>,
+    /// How long a finished run keeps its idempotency key.
+    pub dedup_window: Duration,
+    /// How many events a subscriber may fall behind before it lags.
+    pub event_buffer: usize,
 }
 
 /// The registry's data: all records plus indexes kept in step with them.
@@ -217,6 +254,13 @@ pub struct RegistryState {
     stats: RegistryStats,
     /// Callers waiting for a run to become terminal.
     waiters: HashMap<RunId, Vec<RpcReplyPort<Result<RunRecord, NotFound>>>>,
+    /// Idempotency keys and the run holding each.
+    keys: HashMap<String, RunId>,
+    dedup_window: Duration,
+    /// Live events for handle subscribers; sending never blocks (slow receivers lag).
+    events: broadcast::Sender<RunEvent>,
+    /// Live events for actor subscribers, once any actor asked for the port.
+    port: Option<Arc<OutputPort<RunEvent>>>,
 }
 
 impl RegistryState {
@@ -229,8 +273,24 @@ impl RegistryState {
         if record.status.is_active() {
             self.active.insert(record.id);
         }
+        if self.publishing() {
+            self.publish(RunEvent::from_record(&record));
+        }
         self.records.insert(record.id, record);
         Ok(())
+    }
+
+    /// Whether anyone listens; events are only built when someone does.
+    fn publishing(&self) -> bool {
+        self.events.receiver_count() > 0 || self.port.is_some()
+    }
+
+    fn publish(&self, event: RunEvent) {
+        if let Some(port) = &self.port {
+            port.send(event.clone());
+        }
+        // An error only means no receiver is subscribed right now.
+        let _ = self.events.send(event);
     }
 
     fn transition(&mut self, id: RunId, t: Transition) -> Result<(), TransitionError> {
@@ -243,6 +303,14 @@ impl RegistryState {
         let to = record.status;
         self.stats.by_status[from.index()] -= 1;
         self.stats.by_status[to.index()] += 1;
+        let running = self.stats.by_status[RunStatus::Running.index()];
+        self.stats.peak_running = self.stats.peak_running.max(running);
+        let record = &self.records[&id];
+        // Published before waiters are answered: a subscriber that also waits on the run's
+        // end (see `Subscription::terminal`) finds the event already in its buffer.
+        if self.events.receiver_count() > 0 || self.port.is_some() {
+            self.publish(RunEvent::from_record(record));
+        }
         if to.is_terminal() {
             self.active.remove(&id);
             if let Some(waiters) = self.waiters.remove(&id) {
@@ -296,6 +364,72 @@ impl RegistryState {
     }
 }
 
+impl RegistryState {
+    /// Records a new run and hands its job to the supervisor.
+    fn insert_and_start(
+        &mut self,
+        record: RunRecord,
+        submission: Submission,
+    ) -> Result<(), TransitionError> {
+        let id = record.id;
+        let run = PreparedRun::new(&record, submission);
+        if let Err(e) = self.insert(record) {
+            refuse(self, &e);
+            return Err(e);
+        }
+        if self.supervisor.cast(SupervisorMessage::Start(run)).is_err() {
+            // The run was accepted, so it must still end: record why it cannot run.
+            let t = Transition::failed(
+                ErrorKind::SupervisorUnavailable,
+                "the supervisor stopped before the run could start",
+            );
+            if let Err(e) = self.transition(id, t) {
+                refuse(self, &e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The run that holds an idempotency key: an active run, or one that ended within the
+    /// dedup window. A key whose run is older (or gone) is forgotten.
+    fn holder_of(&mut self, key: &str) -> Option<RunId> {
+        let id = *self.keys.get(key)?;
+        let window = self.dedup_window;
+        let live = self.records.get(&id).is_some_and(|r| match r.finished_at {
+            None => true,
+            Some(end) => Timestamp::now().saturating_duration_since(end) < window,
+        });
+        if live {
+            Some(id)
+        } else {
+            self.keys.remove(key);
+            None
+        }
+    }
+
+    fn subscribe(&mut self, filter: EventFilter) -> Result<Subscription, NotFound> {
+        let events = self.events.subscribe();
+        let (current, terminal) = match &filter {
+            EventFilter::Run(id) => {
+                let record = self.records.get(id).ok_or(NotFound(*id))?.clone();
+                let terminal = record.status.is_active().then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    self.waiters.entry(*id).or_default().push(tx.into());
+                    rx
+                });
+                (Some(record), terminal)
+            }
+            _ => (None, None),
+        };
+        Ok(Subscription {
+            filter,
+            events,
+            current,
+            terminal,
+        })
+    }
+}
+
 fn refuse(state: &mut RegistryState, err: &TransitionError) {
     state.stats.refused += 1;
     tracing::warn!(error = %err, "registry refused a status message");
@@ -317,6 +451,10 @@ impl Actor for RegistryActor {
             active: BTreeSet::new(),
             stats: RegistryStats::default(),
             waiters: HashMap::new(),
+            keys: HashMap::new(),
+            dedup_window: args.dedup_window,
+            events: broadcast::channel(args.event_buffer.max(1)).0,
+            port: None,
         })
     }
 
@@ -330,28 +468,37 @@ impl Actor for RegistryActor {
         // any actor may call it from inside a handler without risking a deadlock.
         match message {
             RegistryMessage::Insert(record, submission, reply) => {
-                let id = record.id;
-                let run = PreparedRun::new(&record, submission);
-                let result = state.insert(*record);
-                match &result {
-                    Ok(()) => {
-                        let start = SupervisorMessage::Start(run);
-                        if state.supervisor.cast(start).is_err() {
-                            // The run was accepted, so it must still end: record why it cannot run.
-                            let t = Transition::failed(
-                                ErrorKind::SupervisorUnavailable,
-                                "the supervisor stopped before the run could start",
-                            );
-                            if let Err(e) = state.transition(id, t) {
-                                refuse(state, &e);
-                            }
-                        }
-                    }
-                    Err(e) => refuse(state, e),
-                }
+                let result = state.insert_and_start(*record, submission);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
+            }
+            RegistryMessage::InsertUnique(record, submission, key, reply) => {
+                let answer = match state.holder_of(&key) {
+                    // The new run's job and queue slot are dropped here, unstarted.
+                    Some(existing) => Dedup::Existing(existing),
+                    None => {
+                        let id = record.id;
+                        match state.insert_and_start(*record, submission) {
+                            Ok(()) => {
+                                state.keys.insert(key, id);
+                                Dedup::New(id)
+                            }
+                            // Only a reused id can be refused, and ids come from `RunId::new`.
+                            Err(_) => Dedup::Existing(id),
+                        }
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            RegistryMessage::Subscribe(filter, reply) => {
+                let _ = reply.send(state.subscribe(filter));
+            }
+            RegistryMessage::EventPort(reply) => {
+                let port = state
+                    .port
+                    .get_or_insert_with(|| Arc::new(OutputPort::default()));
+                let _ = reply.send(port.clone());
             }
             RegistryMessage::Transition(id, t, reply) => {
                 let result = state.transition(id, t);
@@ -365,7 +512,15 @@ impl Actor for RegistryActor {
             RegistryMessage::Progress(id, slot) => {
                 if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
                     if record.status.is_active() {
+                        let event = RunEvent::Progress {
+                            run_id: id,
+                            label: record.label.clone(),
+                            progress: progress.clone(),
+                        };
                         record.progress = Some(progress);
+                        if state.publishing() {
+                            state.publish(event);
+                        }
                     }
                 }
             }

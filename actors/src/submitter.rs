@@ -9,7 +9,7 @@ use ractor::ActorRef;
 use crate::error::SubmitError;
 use crate::job::BoxedJob;
 use crate::queue::QueueTable;
-use crate::registry::{RegistryMessage, Submission};
+use crate::registry::{Dedup, RegistryMessage, Submission};
 use crate::run::{RunId, RunRecord, RunSpec};
 use crate::supervisor::SupervisorMessage;
 
@@ -91,6 +91,37 @@ impl Submitter {
             None => Ok(id),
             Some(_) => Err(SubmitError::Unavailable),
         }
+    }
+
+    /// Accepts a run unless a run with the same idempotency key is active or ended within the
+    /// dedup window, in which case that run's id comes back and nothing new starts. Waits for
+    /// the registry's answer (one round trip); the admission checks are those of `submit`.
+    pub async fn submit_unique(
+        &self,
+        key: impl Into<String>,
+        mut spec: RunSpec,
+        job: BoxedJob,
+    ) -> Result<Dedup, SubmitError> {
+        let answer = {
+            let closed = self.gate.0.read();
+            if *closed {
+                return Err(SubmitError::ShuttingDown);
+            }
+            let slot = self.table.admit(&mut spec, &job)?;
+            let id = RunId::new();
+            let submission = Submission::admitted(job, slot, &spec);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let record = Box::new(RunRecord::queued(id, spec));
+            let insert = RegistryMessage::InsertUnique(record, submission, key.into(), tx.into());
+            let refused = self.registry.cast(insert).err();
+            drop(closed);
+            // As in `submit`: drop a refused message only after releasing the gate.
+            if refused.is_some() {
+                return Err(SubmitError::Unavailable);
+            }
+            rx
+        };
+        answer.await.map_err(|_| SubmitError::Unavailable)
     }
 
     /// The supervisor this submitter feeds.

@@ -22,6 +22,7 @@ use crate::run::{
     DEFAULT_QUEUE, ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition,
     TransitionError,
 };
+use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 use crate::submitter::{Gate, Submitter};
 use crate::worker::{
     self, AbortOnDrop, AttemptEnd, CancelReply, WorkerActor, WorkerArguments, WorkerMessage,
@@ -72,6 +73,26 @@ pub enum SupervisorMessage {
         Option<usize>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
+    /// Sent by anyone: run a repeatable job periodically. The first occurrence is submitted
+    /// at once; each is a normal run. Refused once draining, or for a run-once job.
+    Schedule(
+        ScheduleSpec,
+        BoxedJob,
+        RpcReplyPort<Result<ScheduleId, SubmitError>>,
+    ),
+    /// Sent by anyone: stop submitting occurrences until resumed (an active one carries on).
+    PauseSchedule(ScheduleId, RpcReplyPort<Result<(), NoSuchSchedule>>),
+    /// Sent by anyone: submit occurrences again, the next one at once.
+    ResumeSchedule(ScheduleId, RpcReplyPort<Result<(), NoSuchSchedule>>),
+    /// Sent by anyone: forget a schedule (an active occurrence carries on as a normal run).
+    RemoveSchedule(
+        ScheduleId,
+        RpcReplyPort<Result<ScheduleInfo, NoSuchSchedule>>,
+    ),
+    /// Query: every schedule's counters.
+    Schedules(RpcReplyPort<Vec<ScheduleInfo>>),
+    /// Sent by the supervisor to itself when a schedule's next occurrence is due.
+    ScheduleDue(Internal, ScheduleId, u64),
     /// Query: a [`Submitter`] for this supervisor (the handle's fast path).
     GetSubmitter(RpcReplyPort<Submitter>),
     /// Query: queues, limits and drain state as the supervisor sees them.
@@ -255,6 +276,10 @@ pub struct SupervisorArguments {
     pub cancel_grace: Duration,
     /// Named queues. The queue `"default"` always exists (unlimited unless configured here).
     pub queues: Vec<(String, QueueConfig)>,
+    /// How long a finished run keeps its idempotency key (default 60 s).
+    pub dedup_window: Duration,
+    /// How many live events a subscriber may fall behind before it lags (default 4096).
+    pub event_buffer: usize,
 }
 
 impl Default for SupervisorArguments {
@@ -263,6 +288,8 @@ impl Default for SupervisorArguments {
             max_concurrent: None,
             cancel_grace: Duration::from_secs(5),
             queues: Vec::new(),
+            dedup_window: Duration::from_secs(60),
+            event_buffer: 4096,
         }
     }
 }
@@ -301,6 +328,15 @@ struct RetryWait {
     _timer: Timer,
 }
 
+struct ScheduleState {
+    spec: ScheduleSpec,
+    job: BoxedJob,
+    info: ScheduleInfo,
+    /// Bumped whenever the timer is re-armed or dropped, so a stale `ScheduleDue` is ignored.
+    generation: u64,
+    timer: Option<Timer>,
+}
+
 /// The supervisor's data.
 pub struct SupervisorState {
     registry: ActorRef<RegistryMessage>,
@@ -326,6 +362,10 @@ pub struct SupervisorState {
     /// Terminal statuses the supervisor has seen, since start.
     ended: Ended,
     drain: Drain,
+    schedules: BTreeMap<ScheduleId, ScheduleState>,
+    /// Which schedule each active occurrence belongs to.
+    occurrence_of: HashMap<RunId, ScheduleId>,
+    next_schedule: u64,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -338,7 +378,127 @@ impl fmt::Debug for SupervisorState {
     }
 }
 
+/// Arms (or re-arms) a schedule's timer; the previous timer, if any, is aborted.
+fn arm(
+    myself: &ActorRef<SupervisorMessage>,
+    id: ScheduleId,
+    s: &mut ScheduleState,
+    after: Duration,
+) {
+    s.generation += 1;
+    let generation = s.generation;
+    let timer = myself.send_after(after, move || {
+        SupervisorMessage::ScheduleDue(Internal::new(), id, generation)
+    });
+    s.timer = Some(AbortOnDrop(timer));
+}
+
 impl SupervisorState {
+    /// Registers a schedule and submits its first occurrence.
+    fn add_schedule(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        spec: ScheduleSpec,
+        job: BoxedJob,
+    ) -> Result<ScheduleId, SubmitError> {
+        if !matches!(self.drain, Drain::NotDraining) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if !job.is_repeatable() {
+            return Err(SubmitError::NotRepeatable);
+        }
+        if self.table.index(spec.run.queue_name()).is_none() {
+            return Err(SubmitError::UnknownQueue(spec.run.queue_name().to_owned()));
+        }
+        let id = ScheduleId(self.next_schedule);
+        self.next_schedule += 1;
+        let info = ScheduleInfo {
+            id,
+            label: spec.run.label.clone(),
+            every_ms: spec.every.as_millis() as u64,
+            mode: spec.mode,
+            paused: false,
+            runs: 0,
+            completed: 0,
+            failed: 0,
+            cancelled: 0,
+            skipped: 0,
+            last_run: None,
+            last_status: None,
+            active_run: None,
+        };
+        self.schedules.insert(
+            id,
+            ScheduleState {
+                spec,
+                job,
+                info,
+                generation: 0,
+                timer: None,
+            },
+        );
+        self.fire_schedule(myself, id);
+        tracing::info!(schedule = %id, "schedule added");
+        Ok(id)
+    }
+
+    /// A schedule's occurrence is due: submit it (or skip it), and plan the next one.
+    fn fire_schedule(&mut self, myself: &ActorRef<SupervisorMessage>, id: ScheduleId) {
+        if !matches!(self.drain, Drain::NotDraining) {
+            return;
+        }
+        let table = self.table.clone();
+        let registry = self.registry.clone();
+        let Some(s) = self.schedules.get_mut(&id) else {
+            return;
+        };
+        if s.info.paused {
+            return;
+        }
+        if s.spec.mode == ScheduleMode::FixedRate {
+            arm(myself, id, s, s.spec.every);
+        }
+        if s.info.active_run.is_some() {
+            s.info.skipped += 1;
+            return;
+        }
+        let mut spec = s.spec.run.clone();
+        let Some(job) = s.job.try_clone() else {
+            return;
+        };
+        let slot = match table.admit(&mut spec, &job) {
+            Ok(slot) => slot,
+            Err(e) => {
+                tracing::warn!(schedule = %id, error = %e, "schedule occurrence skipped");
+                s.info.skipped += 1;
+                if s.spec.mode == ScheduleMode::FixedDelay {
+                    arm(myself, id, s, s.spec.every);
+                }
+                return;
+            }
+        };
+        let run_id = RunId::new();
+        let submission = Submission::admitted(job, slot, &spec);
+        let insert =
+            RegistryMessage::Insert(Box::new(RunRecord::queued(run_id, spec)), submission, None);
+        if registry.cast(insert).is_err() {
+            tracing::error!(schedule = %id, "registry unreachable; occurrence not submitted");
+            return;
+        }
+        s.info.runs += 1;
+        s.info.last_run = Some(run_id);
+        s.info.active_run = Some(run_id);
+        self.occurrence_of.insert(run_id, id);
+    }
+
+    /// Stops every schedule's timer (a drain began): no occurrence is submitted any more.
+    fn stop_schedules(&mut self) {
+        for s in self.schedules.values_mut() {
+            s.generation += 1;
+            s.timer = None;
+        }
+    }
+
     fn drain_state(&self) -> DrainState {
         match self.drain {
             Drain::NotDraining => DrainState::NotDraining,
@@ -370,9 +530,31 @@ impl SupervisorState {
         }
     }
 
+    /// Counts a run's terminal status, and lets its schedule (if any) plan the next occurrence.
+    fn note_end(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, status: RunStatus) {
+        self.ended[status.index()] += 1;
+        let Some(sid) = self.occurrence_of.remove(&id) else {
+            return;
+        };
+        let accepting = matches!(self.drain, Drain::NotDraining);
+        let Some(s) = self.schedules.get_mut(&sid) else {
+            return;
+        };
+        match status {
+            RunStatus::Completed => s.info.completed += 1,
+            RunStatus::Failed => s.info.failed += 1,
+            _ => s.info.cancelled += 1,
+        }
+        s.info.last_status = Some(status);
+        s.info.active_run = None;
+        if s.spec.mode == ScheduleMode::FixedDelay && !s.info.paused && accepting {
+            arm(myself, sid, s, s.spec.every);
+        }
+    }
+
     /// Records a terminal status the supervisor decided itself (queued cancel, drain).
-    fn end_here(&mut self, id: RunId, t: Transition) {
-        self.ended[t.target().index()] += 1;
+    fn end_here(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, t: Transition) {
+        self.note_end(myself, id, t.target());
         if let Err(e) = self.registry.cast(RegistryMessage::Transition(id, t, None)) {
             tracing::error!(run_id = %id, error = %e, "registry unreachable; terminal status not recorded");
         }
@@ -394,7 +576,7 @@ impl SupervisorState {
                     ErrorKind::CancelledWhileQueued,
                     "cancelled by the drain deadline while queued",
                 );
-                self.end_here(run.id, t);
+                self.end_here(myself, run.id, t);
                 return;
             }
             // Only an `Insert` sent to the registry by hand, past the gate, can get here.
@@ -403,7 +585,7 @@ impl SupervisorState {
                     ErrorKind::CancelledWhileQueued,
                     "refused: the supervisor had already drained",
                 );
-                self.end_here(run.id, t);
+                self.end_here(myself, run.id, t);
                 return;
             }
             _ => {}
@@ -466,7 +648,7 @@ impl SupervisorState {
                         ErrorKind::WorkerDied,
                         format!("could not start a worker: {e}"),
                     );
-                    self.end_here(id, t);
+                    self.end_here(myself, id, t);
                 }
             }
         }
@@ -474,7 +656,12 @@ impl SupervisorState {
 
     /// Removes a run that is waiting (in a queue or for a retry) and ends it `Cancelled`.
     /// Returns `false` if the run was not waiting.
-    fn cancel_waiting(&mut self, id: RunId, why: &str) -> bool {
+    fn cancel_waiting(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        id: RunId,
+        why: &str,
+    ) -> bool {
         let found = if let Some((q, key)) = self.queued_at.remove(&id) {
             self.queues[q].waiting.remove(&key).is_some()
         } else {
@@ -482,6 +669,7 @@ impl SupervisorState {
         };
         if found {
             self.end_here(
+                myself,
                 id,
                 Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
             );
@@ -491,8 +679,14 @@ impl SupervisorState {
 
     /// Handles a cancel request. `forwarded` is set when the registry sent it back because it
     /// overtook the run's `Start`; such a request is never sent to the registry again.
-    fn cancel(&mut self, id: RunId, reply: CancelReply, forwarded: bool) {
-        if self.cancel_waiting(id, "cancelled by a caller while queued") {
+    fn cancel(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        id: RunId,
+        reply: CancelReply,
+        forwarded: bool,
+    ) {
+        if self.cancel_waiting(myself, id, "cancelled by a caller while queued") {
             let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
             return;
         }
@@ -538,6 +732,7 @@ impl SupervisorState {
             Drain::Draining { waiters, .. } => waiters.push(reply),
             Drain::NotDraining => {
                 self.gate.close();
+                self.stop_schedules();
                 tracing::info!(
                     queued = self.queued_at.len(),
                     running = self.workers.len(),
@@ -568,7 +763,7 @@ impl SupervisorState {
         }
     }
 
-    fn drain_deadline(&mut self) {
+    fn drain_deadline(&mut self, myself: &ActorRef<SupervisorMessage>) {
         let Drain::Draining { deadline_hit, .. } = &mut self.drain else {
             return;
         };
@@ -586,7 +781,7 @@ impl SupervisorState {
             .copied()
             .collect();
         for id in &waiting {
-            self.cancel_waiting(*id, "cancelled by the drain deadline while queued");
+            self.cancel_waiting(myself, *id, "cancelled by the drain deadline while queued");
         }
         if let Drain::Draining {
             cancelled_by_drain, ..
@@ -680,7 +875,7 @@ impl SupervisorState {
         let end = final_state.as_mut().and_then(WorkerState::take_end);
         let status = match end {
             Some(AttemptEnd::Ended(status)) => {
-                self.ended[status.index()] += 1;
+                self.note_end(myself, id, status);
                 if let (
                     RunStatus::Cancelled,
                     true,
@@ -710,6 +905,7 @@ impl SupervisorState {
                         "cancelled by a caller while waiting to retry"
                     };
                     self.end_here(
+                        myself,
                         id,
                         Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
                     );
@@ -751,7 +947,7 @@ impl SupervisorState {
                 } else {
                     Transition::failed(ErrorKind::WorkerDied, format!("worker ended: {cause}"))
                 };
-                self.end_checked(id, t).await
+                self.end_checked(myself, id, t).await
             }
         };
         let ended_here = final_state.is_none();
@@ -767,7 +963,12 @@ impl SupervisorState {
     /// Records a terminal status for a run whose worker died, and counts the status the run
     /// really has: if the worker had already reported one, the registry refuses ours and
     /// names the real one. The registry never waits on anyone, so this call cannot deadlock.
-    async fn end_checked(&mut self, id: RunId, t: Transition) -> RunStatus {
+    async fn end_checked(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        id: RunId,
+        t: Transition,
+    ) -> RunStatus {
         let wanted = t.target();
         let verdict = self
             .registry
@@ -784,7 +985,7 @@ impl SupervisorState {
                 wanted
             }
         };
-        self.ended[status.index()] += 1;
+        self.note_end(myself, id, status);
         status
     }
 }
@@ -814,6 +1015,8 @@ impl Actor for SupervisorActor {
             .collect();
         let registry_args = RegistryArguments {
             supervisor: myself.clone(),
+            dedup_window: args.dedup_window,
+            event_buffer: args.event_buffer,
         };
         let (registry, _) =
             Actor::spawn_linked(None, RegistryActor, registry_args, myself.get_cell()).await?;
@@ -833,6 +1036,9 @@ impl Actor for SupervisorActor {
             parked_cancels: HashMap::new(),
             ended: [0; 5],
             drain: Drain::NotDraining,
+            schedules: BTreeMap::new(),
+            occurrence_of: HashMap::new(),
+            next_schedule: 1,
         })
     }
 
@@ -866,12 +1072,12 @@ impl Actor for SupervisorActor {
             }
             SupervisorMessage::Start(run) => state.accept(&myself, run).await,
             SupervisorMessage::Cancel(id, reply) => {
-                state.cancel(id, reply, false);
+                state.cancel(&myself, id, reply, false);
                 state.start_queued(&myself).await;
                 state.check_drained();
             }
             SupervisorMessage::CancelForwarded(_, id, reply) => {
-                state.cancel(id, reply, true);
+                state.cancel(&myself, id, reply, true);
                 state.start_queued(&myself).await;
                 state.check_drained();
             }
@@ -885,7 +1091,7 @@ impl Actor for SupervisorActor {
                 state.check_drained();
             }
             SupervisorMessage::DrainDeadline(_) => {
-                state.drain_deadline();
+                state.drain_deadline(&myself);
                 state.check_drained();
             }
             SupervisorMessage::RetryDue(_, id) => {
@@ -919,6 +1125,56 @@ impl Actor for SupervisorActor {
                     None => Err(UnknownQueue(name)),
                 };
                 let _ = reply.send(answer);
+            }
+            SupervisorMessage::Schedule(spec, job, reply) => {
+                let _ = reply.send(state.add_schedule(&myself, spec, job));
+            }
+            SupervisorMessage::PauseSchedule(id, reply) => {
+                let answer = match state.schedules.get_mut(&id) {
+                    Some(s) => {
+                        s.info.paused = true;
+                        s.generation += 1;
+                        s.timer = None;
+                        Ok(())
+                    }
+                    None => Err(NoSuchSchedule(id)),
+                };
+                let _ = reply.send(answer);
+            }
+            SupervisorMessage::ResumeSchedule(id, reply) => {
+                let answer = match state.schedules.get_mut(&id) {
+                    Some(s) => {
+                        let was_paused = std::mem::replace(&mut s.info.paused, false);
+                        if was_paused {
+                            state.fire_schedule(&myself, id);
+                        }
+                        Ok(())
+                    }
+                    None => Err(NoSuchSchedule(id)),
+                };
+                let _ = reply.send(answer);
+            }
+            SupervisorMessage::RemoveSchedule(id, reply) => {
+                let answer = match state.schedules.remove(&id) {
+                    Some(s) => {
+                        state.occurrence_of.retain(|_, sid| *sid != id);
+                        Ok(s.info)
+                    }
+                    None => Err(NoSuchSchedule(id)),
+                };
+                let _ = reply.send(answer);
+            }
+            SupervisorMessage::Schedules(reply) => {
+                let _ = reply.send(state.schedules.values().map(|s| s.info.clone()).collect());
+            }
+            SupervisorMessage::ScheduleDue(_, id, generation) => {
+                if state
+                    .schedules
+                    .get(&id)
+                    .is_some_and(|s| s.generation == generation)
+                {
+                    state.fire_schedule(&myself, id);
+                }
             }
             SupervisorMessage::GetSubmitter(reply) => {
                 let _ = reply.send(Submitter::new(

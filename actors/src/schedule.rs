@@ -1,0 +1,106 @@
+//! Periodic runs: the types of the schedule protocol. The supervisor owns the schedules.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::{RunId, RunSpec, RunStatus};
+
+/// Identifies one schedule of a supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ScheduleId(pub u64);
+
+impl fmt::Display for ScheduleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "schedule-{}", self.0)
+    }
+}
+
+/// How occurrences of a schedule are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleMode {
+    /// The next occurrence starts `every` after the previous one ended (never overlaps).
+    FixedDelay,
+    /// Occurrences are due every `every` from the first; a due occurrence is skipped (and
+    /// counted) while the previous one is still active, so runs never overlap.
+    FixedRate,
+}
+
+/// A job to run periodically. The first occurrence is submitted at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    /// The spec every occurrence is submitted with (each occurrence is a normal run with its
+    /// own id).
+    pub run: RunSpec,
+    /// The interval.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub every: Duration,
+    /// How the interval is measured.
+    pub mode: ScheduleMode,
+}
+
+impl ScheduleSpec {
+    /// Runs `run` every `every`, measured from the end of each occurrence.
+    pub fn fixed_delay(run: RunSpec, every: Duration) -> Self {
+        ScheduleSpec {
+            run,
+            every,
+            mode: ScheduleMode::FixedDelay,
+        }
+    }
+
+    /// Runs `run` every `every`, measured from the first occurrence, skipping overlaps.
+    pub fn fixed_rate(run: RunSpec, every: Duration) -> Self {
+        ScheduleSpec {
+            run,
+            every,
+            mode: ScheduleMode::FixedRate,
+        }
+    }
+}
+
+/// A schedule's counters and state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    /// The schedule.
+    pub id: ScheduleId,
+    /// The label of its runs.
+    pub label: String,
+    /// Its interval in milliseconds.
+    pub every_ms: u64,
+    /// How the interval is measured.
+    pub mode: ScheduleMode,
+    /// Paused schedules submit nothing until resumed.
+    pub paused: bool,
+    /// Occurrences submitted.
+    pub runs: u64,
+    /// Occurrences that completed.
+    pub completed: u64,
+    /// Occurrences that failed (errors).
+    pub failed: u64,
+    /// Occurrences that were cancelled.
+    pub cancelled: u64,
+    /// Due occurrences skipped (overlap, full queue).
+    pub skipped: u64,
+    /// The latest occurrence.
+    pub last_run: Option<RunId>,
+    /// How the latest finished occurrence ended.
+    pub last_status: Option<RunStatus>,
+    /// The occurrence still active, if any.
+    pub active_run: Option<RunId>,
+}
+
+/// No schedule has this id (it was never made, or was removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoSuchSchedule(pub ScheduleId);
+
+impl fmt::Display for NoSuchSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no {}", self.0)
+    }
+}
+
+impl std::error::Error for NoSuchSchedule {}

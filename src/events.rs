@@ -1,0 +1,113 @@
+//! [`EventStream`]: live run events on the handle.
+
+use std::fmt;
+
+use futures_util::Stream;
+use runwarden_actors::{EventFilter, RunEvent, Subscription};
+use tokio::sync::broadcast::error::RecvError;
+
+/// One item of an [`EventStream`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventItem {
+    /// An event, in the order the registry applied it.
+    Event(RunEvent),
+    /// The subscriber fell this many events behind and they were skipped (its buffer is
+    /// bounded, so a slow subscriber never slows the registry).
+    Lagged(u64),
+}
+
+/// Live events from the registry, filtered for all runs, one label, or one run.
+///
+/// A stream for one run starts with the run's current status and always ends with its
+/// terminal event — also when the run ended before the subscription, or when the subscriber
+/// lagged past the event — and then yields `None`. Streams for all runs or a label run until
+/// the registry stops.
+///
+/// Use [`EventStream::next`] in a loop, or [`EventStream::into_stream`] for a
+/// `futures::Stream`.
+pub struct EventStream {
+    sub: Subscription,
+    first: Option<RunEvent>,
+    done: bool,
+}
+
+impl EventStream {
+    pub(crate) fn new(mut sub: Subscription) -> Self {
+        let first = sub.current.take().map(|r| RunEvent::from_record(&r));
+        let done = false;
+        EventStream { sub, first, done }
+    }
+
+    /// The next event, or `None` when the stream has ended.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an event is removed from the buffer only when it is returned.
+    pub async fn next(&mut self) -> Option<EventItem> {
+        if self.done {
+            return None;
+        }
+        let by_run = matches!(self.sub.filter, EventFilter::Run(_));
+        if let Some(first) = self.first.take() {
+            self.done = by_run && first.is_terminal();
+            return Some(EventItem::Event(first));
+        }
+        loop {
+            // The broadcast is polled first: the registry publishes a run's terminal event
+            // before it answers the terminal waiter, so the waiter only wins when the event
+            // was lost to lag.
+            let received = tokio::select! {
+                biased;
+                r = self.sub.events.recv() => r,
+                end = async {
+                    match self.sub.terminal.as_mut() {
+                        Some(rx) => rx.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.sub.terminal = None;
+                    if let Ok(Ok(record)) = end {
+                        self.done = true;
+                        return Some(EventItem::Event(RunEvent::from_record(&record)));
+                    }
+                    continue;
+                }
+            };
+            match received {
+                Ok(event) if self.sub.filter.matches(&event) => {
+                    self.done = by_run && event.is_terminal();
+                    return Some(EventItem::Event(event));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => return Some(EventItem::Lagged(n)),
+                Err(RecvError::Closed) => {
+                    // The registry stopped. A run stream still gets its end if it was sent.
+                    if let Some(rx) = self.sub.terminal.take() {
+                        if let Ok(Ok(record)) = rx.await {
+                            self.done = true;
+                            return Some(EventItem::Event(RunEvent::from_record(&record)));
+                        }
+                    }
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// This subscription as a `futures::Stream`.
+    pub fn into_stream(self) -> impl Stream<Item = EventItem> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        })
+    }
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream")
+            .field("filter", &self.sub.filter)
+            .field("done", &self.done)
+            .finish()
+    }
+}
