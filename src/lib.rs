@@ -60,9 +60,9 @@ pub use runwarden_actors::{
     BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
     DrainState, ErrorKind, EventFilter, Json, JsonObject, ListQuery, NotFound, Progress,
     QueueConfig, QueueStatus, RegistryMessage, RegistryStats, RetryOn, RetryPolicy, RunContext,
-    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, SubmitError, Submitter,
-    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp,
-    UnknownQueue, ractor,
+    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo,
+    ScheduleMode, ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
+    SupervisorMessage, SupervisorStatus, Timestamp, UnknownQueue, ractor,
 };
 
 /// The actors, protocols and run model, for applications that drive them by message.
