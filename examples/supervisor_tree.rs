@@ -8,8 +8,9 @@
 //!
 //! It submits a mixed workload, shows live progress, cancels the runs chosen for it right
 //! after submitting them, drains with a deadline and prints a summary. Run `i` (from 1) is
-//! chosen for cancel, panic or fail when `i % K == 0` for `--cancel-every K` and so on, with
-//! that precedence. With `--json` the last line of stdout is one JSON object of counts.
+//! chosen for cancel, panic, fail, timeout or retry when `i % K == 0` for `--cancel-every K`
+//! and so on, with that precedence. With `--json` the last line of stdout is one JSON object
+//! of counts.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ use runwarden::ractor::{
     Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
 };
 use runwarden::{
-    RunId, RunSpec, RunStatus, Runwarden, SupervisorActor, SupervisorArguments, SupervisorMessage,
+    ErrorKind, EventFilter, EventItem, EventStream, RetryPolicy, RunId, RunSpec, RunStatus,
+    Runwarden, SupervisorActor, SupervisorArguments, SupervisorMessage,
 };
 
 const PLANNED_PANIC: &str = "planned panic";
@@ -32,6 +34,10 @@ struct Flags {
     fail_every: u64,
     panic_every: u64,
     cancel_every: u64,
+    timeout_every: u64,
+    timeout_ms: u64,
+    retry_every: u64,
+    grace_ms: u64,
     drain_ms: u64,
     max_concurrent: Option<usize>,
     json: bool,
@@ -45,6 +51,10 @@ impl Flags {
             fail_every: 0,
             panic_every: 0,
             cancel_every: 0,
+            timeout_every: 0,
+            timeout_ms: 50,
+            retry_every: 0,
+            grace_ms: 1000,
             drain_ms: 10_000,
             max_concurrent: None,
             json: false,
@@ -68,6 +78,10 @@ impl Flags {
                 "--fail-every" => f.fail_every = n,
                 "--panic-every" => f.panic_every = n,
                 "--cancel-every" => f.cancel_every = n,
+                "--timeout-every" => f.timeout_every = n,
+                "--timeout-ms" => f.timeout_ms = n,
+                "--retry-every" => f.retry_every = n,
+                "--grace-ms" => f.grace_ms = n,
                 "--drain-ms" => f.drain_ms = n,
                 "--max-concurrent" => f.max_concurrent = Some(n.max(1) as usize),
                 other => return Err(format!("unknown flag {other}")),
@@ -87,6 +101,10 @@ impl Flags {
             Behaviour::Panic
         } else if Self::chosen(self.fail_every, i) {
             Behaviour::Fail
+        } else if Self::chosen(self.timeout_every, i) {
+            Behaviour::Timeout
+        } else if Self::chosen(self.retry_every, i) {
+            Behaviour::FailOnce
         } else {
             Behaviour::Work
         }
@@ -94,7 +112,8 @@ impl Flags {
 }
 
 const USAGE: &str = "usage: supervisor_tree [--runs N] [--work-ms MS] [--fail-every K] \
-[--panic-every K] [--cancel-every K] [--drain-ms MS] [--max-concurrent N] [--json]";
+[--panic-every K] [--cancel-every K] [--timeout-every K] [--timeout-ms MS] [--retry-every K] \
+[--grace-ms MS] [--drain-ms MS] [--max-concurrent N] [--json]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
@@ -103,6 +122,10 @@ enum Behaviour {
     Panic,
     /// Never finishes by itself; the example cancels it right after submitting it.
     Cancel,
+    /// Never finishes by itself: its time limit signals it, and it stops then.
+    Timeout,
+    /// Fails its first attempt and succeeds on its second (retry policy of 3 attempts).
+    FailOnce,
 }
 
 /// The application's root: it owns runwarden's supervisor as a linked child, as any actor
@@ -199,6 +222,32 @@ fn spawn_progress(rw: Runwarden, total: u64) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Follows every run's events and returns the most runs seen `Running` at once, or `None` if
+/// the subscriber lagged (then the registry's own counter is used).
+fn watch_peak(mut events: EventStream, total: u64) -> tokio::task::JoinHandle<Option<usize>> {
+    tokio::spawn(async move {
+        let mut running = std::collections::HashSet::new();
+        let (mut peak, mut ended) = (0usize, 0u64);
+        while ended < total {
+            match events.next().await? {
+                EventItem::Lagged(_) => return None,
+                EventItem::Event(e) => match e.status() {
+                    Some(RunStatus::Running) => {
+                        running.insert(e.run_id());
+                        peak = peak.max(running.len());
+                    }
+                    Some(status) => {
+                        running.remove(&e.run_id());
+                        ended += u64::from(status.is_terminal());
+                    }
+                    None => {}
+                },
+            }
+        }
+        Some(peak)
+    })
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = match Flags::parse() {
@@ -241,7 +290,9 @@ async fn main() -> ExitCode {
 async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let args = SupervisorArguments {
         max_concurrent: flags.max_concurrent,
-        cancel_grace: Duration::from_secs(5),
+        cancel_grace: Duration::from_millis(flags.grace_ms),
+        // Large enough that the example's own event subscriber does not lag.
+        event_buffer: 1 << 16,
         ..Default::default()
     };
     let (root, root_handle) = Actor::spawn(None, AppRoot, args).await?;
@@ -250,14 +301,24 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let progress = spawn_progress(rw.clone(), flags.runs);
+    let peak_watch = watch_peak(rw.events(EventFilter::All).await?, flags.runs);
     let work = Duration::from_millis(flags.work_ms);
     let mut ids: Vec<RunId> = Vec::with_capacity(flags.runs as usize);
     for i in 1..=flags.runs {
         let behaviour = flags.behaviour(i);
-        let spec = RunSpec::new(format!("{behaviour:?}").to_lowercase())
+        let mut spec = RunSpec::new(format!("{behaviour:?}").to_lowercase())
             .name(format!("run {i}"))
             .param("i", i as i64);
-        let id = rw.submit(spec, move |ctx| async move {
+        match behaviour {
+            Behaviour::Timeout => spec = spec.timeout(Duration::from_millis(flags.timeout_ms)),
+            Behaviour::FailOnce => {
+                let policy = RetryPolicy::attempts(3)
+                    .backoff(Duration::from_millis(5), Duration::from_millis(50));
+                spec = spec.retry(policy);
+            }
+            _ => {}
+        }
+        let id = rw.submit_repeatable(spec, move |ctx| async move {
             match behaviour {
                 Behaviour::Work => {
                     tokio::time::sleep(work).await;
@@ -267,6 +328,17 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
                 Behaviour::Panic => panic!("{PLANNED_PANIC} in run {i}"),
                 Behaviour::Cancel => {
                     ctx.cancelled().await;
+                    Ok(())
+                }
+                Behaviour::Timeout => {
+                    ctx.cancelled().await;
+                    Err(format!("run {i} stopped at its time limit"))
+                }
+                Behaviour::FailOnce if ctx.attempt() == 1 => {
+                    Err(format!("run {i} failed its first attempt"))
+                }
+                Behaviour::FailOnce => {
+                    tokio::time::sleep(work).await;
                     Ok(())
                 }
             }
@@ -284,20 +356,32 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
 
     // Count from the registry's records: a run without a terminal record is lost.
     let mut counts = [0usize; 5];
-    let mut lost = 0usize;
+    let (mut lost, mut timed_out, mut retried) = (0usize, 0usize, 0usize);
     for id in &ids {
         match rw.status(*id).await {
-            Ok(r) if r.status.is_terminal() => counts[r.status.index()] += 1,
+            Ok(r) if r.status.is_terminal() => {
+                counts[r.status.index()] += 1;
+                let kind = r.error.as_ref().map(|e| e.kind);
+                if r.status == RunStatus::Failed && kind == Some(ErrorKind::TimedOut) {
+                    timed_out += 1;
+                }
+                if r.status == RunStatus::Completed && r.attempt > 1 {
+                    retried += 1;
+                }
+            }
             _ => lost += 1,
         }
     }
+    let events_peak = peak_watch.await.unwrap_or(None);
     let stats = rw.stats().await?;
     rw.shutdown(Duration::from_secs(1)).await?;
     root.stop(None);
     root_handle.await?;
 
     let completed = counts[RunStatus::Completed.index()];
-    let failed = counts[RunStatus::Failed.index()];
+    // Time-limited runs are reported on their own, not among the failures.
+    let failed = counts[RunStatus::Failed.index()] - timed_out;
+    let peak_running = events_peak.unwrap_or(stats.peak_running);
     let cancelled = counts[RunStatus::Cancelled.index()];
     let secs = elapsed.as_secs_f64();
     println!();
@@ -310,6 +394,9 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     println!("  {:<22}{:>10}", "completed", completed);
     println!("  {:<22}{:>10}", "failed", failed);
     println!("  {:<22}{:>10}", "cancelled", cancelled);
+    println!("  {:<22}{:>10}", "timed out", timed_out);
+    println!("  {:<22}{:>10}", "retried (completed)", retried);
+    println!("  {:<22}{:>10}", "peak running", peak_running);
     println!(
         "  {:<22}{:>10}",
         "cancelled by drain",
@@ -333,6 +420,10 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             "completed": completed,
             "failed": failed,
             "cancelled": cancelled,
+            "timed_out": timed_out,
+            "retried": retried,
+            "peak_running": peak_running,
+            "peak_running_registry": stats.peak_running,
             "lost": lost,
             "cancelled_by_drain": report.cancelled_by_drain.len(),
             "deadline_hit": report.deadline_hit,
