@@ -1,0 +1,469 @@
+//! The benchmark harness: runwarden against a raw tokio baseline, in the same process and run.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--json] [--reps 3] [--runs 100000] [--parked 50000]
+//! ```
+//!
+//! The baseline is what a user would write without runwarden: `tokio::spawn` into a `JoinSet`
+//! and a `parking_lot::Mutex<HashMap<id, status>>`. Every scenario reports the median of
+//! `--reps` repetitions with min and max; memory scenarios run in a fresh child process each,
+//! so one scenario's freed memory cannot flatter the next.
+
+use std::collections::HashMap;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use runwarden::{ListQuery, RunId, RunSpec, RunStatus, Runwarden};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone)]
+struct Flags {
+    json: bool,
+    reps: usize,
+    runs: usize,
+    parked: usize,
+    child: Option<String>,
+}
+
+fn parse() -> Result<Flags, String> {
+    let mut f = Flags {
+        json: false,
+        reps: 3,
+        runs: 100_000,
+        parked: 50_000,
+        child: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a whole number"))
+        };
+        match a.as_str() {
+            "--json" => f.json = true,
+            "--reps" => f.reps = num("--reps")?.max(1),
+            "--runs" => f.runs = num("--runs")?.max(1),
+            "--parked" => f.parked = num("--parked")?.max(1),
+            "--child" => f.child = args.next(),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(f)
+}
+
+/// Median, min and max of repeated measurements.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stat(mut xs: Vec<f64>) -> Stat {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    Stat {
+        median: xs[xs.len() / 2],
+        min: xs[0],
+        max: xs[xs.len() - 1],
+    }
+}
+
+fn rss_bytes() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb * 1024.0)
+}
+
+// ---------- the baseline ----------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BaseStatus {
+    Queued,
+    Running,
+    Completed,
+    Cancelled,
+}
+
+type BaseMap = Arc<Mutex<HashMap<u64, BaseStatus>>>;
+
+async fn baseline_throughput(n: usize) -> f64 {
+    let map: BaseMap = Arc::default();
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for i in 0..n as u64 {
+        map.lock().insert(i, BaseStatus::Queued);
+        let map = map.clone();
+        set.spawn(async move {
+            map.lock().insert(i, BaseStatus::Running);
+            let r: Result<(), String> = async { Ok(()) }.await;
+            let s = if r.is_ok() {
+                BaseStatus::Completed
+            } else {
+                BaseStatus::Cancelled
+            };
+            map.lock().insert(i, s);
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(
+        map.lock()
+            .values()
+            .filter(|s| **s == BaseStatus::Completed)
+            .count(),
+        n
+    );
+    n as f64 / secs
+}
+
+/// M parked tasks, each waiting for its own cancel signal; returns ms to cancel them all.
+async fn baseline_cancel_all(m: usize) -> f64 {
+    let map: BaseMap = Arc::default();
+    let mut set = JoinSet::new();
+    let mut cancels = Vec::with_capacity(m);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..m as u64 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        cancels.push(tx);
+        map.lock().insert(i, BaseStatus::Queued);
+        let (map, ready) = (map.clone(), ready_tx.clone());
+        set.spawn(async move {
+            map.lock().insert(i, BaseStatus::Running);
+            let _ = ready.send(());
+            let _ = rx.await;
+            map.lock().insert(i, BaseStatus::Cancelled);
+        });
+    }
+    for _ in 0..m {
+        ready_rx.recv().await;
+    }
+    let start = Instant::now();
+    for tx in cancels {
+        let _ = tx.send(());
+    }
+    while set.join_next().await.is_some() {}
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert!(map.lock().values().all(|s| *s == BaseStatus::Cancelled));
+    ms
+}
+
+// ---------- runwarden ----------
+
+async fn wait_for_count(rw: &Runwarden, status: RunStatus, n: usize) {
+    loop {
+        let stats = rw.stats().await.expect("stats");
+        if stats.count(status) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+async fn runwarden_throughput(n: usize) -> (f64, f64) {
+    let rw = Runwarden::start().await.expect("start");
+    let start = Instant::now();
+    for _ in 0..n {
+        rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+            .expect("submit");
+    }
+    let submit_ns = start.elapsed().as_secs_f64() * 1e9 / n as f64;
+    wait_for_count(&rw, RunStatus::Completed, n).await;
+    let secs = start.elapsed().as_secs_f64();
+    rw.shutdown(Duration::from_secs(30))
+        .await
+        .expect("shutdown");
+    (n as f64 / secs, submit_ns)
+}
+
+async fn runwarden_cancel_all(m: usize) -> f64 {
+    let rw = Runwarden::start().await.expect("start");
+    let ids: Vec<RunId> = (0..m)
+        .map(|_| {
+            rw.submit(RunSpec::new("parked"), |ctx| async move {
+                ctx.cancelled().await;
+                Ok::<_, String>(())
+            })
+            .expect("submit")
+        })
+        .collect();
+    wait_for_count(&rw, RunStatus::Running, m).await;
+    let start = Instant::now();
+    // Cancels are requests with replies; send them from a few tasks at once, as an
+    // application cancelling a batch would.
+    let chunks: Vec<Vec<RunId>> = ids.chunks(m.div_ceil(8)).map(<[RunId]>::to_vec).collect();
+    let mut set = JoinSet::new();
+    for chunk in chunks {
+        let rw = rw.clone();
+        set.spawn(async move {
+            for id in chunk {
+                rw.cancel(id).await.expect("cancel");
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    wait_for_count(&rw, RunStatus::Cancelled, m).await;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    rw.shutdown(Duration::from_secs(30))
+        .await
+        .expect("shutdown");
+    ms
+}
+
+/// Round-trip times (ns, median of 1,000 calls each) with 100,000 finished + 1,000 active runs.
+async fn runwarden_queries() -> [f64; 4] {
+    let rw = Runwarden::start().await.expect("start");
+    let mut last = None;
+    for _ in 0..100_000 {
+        last = Some(
+            rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+                .expect("submit"),
+        );
+    }
+    wait_for_count(&rw, RunStatus::Completed, 100_000).await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    for _ in 0..1000 {
+        let g = gate.clone();
+        rw.submit(RunSpec::new("active"), move |_| async move {
+            g.notified().await;
+            Ok::<_, String>(())
+        })
+        .expect("submit");
+    }
+    wait_for_count(&rw, RunStatus::Running, 1000).await;
+    let id = last.expect("a run");
+    let mut out = [0.0; 4];
+    for (k, slot) in out.iter_mut().enumerate() {
+        let mut xs = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            let t = Instant::now();
+            match k {
+                0 => drop(rw.status(id).await.expect("status")),
+                1 => drop(rw.active_count().await.expect("count")),
+                2 => drop(rw.active_ids().await.expect("ids")),
+                _ => drop(
+                    rw.list(ListQuery::new().status(RunStatus::Running).limit(50))
+                        .await
+                        .expect("list"),
+                ),
+            }
+            xs.push(t.elapsed().as_secs_f64() * 1e9);
+        }
+        *slot = stat(xs).median;
+    }
+    gate.notify_waiters();
+    rw.shutdown(Duration::from_secs(30))
+        .await
+        .expect("shutdown");
+    out
+}
+
+// ---------- memory, each in a fresh child process ----------
+
+async fn memory_child(kind: &str, m: usize) -> f64 {
+    match kind {
+        "baseline-running" => {
+            let map: BaseMap = Arc::default();
+            let before = rss_bytes();
+            let mut set = JoinSet::new();
+            let gate = Arc::new(tokio::sync::Notify::new());
+            for i in 0..m as u64 {
+                map.lock().insert(i, BaseStatus::Running);
+                let g = gate.clone();
+                set.spawn(async move { g.notified().await });
+            }
+            tokio::task::yield_now().await;
+            let after = rss_bytes();
+            (after - before) / m as f64
+        }
+        "running" | "queued" => {
+            let builder = Runwarden::builder();
+            let builder = if kind == "queued" {
+                builder.max_concurrent(1)
+            } else {
+                builder
+            };
+            let rw = builder.start().await.expect("start");
+            let before = rss_bytes();
+            let gate = Arc::new(tokio::sync::Notify::new());
+            for _ in 0..m {
+                let g = gate.clone();
+                rw.submit(RunSpec::new("parked"), move |_| async move {
+                    g.notified().await;
+                    Ok::<_, String>(())
+                })
+                .expect("submit");
+            }
+            let status = if kind == "queued" {
+                RunStatus::Queued
+            } else {
+                RunStatus::Running
+            };
+            let want = if kind == "queued" { m - 1 } else { m };
+            wait_for_count(&rw, status, want).await;
+            (rss_bytes() - before) / m as f64
+        }
+        _ => {
+            // finished: records retained after their runs ended
+            let rw = Runwarden::start().await.expect("start");
+            let before = rss_bytes();
+            for _ in 0..m {
+                rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+                    .expect("submit");
+            }
+            wait_for_count(&rw, RunStatus::Completed, m).await;
+            (rss_bytes() - before) / m as f64
+        }
+    }
+}
+
+fn run_child(kind: &str, m: usize) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = Command::new(exe)
+        .args(["--child", kind, "--parked", &m.to_string()])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn machine() -> String {
+    let nproc = std::thread::available_parallelism().map_or(0, usize::from);
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "rustc ?".into());
+    format!("{nproc} cores, {rustc}")
+}
+
+fn main() -> ExitCode {
+    let flags = match parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Some(kind) = &flags.child {
+        let v = rt.block_on(memory_child(kind, flags.parked));
+        println!("{v}");
+        return ExitCode::SUCCESS;
+    }
+    // Jobs run inside `CatchUnwind`; keep the default hook but there are no planned panics.
+    rt.block_on(run(flags))
+}
+
+async fn run(f: Flags) -> ExitCode {
+    let (mut rw_tp, mut base_tp, mut submit_ns, mut rw_cancel, mut base_cancel) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for rep in 0..f.reps {
+        eprintln!("rep {}/{}: throughput", rep + 1, f.reps);
+        // Alternate which side goes first, so neither always gets the warmer process.
+        let (a, s) = if rep % 2 == 0 {
+            let r = runwarden_throughput(f.runs).await;
+            base_tp.push(baseline_throughput(f.runs).await);
+            r
+        } else {
+            base_tp.push(baseline_throughput(f.runs).await);
+            runwarden_throughput(f.runs).await
+        };
+        rw_tp.push(a);
+        submit_ns.push(s);
+        eprintln!("rep {}/{}: cancel_all", rep + 1, f.reps);
+        rw_cancel.push(runwarden_cancel_all(f.parked).await);
+        base_cancel.push(baseline_cancel_all(f.parked).await);
+    }
+    eprintln!("queries");
+    let q = runwarden_queries().await;
+    eprintln!("memory");
+    let mem = |kind: &str| {
+        stat(
+            (0..f.reps)
+                .filter_map(|_| run_child(kind, f.parked))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (m_run, m_queued, m_finished, m_base) = (
+        mem("running"),
+        mem("queued"),
+        mem("finished"),
+        mem("baseline-running"),
+    );
+
+    let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
+    let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
+    let row = |name: &str, s: Stat, unit: &str| {
+        println!(
+            "{name:<34} {:>14.0} {unit:<8} (min {:.0}, max {:.0})",
+            s.median, s.min, s.max
+        )
+    };
+    println!(
+        "runwarden bench on {} — medians of {} reps",
+        machine(),
+        f.reps
+    );
+    row("throughput runwarden", rw_tp, "runs/s");
+    row("throughput baseline", base_tp, "runs/s");
+    println!(
+        "{:<34} {:>14.2}",
+        "throughput ratio (rw/baseline)",
+        rw_tp.median / base_tp.median
+    );
+    row("submit", submit_ns, "ns/call");
+    row("bytes per running run", m_run, "B");
+    row("bytes per running task (baseline)", m_base, "B");
+    row("bytes per queued run", m_queued, "B");
+    row("bytes per finished record", m_finished, "B");
+    println!(
+        "{:<34} {:>14.1} ms  (min {:.1}, max {:.1})",
+        "cancel_all runwarden", rw_cancel.median, rw_cancel.min, rw_cancel.max
+    );
+    println!(
+        "{:<34} {:>14.1} ms  (min {:.1}, max {:.1})",
+        "cancel_all baseline", base_cancel.median, base_cancel.min, base_cancel.max
+    );
+    println!(
+        "{:<34} {:>14.2}",
+        "cancel_all ratio (rw/baseline)",
+        rw_cancel.median / base_cancel.median
+    );
+    println!("{:<34} {:>14.0} ns", "status(id) rtt", q[0]);
+    println!("{:<34} {:>14.0} ns", "active_count rtt", q[1]);
+    println!("{:<34} {:>14.0} ns", "active_ids rtt (1,000 active)", q[2]);
+    println!("{:<34} {:>14.0} ns", "list(running, 50) rtt", q[3]);
+    if f.json {
+        let line = serde_json::json!({
+            "machine": machine(),
+            "reps": f.reps,
+            "runs": f.runs,
+            "parked": f.parked,
+            "throughput_ratio": rw_tp.median / base_tp.median,
+            "runs_per_sec": rw_tp.median,
+            "baseline_runs_per_sec": base_tp.median,
+            "submit_ns": submit_ns.median,
+            "bytes_per_running_run": m_run.median,
+            "baseline_bytes_per_running_task": m_base.median,
+            "bytes_per_queued_run": m_queued.median,
+            "bytes_per_finished_record": m_finished.median,
+            "cancel_all_ms": rw_cancel.median,
+            "baseline_cancel_all_ms": base_cancel.median,
+            "cancel_all_ratio": rw_cancel.median / base_cancel.median,
+            "status_rtt_ns": q[0],
+            "active_count_rtt_ns": q[1],
+            "active_ids_rtt_ns": q[2],
+            "list_running_rtt_ns": q[3],
+        });
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
+}
