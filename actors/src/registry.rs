@@ -249,7 +249,10 @@ pub struct RegistryState {
     /// Records by id; ids are time-ordered, so iteration order is creation order.
     records: BTreeMap<RunId, RunRecord>,
     /// Ids of `Queued` and `Running` runs.
-    active: BTreeSet<RunId>,
+    /// Ids of `Queued` runs and of `Running` runs: indexes kept in step with the records, so
+    /// counting, listing and filtering active runs never scan the history.
+    queued: BTreeSet<RunId>,
+    running: BTreeSet<RunId>,
     /// Per-status counts, so counting never scans.
     stats: RegistryStats,
     /// Callers waiting for a run to become terminal.
@@ -270,14 +273,66 @@ impl RegistryState {
         }
         tracing::debug!(run_id = %record.id, label = %record.label, "run queued");
         self.stats.by_status[record.status.index()] += 1;
-        if record.status.is_active() {
-            self.active.insert(record.id);
-        }
+        self.index(record.id, None, record.status);
         if self.publishing() {
             self.publish(RunEvent::from_record(&record));
         }
         self.records.insert(record.id, record);
         Ok(())
+    }
+
+    fn index_of(&self, status: RunStatus) -> Option<&BTreeSet<RunId>> {
+        match status {
+            RunStatus::Queued => Some(&self.queued),
+            RunStatus::Running => Some(&self.running),
+            _ => None,
+        }
+    }
+
+    /// Moves `id` between the active-status indexes.
+    fn index(&mut self, id: RunId, from: Option<RunStatus>, to: RunStatus) {
+        match from {
+            Some(RunStatus::Queued) => {
+                self.queued.remove(&id);
+            }
+            Some(RunStatus::Running) => {
+                self.running.remove(&id);
+            }
+            _ => {}
+        }
+        match to {
+            RunStatus::Queued => {
+                self.queued.insert(id);
+            }
+            RunStatus::Running => {
+                self.running.insert(id);
+            }
+            _ => {}
+        }
+    }
+
+    fn is_active(&self, id: &RunId) -> bool {
+        self.queued.contains(id) || self.running.contains(id)
+    }
+
+    /// Active ids, oldest first: the two sorted indexes merged.
+    fn active_ids(&self) -> Vec<RunId> {
+        let mut ids = Vec::with_capacity(self.queued.len() + self.running.len());
+        let (mut q, mut r) = (
+            self.queued.iter().peekable(),
+            self.running.iter().peekable(),
+        );
+        loop {
+            let next = match (q.peek(), r.peek()) {
+                (Some(a), Some(b)) if a <= b => q.next(),
+                (Some(_), Some(_)) => r.next(),
+                (Some(_), None) => q.next(),
+                (None, Some(_)) => r.next(),
+                (None, None) => break,
+            };
+            ids.extend(next.copied());
+        }
+        ids
     }
 
     /// Whether anyone listens; events are only built when someone does.
@@ -305,6 +360,7 @@ impl RegistryState {
         self.stats.by_status[to.index()] += 1;
         let running = self.stats.by_status[RunStatus::Running.index()];
         self.stats.peak_running = self.stats.peak_running.max(running);
+        self.index(id, Some(from), to);
         let record = &self.records[&id];
         // Published before waiters are answered: a subscriber that also waits on the run's
         // end (see `Subscription::terminal`) finds the event already in its buffer.
@@ -312,7 +368,6 @@ impl RegistryState {
             self.publish(RunEvent::from_record(record));
         }
         if to.is_terminal() {
-            self.active.remove(&id);
             if let Some(waiters) = self.waiters.remove(&id) {
                 for w in waiters {
                     // A waiter that gave up (dropped its receiver) is simply skipped.
@@ -337,10 +392,9 @@ impl RegistryState {
                 total += 1;
             }
         };
-        // Active statuses have an index: listing them scans active runs, not all history.
-        match q.status {
-            Some(s) if s.is_active() => self
-                .active
+        // Active statuses have an index: listing them scans those runs, not all history.
+        match q.status.and_then(|s| self.index_of(s)) {
+            Some(index) => index
                 .iter()
                 .rev()
                 .filter_map(|id| self.records.get(id))
@@ -448,7 +502,8 @@ impl Actor for RegistryActor {
         Ok(RegistryState {
             supervisor: args.supervisor,
             records: BTreeMap::new(),
-            active: BTreeSet::new(),
+            queued: BTreeSet::new(),
+            running: BTreeSet::new(),
             stats: RegistryStats::default(),
             waiters: HashMap::new(),
             keys: HashMap::new(),
@@ -531,13 +586,13 @@ impl Actor for RegistryActor {
                 let _ = reply.send(state.list(&q));
             }
             RegistryMessage::ActiveCount(reply) => {
-                let _ = reply.send(state.active.len());
+                let _ = reply.send(state.queued.len() + state.running.len());
             }
             RegistryMessage::ActiveIds(reply) => {
-                let _ = reply.send(state.active.iter().copied().collect());
+                let _ = reply.send(state.active_ids());
             }
             RegistryMessage::IsActive(id, reply) => {
-                let _ = reply.send(state.active.contains(&id));
+                let _ = reply.send(state.is_active(&id));
             }
             RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
                 None => {
