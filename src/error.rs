@@ -32,6 +32,10 @@ pub enum Error {
     },
     /// The actors could not be started.
     Spawn(String),
+    /// Log queries need logs to be configured (`RunwardenBuilder::logs`).
+    LogsDisabled,
+    /// A log file could not be read.
+    LogIo(String),
 }
 
 impl fmt::Display for Error {
@@ -47,6 +51,8 @@ impl fmt::Display for Error {
                 write!(f, "`{request}` failed: runwarden's actors are not running")
             }
             Error::Spawn(e) => write!(f, "could not start runwarden's actors: {e}"),
+            Error::LogsDisabled => f.write_str("run logs are not configured"),
+            Error::LogIo(e) => write!(f, "could not read a log file: {e}"),
         }
     }
 }

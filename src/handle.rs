@@ -17,6 +17,9 @@ use runwarden_actors::{
 
 use crate::error::{BatchError, Error};
 use crate::events::EventStream;
+use crate::logs::{KeeperArgs, LogConfig, LogFollow, LogKeeper, LogMessage, ReadAnswer, ReadQuery};
+use crate::process::ProcessJob;
+use runwarden_actors::{IntoJobError, JobError, LogEntry, Timestamp};
 
 /// Configures and starts runwarden's actors.
 ///
@@ -38,6 +41,7 @@ use crate::events::EventStream;
 pub struct RunwardenBuilder {
     args: SupervisorArguments,
     call_timeout: Duration,
+    logs: Option<LogConfig>,
 }
 
 impl Default for RunwardenBuilder {
@@ -45,6 +49,7 @@ impl Default for RunwardenBuilder {
         RunwardenBuilder {
             args: SupervisorArguments::default(),
             call_timeout: Duration::from_secs(5),
+            logs: None,
         }
     }
 }
@@ -91,21 +96,56 @@ impl RunwardenBuilder {
         self
     }
 
+    /// Keeps run logs: an in-memory ring per run and a file per run under `config.dir`.
+    /// Without it, lines that jobs log are dropped and log queries fail with
+    /// [`Error::LogsDisabled`].
+    pub fn logs(mut self, config: LogConfig) -> Self {
+        self.logs = Some(config);
+        self
+    }
+
     /// Spawns the supervisor (and its registry) unsupervised.
     pub async fn start(self) -> Result<Runwarden, Error> {
-        let (supervisor, _) = Actor::spawn(None, SupervisorActor, self.args)
-            .await
-            .map_err(|e| Error::Spawn(e.to_string()))?;
-        Runwarden::connect(supervisor, self.call_timeout).await
+        self.spawn(None).await
     }
 
     /// Spawns the supervisor linked to `parent`, so `parent` receives its supervision events
     /// (for example when its registry fails and it escalates).
     pub async fn start_linked(self, parent: ActorCell) -> Result<Runwarden, Error> {
-        let (supervisor, _) = Actor::spawn_linked(None, SupervisorActor, self.args, parent)
-            .await
-            .map_err(|e| Error::Spawn(e.to_string()))?;
-        Runwarden::connect(supervisor, self.call_timeout).await
+        self.spawn(Some(parent)).await
+    }
+
+    async fn spawn(mut self, parent: Option<ActorCell>) -> Result<Runwarden, Error> {
+        let sink = self.logs.as_ref().map(|_| crate::logs::sink());
+        if let Some(sink) = &sink {
+            self.args.logs = Some(sink.clone());
+        }
+        let spawned = match parent {
+            None => Actor::spawn(None, SupervisorActor, self.args).await,
+            Some(p) => Actor::spawn_linked(None, SupervisorActor, self.args, p).await,
+        };
+        let (supervisor, _) = spawned.map_err(|e| Error::Spawn(e.to_string()))?;
+        let mut rw = Runwarden::connect(supervisor.clone(), self.call_timeout).await?;
+        if let (Some(config), Some(sink)) = (self.logs, sink) {
+            let args = KeeperArgs {
+                config: config.clone(),
+                registry: rw.registry().clone(),
+            };
+            // Linked to the supervisor: it goes when runwarden goes.
+            let keeper = Actor::spawn_linked(None, LogKeeper, args, supervisor.get_cell()).await;
+            let (keeper, _) = match keeper {
+                Ok(k) => k,
+                Err(e) => {
+                    let _ = supervisor
+                        .stop_and_wait(None, Some(self.call_timeout))
+                        .await;
+                    return Err(Error::Spawn(e.to_string()));
+                }
+            };
+            sink.connect(keeper.clone());
+            rw.logs = Some((keeper, Arc::new(config)));
+        }
+        Ok(rw)
     }
 }
 
@@ -115,10 +155,20 @@ impl RunwardenBuilder {
 /// every answer comes from the registry or supervisor actor by message.
 ///
 /// Dropping the handles does not stop the actors: call [`Runwarden::shutdown`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runwarden {
     submitter: Submitter,
     call_timeout: Duration,
+    logs: Option<(ActorRef<LogMessage>, Arc<LogConfig>)>,
+}
+
+impl std::fmt::Debug for Runwarden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runwarden")
+            .field("submitter", &self.submitter)
+            .field("logs", &self.logs.as_ref().map(|(_, c)| &c.dir))
+            .finish()
+    }
 }
 
 impl Runwarden {
@@ -148,7 +198,94 @@ impl Runwarden {
         Ok(Runwarden {
             submitter,
             call_timeout,
+            logs: None,
         })
+    }
+
+    /// Runs an external program (see [`ProcessJob`]); the spec's parameters become its
+    /// `--key value` arguments unless the job says otherwise.
+    pub fn submit_process(&self, spec: RunSpec, job: ProcessJob) -> Result<RunId, SubmitError> {
+        let job = job.into_job(&spec.params);
+        self.submitter.submit(spec, job)
+    }
+
+    fn log_keeper(&self) -> Result<&(ActorRef<LogMessage>, Arc<LogConfig>), Error> {
+        self.logs.as_ref().ok_or(Error::LogsDisabled)
+    }
+
+    async fn read_log(&self, id: RunId, q: ReadQuery) -> Result<Vec<LogEntry>, Error> {
+        let (keeper, _) = self.log_keeper()?;
+        let tail = match q {
+            ReadQuery::Tail(n) => Some(n),
+            ReadQuery::Since(_) => None,
+        };
+        let since = match q {
+            ReadQuery::Since(t) => Some(t),
+            ReadQuery::Tail(_) => None,
+        };
+        let answer = ask(
+            keeper,
+            |r| LogMessage::Read(id, q, r),
+            Some(self.call_timeout),
+            "read_log",
+        )
+        .await?;
+        match answer {
+            ReadAnswer::Lines(lines) => Ok(lines),
+            // The file is read off the actors' threads.
+            ReadAnswer::File(path) => {
+                let read =
+                    tokio::task::spawn_blocking(move || crate::logs::read_lines(&path, tail)).await;
+                match read {
+                    Ok(Ok(mut lines)) => {
+                        if let Some(t) = since {
+                            lines.retain(|e| e.at >= t);
+                        }
+                        Ok(lines)
+                    }
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                    Ok(Err(e)) => Err(Error::LogIo(e.to_string())),
+                    Err(e) => Err(Error::LogIo(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The last `n` lines of a run's log (memory first, else its file: also after a restart).
+    pub async fn log_tail(&self, id: RunId, n: usize) -> Result<Vec<LogEntry>, Error> {
+        self.read_log(id, ReadQuery::Tail(n)).await
+    }
+
+    /// The lines of a run's log at or after `since`.
+    pub async fn log_since(&self, id: RunId, since: Timestamp) -> Result<Vec<LogEntry>, Error> {
+        self.read_log(id, ReadQuery::Since(since)).await
+    }
+
+    /// The path of a run's log file, with everything logged so far written to it (for a
+    /// download). The file may not exist for a run that logged nothing.
+    pub async fn log_file(&self, id: RunId) -> Result<std::path::PathBuf, Error> {
+        let (keeper, config) = self.log_keeper()?;
+        ask(
+            keeper,
+            LogMessage::Flush,
+            Some(self.call_timeout),
+            "log_file",
+        )
+        .await?;
+        Ok(config.path_of(id))
+    }
+
+    /// Follows a run's log live: the lines so far, new lines, then always the run's end
+    /// (see [`LogFollow`]).
+    pub async fn follow_log(&self, id: RunId) -> Result<LogFollow, Error> {
+        let (keeper, _) = self.log_keeper()?;
+        Ok(ask(
+            keeper,
+            |r| LogMessage::Follow(id, r),
+            Some(self.call_timeout),
+            "follow_log",
+        )
+        .await??)
     }
 
     /// Accepts a run of `job` and returns its id at once, without waiting for it to start.
@@ -165,7 +302,7 @@ impl Runwarden {
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: IntoJobOutput,
-        E: std::fmt::Display,
+        E: IntoJobError,
     {
         self.submitter.submit(spec, BoxedJob::new(job))
     }
@@ -181,7 +318,7 @@ impl Runwarden {
         F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: IntoJobOutput,
-        E: std::fmt::Display,
+        E: IntoJobError,
     {
         self.submitter.submit(spec, BoxedJob::repeatable(job))
     }
@@ -198,16 +335,21 @@ impl Runwarden {
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: serde::Serialize,
-        E: std::fmt::Display,
+        E: IntoJobError,
     {
         let job = BoxedJob::new(move |ctx| {
             let fut = job(ctx);
             async move {
-                let value = fut.await.map_err(|e| e.to_string())?;
+                let value = fut.await.map_err(IntoJobError::into_job_error)?;
                 let json = serde_json::to_value(value)
                     .and_then(serde_json::from_value::<Json>)
-                    .map_err(|e| format!("result could not be serialised: {e}"))?;
-                Ok::<_, String>(json)
+                    .map_err(|e| {
+                        JobError::new(
+                            ErrorKind::Returned,
+                            format!("result could not be serialised: {e}"),
+                        )
+                    })?;
+                Ok::<_, JobError>(json)
             }
         });
         self.submitter.submit(spec, job)
@@ -226,7 +368,7 @@ impl Runwarden {
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: IntoJobOutput,
-        E: std::fmt::Display,
+        E: IntoJobError,
     {
         Ok(self
             .submitter
@@ -343,7 +485,7 @@ impl Runwarden {
         F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: IntoJobOutput,
-        E: std::fmt::Display,
+        E: IntoJobError,
     {
         let job = BoxedJob::repeatable(job);
         Ok(ask(
@@ -580,6 +722,10 @@ impl Runwarden {
     /// [`SubmitError::ShuttingDown`] for submits).
     pub async fn shutdown(&self, deadline: Duration) -> Result<DrainReport, Error> {
         let report = self.drain(deadline).await?;
+        if let Some((keeper, _)) = &self.logs {
+            // Let the keeper take every line and end already sent to it, flush, and stop.
+            let _ = keeper.drain_and_wait(Some(self.call_timeout)).await;
+        }
         let supervisor = self.submitter.supervisor();
         // Stopping the supervisor kills its linked children (the registry; every worker has
         // already exited, since the drain finished). Wait for both cells to be gone.

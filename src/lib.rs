@@ -52,17 +52,22 @@
 mod error;
 mod events;
 mod handle;
+mod logs;
+mod process;
 
 pub use error::{BatchError, Error};
 pub use events::{EventItem, EventStream};
 pub use handle::{Runwarden, RunwardenBuilder};
+pub use logs::{LogConfig, LogEnd, LogFollow, LogItem};
+pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use runwarden_actors::{
     BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
-    DrainState, ErrorKind, EventFilter, Json, JsonObject, ListQuery, NotFound, Progress,
-    QueueConfig, QueueStatus, RegistryMessage, RegistryStats, RetryOn, RetryPolicy, RunContext,
-    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo,
-    ScheduleMode, ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
-    SupervisorMessage, SupervisorStatus, Timestamp, UnknownQueue, ractor,
+    DrainState, ErrorKind, EventFilter, IntoJobError, JobError, Json, JsonObject, ListQuery,
+    LogEntry, LogLevel, LogStream, NotFound, Progress, QueueConfig, QueueStatus, RegistryMessage,
+    RegistryStats, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage, RunRecord,
+    RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec, SubmitError,
+    Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus,
+    Timestamp, UnknownQueue, ractor,
 };
 
 /// The actors, protocols and run model, for applications that drive them by message.

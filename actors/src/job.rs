@@ -13,14 +13,58 @@ use ractor::ActorRef;
 use tokio::sync::watch;
 
 use crate::json::Json;
+use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
 use crate::registry::RegistryMessage;
-use crate::run::{Progress, RunId};
+use crate::run::{ErrorKind, Progress, RunId};
+use crate::time::Timestamp;
 
 /// What a finished job hands back: a value to store on the record, if any.
 pub type JobOutput = Option<Json>;
 
-/// The future of a running job, type-erased. `Err` carries the job error's `Display`.
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutput, String>> + Send + 'static>>;
+/// The future of a running job, type-erased.
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutput, JobError>> + Send + 'static>>;
+
+/// A job's failure with a typed kind, for jobs that know why they failed (a program that could
+/// not start, one that exited non-zero). Any other error type becomes
+/// [`ErrorKind::Returned`] with its `Display` as the message.
+///
+/// It deliberately does not implement `Display`, so that every `Display` error converts into
+/// it through [`IntoJobError`] while it converts into itself unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    /// Why the job failed.
+    pub kind: ErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+impl JobError {
+    /// A failure of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        JobError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// An error a job's future may return: any `Display` type, or a [`JobError`].
+pub trait IntoJobError {
+    /// Converts into the kind and message stored on the record.
+    fn into_job_error(self) -> JobError;
+}
+
+impl<E: fmt::Display> IntoJobError for E {
+    fn into_job_error(self) -> JobError {
+        JobError::new(ErrorKind::Returned, self.to_string())
+    }
+}
+
+impl IntoJobError for JobError {
+    fn into_job_error(self) -> JobError {
+        self
+    }
+}
 
 /// A value a job's future may return on success: `()` (nothing to store) or a [`Json`] value.
 pub trait IntoJobOutput {
@@ -63,12 +107,12 @@ fn erase<Fut, T, E>(fut: Fut) -> JobFuture
 where
     Fut: Future<Output = Result<T, E>> + Send + 'static,
     T: IntoJobOutput,
-    E: fmt::Display,
+    E: IntoJobError,
 {
     Box::pin(async move {
         fut.await
             .map(IntoJobOutput::into_job_output)
-            .map_err(|e| e.to_string())
+            .map_err(IntoJobError::into_job_error)
     })
 }
 
@@ -92,7 +136,7 @@ impl BoxedJob {
         F: FnOnce(RunContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: IntoJobOutput,
-        E: fmt::Display,
+        E: IntoJobError,
     {
         BoxedJob(Kind::Once(Box::new(move |ctx| erase(f(ctx)))))
     }
@@ -104,7 +148,7 @@ impl BoxedJob {
         F: Fn(RunContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: IntoJobOutput,
-        E: fmt::Display,
+        E: IntoJobError,
     {
         BoxedJob(Kind::Repeatable(Arc::new(move |ctx| erase(f(ctx)))))
     }
@@ -182,6 +226,7 @@ pub struct RunContext {
     cancel: watch::Receiver<bool>,
     progress: Arc<ProgressSlot>,
     registry: Option<ActorRef<RegistryMessage>>,
+    logs: Option<Arc<dyn LogSink>>,
 }
 
 impl RunContext {
@@ -190,6 +235,7 @@ impl RunContext {
         attempt: u32,
         cancel: watch::Receiver<bool>,
         registry: ActorRef<RegistryMessage>,
+        logs: Option<Arc<dyn LogSink>>,
     ) -> Self {
         RunContext {
             id,
@@ -197,6 +243,7 @@ impl RunContext {
             cancel,
             progress: Arc::default(),
             registry: Some(registry),
+            logs,
         }
     }
 
@@ -209,6 +256,7 @@ impl RunContext {
             cancel,
             progress: Arc::default(),
             registry: None,
+            logs: None,
         }
     }
 
@@ -235,6 +283,41 @@ impl RunContext {
         let mut rx = self.cancel.clone();
         // An error means the worker (the sender) is gone: the run is over, so stop too.
         let _ = rx.wait_for(|cancelled| *cancelled).await;
+    }
+
+    /// Adds a line to the run's log (stream `job`).
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        self.log_entries(vec![LogEntry {
+            at: Timestamp::now(),
+            level,
+            stream: LogStream::Job,
+            message: message.into(),
+        }]);
+    }
+
+    /// Adds an `INFO` line to the run's log.
+    pub fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message);
+    }
+
+    /// Adds an `ERROR` line to the run's log.
+    pub fn error(&self, message: impl Into<String>) {
+        self.log(LogLevel::Error, message);
+    }
+
+    /// Adds lines to the run's log in one message (process runs use this for captured output).
+    /// Without a log keeper (actors used on their own) the lines are dropped.
+    pub fn log_entries(&self, entries: Vec<LogEntry>) {
+        if let (Some(logs), false) = (&self.logs, entries.is_empty()) {
+            logs.append(self.id, entries);
+        }
+    }
+
+    /// Records a process run's exit code on the run's record.
+    pub fn set_exit_code(&self, code: i32) {
+        if let Some(registry) = &self.registry {
+            let _ = registry.cast(RegistryMessage::ExitCode(self.id, code));
+        }
     }
 
     /// Reports progress. Cheap enough for a tight loop: reports are coalesced, and the
@@ -264,8 +347,8 @@ impl fmt::Debug for RunContext {
 pub enum JobOutcome {
     /// Returned `Ok`, with the value to store if any.
     Ok(JobOutput),
-    /// Returned `Err`; its `Display`.
-    Err(String),
+    /// Returned `Err`.
+    Err(JobError),
     /// Panicked; the panic message.
     Panicked(String),
 }
@@ -274,7 +357,7 @@ impl fmt::Display for JobOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JobOutcome::Ok(_) => f.write_str("returned Ok"),
-            JobOutcome::Err(e) => write!(f, "returned an error: {e}"),
+            JobOutcome::Err(e) => write!(f, "returned an error: {}", e.message),
             JobOutcome::Panicked(m) => write!(f, "panicked: {m}"),
         }
     }
@@ -308,7 +391,10 @@ impl Future for CatchUnwind {
             let fut = match (&mut this.fut, this.job.take(), this.ctx.take()) {
                 (Some(fut), _, _) => fut,
                 (slot @ None, Some(job), Some(ctx)) => slot.insert(job.start(ctx)),
-                _ => return Poll::Ready(Err("job polled after completion".to_owned())),
+                _ => {
+                    let e = JobError::new(ErrorKind::Panicked, "job polled after completion");
+                    return Poll::Ready(Err(e));
+                }
             };
             let polled = fut.as_mut().poll(cx);
             if polled.is_ready() {

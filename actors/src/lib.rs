@@ -46,6 +46,7 @@ mod error;
 mod event;
 mod job;
 mod json;
+mod log;
 mod queue;
 mod registry;
 mod run;
@@ -59,9 +60,11 @@ mod worker;
 pub use error::{CancelError, NotFound, SubmitError, UnknownQueue};
 pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
-    BoxedJob, IntoJobOutput, JobFuture, JobOutcome, JobOutput, ProgressSlot, RunContext,
+    BoxedJob, IntoJobError, IntoJobOutput, JobError, JobFuture, JobOutcome, JobOutput,
+    ProgressSlot, RunContext,
 };
 pub use json::{Json, JsonObject};
+pub use log::{LogEntry, LogLevel, LogSink, LogStream};
 pub use queue::{QueueConfig, QueueSlot};
 pub use registry::{
     Dedup, ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState,

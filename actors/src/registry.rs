@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::error::{CancelError, NotFound};
 use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{BoxedJob, ProgressSlot};
+use crate::log::LogSink;
 use crate::queue::QueueSlot;
 use crate::run::{
     ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
@@ -45,6 +46,9 @@ pub enum RegistryMessage {
     /// slot and no message about it is on its way: take the latest report and keep it on the
     /// record (ignored once the run is terminal).
     Progress(RunId, Arc<ProgressSlot>),
+    /// Sent by a process run's job: its program's exit code, kept on the record (ignored once
+    /// the run is terminal).
+    ExitCode(RunId, i32),
     /// Query: one run's record.
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// Query: runs matching a filter, newest first, with the true total.
@@ -240,6 +244,8 @@ pub struct RegistryArguments {
     pub dedup_window: Duration,
     /// How many events a subscriber may fall behind before it lags.
     pub event_buffer: usize,
+    /// Told of every run's end (so log followers always get it).
+    pub logs: Option<Arc<dyn LogSink>>,
 }
 
 /// The registry's data: all records plus indexes kept in step with them.
@@ -264,6 +270,7 @@ pub struct RegistryState {
     events: broadcast::Sender<RunEvent>,
     /// Live events for actor subscribers, once any actor asked for the port.
     port: Option<Arc<OutputPort<RunEvent>>>,
+    logs: Option<Arc<dyn LogSink>>,
 }
 
 impl RegistryState {
@@ -368,6 +375,9 @@ impl RegistryState {
             self.publish(RunEvent::from_record(record));
         }
         if to.is_terminal() {
+            if let Some(logs) = &self.logs {
+                logs.run_ended(id, to);
+            }
             if let Some(waiters) = self.waiters.remove(&id) {
                 for w in waiters {
                     // A waiter that gave up (dropped its receiver) is simply skipped.
@@ -510,6 +520,7 @@ impl Actor for RegistryActor {
             dedup_window: args.dedup_window,
             events: broadcast::channel(args.event_buffer.max(1)).0,
             port: None,
+            logs: args.logs,
         })
     }
 
@@ -576,6 +587,13 @@ impl Actor for RegistryActor {
                         if state.publishing() {
                             state.publish(event);
                         }
+                    }
+                }
+            }
+            RegistryMessage::ExitCode(id, code) => {
+                if let Some(record) = state.records.get_mut(&id) {
+                    if record.status.is_active() {
+                        record.exit_code = Some(code);
                     }
                 }
             }

@@ -136,6 +136,10 @@ pub enum ErrorKind {
     Returned,
     /// The job panicked; the message is the panic payload.
     Panicked,
+    /// A process run's program could not be started (missing, not executable, ...).
+    SpawnFailed,
+    /// A process run's program exited with a non-zero status (on the record as `exit_code`).
+    NonZeroExit,
     /// The run hit its time limit: the job was signalled, then dropped after the grace
     /// period if it had not stopped.
     TimedOut,
@@ -358,7 +362,9 @@ impl RetryPolicy {
     pub fn retries(&self, kind: ErrorKind, attempt: u32) -> bool {
         attempt < self.max_attempts
             && match kind {
-                ErrorKind::Returned => self.retry_on.errors,
+                ErrorKind::Returned | ErrorKind::NonZeroExit | ErrorKind::SpawnFailed => {
+                    self.retry_on.errors
+                }
                 ErrorKind::Panicked => self.retry_on.panics,
                 ErrorKind::TimedOut => self.retry_on.timeouts,
                 _ => false,
@@ -458,6 +464,8 @@ pub struct RunRecord {
     pub progress: Option<Progress>,
     /// The value the job returned, for completed runs that return one.
     pub result: Option<Json>,
+    /// A process run's exit code.
+    pub exit_code: Option<i32>,
 }
 
 /// A change to a run, sent to the registry by the actor that observed it.
@@ -620,6 +628,7 @@ impl RunRecord {
             next_attempt_at: None,
             progress: None,
             result: None,
+            exit_code: None,
             id,
             label,
             name,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CancelError, SubmitError, UnknownQueue};
 use crate::job::BoxedJob;
+use crate::log::LogSink;
 use crate::queue::{QueueConfig, QueueSlot, QueueTable};
 use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage, Submission};
 use crate::run::{
@@ -280,6 +281,8 @@ pub struct SupervisorArguments {
     pub dedup_window: Duration,
     /// How many live events a subscriber may fall behind before it lags (default 4096).
     pub event_buffer: usize,
+    /// Where jobs' log lines and runs' ends go (`None`: logs are dropped).
+    pub logs: Option<Arc<dyn LogSink>>,
 }
 
 impl Default for SupervisorArguments {
@@ -290,6 +293,7 @@ impl Default for SupervisorArguments {
             queues: Vec::new(),
             dedup_window: Duration::from_secs(60),
             event_buffer: 4096,
+            logs: None,
         }
     }
 }
@@ -344,6 +348,7 @@ pub struct SupervisorState {
     table: Arc<QueueTable>,
     global_limit: Option<usize>,
     cancel_grace: Duration,
+    logs: Option<Arc<dyn LogSink>>,
     /// Per queue, by the table's index.
     queues: Vec<QueueState>,
     /// Where each waiting run sits, for cancels.
@@ -633,6 +638,7 @@ impl SupervisorState {
                 run,
                 registry: self.registry.clone(),
                 grace: self.cancel_grace,
+                logs: self.logs.clone(),
             };
             // Linking makes this supervisor receive the worker's exit (with its final state)
             // or its failure, so no attempt can end without the supervisor hearing of it.
@@ -1017,6 +1023,7 @@ impl Actor for SupervisorActor {
             supervisor: myself.clone(),
             dedup_window: args.dedup_window,
             event_buffer: args.event_buffer,
+            logs: args.logs.clone(),
         };
         let (registry, _) =
             Actor::spawn_linked(None, RegistryActor, registry_args, myself.get_cell()).await?;
@@ -1026,6 +1033,7 @@ impl Actor for SupervisorActor {
             table,
             global_limit: args.max_concurrent.map(|l| l.max(1)),
             cancel_grace: args.cancel_grace,
+            logs: args.logs,
             queues,
             queued_at: HashMap::new(),
             next_seq: 0,

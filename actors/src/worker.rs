@@ -2,6 +2,7 @@
 //! the attempt's start and then exactly one outcome — a terminal status, or a retry — to the
 //! registry, drains its mailbox and stops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
@@ -11,6 +12,7 @@ use tracing::Instrument;
 
 use crate::error::CancelError;
 use crate::job::{CatchUnwind, JobOutcome, RunContext};
+use crate::log::LogSink;
 use crate::registry::RegistryMessage;
 use crate::run::{ErrorKind, RunError, RunId, RunStatus, Transition};
 use crate::supervisor::{CancelOutcome, CancelReason, PreparedRun};
@@ -49,6 +51,8 @@ pub struct WorkerArguments {
     pub registry: ActorRef<RegistryMessage>,
     /// How long a cancelled job may take to stop before its future is dropped.
     pub grace: Duration,
+    /// Where the job's log lines go.
+    pub logs: Option<Arc<dyn LogSink>>,
 }
 
 /// A task handle that aborts the task when dropped, so a worker never leaks its job or
@@ -96,6 +100,7 @@ pub struct WorkerState {
     attempt: u32,
     registry: ActorRef<RegistryMessage>,
     grace: Duration,
+    logs: Option<Arc<dyn LogSink>>,
     cancel_tx: watch::Sender<bool>,
     task: Option<AbortOnDrop<()>>,
     time_limit: Option<Timer>,
@@ -257,6 +262,7 @@ impl Actor for WorkerActor {
             run: Some(run),
             registry: args.registry,
             grace: args.grace,
+            logs: args.logs,
             cancel_tx,
             task: None,
             time_limit: None,
@@ -294,6 +300,7 @@ impl Actor for WorkerActor {
             state.attempt,
             state.cancel_tx.subscribe(),
             state.registry.clone(),
+            state.logs.clone(),
         );
         let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label, attempt = state.attempt);
         let mut report = ReportOnDrop(Some(myself.clone()));
@@ -350,7 +357,7 @@ impl Actor for WorkerActor {
                     (None, JobOutcome::Ok(result)) => {
                         state.end_with(&myself, Transition::completed_with(result))
                     }
-                    (None, JobOutcome::Err(e)) => state.fail(&myself, ErrorKind::Returned, e),
+                    (None, JobOutcome::Err(e)) => state.fail(&myself, e.kind, e.message),
                     (None, JobOutcome::Panicked(m)) => state.fail(&myself, ErrorKind::Panicked, m),
                 }
             }

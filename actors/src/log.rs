@@ -1,0 +1,186 @@
+//! Run logs: the entry type, and the [`LogSink`] seam through which jobs' log lines and runs'
+//! ends reach whatever stores the logs (the `runwarden` crate's log keeper).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::{RunId, RunStatus};
+use crate::time::Timestamp;
+
+/// How serious a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// Diagnostic detail.
+    Debug,
+    /// Normal output.
+    Info,
+    /// Something looks wrong.
+    Warning,
+    /// Something failed.
+    Error,
+    /// Something failed badly.
+    Critical,
+}
+
+impl LogLevel {
+    /// The upper-case name used in log files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+            LogLevel::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "DEBUG" => LogLevel::Debug,
+            "INFO" => LogLevel::Info,
+            "WARNING" => LogLevel::Warning,
+            "ERROR" => LogLevel::Error,
+            "CRITICAL" => LogLevel::Critical,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// A process run's standard output.
+    Stdout,
+    /// A process run's standard error.
+    Stderr,
+    /// The job itself, through [`crate::RunContext::log`].
+    Job,
+}
+
+impl LogStream {
+    /// The lower-case name used in log files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::Job => "job",
+        }
+    }
+}
+
+impl FromStr for LogStream {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "stdout" => LogStream::Stdout,
+            "stderr" => LogStream::Stderr,
+            "job" => LogStream::Job,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// One line of a run's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// When the line was captured.
+    pub at: Timestamp,
+    /// Its level.
+    pub level: LogLevel,
+    /// Where it came from.
+    pub stream: LogStream,
+    /// The text, without its line ending.
+    pub message: String,
+}
+
+impl fmt::Display for LogEntry {
+    /// `[timestamp] [LEVEL] [stream] message`, the log file's line format.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] [{}] [{}] {}",
+            self.at,
+            self.level,
+            self.stream.as_str(),
+            self.message
+        )
+    }
+}
+
+impl FromStr for LogEntry {
+    type Err = ();
+
+    /// Parses a line written by `Display`.
+    fn from_str(line: &str) -> Result<Self, ()> {
+        let mut rest = line;
+        let mut field = || -> Result<&str, ()> {
+            let inner = rest.strip_prefix('[').ok_or(())?;
+            let end = inner.find("] ").ok_or(())?;
+            let value = &inner[..end];
+            rest = &inner[end + 2..];
+            Ok(value)
+        };
+        let at = field()?.parse().map_err(|_| ())?;
+        let level = field()?.parse()?;
+        let stream = field()?.parse()?;
+        Ok(LogEntry {
+            at,
+            level,
+            stream,
+            message: rest.to_owned(),
+        })
+    }
+}
+
+/// Where jobs' log lines and runs' ends go. Implemented by the `runwarden` crate's log keeper;
+/// every method must return at once (send a message, never wait or do I/O).
+pub trait LogSink: Send + Sync + 'static {
+    /// Lines logged by a run's job, in order. Called from the job's task.
+    fn append(&self, run: RunId, entries: Vec<LogEntry>);
+    /// The run reached its terminal status. Called by the registry after it applied the
+    /// status, so every line the job logged was appended before.
+    fn run_ended(&self, run: RunId, status: RunStatus);
+}
+
+impl fmt::Debug for dyn LogSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LogSink")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_round_trips_through_its_file_format() {
+        let e = LogEntry {
+            at: Timestamp::from_unix_micros(1_709_210_096_789_012),
+            level: LogLevel::Warning,
+            stream: LogStream::Stderr,
+            message: "disk [almost] full".into(),
+        };
+        let line = e.to_string();
+        assert_eq!(
+            line,
+            "[2024-02-29T12:34:56.789012Z] [WARNING] [stderr] disk [almost] full"
+        );
+        assert_eq!(line.parse::<LogEntry>(), Ok(e));
+        assert!("garbage".parse::<LogEntry>().is_err());
+    }
+}
