@@ -41,8 +41,7 @@ wait"#,
     // Lines of one stream keep their order.
     let last = text
         .lines()
-        .filter(|l| l.contains("[stdout]"))
-        .last()
+        .rfind(|l| l.contains("[stdout]"))
         .expect("a line");
     assert!(last.contains("out line 99999"), "{last}");
 
