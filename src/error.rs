@@ -3,7 +3,7 @@
 use std::fmt;
 
 use runwarden_actors::{
-    CancelError, NoSuchSchedule, NotFound, RunError, RunId, SubmitError, UnknownQueue,
+    CancelError, NoSuchSchedule, NotFound, RunError, RunId, StoreError, SubmitError, UnknownQueue,
 };
 
 /// Everything a [`crate::Runwarden`] call can fail with.
@@ -36,6 +36,8 @@ pub enum Error {
     LogsDisabled,
     /// A log file could not be read.
     LogIo(String),
+    /// The durable store could not be opened or loaded.
+    Store(StoreError),
 }
 
 impl fmt::Display for Error {
@@ -53,6 +55,7 @@ impl fmt::Display for Error {
             Error::Spawn(e) => write!(f, "could not start runwarden's actors: {e}"),
             Error::LogsDisabled => f.write_str("run logs are not configured"),
             Error::LogIo(e) => write!(f, "could not read a log file: {e}"),
+            Error::Store(e) => e.fmt(f),
         }
     }
 }
@@ -65,6 +68,7 @@ impl std::error::Error for Error {
             Error::NotFound(e) => Some(e),
             Error::UnknownQueue(e) => Some(e),
             Error::NoSuchSchedule(e) => Some(e),
+            Error::Store(e) => Some(e),
             _ => None,
         }
     }
@@ -91,6 +95,12 @@ impl From<NotFound> for Error {
 impl From<UnknownQueue> for Error {
     fn from(e: UnknownQueue) -> Self {
         Error::UnknownQueue(e)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
     }
 }
 

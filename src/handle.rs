@@ -17,9 +17,13 @@ use runwarden_actors::{
 
 use crate::error::{BatchError, Error};
 use crate::events::EventStream;
+use crate::kinds::{JobKinds, Kind, OnInterrupt, RecoveryReport};
 use crate::logs::{KeeperArgs, LogConfig, LogFollow, LogKeeper, LogMessage, ReadAnswer, ReadQuery};
 use crate::process::ProcessJob;
-use runwarden_actors::{IntoJobError, JobError, LogEntry, Timestamp};
+use runwarden_actors::{
+    IntoJobError, JobError, JsonObject, LogEntry, Retention, RunStore, Submission, Timestamp,
+    Transition,
+};
 
 /// Configures and starts runwarden's actors.
 ///
@@ -37,11 +41,13 @@ use runwarden_actors::{IntoJobError, JobError, LogEntry, Timestamp};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunwardenBuilder {
     args: SupervisorArguments,
     call_timeout: Duration,
     logs: Option<LogConfig>,
+    store: Option<Box<dyn RunStore>>,
+    kinds: JobKinds,
 }
 
 impl Default for RunwardenBuilder {
@@ -50,6 +56,8 @@ impl Default for RunwardenBuilder {
             args: SupervisorArguments::default(),
             call_timeout: Duration::from_secs(5),
             logs: None,
+            store: None,
+            kinds: JobKinds::default(),
         }
     }
 }
@@ -96,6 +104,36 @@ impl RunwardenBuilder {
         self
     }
 
+    /// Keeps run records in a durable store (for example a [`crate::SqliteStore`]). At start
+    /// the store is loaded, and runs a previous process left active are recovered (see
+    /// [`Runwarden::recovery`]).
+    pub fn store(mut self, store: impl RunStore) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// How long finished runs are kept, and how many stay in memory.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.args.retention = retention;
+        self
+    }
+
+    /// Registers a job kind: `factory` builds a run's job from its parameters. Runs submitted
+    /// with [`Runwarden::submit_kind`] can be re-queued after a crash, as `on_interrupt` says.
+    pub fn job_kind(
+        mut self,
+        name: impl Into<String>,
+        on_interrupt: OnInterrupt,
+        factory: impl Fn(&JsonObject) -> Result<BoxedJob, String> + Send + Sync + 'static,
+    ) -> Self {
+        let kind = Kind {
+            factory: Arc::new(factory),
+            on_interrupt,
+        };
+        self.kinds.kinds.insert(name.into(), kind);
+        self
+    }
+
     /// Keeps run logs: an in-memory ring per run and a file per run under `config.dir`.
     /// Without it, lines that jobs log are dropped and log queries fail with
     /// [`Error::LogsDisabled`].
@@ -116,6 +154,28 @@ impl RunwardenBuilder {
     }
 
     async fn spawn(mut self, parent: Option<ActorCell>) -> Result<Runwarden, Error> {
+        // Load the store off the async threads; what was active needs recovering.
+        let mut active = Vec::new();
+        let mut records = 0;
+        if let Some(mut store) = self.store.take() {
+            let window = self.args.retention.memory_window;
+            let loaded = tokio::task::spawn_blocking(move || {
+                let state = store.load(window);
+                (store, state)
+            })
+            .await
+            .map_err(|e| Error::Spawn(e.to_string()))?;
+            let (store, state) = loaded;
+            let state = state.map_err(Error::Store)?;
+            records = state.counts.iter().sum();
+            active = state
+                .records
+                .iter()
+                .filter(|r| r.status.is_active())
+                .map(|r| (r.id, r.kind.clone(), r.params.clone()))
+                .collect();
+            self.args.store = Some((store, state));
+        }
         let sink = self.logs.as_ref().map(|_| crate::logs::sink());
         if let Some(sink) = &sink {
             self.args.logs = Some(sink.clone());
@@ -145,6 +205,8 @@ impl RunwardenBuilder {
             sink.connect(keeper.clone());
             rw.logs = Some((keeper, Arc::new(config)));
         }
+        rw.kinds = Arc::new(self.kinds);
+        rw.recovery = Arc::new(rw.recover(active, records).await?);
         Ok(rw)
     }
 }
@@ -160,6 +222,8 @@ pub struct Runwarden {
     submitter: Submitter,
     call_timeout: Duration,
     logs: Option<(ActorRef<LogMessage>, Arc<LogConfig>)>,
+    kinds: Arc<JobKinds>,
+    recovery: Arc<RecoveryReport>,
 }
 
 impl std::fmt::Debug for Runwarden {
@@ -199,7 +263,117 @@ impl Runwarden {
             submitter,
             call_timeout,
             logs: None,
+            kinds: Arc::default(),
+            recovery: Arc::default(),
         })
+    }
+
+    /// Reconciles the runs a previous process left active: re-queued when their kind is
+    /// registered and reruns interrupted runs, otherwise ended `Failed` (`Interrupted`). The
+    /// messages go to the registry in order; a query after them waits until they are applied.
+    async fn recover(
+        &self,
+        active: Vec<(RunId, Option<String>, JsonObject)>,
+        records: usize,
+    ) -> Result<RecoveryReport, Error> {
+        let mut report = RecoveryReport {
+            records,
+            ..Default::default()
+        };
+        let registry = self.submitter.registry();
+        for (id, kind, params) in active {
+            let job = kind
+                .as_deref()
+                .and_then(|k| self.kinds.kinds.get(k))
+                .filter(|k| k.on_interrupt == OnInterrupt::Rerun)
+                .and_then(|k| (k.factory)(&params).ok());
+            match job {
+                Some(job) => {
+                    let _ = registry.cast(RegistryMessage::Requeue(id, Submission::new(job)));
+                    report.requeued.push(id);
+                }
+                None => {
+                    let t = Transition::failed(
+                        ErrorKind::Interrupted,
+                        format!(
+                            "interrupted: the process running it stopped; recovered at {}",
+                            Timestamp::now()
+                        ),
+                    );
+                    let _ = registry.cast(RegistryMessage::Transition(id, t, None));
+                    report.interrupted.push(id);
+                }
+            }
+        }
+        if report.recovered() > 0 {
+            // Every recovery message is ahead of this query in the registry's mailbox.
+            self.stats().await?;
+            tracing::info!(
+                requeued = report.requeued.len(),
+                interrupted = report.interrupted.len(),
+                "recovered runs left active by a previous process"
+            );
+        }
+        Ok(report)
+    }
+
+    /// What start-up recovery did (empty without a store, or when nothing was left active).
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Like [`Runwarden::submit`], but returns only once the run's record is committed to the
+    /// durable store: from then on the run survives a crash of this process. Without a store,
+    /// once it is recorded. Concurrent durable submits share commits.
+    ///
+    /// # Errors
+    /// As `submit`, and [`SubmitError::Store`] if the commit failed (the run was accepted
+    /// and runs, but is not durable).
+    pub async fn submit_durable<F, Fut, T, E>(
+        &self,
+        spec: RunSpec,
+        job: F,
+    ) -> Result<RunId, SubmitError>
+    where
+        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: IntoJobOutput,
+        E: IntoJobError,
+    {
+        self.submitter
+            .submit_durable(spec, BoxedJob::new(job))
+            .await
+    }
+
+    /// Submits a run of a registered job kind, built from `spec.params`.
+    ///
+    /// # Errors
+    /// [`SubmitError::UnknownKind`], [`SubmitError::BadParams`] if the factory refuses the
+    /// parameters, and those of `submit`.
+    pub fn submit_kind(&self, kind: &str, spec: RunSpec) -> Result<RunId, SubmitError> {
+        let (spec, job) = self.kind_job(kind, spec)?;
+        self.submitter.submit(spec, job)
+    }
+
+    /// [`Runwarden::submit_kind`] with the durability of [`Runwarden::submit_durable`].
+    pub async fn submit_kind_durable(
+        &self,
+        kind: &str,
+        spec: RunSpec,
+    ) -> Result<RunId, SubmitError> {
+        let (spec, job) = self.kind_job(kind, spec)?;
+        self.submitter.submit_durable(spec, job).await
+    }
+
+    fn kind_job(&self, kind: &str, mut spec: RunSpec) -> Result<(RunSpec, BoxedJob), SubmitError> {
+        let k = self
+            .kinds
+            .kinds
+            .get(kind)
+            .ok_or_else(|| SubmitError::UnknownKind(kind.to_owned()))?;
+        let job = (k.factory)(&spec.params).map_err(SubmitError::BadParams)?;
+        spec.kind = Some(kind.to_owned());
+        Ok((spec, job))
     }
 
     /// Runs an external program (see [`ProcessJob`]); the spec's parameters become its

@@ -52,23 +52,27 @@
 mod error;
 mod events;
 mod handle;
+mod kinds;
 mod logs;
 mod process;
+mod sqlite;
 
 pub use error::{BatchError, Error};
 pub use events::{EventItem, EventStream};
 pub use handle::{Runwarden, RunwardenBuilder};
+pub use kinds::{OnInterrupt, RecoveryReport};
 pub use logs::{LogConfig, LogEnd, LogFollow, LogItem};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use runwarden_actors::{
     BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
     DrainState, ErrorKind, EventFilter, IntoJobError, JobError, Json, JsonObject, ListQuery,
-    LogEntry, LogLevel, LogStream, NotFound, Progress, QueueConfig, QueueStatus, RegistryMessage,
-    RegistryStats, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage, RunRecord,
-    RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec, SubmitError,
-    Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus,
-    Timestamp, UnknownQueue, ractor,
+    LogEntry, LogLevel, LogStream, MemoryStore, NotFound, Progress, QueueConfig, QueueStatus,
+    RegistryMessage, RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError,
+    RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo,
+    ScheduleMode, ScheduleSpec, StoreError, SubmitError, Submitter, SupervisorActor,
+    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, UnknownQueue, ractor,
 };
+pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The actors, protocols and run model, for applications that drive them by message.
 pub use runwarden_actors as actors;

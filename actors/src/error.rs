@@ -22,6 +22,13 @@ pub enum SubmitError {
     /// The run may be attempted more than once (a retry policy), but its job can only be
     /// called once: build it with `BoxedJob::repeatable`.
     NotRepeatable,
+    /// A durable submit: the run was accepted, but its record could not be committed. It is
+    /// running, but would not survive a crash.
+    Store(crate::store::StoreError),
+    /// No job kind of this name is registered.
+    UnknownKind(String),
+    /// The job kind's factory refused the parameters.
+    BadParams(String),
 }
 
 impl fmt::Display for SubmitError {
@@ -38,11 +45,21 @@ impl fmt::Display for SubmitError {
             SubmitError::NotRepeatable => {
                 f.write_str("a run with retries needs a repeatable job (BoxedJob::repeatable)")
             }
+            SubmitError::Store(e) => write!(f, "run accepted but not made durable: {e}"),
+            SubmitError::UnknownKind(k) => write!(f, "no job kind named `{k}`"),
+            SubmitError::BadParams(e) => write!(f, "parameters refused: {e}"),
         }
     }
 }
 
-impl std::error::Error for SubmitError {}
+impl std::error::Error for SubmitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SubmitError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why a cancel did nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,6 +52,7 @@ mod registry;
 mod run;
 mod schedule;
 mod serde_duration;
+mod store;
 mod submitter;
 mod supervisor;
 mod time;
@@ -68,13 +69,14 @@ pub use log::{LogEntry, LogLevel, LogSink, LogStream};
 pub use queue::{QueueConfig, QueueSlot};
 pub use registry::{
     Dedup, ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState,
-    RegistryStats, RunPage, Submission, WriteReply,
+    RegistryStats, Retention, RunPage, Submission, WriteReply,
 };
 pub use run::{
     DEFAULT_QUEUE, ErrorKind, Progress, RetryOn, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
     RunStatus, Transition, TransitionError,
 };
 pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
+pub use store::{MemoryStore, RunStore, StoreError, StoreWrite, StoredState};
 pub use submitter::Submitter;
 pub use supervisor::{
     CancelOutcome, CancelReason, DrainReport, DrainState, Internal, PreparedRun, QueueStatus,

@@ -4,7 +4,7 @@
 //! ([`RunRecord::apply`]) and answers queries from its own state. Nothing else holds a copy
 //! that others read: there is no shared map behind a lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::error::{CancelError, NotFound};
+use crate::error::{CancelError, NotFound, SubmitError};
 use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{BoxedJob, ProgressSlot};
 use crate::log::LogSink;
@@ -21,8 +21,10 @@ use crate::queue::QueueSlot;
 use crate::run::{
     ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
 };
+use crate::store::{RunStore, StoreError, StoreOp, StoreWrite, StoreWriter, StoredState};
 use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage};
 use crate::time::Timestamp;
+use crate::worker::AbortOnDrop;
 
 /// A reply port for the outcome of a write, for senders that want to know (tests, tools).
 pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -80,6 +82,25 @@ pub enum RegistryMessage {
     /// Query: the output port on which the registry publishes every [`RunEvent`], for actors
     /// (`port.subscribe(actor, converter)`).
     EventPort(RpcReplyPort<Arc<OutputPort<RunEvent>>>),
+    /// Sent by a [`crate::Submitter`] in durable mode: as [`RegistryMessage::Insert`], but the
+    /// reply (the run's id) is sent only once the record is committed to the store.
+    InsertDurable(
+        Box<RunRecord>,
+        Submission,
+        RpcReplyPort<Result<RunId, SubmitError>>,
+    ),
+    /// Sent at start-up for a run a previous process left active, whose job could be rebuilt:
+    /// the interrupted attempt is recorded, and the run is queued again and handed to the
+    /// supervisor.
+    Requeue(RunId, Submission),
+    /// Sent by the store's writer thread: every write numbered up to this one is committed
+    /// (or failed with this error). Held-back acknowledgements up to it are released.
+    Committed(u64, Option<StoreError>),
+    /// Sent by the store's writer thread: finished runs (with their statuses) that retention
+    /// may now forget.
+    Prunable(Vec<(RunId, RunStatus)>),
+    /// Sent by the registry to itself: time to apply retention.
+    PruneTick(Internal),
     /// Query: counters.
     Stats(RpcReplyPort<RegistryStats>),
 }
@@ -217,6 +238,8 @@ pub struct RegistryStats {
     pub refused: u64,
     /// The most runs that were `Running` at once, since start.
     pub peak_running: usize,
+    /// Finished runs forgotten by retention since start.
+    pub pruned: u64,
 }
 
 impl RegistryStats {
@@ -235,8 +258,38 @@ impl RegistryStats {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RegistryActor;
 
+/// How long finished runs are kept, and how many stay in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Finished runs older than this are pruned (default 7 days).
+    #[serde(with = "crate::serde_duration::millis")]
+    pub max_age: Duration,
+    /// At most this many finished runs are kept; older ones are pruned (default 100,000).
+    pub max_finished: usize,
+    /// With a store: at most this many finished runs stay in memory; older ones are answered
+    /// from the store (default 10,000).
+    pub memory_window: usize,
+    /// How often retention runs (default 10 s); each pass removes at most `batch` runs, so
+    /// pruning never stalls the registry.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub every: Duration,
+    /// Most runs pruned per pass (default 5,000).
+    pub batch: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_finished: 100_000,
+            memory_window: 10_000,
+            every: Duration::from_secs(10),
+            batch: 5_000,
+        }
+    }
+}
+
 /// Start-up input of the registry.
-#[derive(Debug)]
 pub struct RegistryArguments {
     /// The supervisor that receives the jobs of inserted runs.
     pub supervisor: ActorRef<SupervisorMessage>,
@@ -246,20 +299,49 @@ pub struct RegistryArguments {
     pub event_buffer: usize,
     /// Told of every run's end (so log followers always get it).
     pub logs: Option<Arc<dyn LogSink>>,
+    /// The durable store and what was loaded from it; `None`: records live only in memory.
+    pub store: Option<(Box<dyn RunStore>, StoredState)>,
+    /// Retention of finished runs.
+    pub retention: Retention,
 }
 
-/// The registry's data: all records plus indexes kept in step with them.
-#[derive(Debug)]
+impl fmt::Debug for RegistryArguments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryArguments")
+            .field("durable", &self.store.is_some())
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An acknowledgement held back until the writes before it are committed.
+enum Held {
+    Event(RunEvent),
+    /// A run's end: its waiters' answers, and (when `first`, the transition itself rather than
+    /// a later `wait`) the log keeper's notice.
+    Ended {
+        record: RunRecord,
+        waiters: Vec<RpcReplyPort<Result<RunRecord, NotFound>>>,
+        first: bool,
+    },
+    Submitted(RunId, RpcReplyPort<Result<RunId, SubmitError>>),
+    Dedup(Dedup, RpcReplyPort<Dedup>),
+}
+
+/// The registry's data: the records it holds in memory, indexes kept in step with them, and
+/// (in durable mode) the writer thread and the acknowledgements waiting for it.
 pub struct RegistryState {
     supervisor: ActorRef<SupervisorMessage>,
-    /// Records by id; ids are time-ordered, so iteration order is creation order.
+    /// Records by id; ids are time-ordered, so iteration order is creation order. With a
+    /// store this is every active run plus a window of recent finished ones.
     records: BTreeMap<RunId, RunRecord>,
-    /// Ids of `Queued` and `Running` runs.
     /// Ids of `Queued` runs and of `Running` runs: indexes kept in step with the records, so
     /// counting, listing and filtering active runs never scan the history.
     queued: BTreeSet<RunId>,
     running: BTreeSet<RunId>,
-    /// Per-status counts, so counting never scans.
+    /// Finished runs held in memory, in the order they ended.
+    finished: VecDeque<RunId>,
+    /// Per-status counts over every record (memory and store), so counting never scans.
     stats: RegistryStats,
     /// Callers waiting for a run to become terminal.
     waiters: HashMap<RunId, Vec<RpcReplyPort<Result<RunRecord, NotFound>>>>,
@@ -271,9 +353,87 @@ pub struct RegistryState {
     /// Live events for actor subscribers, once any actor asked for the port.
     port: Option<Arc<OutputPort<RunEvent>>>,
     logs: Option<Arc<dyn LogSink>>,
+    store: Option<StoreWriter>,
+    /// The number of the last write sent to the store, and of the last one committed.
+    written: u64,
+    committed: u64,
+    /// Acknowledgements waiting for their writes to commit, in order.
+    held: VecDeque<(u64, Held)>,
+    retention: Retention,
+    _prune_timer: Option<AbortOnDrop<()>>,
+}
+
+impl fmt::Debug for RegistryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryState")
+            .field("records", &self.records.len())
+            .field("durable", &self.store.is_some())
+            .field("held", &self.held.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RegistryState {
+    /// Sends the record's current state to the store (if any); returns the write's number.
+    fn persist(&mut self, id: RunId) {
+        let (Some(store), Some(record)) = (&self.store, self.records.get(&id)) else {
+            return;
+        };
+        self.written += 1;
+        if !store.send(StoreOp::Write(
+            self.written,
+            StoreWrite::Put(record.clone()),
+        )) {
+            tracing::error!(run_id = %id, "store writer is gone; change not persisted");
+        }
+    }
+
+    /// Delivers an acknowledgement now, or holds it until the last write is committed.
+    fn deliver(&mut self, h: Held) {
+        if self.store.is_some() && self.written > self.committed {
+            self.held.push_back((self.written, h));
+        } else {
+            self.send_held(h, None);
+        }
+    }
+
+    fn send_held(&mut self, h: Held, failure: Option<&StoreError>) {
+        match h {
+            Held::Event(e) => self.publish(e),
+            Held::Ended {
+                record,
+                waiters,
+                first,
+            } => {
+                if let (true, Some(logs)) = (first, &self.logs) {
+                    logs.run_ended(record.id, record.status);
+                }
+                for w in waiters {
+                    // A waiter that gave up (dropped its receiver) is simply skipped.
+                    let _ = w.send(Ok(record.clone()));
+                }
+            }
+            Held::Submitted(id, reply) => {
+                let _ = reply.send(match failure {
+                    Some(e) => Err(SubmitError::Store(e.clone())),
+                    None => Ok(id),
+                });
+            }
+            Held::Dedup(answer, reply) => {
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn committed(&mut self, up_to: u64, failure: Option<StoreError>) {
+        self.committed = self.committed.max(up_to);
+        while self.held.front().is_some_and(|(seq, _)| *seq <= up_to) {
+            if let Some((_, h)) = self.held.pop_front() {
+                self.send_held(h, failure.as_ref());
+            }
+        }
+    }
+
     fn insert(&mut self, record: RunRecord) -> Result<(), TransitionError> {
         if self.records.contains_key(&record.id) {
             return Err(TransitionError::DuplicateId(record.id));
@@ -281,11 +441,27 @@ impl RegistryState {
         tracing::debug!(run_id = %record.id, label = %record.label, "run queued");
         self.stats.by_status[record.status.index()] += 1;
         self.index(record.id, None, record.status);
-        if self.publishing() {
-            self.publish(RunEvent::from_record(&record));
+        let event = self.publishing().then(|| RunEvent::from_record(&record));
+        let id = record.id;
+        self.records.insert(id, record);
+        self.persist(id);
+        if let Some(e) = event {
+            self.deliver(Held::Event(e));
         }
-        self.records.insert(record.id, record);
         Ok(())
+    }
+
+    /// Whether anyone listens; events are only built when someone does.
+    fn publishing(&self) -> bool {
+        self.events.receiver_count() > 0 || self.port.is_some()
+    }
+
+    fn publish(&self, event: RunEvent) {
+        if let Some(port) = &self.port {
+            port.send(event.clone());
+        }
+        // An error only means no receiver is subscribed right now.
+        let _ = self.events.send(event);
     }
 
     fn index_of(&self, status: RunStatus) -> Option<&BTreeSet<RunId>> {
@@ -342,19 +518,6 @@ impl RegistryState {
         ids
     }
 
-    /// Whether anyone listens; events are only built when someone does.
-    fn publishing(&self) -> bool {
-        self.events.receiver_count() > 0 || self.port.is_some()
-    }
-
-    fn publish(&self, event: RunEvent) {
-        if let Some(port) = &self.port {
-            port.send(event.clone());
-        }
-        // An error only means no receiver is subscribed right now.
-        let _ = self.events.send(event);
-    }
-
     fn transition(&mut self, id: RunId, t: Transition) -> Result<(), TransitionError> {
         let record = self
             .records
@@ -368,25 +531,91 @@ impl RegistryState {
         let running = self.stats.by_status[RunStatus::Running.index()];
         self.stats.peak_running = self.stats.peak_running.max(running);
         self.index(id, Some(from), to);
+        self.persist(id);
         let record = &self.records[&id];
-        // Published before waiters are answered: a subscriber that also waits on the run's
-        // end (see `Subscription::terminal`) finds the event already in its buffer.
-        if self.events.receiver_count() > 0 || self.port.is_some() {
-            self.publish(RunEvent::from_record(record));
+        // The event goes out before the waiters are answered: a subscriber that also waits on
+        // the run's end (see `Subscription::terminal`) finds the event already in its buffer.
+        if self.publishing() {
+            let e = RunEvent::from_record(record);
+            self.deliver(Held::Event(e));
         }
         if to.is_terminal() {
-            if let Some(logs) = &self.logs {
-                logs.run_ended(id, to);
-            }
-            if let Some(waiters) = self.waiters.remove(&id) {
-                for w in waiters {
-                    // A waiter that gave up (dropped its receiver) is simply skipped.
-                    let _ = w.send(Ok(record.clone()));
-                }
-            }
+            let record = self.records[&id].clone();
+            let waiters = self.waiters.remove(&id).unwrap_or_default();
+            self.deliver(Held::Ended {
+                record,
+                waiters,
+                first: true,
+            });
+            self.finished.push_back(id);
+            self.evict_beyond_window();
         }
         tracing::debug!(run_id = %id, %from, %to, "run transition");
         Ok(())
+    }
+
+    /// With a store, keeps only the most recent finished runs in memory; the store answers
+    /// for the others.
+    fn evict_beyond_window(&mut self) {
+        if self.store.is_none() {
+            return;
+        }
+        while self.finished.len() > self.retention.memory_window {
+            if let Some(old) = self.finished.pop_front() {
+                self.records.remove(&old);
+            }
+        }
+    }
+
+    /// One retention pass. In memory mode the registry finds the runs itself (oldest first);
+    /// with a store it asks the store, which holds all of them, and prunes on its answer.
+    fn retention_pass(&mut self) {
+        let r = self.retention;
+        let ended_before = Timestamp::now().saturating_sub(r.max_age);
+        if let Some(store) = &self.store {
+            let _ = store.send(StoreOp::Prunable {
+                ended_before,
+                keep: r.max_finished,
+                limit: r.batch,
+            });
+            return;
+        }
+        let excess = self.finished.len().saturating_sub(r.max_finished);
+        let mut ids = Vec::new();
+        for (i, id) in self.finished.iter().enumerate() {
+            let Some(rec) = self.records.get(id) else {
+                continue;
+            };
+            let old = rec.finished_at.is_some_and(|t| t < ended_before);
+            if ids.len() >= r.batch || !(i < excess || old) {
+                break;
+            }
+            ids.push((*id, rec.status));
+        }
+        self.prune(ids);
+    }
+
+    /// Forgets finished runs (retention): from memory, the counters and the store.
+    fn prune(&mut self, ids: Vec<(RunId, RunStatus)>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut gone = std::collections::HashSet::with_capacity(ids.len());
+        for (id, status) in ids {
+            if self.records.get(&id).is_some_and(|r| r.status.is_active()) {
+                continue;
+            }
+            self.records.remove(&id);
+            self.stats.by_status[status.index()] -= 1;
+            self.stats.pruned += 1;
+            if let Some(store) = &self.store {
+                self.written += 1;
+                let _ = store.send(StoreOp::Write(self.written, StoreWrite::Delete(id)));
+            }
+            gone.insert(id);
+        }
+        self.finished.retain(|id| !gone.contains(id));
+        tracing::debug!(pruned = gone.len(), "retention pruned finished runs");
     }
 
     fn list(&self, q: &ListQuery) -> RunPage {
@@ -426,9 +655,7 @@ impl RegistryState {
             Some(_) => None,
         }
     }
-}
 
-impl RegistryState {
     /// Records a new run and hands its job to the supervisor.
     fn insert_and_start(
         &mut self,
@@ -441,6 +668,11 @@ impl RegistryState {
             refuse(self, &e);
             return Err(e);
         }
+        self.start(id, run);
+        Ok(())
+    }
+
+    fn start(&mut self, id: RunId, run: PreparedRun) {
         if self.supervisor.cast(SupervisorMessage::Start(run)).is_err() {
             // The run was accepted, so it must still end: record why it cannot run.
             let t = Transition::failed(
@@ -451,7 +683,6 @@ impl RegistryState {
                 refuse(self, &e);
             }
         }
-        Ok(())
     }
 
     /// The run that holds an idempotency key: an active run, or one that ended within the
@@ -492,6 +723,29 @@ impl RegistryState {
             terminal,
         })
     }
+
+    /// Looks a run up in the store (for runs outside the memory window) and hands the answer
+    /// to `then`, off the registry's thread. Without a store, the run is unknown.
+    fn from_store<T: Send + 'static>(
+        &self,
+        id: RunId,
+        then: impl FnOnce(Result<RunRecord, NotFound>) -> T + Send + 'static,
+        reply: RpcReplyPort<T>,
+    ) {
+        let Some(store) = &self.store else {
+            let _ = reply.send(then(Err(NotFound(id))));
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        if !store.send(StoreOp::Get(id, tx.into())) {
+            let _ = reply.send(then(Err(NotFound(id))));
+            return;
+        }
+        tokio::spawn(async move {
+            let answer = rx.await.unwrap_or(Err(NotFound(id)));
+            let _ = reply.send(then(answer));
+        });
+    }
 }
 
 fn refuse(state: &mut RegistryState, err: &TransitionError) {
@@ -506,14 +760,15 @@ impl Actor for RegistryActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: RegistryArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(RegistryState {
+        let mut state = RegistryState {
             supervisor: args.supervisor,
             records: BTreeMap::new(),
             queued: BTreeSet::new(),
             running: BTreeSet::new(),
+            finished: VecDeque::new(),
             stats: RegistryStats::default(),
             waiters: HashMap::new(),
             keys: HashMap::new(),
@@ -521,7 +776,36 @@ impl Actor for RegistryActor {
             events: broadcast::channel(args.event_buffer.max(1)).0,
             port: None,
             logs: args.logs,
-        })
+            store: None,
+            written: 0,
+            committed: 0,
+            held: VecDeque::new(),
+            retention: args.retention,
+            _prune_timer: None,
+        };
+        if let Some((store, loaded)) = args.store {
+            state.stats.by_status = loaded.counts;
+            for r in loaded.records {
+                state.index(r.id, None, r.status);
+                if r.status.is_terminal() {
+                    state.finished.push_back(r.id);
+                }
+                state.records.insert(r.id, r);
+            }
+            state.store = Some(StoreWriter::spawn(store, myself.clone()));
+        }
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let every = state.retention.every;
+        let timer = myself.send_interval(every, || RegistryMessage::PruneTick(Internal::new()));
+        state._prune_timer = Some(AbortOnDrop(timer));
+        Ok(())
     }
 
     async fn handle(
@@ -530,8 +814,9 @@ impl Actor for RegistryActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // Every reply below is a plain send: the registry never waits on another actor, so
-        // any actor may call it from inside a handler without risking a deadlock.
+        // Every reply below is a plain send (or comes from the store's thread): the registry
+        // never waits on another actor, so any actor may call it from inside a handler
+        // without risking a deadlock.
         match message {
             RegistryMessage::Insert(record, submission, reply) => {
                 let result = state.insert_and_start(*record, submission);
@@ -539,6 +824,32 @@ impl Actor for RegistryActor {
                     let _ = reply.send(result);
                 }
             }
+            RegistryMessage::InsertDurable(record, submission, reply) => {
+                let id = record.id;
+                match state.insert_and_start(*record, submission) {
+                    Ok(()) => state.deliver(Held::Submitted(id, reply)),
+                    Err(_) => {
+                        let _ = reply.send(Err(SubmitError::Unavailable));
+                    }
+                }
+            }
+            RegistryMessage::Requeue(id, submission) => {
+                let t = Transition::Recovered {
+                    at: Timestamp::now(),
+                };
+                match state.transition(id, t) {
+                    Ok(()) => {
+                        if let Some(record) = state.records.get(&id) {
+                            let run = PreparedRun::new(record, submission);
+                            state.start(id, run);
+                        }
+                    }
+                    Err(e) => refuse(state, &e),
+                }
+            }
+            RegistryMessage::Committed(up_to, failure) => state.committed(up_to, failure),
+            RegistryMessage::Prunable(ids) => state.prune(ids),
+            RegistryMessage::PruneTick(_) => state.retention_pass(),
             RegistryMessage::InsertUnique(record, submission, key, reply) => {
                 let answer = match state.holder_of(&key) {
                     // The new run's job and queue slot are dropped here, unstarted.
@@ -555,11 +866,29 @@ impl Actor for RegistryActor {
                         }
                     }
                 };
-                let _ = reply.send(answer);
+                state.deliver(Held::Dedup(answer, reply));
             }
-            RegistryMessage::Subscribe(filter, reply) => {
-                let _ = reply.send(state.subscribe(filter));
-            }
+            RegistryMessage::Subscribe(filter, reply) => match state.subscribe(filter.clone()) {
+                Err(NotFound(id)) if state.store.is_some() => {
+                    // A run outside the memory window is finished: its stream is its end.
+                    let events = state.events.subscribe();
+                    state.from_store(
+                        id,
+                        move |found| {
+                            found.map(|record| Subscription {
+                                filter,
+                                events,
+                                current: Some(record),
+                                terminal: None,
+                            })
+                        },
+                        reply,
+                    );
+                }
+                answer => {
+                    let _ = reply.send(answer);
+                }
+            },
             RegistryMessage::EventPort(reply) => {
                 let port = state
                     .port
@@ -584,8 +913,9 @@ impl Actor for RegistryActor {
                             progress: progress.clone(),
                         };
                         record.progress = Some(progress);
+                        state.persist(id);
                         if state.publishing() {
-                            state.publish(event);
+                            state.deliver(Held::Event(event));
                         }
                     }
                 }
@@ -594,15 +924,27 @@ impl Actor for RegistryActor {
                 if let Some(record) = state.records.get_mut(&id) {
                     if record.status.is_active() {
                         record.exit_code = Some(code);
+                        state.persist(id);
                     }
                 }
             }
-            RegistryMessage::Get(id, reply) => {
-                let _ = reply.send(state.records.get(&id).cloned().ok_or(NotFound(id)));
-            }
-            RegistryMessage::List(q, reply) => {
-                let _ = reply.send(state.list(&q));
-            }
+            RegistryMessage::Get(id, reply) => match state.records.get(&id) {
+                Some(r) => {
+                    let _ = reply.send(Ok(r.clone()));
+                }
+                None => state.from_store(id, |found| found, reply),
+            },
+            RegistryMessage::List(q, reply) => match &state.store {
+                // The store holds every record; it answers after every write sent before.
+                Some(store) if !q.status.is_some_and(RunStatus::is_active) => {
+                    if let Err(e) = store_list(store, q.clone(), reply) {
+                        let _ = e.send(state.list(&q));
+                    }
+                }
+                _ => {
+                    let _ = reply.send(state.list(&q));
+                }
+            },
             RegistryMessage::ActiveCount(reply) => {
                 let _ = reply.send(state.queued.len() + state.running.len());
             }
@@ -613,11 +955,15 @@ impl Actor for RegistryActor {
                 let _ = reply.send(state.is_active(&id));
             }
             RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
-                None => {
-                    let _ = reply.send(Err(NotFound(id)));
-                }
+                None => state.from_store(id, |found| found, reply),
                 Some(r) if r.status.is_terminal() => {
-                    let _ = reply.send(Ok(r.clone()));
+                    // Its end may still be on its way to the store: answer with the rest.
+                    let record = r.clone();
+                    state.deliver(Held::Ended {
+                        record,
+                        waiters: vec![reply],
+                        first: false,
+                    });
                 }
                 Some(_) => {
                     let waiters = state.waiters.entry(id).or_default();
@@ -628,6 +974,19 @@ impl Actor for RegistryActor {
                 }
             },
             RegistryMessage::AnswerCancel(id, reply) => match state.answer_cancel(id) {
+                Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
+                    state.from_store(
+                        id,
+                        move |found| match found {
+                            Ok(r) => Err(CancelError::AlreadyFinished {
+                                id,
+                                status: r.status,
+                            }),
+                            Err(_) => Err(CancelError::NotFound(id)),
+                        },
+                        reply,
+                    );
+                }
                 Some(answer) => {
                     let _ = reply.send(answer);
                 }
@@ -649,4 +1008,22 @@ impl Actor for RegistryActor {
         }
         Ok(())
     }
+}
+
+/// Sends a listing to the store thread; hands the port back if the thread is gone.
+fn store_list(
+    store: &StoreWriter,
+    q: ListQuery,
+    reply: RpcReplyPort<RunPage>,
+) -> Result<(), RpcReplyPort<RunPage>> {
+    let (tx, rx) = oneshot::channel();
+    if !store.send(StoreOp::List(q, tx.into())) {
+        return Err(reply);
+    }
+    tokio::spawn(async move {
+        if let Ok(page) = rx.await {
+            let _ = reply.send(page);
+        }
+    });
+    Ok(())
 }

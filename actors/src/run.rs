@@ -147,6 +147,8 @@ pub enum ErrorKind {
     WorkerDied,
     /// The supervisor had stopped when the run was handed to it, so the run never started.
     SupervisorUnavailable,
+    /// The process running it stopped (a crash) while the run was active; found at start-up.
+    Interrupted,
     /// Cancelled before it started; its job never ran.
     CancelledWhileQueued,
     /// Cancelled while running; the job stopped within the grace period (or returned anyway,
@@ -203,6 +205,10 @@ pub struct RunSpec {
     /// How failed attempts are retried; `None` uses the queue's default (if any).
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
+    /// The registered job kind that builds this run's job from its parameters (set by
+    /// `submit_kind`); a run with a kind can be re-queued after a crash.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// The queue a run uses when its spec names none.
@@ -220,6 +226,7 @@ impl RunSpec {
             priority: 0,
             timeout: None,
             retry: None,
+            kind: None,
         }
     }
 
@@ -466,6 +473,9 @@ pub struct RunRecord {
     pub result: Option<Json>,
     /// A process run's exit code.
     pub exit_code: Option<i32>,
+    /// The registered job kind of a run submitted by kind.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// A change to a run, sent to the registry by the actor that observed it.
@@ -485,6 +495,13 @@ pub enum Transition {
         error: RunError,
         /// When the next attempt is due.
         next_attempt_at: Timestamp,
+    },
+    /// `Queued | Running → Queued`: the run was left active by a process that stopped (a
+    /// crash), and is queued again at start-up. The interrupted attempt is recorded as an
+    /// error of kind `Interrupted` and the next attempt begins.
+    Recovered {
+        /// When it was recovered.
+        at: Timestamp,
     },
     /// `Queued | Running →` a terminal status.
     Finished {
@@ -539,7 +556,7 @@ impl Transition {
     pub fn target(&self) -> RunStatus {
         match self {
             Transition::Started { .. } => RunStatus::Running,
-            Transition::RetryScheduled { .. } => RunStatus::Queued,
+            Transition::RetryScheduled { .. } | Transition::Recovered { .. } => RunStatus::Queued,
             Transition::Finished { status, .. } => *status,
         }
     }
@@ -617,9 +634,11 @@ impl RunRecord {
             name,
             params,
             priority,
+            kind,
             ..
         } = spec;
         RunRecord {
+            kind,
             queue,
             priority,
             attempt: 1,
@@ -691,6 +710,17 @@ impl RunRecord {
                 self.attempt += 1;
                 self.attempt_errors.push(error);
                 self.next_attempt_at = Some(next_attempt_at);
+            }
+            Transition::Recovered { at } => {
+                self.attempt_errors.push(RunError::new(
+                    ErrorKind::Interrupted,
+                    format!("attempt {} interrupted; recovered at {at}", self.attempt),
+                ));
+                self.status = RunStatus::Queued;
+                self.attempt += 1;
+                // A recovered run gets its attempt even if its retry policy is spent.
+                self.max_attempts = self.max_attempts.max(self.attempt);
+                self.next_attempt_at = None;
             }
             Transition::Finished {
                 status,

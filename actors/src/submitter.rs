@@ -93,6 +93,41 @@ impl Submitter {
         }
     }
 
+    /// Like [`Submitter::submit`], but returns only once the run's record is committed to the
+    /// durable store, so the run survives a crash of this process from then on (without a
+    /// store, once it is recorded in memory). Commits of concurrent submits are batched.
+    pub async fn submit_durable(
+        &self,
+        mut spec: RunSpec,
+        job: BoxedJob,
+    ) -> Result<RunId, SubmitError> {
+        let answer = {
+            let closed = self.gate.0.read();
+            if *closed {
+                return Err(SubmitError::ShuttingDown);
+            }
+            let slot = self.table.admit(&mut spec, &job)?;
+            let id = RunId::new();
+            let submission = Submission::admitted(job, slot, &spec);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let record = Box::new(RunRecord::queued(id, spec));
+            let refused = self
+                .registry
+                .cast(RegistryMessage::InsertDurable(
+                    record,
+                    submission,
+                    tx.into(),
+                ))
+                .err();
+            drop(closed);
+            if refused.is_some() {
+                return Err(SubmitError::Unavailable);
+            }
+            rx
+        };
+        answer.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
     /// Accepts a run unless a run with the same idempotency key is active or ended within the
     /// dedup window, in which case that run's id comes back and nothing new starts. Waits for
     /// the registry's answer (one round trip); the admission checks are those of `submit`.

@@ -18,12 +18,13 @@ use crate::error::{CancelError, SubmitError, UnknownQueue};
 use crate::job::BoxedJob;
 use crate::log::LogSink;
 use crate::queue::{QueueConfig, QueueSlot, QueueTable};
-use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage, Submission};
+use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage, Retention, Submission};
 use crate::run::{
     DEFAULT_QUEUE, ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition,
     TransitionError,
 };
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
+use crate::store::{RunStore, StoredState};
 use crate::submitter::{Gate, Submitter};
 use crate::worker::{
     self, AbortOnDrop, AttemptEnd, CancelReply, WorkerActor, WorkerArguments, WorkerMessage,
@@ -268,7 +269,6 @@ pub struct SupervisorStatus {
 pub struct SupervisorActor;
 
 /// Start-up input of the supervisor.
-#[derive(Debug, Clone)]
 pub struct SupervisorArguments {
     /// At most this many runs execute at once, over all queues; the rest wait `Queued` (no
     /// worker, no task). `None`: no global limit.
@@ -283,6 +283,21 @@ pub struct SupervisorArguments {
     pub event_buffer: usize,
     /// Where jobs' log lines and runs' ends go (`None`: logs are dropped).
     pub logs: Option<Arc<dyn LogSink>>,
+    /// The durable store and what was loaded from it (`None`: records only in memory).
+    pub store: Option<(Box<dyn RunStore>, StoredState)>,
+    /// Retention of finished runs.
+    pub retention: Retention,
+}
+
+impl fmt::Debug for SupervisorArguments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorArguments")
+            .field("max_concurrent", &self.max_concurrent)
+            .field("cancel_grace", &self.cancel_grace)
+            .field("queues", &self.queues)
+            .field("durable", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SupervisorArguments {
@@ -294,6 +309,8 @@ impl Default for SupervisorArguments {
             dedup_window: Duration::from_secs(60),
             event_buffer: 4096,
             logs: None,
+            store: None,
+            retention: Retention::default(),
         }
     }
 }
@@ -1024,6 +1041,8 @@ impl Actor for SupervisorActor {
             dedup_window: args.dedup_window,
             event_buffer: args.event_buffer,
             logs: args.logs.clone(),
+            store: args.store,
+            retention: args.retention,
         };
         let (registry, _) =
             Actor::spawn_linked(None, RegistryActor, registry_args, myself.get_cell()).await?;

@@ -1,0 +1,406 @@
+//! [`SqliteStore`]: the durable `RunStore`, on SQLite (bundled, so nothing needs installing).
+//!
+//! One file holds every run record as JSON plus the columns queries filter on. WAL mode with
+//! `synchronous = NORMAL`: a committed transaction survives a crash of the process (not of the
+//! machine's power; use [`SqliteStore::open_with`] and `full_sync` for that). An exclusive
+//! `flock` on `<file>.lock` keeps a second process out. Opening never changes a file it cannot
+//! read: a damaged or foreign file, or one from a newer runwarden, is a typed error.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use runwarden_actors::{
+    ListQuery, RunId, RunPage, RunRecord, RunStatus, RunStore, StoreError, StoreWrite, StoredState,
+    Timestamp,
+};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+/// The newest schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Options for [`SqliteStore::open_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteOptions {
+    /// `synchronous = FULL`: commits also survive a power loss (slower).
+    pub full_sync: bool,
+    /// Limit the database to this many pages (4 KiB each), to test a full disk.
+    pub max_pages: Option<u64>,
+}
+
+/// The durable run store. Open it, then give it to `RunwardenBuilder::store`.
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Connection,
+    _lock: Flock<File>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn err(path: &Path, e: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        match f.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return StoreError::Corrupt {
+                    path,
+                    cause: e.to_string(),
+                };
+            }
+            ErrorCode::DiskFull => return StoreError::Full { path },
+            ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied => {
+                return StoreError::Open {
+                    path,
+                    cause: e.to_string(),
+                };
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Locked { path };
+            }
+            _ => {}
+        }
+    }
+    StoreError::Io {
+        path,
+        cause: e.to_string(),
+    }
+}
+
+const TERMINAL: &str = "('completed','failed','cancelled')";
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path` with the default options.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] if another process has it open; [`StoreError::Open`] if it
+    /// cannot be created or opened; [`StoreError::Corrupt`] for a file that is not a sound
+    /// runwarden database; [`StoreError::NewerSchema`] for one written by a newer build.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |cause: String| StoreError::Open {
+            path: path.clone(),
+            cause,
+        };
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| open_err(e.to_string()))?;
+        let lock =
+            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                if errno == nix::errno::Errno::EWOULDBLOCK {
+                    StoreError::Locked { path: path.clone() }
+                } else {
+                    open_err(errno.to_string())
+                }
+            })?;
+        // SQLite would treat some damaged files as new databases and overwrite them; check the
+        // header first, so a file that is not ours is reported and left alone.
+        if let Ok(mut f) = File::open(&path) {
+            let mut header = [0u8; 16];
+            let read = f.read(&mut header).map_err(|e| open_err(e.to_string()))?;
+            if read > 0 && (read < 16 || &header != b"SQLite format 3\0") {
+                return Err(StoreError::Corrupt {
+                    path,
+                    cause: "the file is not an SQLite database".into(),
+                });
+            }
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .map_err(|e| err(&path, e))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| err(&path, e))?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt { path, cause: check });
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| err(&path, e))?;
+        if mode != "wal" {
+            return Err(open_err(format!("cannot use WAL mode (got {mode})")));
+        }
+        let sync = if options.full_sync { "FULL" } else { "NORMAL" };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(|e| err(&path, e))?;
+        if let Some(pages) = options.max_pages {
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(|e| err(&path, e))?;
+        }
+        let store = SqliteStore {
+            path,
+            conn,
+            _lock: lock,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let e = |x| err(&self.path, x);
+        self.conn
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+                [],
+            )
+            .map_err(e)?;
+        let found: Option<u32> = self
+            .conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .optional()
+            .map_err(e)?
+            .flatten();
+        match found {
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                // Migration 0 -> 1, in one transaction.
+                self.conn
+                    .execute_batch(
+                        "BEGIN;
+                         CREATE TABLE runs (
+                             id TEXT PRIMARY KEY,
+                             status TEXT NOT NULL,
+                             label TEXT NOT NULL,
+                             finished_at INTEGER,
+                             record TEXT NOT NULL
+                         );
+                         CREATE INDEX runs_status ON runs(status);
+                         CREATE INDEX runs_label ON runs(label);
+                         CREATE INDEX runs_finished ON runs(finished_at);
+                         INSERT INTO schema_version(version) VALUES (1);
+                         COMMIT;",
+                    )
+                    .map_err(e)
+            }
+        }
+    }
+
+    /// SQLite's full integrity check: `Ok` when the database is sound.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] with SQLite's report.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let report: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| err(&self.path, e))?;
+        if report == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                cause: report,
+            })
+        }
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn decode(&self, json: &str) -> Result<RunRecord, StoreError> {
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            cause: format!("a record does not decode: {e}"),
+        })
+    }
+}
+
+impl RunStore for SqliteStore {
+    fn load(&mut self, window: usize) -> Result<StoredState, StoreError> {
+        let path = self.path.clone();
+        let e = |x| err(&path, x);
+        let mut counts = [0usize; 5];
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT status, count(*) FROM runs GROUP BY status")
+                .map_err(e)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(e)?;
+            for row in rows {
+                let (status, n) = row.map_err(e)?;
+                if let Some(s) = RunStatus::ALL.iter().find(|s| s.as_str() == status) {
+                    counts[s.index()] = n as usize;
+                }
+            }
+        }
+        let mut records = Vec::new();
+        let sql = format!(
+            "SELECT record FROM runs WHERE status NOT IN {TERMINAL}
+             UNION ALL
+             SELECT record FROM (SELECT record FROM runs WHERE status IN {TERMINAL}
+                                 ORDER BY id DESC LIMIT ?1)"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
+        let rows = stmt
+            .query_map(params![window as i64], |r| r.get::<_, String>(0))
+            .map_err(e)?;
+        let mut texts = Vec::new();
+        for row in rows {
+            texts.push(row.map_err(e)?);
+        }
+        drop(stmt);
+        for t in texts {
+            records.push(self.decode(&t)?);
+        }
+        Ok(StoredState { records, counts })
+    }
+
+    fn write(&mut self, batch: &[StoreWrite]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let e = |x| err(&path, x);
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO runs (id, status, label, finished_at, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM runs WHERE id = ?1")
+                .map_err(e)?;
+            for w in batch {
+                match w {
+                    StoreWrite::Put(r) => {
+                        let json = serde_json::to_string(r).map_err(|x| StoreError::Io {
+                            path: path.clone(),
+                            cause: x.to_string(),
+                        })?;
+                        let finished = r.finished_at.map(|t| t.unix_micros() as i64);
+                        put.execute(params![
+                            r.id.to_string(),
+                            r.status.as_str(),
+                            r.label,
+                            finished,
+                            json
+                        ])
+                        .map_err(e)?;
+                    }
+                    StoreWrite::Delete(id) => {
+                        delete.execute(params![id.to_string()]).map_err(e)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn get(&mut self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM runs WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|x| err(&self.path, x))?;
+        json.map(|j| self.decode(&j)).transpose()
+    }
+
+    fn list(&mut self, q: &ListQuery) -> Result<RunPage, StoreError> {
+        let path = self.path.clone();
+        let e = |x| err(&path, x);
+        let status = q.status.map(|s| s.as_str().to_owned());
+        let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2)";
+        let total: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*) FROM runs WHERE {filter}"),
+                params![status, q.label],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT record FROM runs WHERE {filter} ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+            ))
+            .map_err(e)?;
+        let rows = stmt
+            .query_map(
+                params![status, q.label, q.limit as i64, q.offset as i64],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(e)?;
+        let mut texts = Vec::new();
+        for row in rows {
+            texts.push(row.map_err(e)?);
+        }
+        drop(stmt);
+        let runs = texts
+            .iter()
+            .map(|t| self.decode(t))
+            .collect::<Result<_, _>>()?;
+        Ok(RunPage {
+            runs,
+            total: total as usize,
+        })
+    }
+
+    fn prunable(
+        &mut self,
+        ended_before: Timestamp,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<(RunId, RunStatus)>, StoreError> {
+        let path = self.path.clone();
+        let e = |x| err(&path, x);
+        let sql = format!(
+            "SELECT id, status FROM runs WHERE status IN {TERMINAL} AND (
+                 finished_at < ?1 OR id IN (
+                     SELECT id FROM runs WHERE status IN {TERMINAL}
+                     ORDER BY id DESC LIMIT -1 OFFSET ?2))
+             ORDER BY id LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(e)?;
+        let rows = stmt
+            .query_map(
+                params![ended_before.unix_micros() as i64, keep as i64, limit as i64],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, status) = row.map_err(e)?;
+            let (Ok(id), Some(status)) = (
+                id.parse::<RunId>(),
+                RunStatus::ALL.iter().find(|s| s.as_str() == status),
+            ) else {
+                continue;
+            };
+            out.push((id, *status));
+        }
+        Ok(out)
+    }
+}
