@@ -320,7 +320,7 @@ enum Held {
     /// A run's end: its waiters' answers, and (when `first`, the transition itself rather than
     /// a later `wait`) the log keeper's notice.
     Ended {
-        record: RunRecord,
+        record: Box<RunRecord>,
         waiters: Vec<RpcReplyPort<Result<RunRecord, NotFound>>>,
         first: bool,
     },
@@ -382,7 +382,7 @@ impl RegistryState {
         self.written += 1;
         if !store.send(StoreOp::Write(
             self.written,
-            StoreWrite::Put(record.clone()),
+            StoreWrite::Put(Box::new(record.clone())),
         )) {
             tracing::error!(run_id = %id, "store writer is gone; change not persisted");
         }
@@ -410,7 +410,7 @@ impl RegistryState {
                 }
                 for w in waiters {
                     // A waiter that gave up (dropped its receiver) is simply skipped.
-                    let _ = w.send(Ok(record.clone()));
+                    let _ = w.send(Ok((*record).clone()));
                 }
             }
             Held::Submitted(id, reply) => {
@@ -540,7 +540,7 @@ impl RegistryState {
             self.deliver(Held::Event(e));
         }
         if to.is_terminal() {
-            let record = self.records[&id].clone();
+            let record = Box::new(self.records[&id].clone());
             let waiters = self.waiters.remove(&id).unwrap_or_default();
             self.deliver(Held::Ended {
                 record,
@@ -726,7 +726,7 @@ impl RegistryState {
 
     /// Looks a run up in the store (for runs outside the memory window) and hands the answer
     /// to `then`, off the registry's thread. Without a store, the run is unknown.
-    fn from_store<T: Send + 'static>(
+    fn ask_store<T: Send + 'static>(
         &self,
         id: RunId,
         then: impl FnOnce(Result<RunRecord, NotFound>) -> T + Send + 'static,
@@ -872,7 +872,7 @@ impl Actor for RegistryActor {
                 Err(NotFound(id)) if state.store.is_some() => {
                     // A run outside the memory window is finished: its stream is its end.
                     let events = state.events.subscribe();
-                    state.from_store(
+                    state.ask_store(
                         id,
                         move |found| {
                             found.map(|record| Subscription {
@@ -932,7 +932,7 @@ impl Actor for RegistryActor {
                 Some(r) => {
                     let _ = reply.send(Ok(r.clone()));
                 }
-                None => state.from_store(id, |found| found, reply),
+                None => state.ask_store(id, |found| found, reply),
             },
             RegistryMessage::List(q, reply) => match &state.store {
                 // The store holds every record; it answers after every write sent before.
@@ -955,10 +955,10 @@ impl Actor for RegistryActor {
                 let _ = reply.send(state.is_active(&id));
             }
             RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
-                None => state.from_store(id, |found| found, reply),
+                None => state.ask_store(id, |found| found, reply),
                 Some(r) if r.status.is_terminal() => {
                     // Its end may still be on its way to the store: answer with the rest.
-                    let record = r.clone();
+                    let record = Box::new(r.clone());
                     state.deliver(Held::Ended {
                         record,
                         waiters: vec![reply],
@@ -975,7 +975,7 @@ impl Actor for RegistryActor {
             },
             RegistryMessage::AnswerCancel(id, reply) => match state.answer_cancel(id) {
                 Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
-                    state.from_store(
+                    state.ask_store(
                         id,
                         move |found| match found {
                             Ok(r) => Err(CancelError::AlreadyFinished {

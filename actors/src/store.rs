@@ -105,7 +105,7 @@ impl std::error::Error for StoreError {}
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreWrite {
     /// Insert or replace this record.
-    Put(RunRecord),
+    Put(Box<RunRecord>),
     /// Forget this run (retention).
     Delete(RunId),
 }
@@ -179,7 +179,7 @@ impl RunStore for MemoryStore {
         for w in batch {
             match w {
                 StoreWrite::Put(r) => {
-                    self.records.insert(r.id, r.clone());
+                    self.records.insert(r.id, (**r).clone());
                 }
                 StoreWrite::Delete(id) => {
                     self.records.remove(id);
