@@ -69,8 +69,9 @@ pub use runwarden_actors::{
     LogEntry, LogLevel, LogStream, MemoryStore, NotFound, Progress, QueueConfig, QueueStatus,
     RegistryMessage, RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError,
     RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo,
-    ScheduleMode, ScheduleSpec, StoreError, SubmitError, Submitter, SupervisorActor,
-    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, UnknownQueue, ractor,
+    ScheduleMode, ScheduleSpec, StoreError, StoreWrite, SubmitError, Submitter, SupervisorActor,
+    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, Transition, UnknownQueue,
+    ractor,
 };
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 

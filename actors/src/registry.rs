@@ -360,6 +360,9 @@ pub struct RegistryState {
     /// Acknowledgements waiting for their writes to commit, in order.
     held: VecDeque<(u64, Held)>,
     retention: Retention,
+    /// A retention pass is waiting for the store's answer: no second one is started, so no
+    /// run is counted out twice.
+    pruning: bool,
     _prune_timer: Option<AbortOnDrop<()>>,
 }
 
@@ -573,24 +576,32 @@ impl RegistryState {
         let r = self.retention;
         let ended_before = Timestamp::now().saturating_sub(r.max_age);
         if let Some(store) = &self.store {
-            let _ = store.send(StoreOp::Prunable {
-                ended_before,
-                keep: r.max_finished,
-                limit: r.batch,
-            });
+            if !self.pruning {
+                self.pruning = store.send(StoreOp::Prunable {
+                    ended_before,
+                    keep: r.max_finished,
+                    limit: r.batch,
+                });
+            }
             return;
         }
-        let excess = self.finished.len().saturating_sub(r.max_finished);
+        // Oldest first by creation, as the store does: scan from the oldest record, skipping
+        // active ones, and stop after a bounded number of records either way.
+        let finished = self.records.len() - self.queued.len() - self.running.len();
+        let mut excess = finished.saturating_sub(r.max_finished);
         let mut ids = Vec::new();
-        for (i, id) in self.finished.iter().enumerate() {
-            let Some(rec) = self.records.get(id) else {
-                continue;
-            };
-            let old = rec.finished_at.is_some_and(|t| t < ended_before);
-            if ids.len() >= r.batch || !(i < excess || old) {
+        for rec in self.records.values().take(r.batch.saturating_mul(4)) {
+            if ids.len() >= r.batch {
                 break;
             }
-            ids.push((*id, rec.status));
+            if rec.status.is_active() {
+                continue;
+            }
+            let old = rec.finished_at.is_some_and(|t| t < ended_before);
+            if excess > 0 || old {
+                excess = excess.saturating_sub(1);
+                ids.push((rec.id, rec.status));
+            }
         }
         self.prune(ids);
     }
@@ -781,6 +792,7 @@ impl Actor for RegistryActor {
             committed: 0,
             held: VecDeque::new(),
             retention: args.retention,
+            pruning: false,
             _prune_timer: None,
         };
         if let Some((store, loaded)) = args.store {
@@ -848,7 +860,10 @@ impl Actor for RegistryActor {
                 }
             }
             RegistryMessage::Committed(up_to, failure) => state.committed(up_to, failure),
-            RegistryMessage::Prunable(ids) => state.prune(ids),
+            RegistryMessage::Prunable(ids) => {
+                state.pruning = false;
+                state.prune(ids);
+            }
             RegistryMessage::PruneTick(_) => state.retention_pass(),
             RegistryMessage::InsertUnique(record, submission, key, reply) => {
                 let answer = match state.holder_of(&key) {
