@@ -17,12 +17,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use runwarden::ractor::{
-    Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
-};
+use runwarden::ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use runwarden::{
     ErrorKind, EventFilter, EventItem, EventStream, RetryPolicy, RunId, RunSpec, RunStatus,
-    Runwarden, SupervisorActor, SupervisorArguments, SupervisorMessage,
+    Runwarden, SqliteStore,
 };
 
 const PLANNED_PANIC: &str = "planned panic";
@@ -40,6 +38,7 @@ struct Flags {
     grace_ms: u64,
     drain_ms: u64,
     max_concurrent: Option<usize>,
+    db: Option<String>,
     json: bool,
 }
 
@@ -57,6 +56,7 @@ impl Flags {
             grace_ms: 1000,
             drain_ms: 10_000,
             max_concurrent: None,
+            db: None,
             json: false,
         };
         let mut args = std::env::args().skip(1);
@@ -69,6 +69,10 @@ impl Flags {
                 return Err(String::new());
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            if flag == "--db" {
+                f.db = Some(value);
+                continue;
+            }
             let n: u64 = value
                 .parse()
                 .map_err(|_| format!("{flag}: `{value}` is not a whole number"))?;
@@ -113,7 +117,7 @@ impl Flags {
 
 const USAGE: &str = "usage: supervisor_tree [--runs N] [--work-ms MS] [--fail-every K] \
 [--panic-every K] [--cancel-every K] [--timeout-every K] [--timeout-ms MS] [--retry-every K] \
-[--grace-ms MS] [--drain-ms MS] [--max-concurrent N] [--json]";
+[--grace-ms MS] [--drain-ms MS] [--max-concurrent N] [--db PATH] [--json]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
@@ -128,48 +132,24 @@ enum Behaviour {
     FailOnce,
 }
 
-/// The application's root: it owns runwarden's supervisor as a linked child, as any actor
-/// application embedding runwarden would.
+/// The application's root supervisor: runwarden's supervisor is spawned as its linked
+/// child, as in any actor application embedding runwarden.
 struct AppRoot;
 
-enum AppMessage {
-    Runwarden(RpcReplyPort<ActorRef<SupervisorMessage>>),
-}
-
 impl Actor for AppRoot {
-    type Msg = AppMessage;
-    type State = ActorRef<SupervisorMessage>;
-    type Arguments = SupervisorArguments;
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<AppMessage>,
-        args: SupervisorArguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        let (supervisor, _) =
-            Actor::spawn_linked(None, SupervisorActor, args, myself.get_cell()).await?;
-        Ok(supervisor)
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<AppMessage>,
-        msg: AppMessage,
-        supervisor: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            AppMessage::Runwarden(reply) => {
-                let _ = reply.send(supervisor.clone());
-            }
-        }
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
         Ok(())
     }
 
     async fn handle_supervisor_evt(
         &self,
-        myself: ActorRef<AppMessage>,
+        myself: ActorRef<()>,
         evt: SupervisionEvent,
-        _: &mut Self::State,
+        _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(_, err) = evt {
             eprintln!("runwarden failed: {err}");
@@ -288,16 +268,28 @@ async fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let args = SupervisorArguments {
-        max_concurrent: flags.max_concurrent,
-        cancel_grace: Duration::from_millis(flags.grace_ms),
+    let (root, root_handle) = Actor::spawn(None, AppRoot, ()).await?;
+    let mut builder = Runwarden::builder()
+        .cancel_grace(Duration::from_millis(flags.grace_ms))
         // Large enough that the example's own event subscriber does not lag.
-        event_buffer: 1 << 16,
-        ..Default::default()
-    };
-    let (root, root_handle) = Actor::spawn(None, AppRoot, args).await?;
-    let supervisor = call_t!(root, AppMessage::Runwarden, 5000)?;
-    let rw = Runwarden::connect(supervisor, Duration::from_secs(30)).await?;
+        .event_buffer(1 << 16)
+        .call_timeout(Duration::from_secs(30));
+    if let Some(n) = flags.max_concurrent {
+        builder = builder.max_concurrent(n);
+    }
+    if let Some(db) = &flags.db {
+        builder = builder.store(SqliteStore::open(db)?);
+    }
+    let rw = builder.start_linked(root.get_cell()).await?;
+    let recovery = rw.recovery().clone();
+    if recovery.recovered() > 0 {
+        eprintln!(
+            "recovered {} runs left active by an earlier process ({} requeued, {} interrupted)",
+            recovery.recovered(),
+            recovery.requeued.len(),
+            recovery.interrupted.len()
+        );
+    }
 
     let started = Instant::now();
     let progress = spawn_progress(rw.clone(), flags.runs);
@@ -374,6 +366,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     }
     let events_peak = peak_watch.await.unwrap_or(None);
     let stats = rw.stats().await?;
+    let active_after = rw.active_count().await?;
     rw.shutdown(Duration::from_secs(1)).await?;
     root.stop(None);
     root_handle.await?;
@@ -425,6 +418,12 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             "peak_running": peak_running,
             "peak_running_registry": stats.peak_running,
             "lost": lost,
+            "recovered": recovery.recovered(),
+            "records": stats.total(),
+            "active": active_after,
+            "stored_completed": stats.count(RunStatus::Completed),
+            "stored_failed": stats.count(RunStatus::Failed),
+            "stored_cancelled": stats.count(RunStatus::Cancelled),
             "cancelled_by_drain": report.cancelled_by_drain.len(),
             "deadline_hit": report.deadline_hit,
             "refused_messages": stats.refused,
