@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use runwarden::{ListQuery, RunId, RunSpec, RunStatus, Runwarden};
+use runwarden::{ListQuery, RunId, RunSpec, RunStatus, Runwarden, SqliteStore};
 use tokio::task::JoinSet;
 
 #[derive(Debug, Clone)]
@@ -263,6 +263,35 @@ async fn runwarden_queries() -> [f64; 4] {
     out
 }
 
+/// Runs/s with the durable SQLite store, until every record is committed.
+async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
+    let path = dir.join(format!("bench-{}.db", RunId::new()));
+    let store = SqliteStore::open(&path).expect("open store");
+    let rw = Runwarden::builder()
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    let start = Instant::now();
+    for _ in 0..n {
+        rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+            .expect("submit");
+    }
+    wait_for_count(&rw, RunStatus::Completed, n).await;
+    // Writes commit in order: once this durable submit is acknowledged, so is everything before.
+    rw.submit_durable(RunSpec::new("fence"), |_| async { Ok::<_, String>(()) })
+        .await
+        .expect("fence");
+    let secs = start.elapsed().as_secs_f64();
+    rw.shutdown(Duration::from_secs(30))
+        .await
+        .expect("shutdown");
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    n as f64 / secs
+}
+
 // ---------- memory, each in a fresh child process ----------
 
 async fn memory_child(kind: &str, m: usize) -> f64 {
@@ -308,6 +337,31 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             wait_for_count(&rw, status, want).await;
             (rss_bytes() - before) / m as f64
         }
+        "flat" => {
+            // 1,000,000 runs through the system with retention keeping 100,000 finished runs:
+            // RSS after the first 100,000 and at the end, as "before/after" in one number.
+            let rw = Runwarden::start().await.expect("start");
+            let chunk = 10_000;
+            let mut after_first = 0.0;
+            for c in 0..(m / chunk) {
+                for _ in 0..chunk {
+                    rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+                        .expect("submit");
+                }
+                let done = (c + 1) * chunk;
+                loop {
+                    let s = rw.stats().await.expect("stats");
+                    if s.count(RunStatus::Completed) + s.pruned as usize >= done {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                if done == 100_000 {
+                    after_first = rss_bytes();
+                }
+            }
+            rss_bytes() / after_first.max(1.0)
+        }
         _ => {
             // finished: records retained after their runs ended
             let rw = Runwarden::start().await.expect("start");
@@ -320,6 +374,10 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             (rss_bytes() - before) / m as f64
         }
     }
+}
+
+fn run_child_with(kind: &str, m: usize) -> Option<f64> {
+    run_child(kind, m)
 }
 
 fn run_child(kind: &str, m: usize) -> Option<f64> {
@@ -398,6 +456,17 @@ async fn run(f: Flags) -> ExitCode {
         mem("finished"),
         mem("baseline-running"),
     );
+    eprintln!("durable");
+    let mut durable = Vec::new();
+    let mut memory_same_run = Vec::new();
+    let tmp = std::env::temp_dir();
+    for _ in 0..f.reps {
+        durable.push(durable_throughput(f.runs, &tmp).await);
+        memory_same_run.push(runwarden_throughput(f.runs).await.0);
+    }
+    let (durable, memory_same_run) = (stat(durable), stat(memory_same_run));
+    eprintln!("memory flat over 1,000,000 runs");
+    let flat = run_child_with("flat", 1_000_000);
 
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
     let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
@@ -441,6 +510,15 @@ async fn run(f: Flags) -> ExitCode {
     println!("{:<34} {:>14.0} ns", "active_count rtt", q[1]);
     println!("{:<34} {:>14.0} ns", "active_ids rtt (1,000 active)", q[2]);
     println!("{:<34} {:>14.0} ns", "list(running, 50) rtt", q[3]);
+    row("durable (SQLite) throughput", durable, "runs/s");
+    row("in-memory throughput (same run)", memory_same_run, "runs/s");
+    match flat {
+        Some(r) => println!(
+            "{:<34} {:>14.3} x  (RSS at 1,000,000 runs / at 100,000)",
+            "memory flat (retention on)", r
+        ),
+        None => println!("{:<34} {:>14}", "memory flat (retention on)", "failed"),
+    }
     if f.json {
         let line = serde_json::json!({
             "machine": machine(),
@@ -462,6 +540,9 @@ async fn run(f: Flags) -> ExitCode {
             "active_count_rtt_ns": q[1],
             "active_ids_rtt_ns": q[2],
             "list_running_rtt_ns": q[3],
+            "durable_runs_per_sec": durable.median,
+            "memory_runs_per_sec_same_run": memory_same_run.median,
+            "rss_ratio_1m_vs_100k": flat,
         });
         println!("{line}");
     }

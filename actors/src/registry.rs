@@ -552,6 +552,12 @@ impl RegistryState {
             });
             self.finished.push_back(id);
             self.evict_beyond_window();
+            // Retention keeps up with any rate: a pass also runs as soon as the finished runs
+            // exceed the limit by a batch, not only on the timer.
+            let finished = self.stats.total() - self.queued.len() - self.running.len();
+            if finished > self.retention.max_finished + self.retention.batch && !self.pruning {
+                self.retention_pass();
+            }
         }
         tracing::debug!(run_id = %id, %from, %to, "run transition");
         Ok(())
@@ -630,6 +636,21 @@ impl RegistryState {
     }
 
     fn list(&self, q: &ListQuery) -> RunPage {
+        // A status filter alone on an indexed status: the index gives the total, and only the
+        // page's records are looked up.
+        if let (Some(index), None) = (q.status.and_then(|s| self.index_of(s)), &q.label) {
+            let runs = index
+                .iter()
+                .rev()
+                .skip(q.offset)
+                .take(q.limit)
+                .filter_map(|id| self.records.get(id).cloned())
+                .collect();
+            return RunPage {
+                runs,
+                total: index.len(),
+            };
+        }
         let label_ok = |r: &RunRecord| q.label.as_deref().is_none_or(|l| r.label == l);
         let status_ok = |r: &RunRecord| q.status.is_none_or(|s| r.status == s);
         let mut runs = Vec::with_capacity(q.limit.min(1024));
