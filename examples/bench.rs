@@ -399,7 +399,7 @@ fn machine() -> String {
     format!("{nproc} cores, {rustc}")
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let flags = match parse() {
         Ok(f) => f,
         Err(e) => {
