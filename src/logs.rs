@@ -125,6 +125,7 @@ impl LogFollow {
 pub(crate) enum LogMessage {
     Append(RunId, Vec<LogEntry>),
     Ended(RunId, RunStatus),
+    Pruned(Vec<RunId>),
     Read(RunId, ReadQuery, RpcReplyPort<ReadAnswer>),
     Follow(
         RunId,
@@ -167,6 +168,12 @@ impl LogSink for KeeperSink {
     fn run_ended(&self, run: RunId, status: RunStatus) {
         if let Some(k) = self.keeper.get() {
             let _ = k.cast(LogMessage::Ended(run, status));
+        }
+    }
+
+    fn runs_pruned(&self, runs: Vec<RunId>) {
+        if let Some(k) = self.keeper.get() {
+            let _ = k.cast(LogMessage::Pruned(runs));
         }
     }
 }
@@ -429,6 +436,22 @@ impl Actor for LogKeeper {
         match msg {
             LogMessage::Append(run, entries) => state.append(run, entries),
             LogMessage::Ended(run, status) => state.ended(run, status),
+            LogMessage::Pruned(runs) => {
+                // Log retention follows run retention. The files are removed off the actor.
+                let paths: Vec<PathBuf> = runs
+                    .iter()
+                    .map(|r| {
+                        state.close(*r);
+                        state.runs.remove(r);
+                        state.config.path_of(*r)
+                    })
+                    .collect();
+                tokio::task::spawn_blocking(move || {
+                    for p in paths {
+                        let _ = std::fs::remove_file(p);
+                    }
+                });
+            }
             LogMessage::Read(run, q, reply) => {
                 let _ = reply.send(state.read(run, q));
             }

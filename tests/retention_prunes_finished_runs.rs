@@ -109,3 +109,36 @@ async fn with_a_store_memory_holds_a_window_and_the_store_answers_the_rest() {
     assert!(rw.status(ids[0]).await.is_err());
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+// Log retention follows run retention: a pruned run's log file is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_runs_lose_their_log_files() {
+    let logs = TempDir::new("retention-logs");
+    let rw = start(
+        Runwarden::builder()
+            .retention(retention(5, 5))
+            .logs(runwarden::LogConfig::new(&logs.0)),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(
+            rw.submit(RunSpec::new("noted"), move |ctx| async move {
+                ctx.info(format!("run {i}"));
+                Ok::<_, String>(())
+            })
+            .expect("submit"),
+        );
+    }
+    settle(&rw, 30, 5).await;
+    let first = rw.log_file(ids[0]).await.expect("path");
+    let last = rw.log_file(ids[29]).await.expect("path");
+    within("the pruned log file to go", async {
+        while first.exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(last.exists(), "a kept run's log was removed");
+    rw.shutdown(support::STEP).await.expect("shutdown");
+}

@@ -155,6 +155,10 @@ pub trait LogSink: Send + Sync + 'static {
     /// The run reached its terminal status. Called by the registry after it applied the
     /// status, so every line the job logged was appended before.
     fn run_ended(&self, run: RunId, status: RunStatus);
+    /// Retention forgot these finished runs: their logs go too.
+    fn runs_pruned(&self, runs: Vec<RunId>) {
+        let _ = runs;
+    }
 }
 
 impl fmt::Debug for dyn LogSink {

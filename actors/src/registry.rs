@@ -633,6 +633,9 @@ impl RegistryState {
         }
         self.finished.retain(|id| !gone.contains(id));
         tracing::debug!(pruned = gone.len(), "retention pruned finished runs");
+        if let Some(logs) = &self.logs {
+            logs.runs_pruned(gone.into_iter().collect());
+        }
     }
 
     fn list(&self, q: &ListQuery) -> RunPage {
