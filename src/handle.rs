@@ -365,6 +365,33 @@ impl Runwarden {
         self.submitter.submit_durable(spec, job).await
     }
 
+    /// [`Runwarden::submit_kind`] with an idempotency key (see [`Runwarden::submit_unique`]).
+    pub async fn submit_kind_unique(
+        &self,
+        key: impl Into<String>,
+        kind: &str,
+        spec: RunSpec,
+    ) -> Result<Dedup, SubmitError> {
+        let (spec, job) = self.kind_job(kind, spec)?;
+        self.submitter.submit_unique(key, spec, job).await
+    }
+
+    /// Whether a job kind of this name is registered.
+    pub fn has_kind(&self, kind: &str) -> bool {
+        self.kinds.kinds.contains_key(kind)
+    }
+
+    /// Runs a retention pass now (it also runs on its timer).
+    pub async fn prune_now(&self) -> Result<(), Error> {
+        ask(
+            self.submitter.registry(),
+            RegistryMessage::PruneNow,
+            Some(self.call_timeout),
+            "prune_now",
+        )
+        .await
+    }
+
     fn kind_job(&self, kind: &str, mut spec: RunSpec) -> Result<(RunSpec, BoxedJob), SubmitError> {
         let k = self
             .kinds

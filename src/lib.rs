@@ -52,6 +52,8 @@
 mod error;
 mod events;
 mod handle;
+#[cfg(feature = "http")]
+pub mod http;
 mod kinds;
 mod logs;
 mod process;

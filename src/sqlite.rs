@@ -332,12 +332,13 @@ impl RunStore for SqliteStore {
         let path = self.path.clone();
         let e = |x| err(&path, x);
         let status = q.status.map(|s| s.as_str().to_owned());
-        let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2)";
+        let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2) \
+                      AND (?5 IS NULL OR json_extract(record, '$.queue') = ?5)";
         let total: i64 = self
             .conn
             .query_row(
                 &format!("SELECT count(*) FROM runs WHERE {filter}"),
-                params![status, q.label],
+                params![status, q.label, None::<i64>, None::<i64>, q.queue],
                 |r| r.get(0),
             )
             .map_err(e)?;
@@ -349,7 +350,7 @@ impl RunStore for SqliteStore {
             .map_err(e)?;
         let rows = stmt
             .query_map(
-                params![status, q.label, q.limit as i64, q.offset as i64],
+                params![status, q.label, q.limit as i64, q.offset as i64, q.queue],
                 |r| r.get::<_, String>(0),
             )
             .map_err(e)?;

@@ -101,6 +101,8 @@ pub enum RegistryMessage {
     Prunable(Vec<(RunId, RunStatus)>),
     /// Sent by the registry to itself: time to apply retention.
     PruneTick(Internal),
+    /// Sent by anyone (an admin endpoint): run a retention pass now; replies at once.
+    PruneNow(RpcReplyPort<()>),
     /// Query: counters.
     Stats(RpcReplyPort<RegistryStats>),
 }
@@ -172,6 +174,9 @@ pub struct ListQuery {
     pub status: Option<RunStatus>,
     /// Only runs with this label.
     pub label: Option<String>,
+    /// Only runs in this queue.
+    #[serde(default)]
+    pub queue: Option<String>,
     /// At most this many runs in the page (default 100).
     pub limit: usize,
     /// Skip this many matching runs first (default 0).
@@ -183,6 +188,7 @@ impl Default for ListQuery {
         ListQuery {
             status: None,
             label: None,
+            queue: None,
             limit: 100,
             offset: 0,
         }
@@ -204,6 +210,12 @@ impl ListQuery {
     /// Only runs with `label`.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    /// Only runs in `queue`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
         self
     }
 
@@ -641,7 +653,9 @@ impl RegistryState {
     fn list(&self, q: &ListQuery) -> RunPage {
         // A status filter alone on an indexed status: the index gives the total, and only the
         // page's records are looked up.
-        if let (Some(index), None) = (q.status.and_then(|s| self.index_of(s)), &q.label) {
+        if let (Some(index), None, None) =
+            (q.status.and_then(|s| self.index_of(s)), &q.label, &q.queue)
+        {
             let runs = index
                 .iter()
                 .rev()
@@ -654,7 +668,10 @@ impl RegistryState {
                 total: index.len(),
             };
         }
-        let label_ok = |r: &RunRecord| q.label.as_deref().is_none_or(|l| r.label == l);
+        let label_ok = |r: &RunRecord| {
+            q.label.as_deref().is_none_or(|l| r.label == l)
+                && q.queue.as_deref().is_none_or(|qu| r.queue == qu)
+        };
         let status_ok = |r: &RunRecord| q.status.is_none_or(|s| r.status == s);
         let mut runs = Vec::with_capacity(q.limit.min(1024));
         let mut total = 0;
@@ -889,6 +906,10 @@ impl Actor for RegistryActor {
                 state.prune(ids);
             }
             RegistryMessage::PruneTick(_) => state.retention_pass(),
+            RegistryMessage::PruneNow(reply) => {
+                state.retention_pass();
+                let _ = reply.send(());
+            }
             RegistryMessage::InsertUnique(record, submission, key, reply) => {
                 let answer = match state.holder_of(&key) {
                     // The new run's job and queue slot are dropped here, unstarted.

@@ -197,6 +197,7 @@ impl RunStore for MemoryStore {
         let matching = self.records.values().rev().filter(|r| {
             q.status.is_none_or(|s| r.status == s)
                 && q.label.as_deref().is_none_or(|l| r.label == l)
+                && q.queue.as_deref().is_none_or(|qu| r.queue == qu)
         });
         let mut total = 0;
         let mut runs = Vec::new();
