@@ -31,14 +31,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match a.as_str() {
             "--addr" => addr = args.next().ok_or("--addr needs a value")?.parse()?,
             "--token" => token = Some(args.next().ok_or("--token needs a value")?),
-            "--seconds" => seconds = Some(args.next().ok_or("--seconds needs a value")?.parse::<u64>()?),
+            "--seconds" => {
+                seconds = Some(
+                    args.next()
+                        .ok_or("--seconds needs a value")?
+                        .parse::<u64>()?,
+                )
+            }
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
     let work = std::env::temp_dir().join(format!("runwarden-http-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let script = work.join("count.sh");
-    std::fs::write(&script, "#!/bin/sh\nfor i in $(seq 1 ${2:-10}); do echo \"count $i\"; sleep 0.3; done\n")?;
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfor i in $(seq 1 ${2:-10}); do echo \"count $i\"; sleep 0.3; done\n",
+    )?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
 
     let rw = Runwarden::builder()
@@ -83,7 +92,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(t) => println!("runwarden dashboard: http://{bound}/#token={t}"),
         None => println!("runwarden dashboard: http://{bound}/"),
     }
-    println!("API: http://{bound}/openapi.json — job kinds: sleep (params.ms), fail, count (params.n, a process run)");
+    println!(
+        "API: http://{bound}/openapi.json — job kinds: sleep (params.ms), fail, count (params.n, a process run)"
+    );
     match seconds {
         Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
         None => {

@@ -1,0 +1,304 @@
+//! The dashboard in a real browser: headless Chromium, driven over WebDriver (chromedriver),
+//! shows a run appear and complete live (from the event stream, without reloading), shows a
+//! run's log, and cancels a running run. A screenshot is saved under the build folder.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; `.ci/run` installs them, and so does this
+//! test when it runs as root with apt-get available.
+#[path = "support/http.rs"]
+mod http_support;
+#[path = "support/helpers.rs"]
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64_decode::decode;
+use http_support::server;
+use runwarden::http::HttpOptions;
+use serde_json::{Value, json};
+use support::{TempDir, within};
+
+/// A minimal W3C WebDriver client: just the commands this test needs.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    driver: Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base(), self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("json");
+        v["value"].clone()
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", DRIVER_PORT)
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    /// Elements matching a CSS selector (their WebDriver references).
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    async fn text(&self, el: &str) -> String {
+        self.cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    async fn click(&self, el: &str) {
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Polls the page (the browser updates it from its event streams) until `css` has an
+    /// element whose text satisfies `ok`.
+    async fn wait_text(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        within(what, async {
+            loop {
+                for el in self.find_all(css).await {
+                    let t = self.text(&el).await;
+                    if ok(&t) {
+                        return t;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        decode(v.as_str().expect("base64 png"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+const DRIVER_PORT: u16 = 9515 + 37;
+
+fn ensure_chromium() {
+    let have = |p: &str| std::path::Path::new(p).exists();
+    if have("/usr/bin/chromium") && have("/usr/bin/chromedriver") {
+        return;
+    }
+    // As root on a Debian machine, install them (what `.ci/run` does too).
+    let _ = Command::new("apt-get").arg("update").arg("-q").status();
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    assert!(
+        have("/usr/bin/chromium") && have("/usr/bin/chromedriver"),
+        "this test needs Debian's chromium and chromium-driver (bash .ci/run installs them)"
+    );
+}
+
+async fn browser() -> Browser {
+    ensure_chromium();
+    let driver = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={DRIVER_PORT}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{DRIVER_PORT}");
+    within("chromedriver to answer", async {
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let profile = TempDir::new("chromium-profile");
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1400,900",
+                     format!("--user-data-dir={}", profile.0.display())]
+        }
+    }}});
+    let v: Value = http
+        .post(format!("{base}/session"))
+        .json(&caps)
+        .send()
+        .await
+        .expect("new session")
+        .json()
+        .await
+        .expect("json");
+    let session = v["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {v}"))
+        .to_owned();
+    Browser {
+        http,
+        session,
+        driver,
+        _profile: profile,
+    }
+}
+
+/// Standard base64, for the screenshot (no extra dependency for one decode).
+mod base64_decode {
+    pub(crate) fn decode(s: &str) -> Vec<u8> {
+        let val = |c: u8| match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        };
+        let bits: Vec<u8> = s.bytes().filter_map(val).collect();
+        let mut out = Vec::with_capacity(bits.len() * 3 / 4);
+        for chunk in bits.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, v)| acc | (u32::from(*v) << (18 - 6 * i)));
+            let bytes = n.to_be_bytes();
+            out.extend_from_slice(&bytes[1..chunk.len()]);
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_runs_live_their_logs_and_cancels() {
+    let _serial = support::one_at_a_time().await;
+    let s = server(HttpOptions::default()).await;
+    let b = browser().await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.wait_text("#live", "the page's live stream to open", |t| t == "live")
+        .await;
+
+    // A run started through the API appears on the open page and completes there.
+    let run: Value = s
+        .client
+        .post(s.url("/runs"))
+        .json(&json!({"kind": "sleep", "params": {"ms": 1200}, "label": "browser"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let row = format!("tr[data-id=\"{id}\"] .status");
+    b.wait_text(&row, "the run to appear", |t| {
+        t == "queued" || t == "running"
+    })
+    .await;
+    b.wait_text(&row, "the run to complete live", |t| t == "completed")
+        .await;
+
+    // Its log, in the detail pane.
+    let rows = b.find_all(&format!("tr[data-id=\"{id}\"]")).await;
+    b.click(&rows[0]).await;
+    b.wait_text("#detail-log .log-line", "its log lines", |t| {
+        t.contains("step 4 of 4")
+    })
+    .await;
+    b.wait_text("#detail-end", "its end", |t| t.contains("completed"))
+        .await;
+
+    // Cancel a running run from the page.
+    let held: Value = s
+        .client
+        .post(s.url("/runs"))
+        .json(&json!({"kind": "hold", "label": "browser"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let hid = held["id"].as_str().expect("id").to_owned();
+    let hrow = format!("tr[data-id=\"{hid}\"] .status");
+    b.wait_text(&hrow, "the held run to run", |t| t == "running")
+        .await;
+    let rows = b.find_all(&format!("tr[data-id=\"{hid}\"]")).await;
+    b.click(&rows[0]).await;
+    b.wait_text("#detail-log .log-line", "the held run's log", |t| {
+        t.contains("holding")
+    })
+    .await;
+    let cancel = b.find_all("#cancel").await;
+    within("the cancel button to be enabled", async {
+        loop {
+            let enabled = b
+                .cmd(
+                    reqwest::Method::GET,
+                    &format!("/element/{}/enabled", cancel[0]),
+                    None,
+                )
+                .await;
+            if enabled == json!(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    b.click(&cancel[0]).await;
+    b.wait_text("#cancel-result", "the cancel answer", |t| {
+        t.contains("cancel: signalled")
+    })
+    .await;
+    b.wait_text(&hrow, "the run to show cancelled", |t| t == "cancelled")
+        .await;
+    let r = s.rw.status(hid.parse().expect("id")).await.expect("status");
+    assert_eq!(r.status, runwarden::RunStatus::Cancelled);
+
+    let png = b.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&path, png).expect("save screenshot");
+    eprintln!("screenshot: {}", path.display());
+    b.cmd(reqwest::Method::DELETE, "", None).await;
+    s.rw.shutdown(support::STEP).await.expect("shutdown");
+}
