@@ -165,3 +165,54 @@ async fn every_bad_request_gets_a_typed_error() {
     );
     s.rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+// Without logs configured, log endpoints say so; once the actors are gone, the API answers
+// `UNAVAILABLE` instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_disabled_and_stopped_actors_are_typed_too() {
+    let rw = runwarden::Runwarden::builder()
+        .job_kind("noop", runwarden::OnInterrupt::Fail, |_| {
+            Ok(runwarden::BoxedJob::repeatable(|_| async {
+                Ok::<_, String>(())
+            }))
+        })
+        .start()
+        .await
+        .expect("start");
+    let (addr, _task) = runwarden::http::serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        rw.clone(),
+        HttpOptions::default(),
+    )
+    .await
+    .expect("serve");
+    let client = reqwest::Client::new();
+    let run: Value = client
+        .post(format!("http://{addr}/runs"))
+        .json(&json!({"kind": "noop"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = run["id"].as_str().expect("id");
+    let r = client
+        .get(format!("http://{addr}/runs/{id}/logs"))
+        .send()
+        .await
+        .expect("logs");
+    assert_eq!(r.status(), 501);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error_code"], "LOGS_DISABLED");
+
+    rw.shutdown(support::STEP).await.expect("shutdown");
+    let r = client
+        .get(format!("http://{addr}/runs/{id}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error_code"], "UNAVAILABLE");
+}
