@@ -71,61 +71,23 @@ impl Submitter {
     /// the run's queue is at its length bound; [`SubmitError::UnknownQueue`];
     /// [`SubmitError::NotRepeatable`] for a retry policy on a run-once job;
     /// [`SubmitError::Unavailable`] if the actors are gone. In every case nothing was recorded.
-    pub fn submit(&self, mut spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
-        let closed = self.gate.0.read();
-        if *closed {
-            return Err(SubmitError::ShuttingDown);
-        }
-        let slot = self.table.admit(&mut spec, &job)?;
-        let id = RunId::new();
-        let submission = Submission::admitted(job, slot, &spec);
+    pub fn submit(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
         // One message: the registry records the run, then hands the job to the supervisor.
         // Recording first is what makes a query right after `submit` find the run.
-        let insert =
-            RegistryMessage::Insert(Box::new(RunRecord::queued(id, spec)), submission, None);
-        let refused = self.registry.cast(insert).err();
-        drop(closed);
-        // A refused message (holding the job) is dropped only after the gate is released: a
-        // job whose drop submits again must not find this thread still holding the lock.
-        match refused {
-            None => Ok(id),
-            Some(_) => Err(SubmitError::Unavailable),
-        }
+        self.send_new(spec, job, |record, submission| {
+            RegistryMessage::Insert(record, submission, None)
+        })
     }
 
     /// Like [`Submitter::submit`], but returns only once the run's record is committed to the
     /// durable store, so the run survives a crash of this process from then on (without a
     /// store, once it is recorded in memory). Commits of concurrent submits are batched.
-    pub async fn submit_durable(
-        &self,
-        mut spec: RunSpec,
-        job: BoxedJob,
-    ) -> Result<RunId, SubmitError> {
-        let answer = {
-            let closed = self.gate.0.read();
-            if *closed {
-                return Err(SubmitError::ShuttingDown);
-            }
-            let slot = self.table.admit(&mut spec, &job)?;
-            let id = RunId::new();
-            let submission = Submission::admitted(job, slot, &spec);
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let record = Box::new(RunRecord::queued(id, spec));
-            let refused = self
-                .registry
-                .cast(RegistryMessage::InsertDurable(
-                    record,
-                    submission,
-                    tx.into(),
-                ))
-                .err();
-            drop(closed);
-            if refused.is_some() {
-                return Err(SubmitError::Unavailable);
-            }
-            rx
-        };
-        answer.await.map_err(|_| SubmitError::Unavailable)?
+    pub async fn submit_durable(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send_new(spec, job, |record, submission| {
+            RegistryMessage::InsertDurable(record, submission, tx.into())
+        })?;
+        rx.await.map_err(|_| SubmitError::Unavailable)?
     }
 
     /// Accepts a run unless a run with the same idempotency key is active or ended within the
@@ -134,29 +96,43 @@ impl Submitter {
     pub async fn submit_unique(
         &self,
         key: impl Into<String>,
-        mut spec: RunSpec,
+        spec: RunSpec,
         job: BoxedJob,
     ) -> Result<Dedup, SubmitError> {
-        let answer = {
-            let closed = self.gate.0.read();
-            if *closed {
-                return Err(SubmitError::ShuttingDown);
-            }
-            let slot = self.table.admit(&mut spec, &job)?;
-            let id = RunId::new();
-            let submission = Submission::admitted(job, slot, &spec);
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let record = Box::new(RunRecord::queued(id, spec));
-            let insert = RegistryMessage::InsertUnique(record, submission, key.into(), tx.into());
-            let refused = self.registry.cast(insert).err();
-            drop(closed);
-            // As in `submit`: drop a refused message only after releasing the gate.
-            if refused.is_some() {
-                return Err(SubmitError::Unavailable);
-            }
-            rx
-        };
-        answer.await.map_err(|_| SubmitError::Unavailable)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let key = key.into();
+        self.send_new(spec, job, |record, submission| {
+            RegistryMessage::InsertUnique(record, submission, key, tx.into())
+        })?;
+        rx.await.map_err(|_| SubmitError::Unavailable)
+    }
+
+    /// The admission path every submit shares: the gate, the queue's checks and slot, a fresh
+    /// id, and one message to the registry built by `message`.
+    fn send_new(
+        &self,
+        mut spec: RunSpec,
+        job: BoxedJob,
+        message: impl FnOnce(Box<RunRecord>, Submission) -> RegistryMessage,
+    ) -> Result<RunId, SubmitError> {
+        let closed = self.gate.0.read();
+        if *closed {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let slot = self.table.admit(&mut spec, &job)?;
+        let id = RunId::new();
+        let submission = Submission::admitted(job, slot, &spec);
+        let refused = self
+            .registry
+            .cast(message(Box::new(RunRecord::queued(id, spec)), submission))
+            .err();
+        drop(closed);
+        // A refused message (holding the job) is dropped only after the gate is released: a
+        // job whose drop submits again must not find this thread still holding the lock.
+        match refused {
+            None => Ok(id),
+            Some(_) => Err(SubmitError::Unavailable),
+        }
     }
 
     /// The supervisor this submitter feeds.
