@@ -80,7 +80,8 @@ pub use store::{MemoryStore, RunStore, StoreError, StoreWrite, StoredState};
 pub use submitter::Submitter;
 pub use supervisor::{
     CancelOutcome, CancelReason, DrainReport, DrainState, Internal, PreparedRun, QueueStatus,
-    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorState, SupervisorStatus,
+    REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorMessage,
+    SupervisorState, SupervisorStatus,
 };
 pub use time::{ParseTimestampError, Timestamp};
 pub use worker::{

@@ -101,6 +101,10 @@ pub enum RegistryMessage {
     Prunable(Vec<(RunId, RunStatus)>),
     /// Sent by the registry to itself: time to apply retention.
     PruneTick(Internal),
+    /// For fault-injection tests: the registry panics while handling it, as a bug would. With
+    /// a store the registry restarts (see "Registry restarts" in ARCHITECTURE.md); without
+    /// one it fails and its supervisor escalates.
+    InjectFault(String),
     /// Sent by anyone (an admin endpoint): run a retention pass now; replies at once.
     PruneNow(RpcReplyPort<()>),
     /// Query: counters.
@@ -252,6 +256,8 @@ pub struct RegistryStats {
     pub peak_running: usize,
     /// Finished runs forgotten by retention since start.
     pub pruned: u64,
+    /// Times the registry restarted after a failure, since start.
+    pub restarts: u64,
 }
 
 impl RegistryStats {
@@ -800,6 +806,77 @@ impl RegistryState {
     }
 }
 
+impl RegistryState {
+    /// Restarts the registry's state after a failure: every record is loaded again from the
+    /// store, after every write sent before the failure. What lives only in memory and cannot
+    /// be wrong — waiting callers, subscribers, held acknowledgements — is kept. Without a
+    /// store nothing can be rebuilt, and the failure is passed on to the supervisor.
+    async fn restart(&mut self, reason: String) -> Result<(), ActorProcessingErr> {
+        let Some(store) = &self.store else {
+            return Err(format!("registry failed with no store to restart from: {reason}").into());
+        };
+        let (tx, rx) = oneshot::channel();
+        if !store.send(StoreOp::Load(self.retention.memory_window, tx)) {
+            return Err(format!("registry failed and its store is gone: {reason}").into());
+        }
+        // The writer thread never waits on the registry, so waiting for it cannot deadlock.
+        let loaded = rx
+            .await
+            .map_err(|_| format!("store thread gone during restart: {reason}"))?
+            .map_err(|e| format!("cannot reload the store during restart: {e}"))?;
+        self.records.clear();
+        self.queued.clear();
+        self.running.clear();
+        self.finished.clear();
+        self.stats.by_status = loaded.counts;
+        let mut records = loaded.records;
+        records.sort_by_key(|r| r.id);
+        for r in records {
+            self.index(r.id, None, r.status);
+            if r.status.is_terminal() {
+                self.finished.push_back(r.id);
+            }
+            self.records.insert(r.id, r);
+        }
+        // A caller waiting on a run that has ended by now gets its answer.
+        let ended: Vec<RunId> = self
+            .waiters
+            .keys()
+            .filter(|id| self.records.get(id).is_none_or(|r| r.status.is_terminal()))
+            .copied()
+            .collect();
+        for id in ended {
+            let waiters = self.waiters.remove(&id).unwrap_or_default();
+            match self.records.get(&id) {
+                Some(r) => {
+                    let record = Box::new(r.clone());
+                    self.deliver(Held::Ended {
+                        record,
+                        waiters,
+                        first: false,
+                    });
+                }
+                None => {
+                    for w in waiters {
+                        let _ = w.send(Err(NotFound(id)));
+                    }
+                }
+            }
+        }
+        self.pruning = false;
+        self.stats.restarts += 1;
+        let _ = self.supervisor.cast(SupervisorMessage::RegistryRestarted(
+            Internal::new(),
+            reason,
+        ));
+        tracing::warn!(
+            records = self.records.len(),
+            "registry restarted from its store"
+        );
+        Ok(())
+    }
+}
+
 fn refuse(state: &mut RegistryState, err: &TransitionError) {
     state.stats.refused += 1;
     tracing::warn!(error = %err, "registry refused a status message");
@@ -867,206 +944,240 @@ impl Actor for RegistryActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // Every reply below is a plain send (or comes from the store's thread): the registry
-        // never waits on another actor, so any actor may call it from inside a handler
-        // without risking a deadlock.
-        match message {
-            RegistryMessage::Insert(record, submission, reply) => {
-                let result = state.insert_and_start(*record, submission);
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                }
-            }
-            RegistryMessage::InsertDurable(record, submission, reply) => {
-                let id = record.id;
-                match state.insert_and_start(*record, submission) {
-                    Ok(()) => state.deliver(Held::Submitted(id, reply)),
-                    Err(_) => {
-                        let _ = reply.send(Err(SubmitError::Unavailable));
-                    }
-                }
-            }
-            RegistryMessage::Requeue(id, submission) => {
-                let t = Transition::Recovered {
-                    at: Timestamp::now(),
-                };
-                match state.transition(id, t) {
-                    Ok(()) => {
-                        if let Some(record) = state.records.get(&id) {
-                            let run = PreparedRun::new(record, submission);
-                            state.start(id, run);
-                        }
-                    }
-                    Err(e) => refuse(state, &e),
-                }
-            }
-            RegistryMessage::Committed(up_to, failure) => state.committed(up_to, failure),
-            RegistryMessage::Prunable(ids) => {
-                state.pruning = false;
-                state.prune(ids);
-            }
-            RegistryMessage::PruneTick(_) => state.retention_pass(),
-            RegistryMessage::PruneNow(reply) => {
-                state.retention_pass();
-                let _ = reply.send(());
-            }
-            RegistryMessage::InsertUnique(record, submission, key, reply) => {
-                let answer = match state.holder_of(&key) {
-                    // The new run's job and queue slot are dropped here, unstarted.
-                    Some(existing) => Dedup::Existing(existing),
-                    None => {
-                        let id = record.id;
-                        match state.insert_and_start(*record, submission) {
-                            Ok(()) => {
-                                state.keys.insert(key, id);
-                                Dedup::New(id)
-                            }
-                            // Only a reused id can be refused, and ids come from `RunId::new`.
-                            Err(_) => Dedup::Existing(id),
-                        }
-                    }
-                };
-                state.deliver(Held::Dedup(answer, reply));
-            }
-            RegistryMessage::Subscribe(filter, reply) => match state.subscribe(filter.clone()) {
-                Err(NotFound(id)) if state.store.is_some() => {
-                    // A run outside the memory window is finished: its stream is its end.
-                    let events = state.events.subscribe();
-                    state.ask_store(
-                        id,
-                        move |found| {
-                            found.map(|record| Subscription {
-                                filter,
-                                events,
-                                current: Some(record),
-                                terminal: None,
-                            })
-                        },
-                        reply,
-                    );
-                }
-                answer => {
-                    let _ = reply.send(answer);
-                }
-            },
-            RegistryMessage::EventPort(reply) => {
-                let port = state
-                    .port
-                    .get_or_insert_with(|| Arc::new(OutputPort::default()));
-                let _ = reply.send(port.clone());
-            }
-            RegistryMessage::Transition(id, t, reply) => {
-                let result = state.transition(id, t);
-                if let Err(e) = &result {
-                    refuse(state, e);
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                }
-            }
-            RegistryMessage::Progress(id, slot) => {
-                if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
-                    if record.status.is_active() {
-                        let event = RunEvent::Progress {
-                            run_id: id,
-                            label: record.label.clone(),
-                            progress: progress.clone(),
-                        };
-                        record.progress = Some(progress);
-                        state.persist(id);
-                        if state.publishing() {
-                            state.deliver(Held::Event(event));
-                        }
-                    }
-                }
-            }
-            RegistryMessage::ExitCode(id, code) => {
-                if let Some(record) = state.records.get_mut(&id) {
-                    if record.status.is_active() {
-                        record.exit_code = Some(code);
-                        state.persist(id);
-                    }
-                }
-            }
-            RegistryMessage::Get(id, reply) => match state.records.get(&id) {
-                Some(r) => {
-                    let _ = reply.send(Ok(r.clone()));
-                }
-                None => state.ask_store(id, |found| found, reply),
-            },
-            RegistryMessage::List(q, reply) => match &state.store {
-                // The store holds every record; it answers after every write sent before.
-                Some(store) if !q.status.is_some_and(RunStatus::is_active) => {
-                    if let Err(e) = store_list(store, q.clone(), reply) {
-                        let _ = e.send(state.list(&q));
-                    }
-                }
-                _ => {
-                    let _ = reply.send(state.list(&q));
-                }
-            },
-            RegistryMessage::ActiveCount(reply) => {
-                let _ = reply.send(state.queued.len() + state.running.len());
-            }
-            RegistryMessage::ActiveIds(reply) => {
-                let _ = reply.send(state.active_ids());
-            }
-            RegistryMessage::IsActive(id, reply) => {
-                let _ = reply.send(state.is_active(&id));
-            }
-            RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
-                None => state.ask_store(id, |found| found, reply),
-                Some(r) if r.status.is_terminal() => {
-                    // Its end may still be on its way to the store: answer with the rest.
-                    let record = Box::new(r.clone());
-                    state.deliver(Held::Ended {
-                        record,
-                        waiters: vec![reply],
-                        first: false,
-                    });
-                }
-                Some(_) => {
-                    let waiters = state.waiters.entry(id).or_default();
-                    // Callers that timed out leave closed ports behind; shed them here so a
-                    // caller polling `wait` with short timeouts cannot grow this list forever.
-                    waiters.retain(|w| !w.is_closed());
-                    waiters.push(reply);
-                }
-            },
-            RegistryMessage::AnswerCancel(id, reply) => match state.answer_cancel(id) {
-                Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
-                    state.ask_store(
-                        id,
-                        move |found| match found {
-                            Ok(r) => Err(CancelError::AlreadyFinished {
-                                id,
-                                status: r.status,
-                            }),
-                            Err(_) => Err(CancelError::NotFound(id)),
-                        },
-                        reply,
-                    );
-                }
-                Some(answer) => {
-                    let _ = reply.send(answer);
-                }
-                None => {
-                    let again = SupervisorMessage::CancelForwarded(Internal::new(), id, reply);
-                    if let Err(e) = state.supervisor.cast(again) {
-                        tracing::error!(run_id = %id, error = %e, "supervisor unreachable; cancel unanswered");
-                    }
-                }
-            },
-            RegistryMessage::Barrier(token) => {
-                let _ = state
-                    .supervisor
-                    .cast(SupervisorMessage::DrainBarrier(token));
-            }
-            RegistryMessage::Stats(reply) => {
-                let _ = reply.send(state.stats);
-            }
+        // A panic while handling a message is caught here and turned into a restart of the
+        // registry's state from the store; the mailbox (and the actor's address) survive, so
+        // no message already sent is lost. The failing message itself is dropped.
+        let outcome = CatchPanic(Box::pin(dispatch(state, message))).await;
+        if let Err(reason) = outcome {
+            tracing::error!(%reason, "registry failed while handling a message; restarting");
+            state.restart(reason).await?;
         }
         Ok(())
+    }
+}
+
+/// Handles one message.
+async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
+    // Every reply below is a plain send (or comes from the store's thread): the registry
+    // never waits on another actor, so any actor may call it from inside a handler without
+    // risking a deadlock.
+    match message {
+        RegistryMessage::Insert(record, submission, reply) => {
+            let result = state.insert_and_start(*record, submission);
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        RegistryMessage::InsertDurable(record, submission, reply) => {
+            let id = record.id;
+            match state.insert_and_start(*record, submission) {
+                Ok(()) => state.deliver(Held::Submitted(id, reply)),
+                Err(_) => {
+                    let _ = reply.send(Err(SubmitError::Unavailable));
+                }
+            }
+        }
+        RegistryMessage::Requeue(id, submission) => {
+            let t = Transition::Recovered {
+                at: Timestamp::now(),
+            };
+            match state.transition(id, t) {
+                Ok(()) => {
+                    if let Some(record) = state.records.get(&id) {
+                        let run = PreparedRun::new(record, submission);
+                        state.start(id, run);
+                    }
+                }
+                Err(e) => refuse(state, &e),
+            }
+        }
+        RegistryMessage::Committed(up_to, failure) => state.committed(up_to, failure),
+        RegistryMessage::Prunable(ids) => {
+            state.pruning = false;
+            state.prune(ids);
+        }
+        RegistryMessage::PruneTick(_) => state.retention_pass(),
+        RegistryMessage::InjectFault(reason) => panic!("injected registry fault: {reason}"),
+        RegistryMessage::PruneNow(reply) => {
+            state.retention_pass();
+            let _ = reply.send(());
+        }
+        RegistryMessage::InsertUnique(record, submission, key, reply) => {
+            let answer = match state.holder_of(&key) {
+                // The new run's job and queue slot are dropped here, unstarted.
+                Some(existing) => Dedup::Existing(existing),
+                None => {
+                    let id = record.id;
+                    match state.insert_and_start(*record, submission) {
+                        Ok(()) => {
+                            state.keys.insert(key, id);
+                            Dedup::New(id)
+                        }
+                        // Only a reused id can be refused, and ids come from `RunId::new`.
+                        Err(_) => Dedup::Existing(id),
+                    }
+                }
+            };
+            state.deliver(Held::Dedup(answer, reply));
+        }
+        RegistryMessage::Subscribe(filter, reply) => match state.subscribe(filter.clone()) {
+            Err(NotFound(id)) if state.store.is_some() => {
+                // A run outside the memory window is finished: its stream is its end.
+                let events = state.events.subscribe();
+                state.ask_store(
+                    id,
+                    move |found| {
+                        found.map(|record| Subscription {
+                            filter,
+                            events,
+                            current: Some(record),
+                            terminal: None,
+                        })
+                    },
+                    reply,
+                );
+            }
+            answer => {
+                let _ = reply.send(answer);
+            }
+        },
+        RegistryMessage::EventPort(reply) => {
+            let port = state
+                .port
+                .get_or_insert_with(|| Arc::new(OutputPort::default()));
+            let _ = reply.send(port.clone());
+        }
+        RegistryMessage::Transition(id, t, reply) => {
+            let result = state.transition(id, t);
+            if let Err(e) = &result {
+                refuse(state, e);
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        RegistryMessage::Progress(id, slot) => {
+            if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
+                if record.status.is_active() {
+                    let event = RunEvent::Progress {
+                        run_id: id,
+                        label: record.label.clone(),
+                        progress: progress.clone(),
+                    };
+                    record.progress = Some(progress);
+                    state.persist(id);
+                    if state.publishing() {
+                        state.deliver(Held::Event(event));
+                    }
+                }
+            }
+        }
+        RegistryMessage::ExitCode(id, code) => {
+            if let Some(record) = state.records.get_mut(&id) {
+                if record.status.is_active() {
+                    record.exit_code = Some(code);
+                    state.persist(id);
+                }
+            }
+        }
+        RegistryMessage::Get(id, reply) => match state.records.get(&id) {
+            Some(r) => {
+                let _ = reply.send(Ok(r.clone()));
+            }
+            None => state.ask_store(id, |found| found, reply),
+        },
+        RegistryMessage::List(q, reply) => match &state.store {
+            // The store holds every record; it answers after every write sent before.
+            Some(store) if !q.status.is_some_and(RunStatus::is_active) => {
+                if let Err(e) = store_list(store, q.clone(), reply) {
+                    let _ = e.send(state.list(&q));
+                }
+            }
+            _ => {
+                let _ = reply.send(state.list(&q));
+            }
+        },
+        RegistryMessage::ActiveCount(reply) => {
+            let _ = reply.send(state.queued.len() + state.running.len());
+        }
+        RegistryMessage::ActiveIds(reply) => {
+            let _ = reply.send(state.active_ids());
+        }
+        RegistryMessage::IsActive(id, reply) => {
+            let _ = reply.send(state.is_active(&id));
+        }
+        RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
+            None => state.ask_store(id, |found| found, reply),
+            Some(r) if r.status.is_terminal() => {
+                // Its end may still be on its way to the store: answer with the rest.
+                let record = Box::new(r.clone());
+                state.deliver(Held::Ended {
+                    record,
+                    waiters: vec![reply],
+                    first: false,
+                });
+            }
+            Some(_) => {
+                let waiters = state.waiters.entry(id).or_default();
+                // Callers that timed out leave closed ports behind; shed them here so a
+                // caller polling `wait` with short timeouts cannot grow this list forever.
+                waiters.retain(|w| !w.is_closed());
+                waiters.push(reply);
+            }
+        },
+        RegistryMessage::AnswerCancel(id, reply) => match state.answer_cancel(id) {
+            Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
+                state.ask_store(
+                    id,
+                    move |found| match found {
+                        Ok(r) => Err(CancelError::AlreadyFinished {
+                            id,
+                            status: r.status,
+                        }),
+                        Err(_) => Err(CancelError::NotFound(id)),
+                    },
+                    reply,
+                );
+            }
+            Some(answer) => {
+                let _ = reply.send(answer);
+            }
+            None => {
+                let again = SupervisorMessage::CancelForwarded(Internal::new(), id, reply);
+                if let Err(e) = state.supervisor.cast(again) {
+                    tracing::error!(run_id = %id, error = %e, "supervisor unreachable; cancel unanswered");
+                }
+            }
+        },
+        RegistryMessage::Barrier(token) => {
+            let _ = state
+                .supervisor
+                .cast(SupervisorMessage::DrainBarrier(token));
+        }
+        RegistryMessage::Stats(reply) => {
+            let _ = reply.send(state.stats);
+        }
+    }
+}
+
+/// Polls a future, turning a panic in it into `Err` with the panic's message.
+struct CatchPanic<'a>(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>);
+
+impl std::future::Future for CatchPanic<'_> {
+    type Output = Result<(), String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(())) => std::task::Poll::Ready(Ok(())),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(payload) => {
+                std::task::Poll::Ready(Err(crate::job::panic_message(payload.as_ref())))
+            }
+        }
     }
 }
 

@@ -240,6 +240,11 @@ pub(crate) enum StoreOp {
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// A listing, answered directly to the caller (after every earlier write).
     List(ListQuery, RpcReplyPort<RunPage>),
+    /// Load the registry's state again (a registry restart), after every earlier write.
+    Load(
+        usize,
+        tokio::sync::oneshot::Sender<Result<StoredState, StoreError>>,
+    ),
     /// Find finished runs to prune; the answer goes to the registry as `Prunable`.
     Prunable {
         ended_before: Timestamp,
@@ -342,6 +347,10 @@ fn run_batch(store: &mut dyn RunStore, registry: &ActorRef<RegistryMessage>, ops
                     total: 0,
                 });
                 let _ = reply.send(page);
+            }
+            StoreOp::Load(window, reply) => {
+                flush(store, &mut writes, &mut last_seq);
+                let _ = reply.send(store.load(window));
             }
             StoreOp::Prunable {
                 ended_before,

@@ -2,7 +2,7 @@
 //! worker per running attempt, retry waits, cancellation and drain.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,11 +95,21 @@ pub enum SupervisorMessage {
     Schedules(RpcReplyPort<Vec<ScheduleInfo>>),
     /// Sent by the supervisor to itself when a schedule's next occurrence is due.
     ScheduleDue(Internal, ScheduleId, u64),
+    /// Sent by the registry after it restarted from its store. More than
+    /// [`REGISTRY_RESTARTS`] restarts within [`RESTART_WINDOW`] make the supervisor fail
+    /// (escalating to its own supervisor), as an Erlang supervisor's restart intensity would.
+    RegistryRestarted(Internal, String),
     /// Query: a [`Submitter`] for this supervisor (the handle's fast path).
     GetSubmitter(RpcReplyPort<Submitter>),
     /// Query: queues, limits and drain state as the supervisor sees them.
     Status(RpcReplyPort<SupervisorStatus>),
 }
+
+/// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
+pub const REGISTRY_RESTARTS: usize = 5;
+
+/// The window over which registry restarts are counted.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// Marks a message that only runwarden's own actors may send. It cannot be built outside
 /// this crate, so no other sender can fake a drain barrier, a deadline or a forwarded cancel.
@@ -385,6 +395,8 @@ pub struct SupervisorState {
     ended: Ended,
     drain: Drain,
     schedules: BTreeMap<ScheduleId, ScheduleState>,
+    /// When the registry restarted, within the last [`RESTART_WINDOW`].
+    registry_restarts: VecDeque<std::time::Instant>,
     /// Which schedule each active occurrence belongs to.
     occurrence_of: HashMap<RunId, ScheduleId>,
     next_schedule: u64,
@@ -1064,6 +1076,7 @@ impl Actor for SupervisorActor {
             ended: [0; 5],
             drain: Drain::NotDraining,
             schedules: BTreeMap::new(),
+            registry_restarts: VecDeque::new(),
             occurrence_of: HashMap::new(),
             next_schedule: 1,
         })
@@ -1201,6 +1214,25 @@ impl Actor for SupervisorActor {
                     .is_some_and(|s| s.generation == generation)
                 {
                     state.fire_schedule(&myself, id);
+                }
+            }
+            SupervisorMessage::RegistryRestarted(_, reason) => {
+                let now = std::time::Instant::now();
+                let restarts = &mut state.registry_restarts;
+                restarts.push_back(now);
+                while restarts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+                {
+                    restarts.pop_front();
+                }
+                tracing::warn!(%reason, restarts = restarts.len(), "registry restarted");
+                if restarts.len() > REGISTRY_RESTARTS {
+                    return Err(format!(
+                        "registry restarted {} times within {RESTART_WINDOW:?}; giving up: {reason}",
+                        restarts.len()
+                    )
+                    .into());
                 }
             }
             SupervisorMessage::GetSubmitter(reply) => {
