@@ -11,6 +11,17 @@ use runwarden::{
 };
 use support::{TempDir, live_children, one_at_a_time, pid_alive, start, within};
 
+/// Waits until none of `pids` is alive. SIGKILL is delivered asynchronously: a killed
+/// process can still be exiting for a moment after its pipes closed.
+async fn gone(pids: &[i32], what: &str) {
+    within(what, async {
+        while pids.iter().any(|p| pid_alive(*p)) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 /// Reads the pids a script printed as `pid <n>` lines, once it has printed `count` of them.
 async fn printed_pids(rw: &Runwarden, id: runwarden::RunId, count: usize) -> Vec<i32> {
     within("the script to print its pids", async {
@@ -53,9 +64,11 @@ async fn sigterm_stops_a_cooperative_program_and_its_grandchild() {
     );
     let r = within("the run to end", rw.wait(id)).await.expect("wait");
     assert_eq!(r.status, RunStatus::Cancelled);
-    for p in &pids {
-        assert!(!pid_alive(*p), "pid {p} survived the cancel");
-    }
+    gone(
+        &pids,
+        "every process of the group to be gone after the cancel",
+    )
+    .await;
     let log = rw.log_tail(id, 100).await.expect("log");
     assert!(log.iter().any(|e| e.message.contains("SIGTERM")));
     assert!(
@@ -97,9 +110,7 @@ async fn sigkill_ends_a_program_that_ignores_sigterm() {
     rw.cancel(id).await.expect("cancel");
     let r = within("the run to end", rw.wait(id)).await.expect("wait");
     assert_eq!(r.status, RunStatus::Cancelled);
-    for p in &pids {
-        assert!(!pid_alive(*p), "pid {p} survived SIGKILL");
-    }
+    gone(&pids, "every process of the group to be gone after SIGKILL").await;
     let log = rw.log_tail(id, 100).await.expect("log");
     assert!(
         log.iter().any(|e| e.message.contains("sent SIGKILL")),
@@ -149,8 +160,6 @@ async fn time_limits_and_shutdown_leave_no_process_behind() {
         .await
         .expect("shutdown");
     assert_eq!(report.cancelled_by_drain, vec![open_ended]);
-    for p in &pids {
-        assert!(!pid_alive(*p), "pid {p} outlived runwarden");
-    }
+    gone(&pids, "every process to be gone after shutdown").await;
     assert_eq!(live_children(), Vec::<i32>::new());
 }
