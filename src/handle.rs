@@ -923,26 +923,29 @@ impl Runwarden {
     /// [`SubmitError::ShuttingDown`] for submits).
     pub async fn shutdown(&self, deadline: Duration) -> Result<DrainReport, Error> {
         let report = self.drain(deadline).await?;
+        let timeout = |_| Error::Timeout {
+            request: "shutdown",
+        };
+        // Order matters. The registry goes first and drains: it applies every status message
+        // already in its mailbox (workers cast their terminal status before they exit, so
+        // some may still be queued after the drain finished), hands the last writes to its
+        // store and waits for them. Then the log keeper drains the ends the registry sent it.
+        // Then the supervisor, which treats its registry's exit after a drain as the end.
+        let registry = self.submitter.registry();
+        let _ = registry.drain_and_wait(Some(self.call_timeout)).await;
+        registry
+            .wait(Some(self.call_timeout))
+            .await
+            .map_err(timeout)?;
         if let Some((keeper, _)) = &self.logs {
-            // Let the keeper take every line and end already sent to it, flush, and stop.
             let _ = keeper.drain_and_wait(Some(self.call_timeout)).await;
         }
         let supervisor = self.submitter.supervisor();
-        // Stopping the supervisor kills its linked children (the registry; every worker has
-        // already exited, since the drain finished). Wait for both cells to be gone.
+        supervisor.stop(Some("shutdown".to_owned()));
         supervisor
-            .stop_and_wait(Some("shutdown".to_owned()), Some(self.call_timeout))
-            .await
-            .map_err(|_| Error::Timeout {
-                request: "shutdown",
-            })?;
-        self.submitter
-            .registry()
             .wait(Some(self.call_timeout))
             .await
-            .map_err(|_| Error::Timeout {
-                request: "shutdown",
-            })?;
+            .map_err(timeout)?;
         Ok(report)
     }
 

@@ -1261,6 +1261,11 @@ impl Actor for SupervisorActor {
         match event {
             SupervisionEvent::ActorTerminated(who, boxed, reason) => {
                 if who.get_id() == state.registry.get_id() {
+                    // After a drain, the registry stopping is the shutdown's first step.
+                    if matches!(state.drain, Drain::Drained(_)) {
+                        myself.stop(Some("shutdown".to_owned()));
+                        return Ok(());
+                    }
                     return Err(format!("registry stopped: {reason:?}").into());
                 }
                 let final_state = boxed.and_then(|mut b| b.take::<WorkerState>().ok());
