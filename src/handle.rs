@@ -888,6 +888,38 @@ impl Runwarden {
         .await??)
     }
 
+    /// Cancels many runs with one message to the supervisor; each answer is the one
+    /// [`Runwarden::cancel`] would give, in the order of `ids`. Prefer it to a loop of
+    /// `cancel` for batches: it costs one round trip, not one per run.
+    pub async fn cancel_many(&self, ids: &[RunId]) -> Vec<Result<CancelOutcome, Error>> {
+        let mut requests = Vec::with_capacity(ids.len());
+        let mut answers = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            requests.push((*id, tx.into()));
+            answers.push(rx);
+        }
+        let sent = self
+            .submitter
+            .supervisor()
+            .cast(SupervisorMessage::CancelMany(requests))
+            .is_ok();
+        let mut out = Vec::with_capacity(answers.len());
+        for rx in answers {
+            let answer = match (sent, tokio::time::timeout(self.call_timeout, rx).await) {
+                (true, Ok(Ok(a))) => a.map_err(Error::from),
+                (true, Err(_)) => Err(Error::Timeout {
+                    request: "cancel_many",
+                }),
+                _ => Err(Error::Unavailable {
+                    request: "cancel_many",
+                }),
+            };
+            out.push(answer);
+        }
+        out
+    }
+
     /// Waits until the run is terminal and returns its final record. Wrap it in
     /// `tokio::time::timeout` to bound the wait.
     ///

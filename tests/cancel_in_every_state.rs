@@ -241,3 +241,67 @@ async fn a_cancel_right_after_submit_always_finds_the_run() {
     }
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+// A batch cancel answers each run exactly as a single cancel would, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_many_answers_each_run_like_cancel() {
+    let rw = start(Runwarden::builder().max_concurrent(2)).await;
+    let mut started = Started::new();
+    let mut ids = Vec::new();
+    for i in 0..4u64 {
+        let tx = started.tx.clone();
+        ids.push(
+            rw.submit(RunSpec::new("held"), move |ctx| async move {
+                let _ = tx.send(i);
+                ctx.cancelled().await;
+                Ok::<_, String>(())
+            })
+            .expect("submit"),
+        );
+    }
+    started.expect(2).await; // two running, two queued
+    let done = rw
+        .submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+        .expect("submit");
+    rw.cancel(ids[0]).await.expect("cancel the first alone");
+    within("run", rw.wait(ids[0])).await.expect("wait");
+    let stranger = RunId::new();
+    let mut batch = ids.clone();
+    batch.extend([stranger, done]);
+    // `done` may still be queued behind the held runs: cancel it too, and compare.
+    let answers = rw.cancel_many(&batch).await;
+    assert_eq!(
+        answers[0],
+        Err(Error::Cancel(CancelError::AlreadyFinished {
+            id: ids[0],
+            status: RunStatus::Cancelled
+        }))
+    );
+    assert_eq!(answers[1], Ok(CancelOutcome::Signalled));
+    for a in &answers[2..4] {
+        assert!(
+            matches!(
+                a,
+                Ok(CancelOutcome::CancelledWhileQueued | CancelOutcome::Signalled)
+            ),
+            "{a:?}"
+        );
+    }
+    assert_eq!(
+        answers[4],
+        Err(Error::Cancel(CancelError::NotFound(stranger)))
+    );
+    for (id, answer) in batch.iter().zip(&answers).take(4) {
+        let status = within("run", rw.wait(*id)).await.expect("wait").status;
+        assert_eq!(status, RunStatus::Cancelled, "{answer:?}");
+    }
+    let done_status = within("run", rw.wait(done)).await.expect("wait").status;
+    match &answers[5] {
+        Ok(_) => assert_eq!(done_status, RunStatus::Cancelled),
+        Err(Error::Cancel(CancelError::AlreadyFinished { status, .. })) => {
+            assert_eq!(done_status, *status)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    rw.shutdown(support::STEP).await.expect("shutdown");
+}

@@ -46,6 +46,10 @@ pub enum SupervisorMessage {
     /// worker, which answers; for any other id the registry answers `NotFound` or
     /// `AlreadyFinished`.
     Cancel(RunId, CancelReply),
+    /// Sent by anyone: many cancels in one message, each answered on its own port exactly as
+    /// [`SupervisorMessage::Cancel`] would be. Cancelling a batch costs one message to the
+    /// supervisor instead of one round trip per run.
+    CancelMany(Vec<(RunId, CancelReply)>),
     /// Sent by the registry: a [`SupervisorMessage::Cancel`] that overtook its run's `Start`,
     /// sent back once, now behind that `Start`.
     CancelForwarded(Internal, RunId, CancelReply),
@@ -1113,6 +1117,13 @@ impl Actor for SupervisorActor {
             SupervisorMessage::Start(run) => state.accept(&myself, run).await,
             SupervisorMessage::Cancel(id, reply) => {
                 state.cancel(&myself, id, reply, false);
+                state.start_queued(&myself).await;
+                state.check_drained();
+            }
+            SupervisorMessage::CancelMany(requests) => {
+                for (id, reply) in requests {
+                    state.cancel(&myself, id, reply, false);
+                }
                 state.start_queued(&myself).await;
                 state.check_drained();
             }
