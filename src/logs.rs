@@ -322,7 +322,7 @@ impl KeeperState {
         ReadAnswer::File(self.config.path_of(run))
     }
 
-    async fn follow(&mut self, run: RunId) -> Result<LogFollow, runwarden_actors::NotFound> {
+    async fn follow(&mut self, run: RunId) -> Result<Follow, runwarden_actors::NotFound> {
         let known = self.runs.contains_key(&run);
         if !known {
             // Ask the registry whether the run is still going. It never waits on this actor,
@@ -337,12 +337,12 @@ impl KeeperState {
                 .await;
             match record {
                 Ok(CallResult::Success(Ok(r))) if r.status.is_terminal() => {
-                    return Ok(self.finished_follow(run, Some(r.status)));
+                    return Ok(Follow::FromFile(self.config.path_of(run), Some(r.status)));
                 }
                 Ok(CallResult::Success(Ok(_))) => {}
                 _ => {
                     if self.config.path_of(run).exists() {
-                        return Ok(self.finished_follow(run, None));
+                        return Ok(Follow::FromFile(self.config.path_of(run), None));
                     }
                     return Err(runwarden_actors::NotFound(run));
                 }
@@ -361,12 +361,12 @@ impl KeeperState {
                 status: Some(status),
                 missed: 0,
             }));
-            return Ok(LogFollow {
+            return Ok(Follow::Ready(LogFollow {
                 backlog,
                 lines: None,
                 end: None,
                 done: true,
-            });
+            }));
         }
         let (tx, rx) = mpsc::channel(buffer);
         let (end_tx, end_rx) = oneshot::channel();
@@ -375,29 +375,36 @@ impl KeeperState {
             missed: 0,
             end: end_tx,
         });
-        Ok(LogFollow {
+        Ok(Follow::Ready(LogFollow {
             backlog,
             lines: Some(rx),
             end: Some(end_rx),
             done: false,
-        })
+        }))
     }
+}
 
-    /// A follow of a run that has ended and left memory: its file, then its end.
-    fn finished_follow(&self, run: RunId, status: Option<RunStatus>) -> LogFollow {
-        let path = self.config.path_of(run);
-        let mut backlog: VecDeque<LogItem> = read_lines(&path, None)
-            .unwrap_or_default()
-            .into_iter()
-            .map(LogItem::Line)
-            .collect();
-        backlog.push_back(LogItem::End(LogEnd { status, missed: 0 }));
-        LogFollow {
-            backlog,
-            lines: None,
-            end: None,
-            done: true,
-        }
+/// What a follow needs: ready now, or the file of a run that has ended and left memory.
+enum Follow {
+    Ready(LogFollow),
+    FromFile(PathBuf, Option<RunStatus>),
+}
+
+/// A follow of a run that has ended and left memory: its file (read on a blocking thread,
+/// not on the keeper's), then its end.
+async fn finished_follow(path: PathBuf, status: Option<RunStatus>) -> LogFollow {
+    let lines = tokio::task::spawn_blocking(move || read_lines(&path, None))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let mut backlog: VecDeque<LogItem> = lines.into_iter().map(LogItem::Line).collect();
+    backlog.push_back(LogItem::End(LogEnd { status, missed: 0 }));
+    LogFollow {
+        backlog,
+        lines: None,
+        end: None,
+        done: true,
     }
 }
 
@@ -455,10 +462,19 @@ impl Actor for LogKeeper {
             LogMessage::Read(run, q, reply) => {
                 let _ = reply.send(state.read(run, q));
             }
-            LogMessage::Follow(run, reply) => {
-                let answer = state.follow(run).await;
-                let _ = reply.send(answer);
-            }
+            LogMessage::Follow(run, reply) => match state.follow(run).await {
+                Ok(Follow::Ready(f)) => {
+                    let _ = reply.send(Ok(f));
+                }
+                Ok(Follow::FromFile(path, status)) => {
+                    tokio::spawn(async move {
+                        let _ = reply.send(Ok(finished_follow(path, status).await));
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             LogMessage::Flush(reply) => {
                 for w in state.writers.values_mut() {
                     let _ = w.flush();
