@@ -1,4 +1,4 @@
-//! Fire-and-forget background runs, with tracking, on [ractor](ractor) actors.
+//! Fire-and-forget background runs, with tracking, on [`ractor`] actors.
 //!
 //! Hand runwarden a job and get a [`RunId`] back at once. A supervisor actor spawns one
 //! worker actor per run; a registry actor records every status change and answers queries.
@@ -38,8 +38,21 @@
 //! # }
 //! ```
 //!
-//! Actor applications can also spawn [`SupervisorActor`] under their own supervisor and drive
-//! it purely by [`SupervisorMessage`]s and [`RegistryMessage`]s; see `runwarden_actors`.
+//! # What is where
+//!
+//! - [`Runwarden`] and [`RunwardenBuilder`]: the handle. Submit (`submit`, `submit_durable`,
+//!   `submit_unique`, `submit_kind`, `submit_process`), ask (`status`, `list`, `wait`,
+//!   `events`), control (`cancel`, `cancel_many`, limits, schedules, `drain`, `shutdown`).
+//! - Run control types: [`RunSpec`], [`QueueConfig`], [`RetryPolicy`], [`ScheduleSpec`],
+//!   [`Progress`], [`EventFilter`] / [`EventStream`].
+//! - Process runs and logs: [`ProcessJob`], [`LogConfig`], [`LogFollow`].
+//! - Durability: [`SqliteStore`] (or any [`RunStore`]), job kinds ([`OnInterrupt`]),
+//!   [`Retention`], [`RecoveryReport`].
+//! - HTTP: [`http::router`] and [`http::serve`] (feature `http`, on by default).
+//! - [`actors`]: the run model, protocols and actors themselves. Actor applications can spawn
+//!   [`SupervisorActor`] under their own supervisor and drive it purely by
+//!   [`SupervisorMessage`]s and [`RegistryMessage`]s.
+//!
 //! `ARCHITECTURE.md` describes the actors, their messages and their invariants.
 
 #![warn(
