@@ -67,8 +67,14 @@ pub enum RegistryMessage {
     /// Sent by the supervisor with a caller's cancel request for a run it does not hold:
     /// answer `NotFound` or `AlreadyFinished` from the record. If the record is still active,
     /// the request overtook the run's `Start` (which this registry has already forwarded), so
-    /// it goes back to the supervisor once, behind that `Start`.
-    AnswerCancel(RunId, RpcReplyPort<Result<CancelOutcome, CancelError>>),
+    /// it goes back to the supervisor once, behind that `Start`. `bounced` is set when the
+    /// request has already been back once: by then the supervisor has handled the run's
+    /// `Start`, so a run it no longer holds has ended and its end is recorded here.
+    AnswerCancel(
+        RunId,
+        RpcReplyPort<Result<CancelOutcome, CancelError>>,
+        bool,
+    ),
     /// Sent by the supervisor when a drain begins, right after closing the admission gate:
     /// forwarded to the supervisor as [`SupervisorMessage::DrainBarrier`], behind the `Start`
     /// of every run inserted before it.
@@ -1125,7 +1131,7 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
                 waiters.push(reply);
             }
         },
-        RegistryMessage::AnswerCancel(id, reply) => match state.answer_cancel(id) {
+        RegistryMessage::AnswerCancel(id, reply, bounced) => match state.answer_cancel(id) {
             Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
                 state.ask_store(
                     id,
@@ -1141,6 +1147,12 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             }
             Some(answer) => {
                 let _ = reply.send(answer);
+            }
+            None if bounced => {
+                // Cannot happen while the protocol holds (see the variant's doc): reported,
+                // not looped on.
+                tracing::error!(run_id = %id, "cancel for an active run the supervisor does not hold");
+                let _ = reply.send(Err(CancelError::NotFound(id)));
             }
             None => {
                 let again = SupervisorMessage::CancelForwarded(Internal::new(), id, reply);

@@ -746,14 +746,14 @@ impl SupervisorState {
             }
             return;
         }
-        if forwarded {
-            // The registry holds the run as active, yet its `Start` (forwarded before this
-            // request) left no trace here: a broken invariant, reported rather than looped on.
-            tracing::error!(run_id = %id, "cancel for an active run the supervisor never received");
-            let _ = reply.send(Err(CancelError::NotFound(id)));
-            return;
-        }
-        if let Err(e) = self.registry.cast(RegistryMessage::AnswerCancel(id, reply)) {
+        // Not held here. A forwarded request means the run's `Start` was handled before it, so
+        // the run has ended meanwhile (a fast job's worker can exit before this request is
+        // read, since supervision events come first) and its end is already on its way to the
+        // registry, ahead of this question: the registry answers, with no further bounce.
+        if let Err(e) = self
+            .registry
+            .cast(RegistryMessage::AnswerCancel(id, reply, forwarded))
+        {
             tracing::error!(run_id = %id, error = %e, "registry unreachable; cancel unanswered");
         }
     }
