@@ -102,6 +102,29 @@ impl Browser {
         .await
     }
 
+    /// Opens a run's detail pane by clicking its row. The table is re-rendered from events, so
+    /// a row found a moment ago may be stale when clicked: click until the pane shows the run.
+    async fn open_run(&self, id: &str) {
+        within("the run's detail pane to open", async {
+            loop {
+                if let Some(row) = self
+                    .find_all(&format!("tr[data-id=\"{id}\"]"))
+                    .await
+                    .first()
+                {
+                    self.click(row).await;
+                }
+                for title in self.find_all("#detail-title").await {
+                    if self.text(&title).await.contains(id) {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         decode(v.as_str().expect("base64 png"))
@@ -237,8 +260,7 @@ async fn the_dashboard_shows_runs_live_their_logs_and_cancels() {
         .await;
 
     // Its log, in the detail pane.
-    let rows = b.find_all(&format!("tr[data-id=\"{id}\"]")).await;
-    b.click(&rows[0]).await;
+    b.open_run(&id).await;
     b.wait_text("#detail-log .log-line", "its log lines", |t| {
         t.contains("step 4 of 4")
     })
@@ -261,8 +283,7 @@ async fn the_dashboard_shows_runs_live_their_logs_and_cancels() {
     let hrow = format!("tr[data-id=\"{hid}\"] .status");
     b.wait_text(&hrow, "the held run to run", |t| t == "running")
         .await;
-    let rows = b.find_all(&format!("tr[data-id=\"{hid}\"]")).await;
-    b.click(&rows[0]).await;
+    b.open_run(&hid).await;
     b.wait_text("#detail-log .log-line", "the held run's log", |t| {
         t.contains("holding")
     })
