@@ -689,94 +689,79 @@ impl Runwarden {
         E: IntoJobError,
     {
         let job = BoxedJob::repeatable(job);
-        Ok(ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::Schedule(spec, job, r),
-            Some(self.call_timeout),
-            "schedule",
-        )
-        .await??)
+        Ok(self
+            .supervisor_call(|r| SupervisorMessage::Schedule(spec, job, r), "schedule")
+            .await??)
     }
 
     /// Pauses a schedule (an active occurrence carries on).
     pub async fn pause_schedule(&self, id: ScheduleId) -> Result<(), Error> {
-        Ok(ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::PauseSchedule(id, r),
-            Some(self.call_timeout),
-            "pause_schedule",
-        )
-        .await??)
+        Ok(self
+            .supervisor_call(
+                |r| SupervisorMessage::PauseSchedule(id, r),
+                "pause_schedule",
+            )
+            .await??)
     }
 
     /// Resumes a paused schedule; its next occurrence is submitted at once.
     pub async fn resume_schedule(&self, id: ScheduleId) -> Result<(), Error> {
-        Ok(ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::ResumeSchedule(id, r),
-            Some(self.call_timeout),
-            "resume_schedule",
-        )
-        .await??)
+        Ok(self
+            .supervisor_call(
+                |r| SupervisorMessage::ResumeSchedule(id, r),
+                "resume_schedule",
+            )
+            .await??)
     }
 
     /// Removes a schedule and returns its final counters.
     pub async fn remove_schedule(&self, id: ScheduleId) -> Result<ScheduleInfo, Error> {
-        Ok(ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::RemoveSchedule(id, r),
-            Some(self.call_timeout),
-            "remove_schedule",
-        )
-        .await??)
+        Ok(self
+            .supervisor_call(
+                |r| SupervisorMessage::RemoveSchedule(id, r),
+                "remove_schedule",
+            )
+            .await??)
     }
 
     /// Every schedule's counters.
     pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, Error> {
-        ask(
-            self.submitter.supervisor(),
-            SupervisorMessage::Schedules,
-            Some(self.call_timeout),
-            "schedules",
-        )
-        .await
+        self.supervisor_call(SupervisorMessage::Schedules, "schedules")
+            .await
     }
 
     /// Changes the global concurrency limit (`None`: unlimited) while running.
     pub async fn set_global_limit(&self, limit: Option<usize>) -> Result<(), Error> {
-        let answer = ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::SetLimit(None, limit, r),
-            Some(self.call_timeout),
-            "set_global_limit",
-        )
-        .await?;
+        let answer = self
+            .supervisor_call(
+                |r| SupervisorMessage::SetLimit(None, limit, r),
+                "set_global_limit",
+            )
+            .await?;
         answer.map_err(Error::from)
     }
 
     /// Changes a queue's concurrency limit (`None`: only the global limit) while running.
     pub async fn set_queue_limit(&self, queue: &str, limit: Option<usize>) -> Result<(), Error> {
         let name = queue.to_owned();
-        let answer = ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::SetLimit(Some(name), limit, r),
-            Some(self.call_timeout),
-            "set_queue_limit",
-        )
-        .await?;
+        let answer = self
+            .supervisor_call(
+                |r| SupervisorMessage::SetLimit(Some(name), limit, r),
+                "set_queue_limit",
+            )
+            .await?;
         answer.map_err(Error::from)
     }
 
     /// Changes how many runs may wait in a queue (`None`: unbounded) while running.
     pub async fn set_queue_max_length(&self, queue: &str, max: Option<usize>) -> Result<(), Error> {
         let name = queue.to_owned();
-        let answer = ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::SetMaxLength(name, max, r),
-            Some(self.call_timeout),
-            "set_queue_max_length",
-        )
-        .await?;
+        let answer = self
+            .supervisor_call(
+                |r| SupervisorMessage::SetMaxLength(name, max, r),
+                "set_queue_max_length",
+            )
+            .await?;
         answer.map_err(Error::from)
     }
 
@@ -787,85 +772,44 @@ impl Runwarden {
 
     /// The run's current record.
     pub async fn status(&self, id: RunId) -> Result<RunRecord, Error> {
-        let registry = self.submitter.registry();
-        Ok(ask(
-            registry,
-            |r| RegistryMessage::Get(id, r),
-            Some(self.call_timeout),
-            "status",
-        )
-        .await??)
+        Ok(self
+            .registry_call(|r| RegistryMessage::Get(id, r), "status")
+            .await??)
     }
 
     /// Runs matching `query`, newest first, with the true total.
     pub async fn list(&self, query: ListQuery) -> Result<RunPage, Error> {
-        let registry = self.submitter.registry();
-        ask(
-            registry,
-            |r| RegistryMessage::List(query, r),
-            Some(self.call_timeout),
-            "list",
-        )
-        .await
+        self.registry_call(|r| RegistryMessage::List(query, r), "list")
+            .await
     }
 
     /// How many runs are `Queued` or `Running`.
     pub async fn active_count(&self) -> Result<usize, Error> {
-        let registry = self.submitter.registry();
-        ask(
-            registry,
-            RegistryMessage::ActiveCount,
-            Some(self.call_timeout),
-            "active_count",
-        )
-        .await
+        self.registry_call(RegistryMessage::ActiveCount, "active_count")
+            .await
     }
 
     /// Ids of the runs that are `Queued` or `Running`, oldest first.
     pub async fn active_ids(&self) -> Result<Vec<RunId>, Error> {
-        let registry = self.submitter.registry();
-        ask(
-            registry,
-            RegistryMessage::ActiveIds,
-            Some(self.call_timeout),
-            "active_ids",
-        )
-        .await
+        self.registry_call(RegistryMessage::ActiveIds, "active_ids")
+            .await
     }
 
     /// Whether the run is `Queued` or `Running` (`false` for unknown ids).
     pub async fn is_active(&self, id: RunId) -> Result<bool, Error> {
-        let registry = self.submitter.registry();
-        ask(
-            registry,
-            |r| RegistryMessage::IsActive(id, r),
-            Some(self.call_timeout),
-            "is_active",
-        )
-        .await
+        self.registry_call(|r| RegistryMessage::IsActive(id, r), "is_active")
+            .await
     }
 
     /// Counts per status, and how many status messages the registry refused.
     pub async fn stats(&self) -> Result<RegistryStats, Error> {
-        let registry = self.submitter.registry();
-        ask(
-            registry,
-            RegistryMessage::Stats,
-            Some(self.call_timeout),
-            "stats",
-        )
-        .await
+        self.registry_call(RegistryMessage::Stats, "stats").await
     }
 
     /// The supervisor's queues, limits and drain state.
     pub async fn supervisor_status(&self) -> Result<SupervisorStatus, Error> {
-        ask(
-            self.submitter.supervisor(),
-            SupervisorMessage::Status,
-            Some(self.call_timeout),
-            "supervisor_status",
-        )
-        .await
+        self.supervisor_call(SupervisorMessage::Status, "supervisor_status")
+            .await
     }
 
     /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.
@@ -879,13 +823,9 @@ impl Runwarden {
     /// [`runwarden_actors::CancelError::AlreadyFinished`] (with the final status) for a run
     /// that already ended.
     pub async fn cancel(&self, id: RunId) -> Result<CancelOutcome, Error> {
-        Ok(ask(
-            self.submitter.supervisor(),
-            |r| SupervisorMessage::Cancel(id, r),
-            Some(self.call_timeout),
-            "cancel",
-        )
-        .await??)
+        Ok(self
+            .supervisor_call(|r| SupervisorMessage::Cancel(id, r), "cancel")
+            .await??)
     }
 
     /// Cancels many runs with one message to the supervisor; each answer is the one
@@ -994,6 +934,38 @@ impl Runwarden {
     /// The registry actor.
     pub fn registry(&self) -> &ActorRef<RegistryMessage> {
         self.submitter.registry()
+    }
+}
+
+impl Runwarden {
+    /// A request to the registry, with the handle's call timeout.
+    async fn registry_call<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<T>) -> RegistryMessage,
+        request: &'static str,
+    ) -> Result<T, Error> {
+        ask(
+            self.submitter.registry(),
+            build,
+            Some(self.call_timeout),
+            request,
+        )
+        .await
+    }
+
+    /// A request to the supervisor, with the handle's call timeout.
+    async fn supervisor_call<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<T>) -> SupervisorMessage,
+        request: &'static str,
+    ) -> Result<T, Error> {
+        ask(
+            self.submitter.supervisor(),
+            build,
+            Some(self.call_timeout),
+            request,
+        )
+        .await
     }
 }
 
