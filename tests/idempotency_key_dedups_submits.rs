@@ -87,3 +87,40 @@ async fn a_key_is_free_again_after_the_window() {
     assert!(matches!(second, Dedup::New(id) if id != first.run_id()));
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+// With a durable store, a key survives a restart of the process: the same key finds the run
+// submitted before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_survives_a_restart_with_a_store() {
+    let dir = support::TempDir::new("dedup-restart");
+    let db = dir.0.join("runs.db");
+    let first = start(
+        Runwarden::builder()
+            .dedup_window(Duration::from_secs(3600))
+            .store(runwarden::SqliteStore::open(&db).expect("open")),
+    )
+    .await;
+    let a = first
+        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async {
+            Ok::<_, String>(())
+        })
+        .await
+        .expect("submit");
+    within("run", first.wait(a.run_id())).await.expect("wait");
+    first.shutdown(support::STEP).await.expect("shutdown");
+
+    let second = start(
+        Runwarden::builder()
+            .dedup_window(Duration::from_secs(3600))
+            .store(runwarden::SqliteStore::open(&db).expect("reopen")),
+    )
+    .await;
+    let again = second
+        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async {
+            Ok::<_, String>(())
+        })
+        .await
+        .expect("submit");
+    assert_eq!(again, Dedup::Existing(a.run_id()));
+    second.shutdown(support::STEP).await.expect("shutdown");
+}

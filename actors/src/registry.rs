@@ -842,6 +842,9 @@ impl RegistryState {
             if r.status.is_terminal() {
                 self.finished.push_back(r.id);
             }
+            if let Some(key) = &r.idempotency_key {
+                self.keys.insert(key.clone(), r.id);
+            }
             self.records.insert(r.id, r);
         }
         // A caller waiting on a run that has ended by now gets its answer.
@@ -926,6 +929,9 @@ impl Actor for RegistryActor {
                 if r.status.is_terminal() {
                     state.finished.push_back(r.id);
                 }
+                if let Some(key) = &r.idempotency_key {
+                    state.keys.insert(key.clone(), r.id);
+                }
                 state.records.insert(r.id, r);
             }
             state.store = Some(StoreWriter::spawn(store, myself.clone()));
@@ -1008,12 +1014,13 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             state.retention_pass();
             let _ = reply.send(());
         }
-        RegistryMessage::InsertUnique(record, submission, key, reply) => {
+        RegistryMessage::InsertUnique(mut record, submission, key, reply) => {
             let answer = match state.holder_of(&key) {
                 // The new run's job and queue slot are dropped here, unstarted.
                 Some(existing) => Dedup::Existing(existing),
                 None => {
                     let id = record.id;
+                    record.idempotency_key = Some(key.clone());
                     match state.insert_and_start(*record, submission) {
                         Ok(()) => {
                             state.keys.insert(key, id);

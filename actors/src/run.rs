@@ -476,6 +476,10 @@ pub struct RunRecord {
     /// The registered job kind of a run submitted by kind.
     #[serde(default)]
     pub kind: Option<String>,
+    /// The idempotency key it was submitted with, if any (kept so that deduplication survives
+    /// a restart of the registry or of the process).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// A change to a run, sent to the registry by the actor that observed it.
@@ -639,6 +643,7 @@ impl RunRecord {
         } = spec;
         RunRecord {
             kind,
+            idempotency_key: None,
             queue,
             priority,
             attempt: 1,
