@@ -16,13 +16,8 @@ async fn cancelling_a_queued_run_ends_it_at_once_without_starting_it() {
     let rw = start(Runwarden::builder().max_concurrent(1)).await;
     let gate = Gate::new();
     let mut started = Started::new();
-    let (g, tx) = (gate.clone(), started.tx.clone());
     let blocker = rw
-        .submit(RunSpec::new("blocker"), move |_| async move {
-            let _ = tx.send(0);
-            g.wait().await;
-            Ok::<_, String>(())
-        })
+        .submit(RunSpec::new("blocker"), started.held(&gate, 0))
         .expect("submit");
     started.expect(1).await;
     let tx = started.tx.clone();

@@ -85,14 +85,9 @@ async fn drain_returns_when_the_last_run_ends_before_the_deadline() {
     let mut started = Started::new();
     let mut ids = Vec::new();
     for i in 0..20 {
-        let (g, tx) = (gate.clone(), started.tx.clone());
         ids.push(
-            rw.submit(RunSpec::new("held"), move |_| async move {
-                let _ = tx.send(i);
-                g.wait().await;
-                Ok::<_, String>(())
-            })
-            .expect("submit"),
+            rw.submit(RunSpec::new("held"), started.held(&gate, i))
+                .expect("submit"),
         );
     }
     started.expect(20).await;

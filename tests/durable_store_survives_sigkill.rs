@@ -27,13 +27,9 @@ fn builder(store: SqliteStore) -> runwarden::RunwardenBuilder {
         .job_kind("fragile", OnInterrupt::Fail, work)
 }
 
-/// Not a test of its own: the body of the child process the crash test starts (it does
-/// nothing unless started by that test, with the store's path in the environment).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_child_entry_point() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+/// Run as a separate process with the store's path in the environment: submits durable runs
+/// forever, printing each id once its durable submit returned, until it is killed.
+async fn child(path: String) {
     let store = SqliteStore::open(&path).expect("child opens the store");
     let rw = builder(store).start().await.expect("child starts");
     for i in 0u64.. {
@@ -47,7 +43,25 @@ async fn crash_child_entry_point() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// This file's entry point (`harness = false`): the child process when started with the
+/// store's path in the environment, otherwise the test.
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        rt.block_on(child(path));
+        return;
+    }
+    println!("running 1 test");
+    rt.block_on(every_acknowledged_run_survives_sigkill());
+    println!("test every_acknowledged_run_survives_sigkill ... ok");
+    println!();
+    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+}
+
 async fn every_acknowledged_run_survives_sigkill() {
     let dir = TempDir::new("crash");
     let db = dir.0.join("runs.db");
@@ -60,12 +74,6 @@ async fn every_acknowledged_run_survives_sigkill() {
         seed ^= seed << 17;
         let kill_after = 1 + (seed % 60) as usize;
         let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_child_entry_point",
-                "--nocapture",
-                "--test-threads=1",
-            ])
             .env(CHILD_ENV, &db)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -11,13 +11,8 @@ async fn error_and_panic_fail_with_their_message_while_a_neighbour_completes() {
     let rw = start(Runwarden::builder()).await;
     let gate = Gate::new();
     let mut started = Started::new();
-    let (g, tx) = (gate.clone(), started.tx.clone());
     let neighbour = rw
-        .submit(RunSpec::new("neighbour"), move |_| async move {
-            let _ = tx.send(0);
-            g.wait().await;
-            Ok::<_, String>(())
-        })
+        .submit(RunSpec::new("neighbour"), started.held(&gate, 0))
         .expect("submit");
     started.expect(1).await;
 

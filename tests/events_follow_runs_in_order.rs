@@ -20,13 +20,8 @@ async fn a_run_stream_shows_every_step_in_order_then_ends() {
     let rw = start(Runwarden::builder().max_concurrent(1)).await;
     let gate = Gate::new();
     let mut started = Started::new();
-    let (g, tx) = (gate.clone(), started.tx.clone());
     let blocker = rw
-        .submit(RunSpec::new("blocker"), move |_| async move {
-            let _ = tx.send(0);
-            g.wait().await;
-            Ok::<_, String>(())
-        })
+        .submit(RunSpec::new("blocker"), started.held(&gate, 0))
         .expect("submit");
     started.expect(1).await;
     let id = rw

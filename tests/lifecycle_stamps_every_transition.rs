@@ -14,25 +14,15 @@ async fn a_run_is_queued_then_running_then_completed_with_every_time_stamped() {
     let mut started = Started::new();
 
     // A blocker holds the only slot so the second run is visibly queued.
-    let (g, tx) = (blocker_gate.clone(), started.tx.clone());
     let blocker = rw
-        .submit(RunSpec::new("blocker"), move |_| async move {
-            let _ = tx.send(0);
-            g.wait().await;
-            Ok::<_, String>(())
-        })
+        .submit(RunSpec::new("blocker"), started.held(&blocker_gate, 0))
         .expect("submit blocker");
     started.expect(1).await;
 
-    let (g, tx) = (job_gate.clone(), started.tx.clone());
     let id = rw
         .submit(
             RunSpec::new("job").name("the job").param("n", 3),
-            move |_| async move {
-                let _ = tx.send(1);
-                g.wait().await;
-                Ok::<_, String>(())
-            },
+            started.held(&job_gate, 1),
         )
         .expect("submit job");
 

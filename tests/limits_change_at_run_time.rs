@@ -13,14 +13,9 @@ async fn raising_and_lowering_the_limit_takes_effect_at_once() {
     let mut started = Started::new();
     let mut ids = Vec::new();
     for (i, g) in gates.iter().enumerate() {
-        let (g, tx) = (g.clone(), started.tx.clone());
         ids.push(
-            rw.submit(RunSpec::new("held"), move |_| async move {
-                let _ = tx.send(i as u64);
-                g.wait().await;
-                Ok::<_, String>(())
-            })
-            .expect("submit"),
+            rw.submit(RunSpec::new("held"), started.held(g, i as u64))
+                .expect("submit"),
         );
     }
     assert_eq!(started.expect(1).await, vec![0]);

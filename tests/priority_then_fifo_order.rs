@@ -10,15 +10,10 @@ async fn waiting_runs_start_by_priority_then_fifo() {
     let rw = start(Runwarden::builder().queue("one", QueueConfig::limited(1))).await;
     let gate = Gate::new();
     let mut started = Started::new();
-    let (g, tx) = (gate.clone(), started.tx.clone());
     let blocker = rw
         .submit(
             RunSpec::new("blocker").queue("one").priority(100),
-            move |_| async move {
-                let _ = tx.send(999);
-                g.wait().await;
-                Ok::<_, String>(())
-            },
+            started.held(&gate, 999),
         )
         .expect("submit");
     assert_eq!(started.expect(1).await, vec![999]);

@@ -13,26 +13,17 @@ async fn submits_past_the_bound_are_refused_until_a_place_frees() {
         start(Runwarden::builder().queue("small", QueueConfig::limited(1).max_length(3))).await;
     let gate = Gate::new();
     let mut started = Started::new();
-    let start_tx = started.tx.clone();
-    let held = |tag: u64| {
-        let (g, tx) = (gate.clone(), start_tx.clone());
-        move |_| async move {
-            let _ = tx.send(tag);
-            g.wait().await;
-            Ok::<_, String>(())
-        }
-    };
     let running = rw
-        .submit(RunSpec::new("r").queue("small"), held(0))
+        .submit(RunSpec::new("r").queue("small"), started.held(&gate, 0))
         .expect("first");
     started.expect(1).await; // started: no longer counts against the bound
     let waiting: Vec<_> = (1..=3)
         .map(|t| {
-            rw.submit(RunSpec::new("w").queue("small"), held(t))
+            rw.submit(RunSpec::new("w").queue("small"), started.held(&gate, t))
                 .expect("fits")
         })
         .collect();
-    let full = rw.submit(RunSpec::new("w").queue("small"), held(9));
+    let full = rw.submit(RunSpec::new("w").queue("small"), started.held(&gate, 9));
     assert_eq!(
         full,
         Err(SubmitError::QueueFull {
@@ -46,10 +37,10 @@ async fn submits_past_the_bound_are_refused_until_a_place_frees() {
 
     rw.cancel(waiting[0]).await.expect("cancel a waiting run");
     let again = rw
-        .submit(RunSpec::new("w").queue("small"), held(4))
+        .submit(RunSpec::new("w").queue("small"), started.held(&gate, 4))
         .expect("a place came back");
     assert_eq!(
-        rw.submit(RunSpec::new("w").queue("small"), held(9)),
+        rw.submit(RunSpec::new("w").queue("small"), started.held(&gate, 9)),
         Err(SubmitError::QueueFull {
             queue: "small".into()
         })
@@ -58,7 +49,7 @@ async fn submits_past_the_bound_are_refused_until_a_place_frees() {
         .await
         .expect("raise the bound");
     let fourth = rw
-        .submit(RunSpec::new("w").queue("small"), held(5))
+        .submit(RunSpec::new("w").queue("small"), started.held(&gate, 5))
         .expect("room again");
 
     // A registry round trip first: the registry forwards each run to the supervisor before it

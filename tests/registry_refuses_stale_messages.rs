@@ -98,13 +98,8 @@ async fn out_of_order_transitions_are_refused() {
     let registry = rw.registry().clone();
     let gate = Gate::new();
     let mut started = Started::new();
-    let (g, tx) = (gate.clone(), started.tx.clone());
     let running = rw
-        .submit(RunSpec::new("running"), move |_| async move {
-            let _ = tx.send(0);
-            g.wait().await;
-            Ok::<_, String>(())
-        })
+        .submit(RunSpec::new("running"), started.held(&gate, 0))
         .expect("submit");
     started.expect(1).await;
     let queued = rw

@@ -12,7 +12,7 @@ async fn a_killed_worker_fails_its_run_and_nothing_else() {
     let rw = start(Runwarden::builder()).await;
     let gate = Gate::new();
     let mut started = Started::new();
-    let (g, tx) = (gate.clone(), started.tx.clone());
+    let tx = started.tx.clone();
     let victim = rw
         .submit(RunSpec::new("victim"), move |_| async move {
             let _ = tx.send(0);
@@ -21,19 +21,9 @@ async fn a_killed_worker_fails_its_run_and_nothing_else() {
         })
         .expect("submit");
     started.expect(1).await;
-    let worker = rw
-        .supervisor()
-        .get_children()
-        .into_iter()
-        .find(|c| c.get_id() != rw.registry().get_id())
-        .expect("the victim's worker");
-    let tx = started.tx.clone();
+    let worker = the_only_worker(&rw);
     let bystander = rw
-        .submit(RunSpec::new("bystander"), move |_| async move {
-            let _ = tx.send(1);
-            g.wait().await;
-            Ok::<_, String>(())
-        })
+        .submit(RunSpec::new("bystander"), started.held(&gate, 1))
         .expect("submit");
     started.expect(1).await;
 
@@ -84,12 +74,7 @@ async fn a_worker_killed_after_a_cancel_leaves_its_run_cancelled() {
         })
         .expect("submit");
     started.expect(1).await;
-    let worker = rw
-        .supervisor()
-        .get_children()
-        .into_iter()
-        .find(|c| c.get_id() != rw.registry().get_id())
-        .expect("worker");
+    let worker = the_only_worker(&rw);
     assert_eq!(
         rw.cancel(id).await.expect("cancel"),
         runwarden::CancelOutcome::Signalled
@@ -103,4 +88,16 @@ async fn a_worker_killed_after_a_cancel_leaves_its_run_cancelled() {
     );
     let report = rw.shutdown(support::STEP).await.expect("shutdown");
     assert_eq!(report, runwarden::DrainReport::default());
+}
+
+/// The one worker actor among the supervisor's children (the other child is the registry).
+fn the_only_worker(rw: &Runwarden) -> runwarden::ractor::ActorCell {
+    let mut workers: Vec<_> = rw
+        .supervisor()
+        .get_children()
+        .into_iter()
+        .filter(|c| c.get_id() != rw.registry().get_id())
+        .collect();
+    assert_eq!(workers.len(), 1, "expected exactly one running run");
+    workers.remove(0)
 }

@@ -363,7 +363,8 @@ pub struct RegistryState {
     /// counting, listing and filtering active runs never scan the history.
     queued: BTreeSet<RunId>,
     running: BTreeSet<RunId>,
-    /// Finished runs held in memory, in the order they ended.
+    /// With a store: the finished runs held in memory, in the order they ended (the memory
+    /// window evicts from its front). Unused without a store, where retention scans records.
     finished: VecDeque<RunId>,
     /// Per-status counts over every record (memory and store), so counting never scans.
     stats: RegistryStats,
@@ -574,8 +575,10 @@ impl RegistryState {
                 waiters,
                 first: true,
             });
-            self.finished.push_back(id);
-            self.evict_beyond_window();
+            if self.store.is_some() {
+                self.finished.push_back(id);
+                self.evict_beyond_window();
+            }
             // Retention keeps up with any rate: a pass also runs as soon as the finished runs
             // exceed the limit by a batch, not only on the timer.
             let finished = self.stats.total() - self.queued.len() - self.running.len();

@@ -53,6 +53,27 @@ impl Started {
         Started { tx, rx }
     }
 
+    /// A job that announces `tag` when it starts, then waits for `gate` and completes: the
+    /// usual way these tests hold a run busy.
+    pub fn held(
+        &self,
+        gate: &Gate,
+        tag: u64,
+    ) -> impl FnOnce(
+        runwarden::RunContext,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+    + Send
+    + 'static {
+        let (gate, tx) = (gate.clone(), self.tx.clone());
+        move |_| {
+            Box::pin(async move {
+                let _ = tx.send(tag);
+                gate.wait().await;
+                Ok(())
+            })
+        }
+    }
+
     /// A start announcement already sent, if any (never waits).
     pub fn rx_try(&mut self) -> Result<u64, mpsc::error::TryRecvError> {
         self.rx.try_recv()
