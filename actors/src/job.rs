@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 use ractor::ActorRef;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::json::Json;
 use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
@@ -213,6 +213,47 @@ impl ProgressSlot {
     }
 }
 
+/// A run's cancel signal: set once by its worker (on a cancel, a time limit, or when the
+/// worker goes away), read by the job through its [`RunContext`]. One small allocation per
+/// run, where a `watch` channel would carry eight `Notify`s for its receivers.
+#[derive(Debug, Default)]
+pub(crate) struct CancelSignal {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelSignal {
+    pub(crate) fn cancel(&self) {
+        self.set.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read, so a `cancel` in between still wakes it.
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Where a job learns that its run is to stop.
+#[derive(Debug, Clone)]
+enum CancelSource {
+    Signal(Arc<CancelSignal>),
+    /// A context built by hand for a unit test ([`RunContext::detached`]).
+    Watch(watch::Receiver<bool>),
+}
+
 /// What a job knows about its run: its id and attempt, whether it has been asked to stop, and
 /// where to report progress.
 ///
@@ -223,7 +264,7 @@ impl ProgressSlot {
 pub struct RunContext {
     id: RunId,
     attempt: u32,
-    cancel: watch::Receiver<bool>,
+    cancel: CancelSource,
     progress: Arc<ProgressSlot>,
     registry: Option<ActorRef<RegistryMessage>>,
     logs: Option<Arc<dyn LogSink>>,
@@ -233,14 +274,14 @@ impl RunContext {
     pub(crate) fn new(
         id: RunId,
         attempt: u32,
-        cancel: watch::Receiver<bool>,
+        cancel: Arc<CancelSignal>,
         registry: ActorRef<RegistryMessage>,
         logs: Option<Arc<dyn LogSink>>,
     ) -> Self {
         RunContext {
             id,
             attempt,
-            cancel,
+            cancel: CancelSource::Signal(cancel),
             progress: Arc::default(),
             registry: Some(registry),
             logs,
@@ -253,7 +294,7 @@ impl RunContext {
         RunContext {
             id,
             attempt: 1,
-            cancel,
+            cancel: CancelSource::Watch(cancel),
             progress: Arc::default(),
             registry: None,
             logs: None,
@@ -272,7 +313,10 @@ impl RunContext {
 
     /// `true` once the run has been asked to stop.
     pub fn is_cancelled(&self) -> bool {
-        *self.cancel.borrow()
+        match &self.cancel {
+            CancelSource::Signal(s) => s.is_set(),
+            CancelSource::Watch(rx) => *rx.borrow(),
+        }
     }
 
     /// Resolves once the run has been asked to stop.
@@ -280,9 +324,14 @@ impl RunContext {
     /// # Cancel safety
     /// Cancel safe: dropping the future loses nothing; call it again to keep waiting.
     pub async fn cancelled(&self) {
-        let mut rx = self.cancel.clone();
-        // An error means the worker (the sender) is gone: the run is over, so stop too.
-        let _ = rx.wait_for(|cancelled| *cancelled).await;
+        match &self.cancel {
+            // The worker also sets the signal when it goes away: the run is over, so stop too.
+            CancelSource::Signal(s) => s.wait().await,
+            CancelSource::Watch(rx) => {
+                // An error means the sender is gone: stop too.
+                let _ = rx.clone().wait_for(|cancelled| *cancelled).await;
+            }
+        }
     }
 
     /// Adds a line to the run's log (stream `job`).

@@ -4,7 +4,7 @@
 //! ([`RunRecord::apply`]) and answers queries from its own state. Nothing else holds a copy
 //! that others read: there is no shared map behind a lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,10 @@ use crate::store::{RunStore, StoreError, StoreOp, StoreWrite, StoreWriter, Store
 use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage};
 use crate::time::Timestamp;
 use crate::worker::AbortOnDrop;
+
+mod records;
+
+use records::{Records, View};
 
 /// A reply port for the outcome of a write, for senders that want to know (tests, tools).
 pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -344,7 +348,10 @@ enum Held {
     /// A run's end: its waiters' answers, and (when `first`, the transition itself rather than
     /// a later `wait`) the log keeper's notice.
     Ended {
-        record: Box<RunRecord>,
+        id: RunId,
+        status: RunStatus,
+        /// The full record, when there are waiters to answer with it.
+        record: Option<Box<RunRecord>>,
         waiters: Vec<RpcReplyPort<Result<RunRecord, NotFound>>>,
         first: bool,
     },
@@ -358,7 +365,7 @@ pub struct RegistryState {
     supervisor: ActorRef<SupervisorMessage>,
     /// Records by id; ids are time-ordered, so iteration order is creation order. With a
     /// store this is every active run plus a window of recent finished ones.
-    records: BTreeMap<RunId, RunRecord>,
+    records: Records,
     /// Ids of `Queued` runs and of `Running` runs: indexes kept in step with the records, so
     /// counting, listing and filtering active runs never scan the history.
     queued: BTreeSet<RunId>,
@@ -404,14 +411,22 @@ impl fmt::Debug for RegistryState {
 impl RegistryState {
     /// Sends the record's current state to the store (if any); returns the write's number.
     fn persist(&mut self, id: RunId) {
-        let (Some(store), Some(record)) = (&self.store, self.records.get(&id)) else {
+        if self.store.is_none() {
+            return;
+        }
+        if let Some(record) = self.records.get(&id) {
+            self.persist_record(Box::new(record.to_record()));
+        }
+    }
+
+    /// Sends this state of a run to the store (if any).
+    fn persist_record(&mut self, record: Box<RunRecord>) {
+        let Some(store) = &self.store else {
             return;
         };
         self.written += 1;
-        if !store.send(StoreOp::Write(
-            self.written,
-            StoreWrite::Put(Box::new(record.clone())),
-        )) {
+        let id = record.id;
+        if !store.send(StoreOp::Write(self.written, StoreWrite::Put(record))) {
             tracing::error!(run_id = %id, "store writer is gone; change not persisted");
         }
     }
@@ -429,16 +444,20 @@ impl RegistryState {
         match h {
             Held::Event(e) => self.publish(e),
             Held::Ended {
+                id,
+                status,
                 record,
                 waiters,
                 first,
             } => {
                 if let (true, Some(logs)) = (first, &self.logs) {
-                    logs.run_ended(record.id, record.status);
+                    logs.run_ended(id, status);
                 }
-                for w in waiters {
-                    // A waiter that gave up (dropped its receiver) is simply skipped.
-                    let _ = w.send(Ok((*record).clone()));
+                if let Some(record) = record {
+                    for w in waiters {
+                        // A waiter that gave up (dropped its receiver) is simply skipped.
+                        let _ = w.send(Ok((*record).clone()));
+                    }
                 }
             }
             Held::Submitted(id, reply) => {
@@ -462,17 +481,18 @@ impl RegistryState {
         }
     }
 
-    fn insert(&mut self, record: RunRecord) -> Result<(), TransitionError> {
-        if self.records.contains_key(&record.id) {
+    fn insert(&mut self, record: Box<RunRecord>) -> Result<(), TransitionError> {
+        if self.records.contains(&record.id) {
             return Err(TransitionError::DuplicateId(record.id));
         }
         tracing::debug!(run_id = %record.id, label = %record.label, "run queued");
         self.stats.by_status[record.status.index()] += 1;
         self.index(record.id, None, record.status);
         let event = self.publishing().then(|| RunEvent::from_record(&record));
-        let id = record.id;
-        self.records.insert(id, record);
-        self.persist(id);
+        if self.store.is_some() {
+            self.persist_record(record.clone());
+        }
+        self.records.insert(record);
         if let Some(e) = event {
             self.deliver(Held::Event(e));
         }
@@ -547,46 +567,62 @@ impl RegistryState {
     }
 
     fn transition(&mut self, id: RunId, t: Transition) -> Result<(), TransitionError> {
-        let record = self
-            .records
-            .get_mut(&id)
-            .ok_or(TransitionError::UnknownRun(id))?;
-        let from = record.status;
-        record.apply(t)?;
-        let to = record.status;
+        let (from, to) = self.records.apply(id, t)?;
         self.stats.by_status[from.index()] -= 1;
         self.stats.by_status[to.index()] += 1;
         let running = self.stats.by_status[RunStatus::Running.index()];
         self.stats.peak_running = self.stats.peak_running.max(running);
         self.index(id, Some(from), to);
-        self.persist(id);
-        let record = &self.records[&id];
+        tracing::debug!(run_id = %id, %from, %to, "run transition");
         // The event goes out before the waiters are answered: a subscriber that also waits on
         // the run's end (see `Subscription::terminal`) finds the event already in its buffer.
-        if self.publishing() {
-            let e = RunEvent::from_record(record);
+        let event = match self.records.active(&id) {
+            Some(r) if self.publishing() => Some(RunEvent::from_record(r)),
+            _ => None,
+        };
+        if !to.is_terminal() {
+            self.persist(id);
+            if let Some(e) = event {
+                self.deliver(Held::Event(e));
+            }
+            return Ok(());
+        }
+        // The run ended: the registry keeps its compact form, and the full record goes to the
+        // store (it is the write) and to the callers waiting on the run.
+        let waiters = self.waiters.remove(&id).unwrap_or_default();
+        let record = match self.records.seal(id) {
+            Some(full) if waiters.is_empty() => {
+                self.persist_record(full);
+                None
+            }
+            Some(full) => {
+                if self.store.is_some() {
+                    self.persist_record(full.clone());
+                }
+                Some(full)
+            }
+            None => None,
+        };
+        if let Some(e) = event {
             self.deliver(Held::Event(e));
         }
-        if to.is_terminal() {
-            let record = Box::new(self.records[&id].clone());
-            let waiters = self.waiters.remove(&id).unwrap_or_default();
-            self.deliver(Held::Ended {
-                record,
-                waiters,
-                first: true,
-            });
-            if self.store.is_some() {
-                self.finished.push_back(id);
-                self.evict_beyond_window();
-            }
-            // Retention keeps up with any rate: a pass also runs as soon as the finished runs
-            // exceed the limit by a batch, not only on the timer.
-            let finished = self.stats.total() - self.queued.len() - self.running.len();
-            if finished > self.retention.max_finished + self.retention.batch && !self.pruning {
-                self.retention_pass();
-            }
+        self.deliver(Held::Ended {
+            id,
+            status: to,
+            record,
+            waiters,
+            first: true,
+        });
+        if self.store.is_some() {
+            self.finished.push_back(id);
+            self.evict_beyond_window();
         }
-        tracing::debug!(run_id = %id, %from, %to, "run transition");
+        // Retention keeps up with any rate: a pass also runs as soon as the finished runs
+        // exceed the limit by a batch, not only on the timer.
+        let finished = self.stats.total() - self.queued.len() - self.running.len();
+        if finished > self.retention.max_finished + self.retention.batch && !self.pruning {
+            self.retention_pass();
+        }
         Ok(())
     }
 
@@ -623,17 +659,17 @@ impl RegistryState {
         let finished = self.records.len() - self.queued.len() - self.running.len();
         let mut excess = finished.saturating_sub(r.max_finished);
         let mut ids = Vec::new();
-        for rec in self.records.values().take(r.batch.saturating_mul(4)) {
+        for rec in self.records.iter().take(r.batch.saturating_mul(4)) {
             if ids.len() >= r.batch {
                 break;
             }
-            if rec.status.is_active() {
+            if rec.status().is_active() {
                 continue;
             }
-            let old = rec.finished_at.is_some_and(|t| t < ended_before);
+            let old = rec.finished_at().is_some_and(|t| t < ended_before);
             if excess > 0 || old {
                 excess = excess.saturating_sub(1);
-                ids.push((rec.id, rec.status));
+                ids.push((rec.id(), rec.status()));
             }
         }
         self.prune(ids);
@@ -646,7 +682,11 @@ impl RegistryState {
         }
         let mut gone = std::collections::HashSet::with_capacity(ids.len());
         for (id, status) in ids {
-            if self.records.get(&id).is_some_and(|r| r.status.is_active()) {
+            if self
+                .records
+                .get(&id)
+                .is_some_and(|r| r.status().is_active())
+            {
                 continue;
             }
             self.records.remove(&id);
@@ -659,6 +699,7 @@ impl RegistryState {
             gone.insert(id);
         }
         self.finished.retain(|id| !gone.contains(id));
+        self.records.shed();
         tracing::debug!(pruned = gone.len(), "retention pruned finished runs");
         if let Some(logs) = &self.logs {
             logs.runs_pruned(gone.into_iter().collect());
@@ -676,24 +717,24 @@ impl RegistryState {
                 .rev()
                 .skip(q.offset)
                 .take(q.limit)
-                .filter_map(|id| self.records.get(id).cloned())
+                .filter_map(|id| self.records.get(id).map(View::to_record))
                 .collect();
             return RunPage {
                 runs,
                 total: index.len(),
             };
         }
-        let label_ok = |r: &RunRecord| {
-            q.label.as_deref().is_none_or(|l| r.label == l)
-                && q.queue.as_deref().is_none_or(|qu| r.queue == qu)
+        let label_ok = |r: &View<'_>| {
+            q.label.as_deref().is_none_or(|l| r.label() == l)
+                && q.queue.as_deref().is_none_or(|qu| r.queue() == qu)
         };
-        let status_ok = |r: &RunRecord| q.status.is_none_or(|s| r.status == s);
+        let status_ok = |r: &View<'_>| q.status.is_none_or(|s| r.status() == s);
         let mut runs = Vec::with_capacity(q.limit.min(1024));
         let mut total = 0;
-        let mut visit = |r: &RunRecord| {
-            if label_ok(r) && status_ok(r) {
+        let mut visit = |r: View<'_>| {
+            if label_ok(&r) && status_ok(&r) {
                 if total >= q.offset && runs.len() < q.limit {
-                    runs.push(r.clone());
+                    runs.push(r.to_record());
                 }
                 total += 1;
             }
@@ -705,7 +746,7 @@ impl RegistryState {
                 .rev()
                 .filter_map(|id| self.records.get(id))
                 .for_each(&mut visit),
-            _ => self.records.values().rev().for_each(&mut visit),
+            _ => self.records.iter().rev().for_each(&mut visit),
         }
         RunPage { runs, total }
     }
@@ -715,9 +756,9 @@ impl RegistryState {
     fn answer_cancel(&self, id: RunId) -> Option<Result<CancelOutcome, CancelError>> {
         match self.records.get(&id) {
             None => Some(Err(CancelError::NotFound(id))),
-            Some(r) if r.status.is_terminal() => Some(Err(CancelError::AlreadyFinished {
+            Some(r) if r.status().is_terminal() => Some(Err(CancelError::AlreadyFinished {
                 id,
-                status: r.status,
+                status: r.status(),
             })),
             Some(_) => None,
         }
@@ -726,7 +767,7 @@ impl RegistryState {
     /// Records a new run and hands its job to the supervisor.
     fn insert_and_start(
         &mut self,
-        record: RunRecord,
+        record: Box<RunRecord>,
         submission: Submission,
     ) -> Result<(), TransitionError> {
         let id = record.id;
@@ -739,7 +780,7 @@ impl RegistryState {
         Ok(())
     }
 
-    fn start(&mut self, id: RunId, run: PreparedRun) {
+    fn start(&mut self, id: RunId, run: Box<PreparedRun>) {
         if self.supervisor.cast(SupervisorMessage::Start(run)).is_err() {
             // The run was accepted, so it must still end: record why it cannot run.
             let t = Transition::failed(
@@ -757,10 +798,13 @@ impl RegistryState {
     fn holder_of(&mut self, key: &str) -> Option<RunId> {
         let id = *self.keys.get(key)?;
         let window = self.dedup_window;
-        let live = self.records.get(&id).is_some_and(|r| match r.finished_at {
-            None => true,
-            Some(end) => Timestamp::now().saturating_duration_since(end) < window,
-        });
+        let live = self
+            .records
+            .get(&id)
+            .is_some_and(|r| match r.finished_at() {
+                None => true,
+                Some(end) => Timestamp::now().saturating_duration_since(end) < window,
+            });
         if live {
             Some(id)
         } else {
@@ -773,7 +817,7 @@ impl RegistryState {
         let events = self.events.subscribe();
         let (current, terminal) = match &filter {
             EventFilter::Run(id) => {
-                let record = self.records.get(id).ok_or(NotFound(*id))?.clone();
+                let record = self.records.get(id).ok_or(NotFound(*id))?.to_record();
                 let terminal = record.status.is_active().then(|| {
                     let (tx, rx) = oneshot::channel();
                     self.waiters.entry(*id).or_default().push(tx.into());
@@ -848,25 +892,31 @@ impl RegistryState {
             if let Some(key) = &r.idempotency_key {
                 self.keys.insert(key.clone(), r.id);
             }
-            self.records.insert(r.id, r);
+            self.records.insert(Box::new(r));
         }
         // A caller waiting on a run that has ended by now gets its answer.
         let ended: Vec<RunId> = self
             .waiters
             .keys()
-            .filter(|id| self.records.get(id).is_none_or(|r| r.status.is_terminal()))
+            .filter(|id| {
+                self.records
+                    .get(id)
+                    .is_none_or(|r| r.status().is_terminal())
+            })
             .copied()
             .collect();
         for id in ended {
             let waiters = self.waiters.remove(&id).unwrap_or_default();
             match self.records.get(&id) {
                 Some(r) => {
-                    let record = Box::new(r.clone());
-                    self.deliver(Held::Ended {
-                        record,
+                    let held = Held::Ended {
+                        id,
+                        status: r.status(),
+                        record: Some(Box::new(r.to_record())),
                         waiters,
                         first: false,
-                    });
+                    };
+                    self.deliver(held);
                 }
                 None => {
                     for w in waiters {
@@ -906,7 +956,7 @@ impl Actor for RegistryActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut state = RegistryState {
             supervisor: args.supervisor,
-            records: BTreeMap::new(),
+            records: Records::default(),
             queued: BTreeSet::new(),
             running: BTreeSet::new(),
             finished: VecDeque::new(),
@@ -935,7 +985,7 @@ impl Actor for RegistryActor {
                 if let Some(key) = &r.idempotency_key {
                     state.keys.insert(key.clone(), r.id);
                 }
-                state.records.insert(r.id, r);
+                state.records.insert(Box::new(r));
             }
             state.store = Some(StoreWriter::spawn(store, myself.clone()));
         }
@@ -962,8 +1012,12 @@ impl Actor for RegistryActor {
         // A panic while handling a message is caught here and turned into a restart of the
         // registry's state from the store; the mailbox (and the actor's address) survive, so
         // no message already sent is lost. The failing message itself is dropped.
-        let outcome = CatchPanic(Box::pin(dispatch(state, message))).await;
-        if let Err(reason) = outcome {
+        // `dispatch` never waits, so the panic is caught around a plain call: no future is
+        // built or boxed per message.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(state, message)));
+        if let Err(payload) = outcome {
+            let reason = crate::job::panic_message(payload.as_ref());
             tracing::error!(%reason, "registry failed while handling a message; restarting");
             state.restart(reason).await?;
         }
@@ -971,21 +1025,22 @@ impl Actor for RegistryActor {
     }
 }
 
-/// Handles one message.
-async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
+/// Handles one message. It never waits: every reply is a plain send, and anything slow (a
+/// store read) is handed to the store's thread.
+fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
     // Every reply below is a plain send (or comes from the store's thread): the registry
     // never waits on another actor, so any actor may call it from inside a handler without
     // risking a deadlock.
     match message {
         RegistryMessage::Insert(record, submission, reply) => {
-            let result = state.insert_and_start(*record, submission);
+            let result = state.insert_and_start(record, submission);
             if let Some(reply) = reply {
                 let _ = reply.send(result);
             }
         }
         RegistryMessage::InsertDurable(record, submission, reply) => {
             let id = record.id;
-            match state.insert_and_start(*record, submission) {
+            match state.insert_and_start(record, submission) {
                 Ok(()) => state.deliver(Held::Submitted(id, reply)),
                 Err(_) => {
                     let _ = reply.send(Err(SubmitError::Unavailable));
@@ -998,7 +1053,7 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             };
             match state.transition(id, t) {
                 Ok(()) => {
-                    if let Some(record) = state.records.get(&id) {
+                    if let Some(record) = state.records.active(&id) {
                         let run = PreparedRun::new(record, submission);
                         state.start(id, run);
                     }
@@ -1024,7 +1079,7 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
                 None => {
                     let id = record.id;
                     record.idempotency_key = Some(key.clone());
-                    match state.insert_and_start(*record, submission) {
+                    match state.insert_and_start(record, submission) {
                         Ok(()) => {
                             state.keys.insert(key, id);
                             Dedup::New(id)
@@ -1073,32 +1128,28 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             }
         }
         RegistryMessage::Progress(id, slot) => {
-            if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
-                if record.status.is_active() {
-                    let event = RunEvent::Progress {
-                        run_id: id,
-                        label: record.label.clone(),
-                        progress: progress.clone(),
-                    };
-                    record.progress = Some(progress);
-                    state.persist(id);
-                    if state.publishing() {
-                        state.deliver(Held::Event(event));
-                    }
+            if let (Some(progress), Some(record)) = (slot.take(), state.records.active_mut(&id)) {
+                let event = RunEvent::Progress {
+                    run_id: id,
+                    label: record.label.clone(),
+                    progress: progress.clone(),
+                };
+                record.progress = Some(progress);
+                state.persist(id);
+                if state.publishing() {
+                    state.deliver(Held::Event(event));
                 }
             }
         }
         RegistryMessage::ExitCode(id, code) => {
-            if let Some(record) = state.records.get_mut(&id) {
-                if record.status.is_active() {
-                    record.exit_code = Some(code);
-                    state.persist(id);
-                }
+            if let Some(record) = state.records.active_mut(&id) {
+                record.exit_code = Some(code);
+                state.persist(id);
             }
         }
         RegistryMessage::Get(id, reply) => match state.records.get(&id) {
             Some(r) => {
-                let _ = reply.send(Ok(r.clone()));
+                let _ = reply.send(Ok(r.to_record()));
             }
             None => state.ask_store(id, |found| found, reply),
         },
@@ -1124,14 +1175,16 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
         }
         RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
             None => state.ask_store(id, |found| found, reply),
-            Some(r) if r.status.is_terminal() => {
+            Some(r) if r.status().is_terminal() => {
                 // Its end may still be on its way to the store: answer with the rest.
-                let record = Box::new(r.clone());
-                state.deliver(Held::Ended {
-                    record,
+                let held = Held::Ended {
+                    id,
+                    status: r.status(),
+                    record: Some(Box::new(r.to_record())),
                     waiters: vec![reply],
                     first: false,
-                });
+                };
+                state.deliver(held);
             }
             Some(_) => {
                 let waiters = state.waiters.entry(id).or_default();
@@ -1178,27 +1231,6 @@ async fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
         }
         RegistryMessage::Stats(reply) => {
             let _ = reply.send(state.stats);
-        }
-    }
-}
-
-/// Polls a future, turning a panic in it into `Err` with the panic's message.
-struct CatchPanic<'a>(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>);
-
-impl std::future::Future for CatchPanic<'_> {
-    type Output = Result<(), String>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let fut = &mut self.0;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(())) => std::task::Poll::Ready(Ok(())),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(payload) => {
-                std::task::Poll::Ready(Err(crate::job::panic_message(payload.as_ref())))
-            }
         }
     }
 }

@@ -40,7 +40,7 @@ pub enum SupervisorMessage {
     Submit(RunSpec, BoxedJob, RpcReplyPort<Result<RunId, SubmitError>>),
     /// Sent only by the registry, right after it recorded the run: queue the run by priority,
     /// and start runs while limits allow. ([`PreparedRun`] cannot be built outside this crate.)
-    Start(PreparedRun),
+    Start(Box<PreparedRun>),
     /// Sent by anyone: cancel a run. A queued or retry-waiting run is cancelled here and
     /// answered at once; a running run's request (with the caller's port) is forwarded to its
     /// worker, which answers; for any other id the registry answers `NotFound` or
@@ -142,8 +142,8 @@ pub struct PreparedRun {
 }
 
 impl PreparedRun {
-    pub(crate) fn new(record: &RunRecord, submission: Submission) -> Self {
-        PreparedRun {
+    pub(crate) fn new(record: &RunRecord, submission: Submission) -> Box<Self> {
+        Box::new(PreparedRun {
             id: record.id,
             label: record.label.clone(),
             queue: record.queue.clone(),
@@ -153,7 +153,7 @@ impl PreparedRun {
             retry: submission.retry,
             job: Some(submission.job),
             slot: submission.slot,
-        }
+        })
     }
 
     pub(crate) fn has_job(&self) -> bool {
@@ -355,11 +355,11 @@ type QueueKey = (Reverse<i32>, u64);
 struct QueueState {
     limit: Option<usize>,
     running: usize,
-    waiting: BTreeMap<QueueKey, PreparedRun>,
+    waiting: BTreeMap<QueueKey, Box<PreparedRun>>,
 }
 
 struct RetryWait {
-    run: PreparedRun,
+    run: Box<PreparedRun>,
     _timer: Timer,
 }
 
@@ -600,7 +600,7 @@ impl SupervisorState {
 
     /// Takes a newly accepted run (or one whose retry is due) into its queue, then starts
     /// what the limits allow.
-    async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, run: PreparedRun) {
+    async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, run: Box<PreparedRun>) {
         match &mut self.drain {
             // Admitted before the gate closed, but its `Start` arrived after the deadline (the
             // barrier's round trip through the registry can be slower than a zero deadline).

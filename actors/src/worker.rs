@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::error::CancelError;
-use crate::job::{CatchUnwind, JobOutcome, RunContext};
+use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext};
 use crate::log::LogSink;
 use crate::registry::RegistryMessage;
 use crate::run::{ErrorKind, RunError, RunId, RunStatus, Transition};
@@ -46,7 +45,7 @@ pub struct WorkerActor;
 #[derive(Debug)]
 pub struct WorkerArguments {
     /// The run (and attempt) this worker executes.
-    pub run: PreparedRun,
+    pub run: Box<PreparedRun>,
     /// Where status messages go.
     pub registry: ActorRef<RegistryMessage>,
     /// How long a cancelled job may take to stop before its future is dropped.
@@ -87,21 +86,27 @@ pub enum AttemptEnd {
         /// The backoff before the next attempt.
         delay: Duration,
         /// The run, ready for its next attempt.
-        run: PreparedRun,
+        run: Box<PreparedRun>,
     },
 }
 
 /// A worker's data.
 #[derive(Debug)]
 pub struct WorkerState {
-    run: Option<PreparedRun>,
     run_id: RunId,
     label: String,
     attempt: u32,
+    timeout: Option<Duration>,
+    /// The run itself, kept only when it may be attempted again (a repeatable job with a
+    /// retry policy): it goes back to the supervisor for the next attempt. Any other run's
+    /// worker keeps just the fields above.
+    again: Option<Box<PreparedRun>>,
+    /// The attempt's job, from start-up until its task is spawned.
+    job: Option<BoxedJob>,
     registry: ActorRef<RegistryMessage>,
     grace: Duration,
     logs: Option<Arc<dyn LogSink>>,
-    cancel_tx: watch::Sender<bool>,
+    cancel: CancelOnDrop,
     task: Option<AbortOnDrop<()>>,
     time_limit: Option<Timer>,
     grace_timer: Option<Timer>,
@@ -181,11 +186,7 @@ impl WorkerState {
     /// Fails the attempt: retried if the run's policy says so, otherwise the run fails.
     fn fail(&mut self, myself: &ActorRef<WorkerMessage>, kind: ErrorKind, message: String) {
         // Only a run that still holds its (repeatable) job can be attempted again.
-        let retry = self
-            .run
-            .as_ref()
-            .filter(|r| r.has_job())
-            .and_then(|r| r.retry);
+        let retry = self.again.as_ref().and_then(|r| r.retry);
         match retry {
             Some(policy) if policy.retries(kind, self.attempt) => {
                 let delay =
@@ -198,7 +199,7 @@ impl WorkerState {
                         now.unix_micros() + delay.as_micros() as u64,
                     ),
                 };
-                let Some(mut run) = self.run.take() else {
+                let Some(mut run) = self.again.take() else {
                     return;
                 };
                 run.attempt += 1;
@@ -211,9 +212,20 @@ impl WorkerState {
     /// Asks the job to stop and arms the grace timer.
     fn signal_stop(&mut self, myself: &ActorRef<WorkerMessage>, stop: Stop) {
         self.stop = Some(stop);
-        self.cancel_tx.send_replace(true);
+        self.cancel.0.cancel();
         let timer = myself.send_after(self.grace, || WorkerMessage::GraceExpired);
         self.grace_timer = Some(AbortOnDrop(timer));
+    }
+}
+
+/// Sets the run's cancel signal when the worker goes away however it ends, so a job (or a
+/// clone of its context that outlived it) never waits on a run that is over.
+#[derive(Debug)]
+struct CancelOnDrop(Arc<CancelSignal>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -253,17 +265,26 @@ impl Actor for WorkerActor {
         _myself: ActorRef<Self::Msg>,
         args: WorkerArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (cancel_tx, _) = watch::channel(false);
-        let run = args.run;
+        let mut run = args.run;
+        // A repeatable job stays with the run (for a retry); a run-once job is taken.
+        let job = run.take_job_for_attempt();
+        let (run_id, attempt, timeout) = (run.id, run.attempt, run.timeout);
+        let (label, again) = if run.has_job() && run.retry.is_some() {
+            (run.label.clone(), Some(run))
+        } else {
+            (std::mem::take(&mut run.label), None)
+        };
         Ok(WorkerState {
-            run_id: run.id,
-            label: run.label.clone(),
-            attempt: run.attempt,
-            run: Some(run),
+            run_id,
+            label,
+            attempt,
+            timeout,
+            again,
+            job,
             registry: args.registry,
             grace: args.grace,
             logs: args.logs,
-            cancel_tx,
+            cancel: CancelOnDrop(Arc::default()),
             task: None,
             time_limit: None,
             grace_timer: None,
@@ -278,14 +299,10 @@ impl Actor for WorkerActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(run) = state.run.as_mut() else {
+        let Some(job) = state.job.take() else {
             return Ok(());
         };
-        // A repeatable job stays with the run (for a retry); a run-once job is taken.
-        let Some(job) = run.take_job_for_attempt() else {
-            return Ok(());
-        };
-        let timeout = run.timeout;
+        let timeout = state.timeout;
         // `Started` is cast before the task exists, and the outcome only after the task
         // reports back through this actor, so the registry always sees them in order.
         let started = Transition::Started {
@@ -298,7 +315,7 @@ impl Actor for WorkerActor {
         let ctx = RunContext::new(
             state.run_id,
             state.attempt,
-            state.cancel_tx.subscribe(),
+            state.cancel.0.clone(),
             state.registry.clone(),
             state.logs.clone(),
         );
@@ -346,11 +363,7 @@ impl Actor for WorkerActor {
                         state.end_with(&myself, t);
                     }
                     (Some(Stop::TimeLimit), outcome) => {
-                        let limit = state
-                            .run
-                            .as_ref()
-                            .and_then(|r| r.timeout)
-                            .unwrap_or_default();
+                        let limit = state.timeout.unwrap_or_default();
                         let msg = format!("timed out after {limit:?}; job then {outcome}");
                         state.fail(&myself, ErrorKind::TimedOut, msg);
                     }
@@ -408,11 +421,7 @@ impl Actor for WorkerActor {
                 let grace = state.grace;
                 match state.stop {
                     Some(Stop::TimeLimit) => {
-                        let limit = state
-                            .run
-                            .as_ref()
-                            .and_then(|r| r.timeout)
-                            .unwrap_or_default();
+                        let limit = state.timeout.unwrap_or_default();
                         let msg = format!(
                             "timed out after {limit:?}; job did not stop within the {grace:?} grace period and was dropped"
                         );
