@@ -844,19 +844,34 @@ impl Runwarden {
             .supervisor()
             .cast(SupervisorMessage::CancelMany(requests))
             .is_ok();
-        let mut out = Vec::with_capacity(answers.len());
-        for rx in answers {
-            let answer = match (sent, tokio::time::timeout(self.call_timeout, rx).await) {
-                (true, Ok(Ok(a))) => a.map_err(Error::from),
-                (true, Err(_)) => Err(Error::Timeout {
+        let n = answers.len();
+        let mut out = Vec::with_capacity(n);
+        if !sent {
+            out.resize_with(n, || {
+                Err(Error::Unavailable {
                     request: "cancel_many",
-                }),
-                _ => Err(Error::Unavailable {
-                    request: "cancel_many",
-                }),
-            };
-            out.push(answer);
+                })
+            });
+            return out;
         }
+        // One deadline for the whole batch (one timer, not one per run); answers still missing
+        // when it passes are timeouts.
+        let collect = async {
+            for rx in answers {
+                out.push(match rx.await {
+                    Ok(answer) => answer.map_err(Error::from),
+                    Err(_) => Err(Error::Unavailable {
+                        request: "cancel_many",
+                    }),
+                });
+            }
+        };
+        let _ = tokio::time::timeout(self.call_timeout, collect).await;
+        out.resize_with(n, || {
+            Err(Error::Timeout {
+                request: "cancel_many",
+            })
+        });
         out
     }
 

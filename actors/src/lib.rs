@@ -44,6 +44,7 @@
 
 mod error;
 mod event;
+mod hash;
 mod job;
 mod json;
 mod log;

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{CancelError, NotFound, SubmitError};
 use crate::event::{EventFilter, RunEvent, Subscription};
+use crate::hash::IdMap;
 use crate::job::{BoxedJob, ProgressSlot};
 use crate::log::LogSink;
 use crate::queue::QueueSlot;
@@ -376,7 +377,7 @@ pub struct RegistryState {
     /// Per-status counts over every record (memory and store), so counting never scans.
     stats: RegistryStats,
     /// Callers waiting for a run to become terminal.
-    waiters: HashMap<RunId, Vec<RpcReplyPort<Result<RunRecord, NotFound>>>>,
+    waiters: IdMap<RunId, Vec<RpcReplyPort<Result<RunRecord, NotFound>>>>,
     /// Idempotency keys and the run holding each.
     keys: HashMap<String, RunId>,
     dedup_window: Duration,
@@ -961,7 +962,7 @@ impl Actor for RegistryActor {
             running: BTreeSet::new(),
             finished: VecDeque::new(),
             stats: RegistryStats::default(),
-            waiters: HashMap::new(),
+            waiters: IdMap::default(),
             keys: HashMap::new(),
             dedup_window: args.dedup_window,
             events: broadcast::channel(args.event_buffer.max(1)).0,
@@ -977,7 +978,10 @@ impl Actor for RegistryActor {
         };
         if let Some((store, loaded)) = args.store {
             state.stats.by_status = loaded.counts;
-            for r in loaded.records {
+            let mut records = loaded.records;
+            // Ids are time-ordered: oldest first, as they arrived.
+            records.sort_by_key(|r| r.id);
+            for r in records {
                 state.index(r.id, None, r.status);
                 if r.status.is_terminal() {
                     state.finished.push_back(r.id);

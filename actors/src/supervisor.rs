@@ -2,7 +2,9 @@
 //! worker per running attempt, retry waits, cancellation and drain.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::hash::{IdMap, IdSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -383,18 +385,18 @@ pub struct SupervisorState {
     /// Per queue, by the table's index.
     queues: Vec<QueueState>,
     /// Where each waiting run sits, for cancels.
-    queued_at: HashMap<RunId, (usize, QueueKey)>,
+    queued_at: IdMap<RunId, (usize, QueueKey)>,
     next_seq: u64,
     /// Live workers by run (with their queue), and the reverse map for supervision events.
-    workers: HashMap<RunId, (ActorRef<WorkerMessage>, usize)>,
-    runs_by_actor: HashMap<ActorId, RunId>,
+    workers: IdMap<RunId, (ActorRef<WorkerMessage>, usize)>,
+    runs_by_actor: IdMap<ActorId, RunId>,
     /// Runs waiting for their retry backoff. They own no actor; a timer task per run.
-    retry_waits: HashMap<RunId, RetryWait>,
+    retry_waits: IdMap<RunId, RetryWait>,
     /// Runs whose worker was sent a cancel: if the worker dies before ending the run, the run
     /// ends `Cancelled`, as the cancel's `Ok` answer promised.
-    cancel_sent: HashSet<RunId>,
+    cancel_sent: IdSet<RunId>,
     /// Cancel requests for runs whose worker is stopping: answered when its exit arrives.
-    parked_cancels: HashMap<RunId, Vec<CancelReply>>,
+    parked_cancels: IdMap<RunId, Vec<CancelReply>>,
     /// Terminal statuses the supervisor has seen, since start.
     ended: Ended,
     drain: Drain,
@@ -402,7 +404,7 @@ pub struct SupervisorState {
     /// When the registry restarted, within the last [`RESTART_WINDOW`].
     registry_restarts: VecDeque<std::time::Instant>,
     /// Which schedule each active occurrence belongs to.
-    occurrence_of: HashMap<RunId, ScheduleId>,
+    occurrence_of: IdMap<RunId, ScheduleId>,
     next_schedule: u64,
 }
 
@@ -635,6 +637,13 @@ impl SupervisorState {
                 self.table.index(DEFAULT_QUEUE).unwrap_or(0)
             }
         };
+        // Between messages no waiting run could start (every handler ends by starting what
+        // it can), so a run whose queue has no one waiting and has room starts at once: the
+        // same choice the queue would make, without passing through it.
+        if self.queues[queue].waiting.is_empty() && self.has_room(queue) {
+            self.spawn_worker(myself, queue, run).await;
+            return;
+        }
         let key = (Reverse(run.priority), self.next_seq);
         self.next_seq += 1;
         self.queued_at.insert(run.id, (queue, key));
@@ -660,35 +669,52 @@ impl SupervisorState {
             let Some(q) = self.next_queue() else {
                 return;
             };
-            let Some((_, mut run)) = self.queues[q].waiting.pop_first() else {
+            let Some((_, run)) = self.queues[q].waiting.pop_first() else {
                 return;
             };
             self.queued_at.remove(&run.id);
-            // Starting frees the run's place in the queue's length bound.
-            run.slot = None;
-            let id = run.id;
-            let args = WorkerArguments {
-                run,
-                registry: self.registry.clone(),
-                grace: self.cancel_grace,
-                logs: self.logs.clone(),
-            };
-            // Linking makes this supervisor receive the worker's exit (with its final state)
-            // or its failure, so no attempt can end without the supervisor hearing of it.
-            match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
-                Ok((worker, _)) => {
-                    self.runs_by_actor.insert(worker.get_id(), id);
-                    self.workers.insert(id, (worker, q));
-                    self.queues[q].running += 1;
-                }
-                Err(e) => {
-                    tracing::error!(run_id = %id, error = %e, "could not start a worker");
-                    let t = Transition::failed(
-                        ErrorKind::WorkerDied,
-                        format!("could not start a worker: {e}"),
-                    );
-                    self.end_here(myself, id, t);
-                }
+            self.spawn_worker(myself, q, run).await;
+        }
+    }
+
+    /// Whether a run of queue `q` may start now under the global and the queue's limits.
+    fn has_room(&self, q: usize) -> bool {
+        let queue = &self.queues[q];
+        self.global_limit.is_none_or(|l| self.workers.len() < l)
+            && queue.limit.is_none_or(|l| queue.running < l)
+    }
+
+    /// Starts a worker for `run` in queue `q`.
+    async fn spawn_worker(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        q: usize,
+        mut run: Box<PreparedRun>,
+    ) {
+        // Starting frees the run's place in the queue's length bound.
+        run.slot = None;
+        let id = run.id;
+        let args = WorkerArguments {
+            run,
+            registry: self.registry.clone(),
+            grace: self.cancel_grace,
+            logs: self.logs.clone(),
+        };
+        // Linking makes this supervisor receive the worker's exit (with its final state)
+        // or its failure, so no attempt can end without the supervisor hearing of it.
+        match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
+            Ok((worker, _)) => {
+                self.runs_by_actor.insert(worker.get_id(), id);
+                self.workers.insert(id, (worker, q));
+                self.queues[q].running += 1;
+            }
+            Err(e) => {
+                tracing::error!(run_id = %id, error = %e, "could not start a worker");
+                let t = Transition::failed(
+                    ErrorKind::WorkerDied,
+                    format!("could not start a worker: {e}"),
+                );
+                self.end_here(myself, id, t);
             }
         }
     }
@@ -1070,18 +1096,18 @@ impl Actor for SupervisorActor {
             cancel_grace: args.cancel_grace,
             logs: args.logs,
             queues,
-            queued_at: HashMap::new(),
+            queued_at: IdMap::default(),
             next_seq: 0,
-            workers: HashMap::new(),
-            runs_by_actor: HashMap::new(),
-            retry_waits: HashMap::new(),
-            cancel_sent: HashSet::new(),
-            parked_cancels: HashMap::new(),
+            workers: IdMap::default(),
+            runs_by_actor: IdMap::default(),
+            retry_waits: IdMap::default(),
+            cancel_sent: IdSet::default(),
+            parked_cancels: IdMap::default(),
             ended: [0; 5],
             drain: Drain::NotDraining,
             schedules: BTreeMap::new(),
             registry_restarts: VecDeque::new(),
-            occurrence_of: HashMap::new(),
+            occurrence_of: IdMap::default(),
             next_schedule: 1,
         })
     }

@@ -1,5 +1,10 @@
 //! How the registry holds run records in memory.
 //!
+//! Records live in one hash table keyed by run id, with their arrival order in a second,
+//! flat array: two large allocations that grow by doubling, not a tree of small nodes
+//! interleaved with the short-lived allocations of running runs, so retained history does not
+//! fragment the heap (the resident size follows the live data).
+//!
 //! An active run is kept as its full [`RunRecord`], boxed (the box the submitter built travels
 //! in the `Insert` message and is stored as it is). When the run ends, its record is sealed
 //! into an [`Ended`]: a fixed part of under 100 bytes with the label and queue shared through
@@ -7,17 +12,23 @@
 //! in one optional box. Finished runs are most of the history, so this is what sets the
 //! memory per retained record.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
+use crate::hash::IdMap;
 use crate::json::{Json, JsonObject};
 use crate::run::{Progress, RunError, RunId, RunRecord, RunStatus, Transition, TransitionError};
 use crate::time::Timestamp;
 
-/// Every record the registry holds, by id (ids are time-ordered, so this is creation order).
+/// Every record the registry holds, by id, and the order they arrived in.
 #[derive(Default)]
 pub(super) struct Records {
-    map: BTreeMap<RunId, Entry>,
+    map: IdMap<RunId, Entry>,
+    /// Ids in arrival order, oldest first. Removing a record leaves its id here until it
+    /// reaches the front or the removed ids are half of the array (then it is compacted), so
+    /// iteration skips ids the map no longer holds.
+    order: VecDeque<RunId>,
+    removed: usize,
     strings: Interner,
 }
 
@@ -221,7 +232,9 @@ impl Records {
 
     /// Every record, oldest first.
     pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = View<'_>> {
-        self.map.iter().map(|(id, e)| view(*id, e))
+        self.order
+            .iter()
+            .filter_map(|id| self.map.get(id).map(|e| view(*id, e)))
     }
 
     /// Adds a record (a new run, or one loaded from the store); a finished one is sealed at
@@ -233,15 +246,35 @@ impl Records {
         } else {
             Entry::Active(record)
         };
-        self.map.insert(id, entry);
+        if self.map.insert(id, entry).is_none() {
+            self.order.push_back(id);
+        }
     }
 
     pub(super) fn remove(&mut self, id: &RunId) {
-        self.map.remove(id);
+        if self.map.remove(id).is_none() {
+            return;
+        }
+        self.removed += 1;
+        // Retention and the memory window remove the oldest records: usually the front.
+        while let Some(front) = self.order.front() {
+            if self.map.contains_key(front) {
+                break;
+            }
+            self.order.pop_front();
+            self.removed -= 1;
+        }
+        if self.removed > 1024 && self.removed * 2 > self.order.len() {
+            let map = &self.map;
+            self.order.retain(|id| map.contains_key(id));
+            self.removed = 0;
+        }
     }
 
     pub(super) fn clear(&mut self) {
         self.map.clear();
+        self.order.clear();
+        self.removed = 0;
         self.strings.shed();
     }
 
@@ -348,6 +381,35 @@ mod tests {
             assert_eq!(got, want);
             assert!(records.active(&want.id).is_none(), "sealed, not active");
         }
+    }
+
+    #[test]
+    fn iteration_follows_arrival_and_skips_removed_records() {
+        let mut records = Records::default();
+        let ids: Vec<RunId> = (0..3000).map(|_| RunId::new()).collect();
+        for id in &ids {
+            records.insert(Box::new(RunRecord::queued(*id, RunSpec::new("x"))));
+        }
+        // Remove every third record (in the middle, so tombstones pile up and get compacted)
+        // and the first hundred (from the front).
+        let mut kept = vec![];
+        for (i, id) in ids.iter().enumerate() {
+            if i % 3 == 1 || i < 100 {
+                records.remove(id);
+            } else {
+                kept.push(*id);
+            }
+        }
+        let seen: Vec<RunId> = records.iter().map(View::id).collect();
+        assert_eq!(seen, kept);
+        let newest_first: Vec<RunId> = records.iter().rev().map(View::id).collect();
+        kept.reverse();
+        assert_eq!(newest_first, kept);
+        assert_eq!(records.len(), kept.len());
+        assert!(
+            records.order.len() < ids.len(),
+            "removed ids were dropped from the order"
+        );
     }
 
     #[test]
