@@ -339,6 +339,42 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             wait_for_count(&rw, status, want).await;
             (rss_bytes() - before) / m as f64
         }
+        "baseline-flat" => {
+            // The baseline under the same load: 1,000,000 tasks in chunks of 10,000, its map
+            // keeping the newest 100,000 finished entries (oldest pruned first).
+            let map: BaseMap = Arc::default();
+            let mut order = std::collections::VecDeque::new();
+            let chunk = 10_000u64;
+            let mut after_first = 0.0;
+            for c in 0..(m as u64 / chunk) {
+                let mut set = JoinSet::new();
+                for i in c * chunk..(c + 1) * chunk {
+                    map.lock().insert(i, BaseStatus::Queued);
+                    order.push_back(i);
+                    let map = map.clone();
+                    set.spawn(async move {
+                        map.lock().insert(i, BaseStatus::Running);
+                        let r: Result<(), String> = async { Ok(()) }.await;
+                        let s = if r.is_ok() {
+                            BaseStatus::Completed
+                        } else {
+                            BaseStatus::Cancelled
+                        };
+                        map.lock().insert(i, s);
+                    });
+                }
+                while set.join_next().await.is_some() {}
+                while order.len() > 100_000 {
+                    if let Some(old) = order.pop_front() {
+                        map.lock().remove(&old);
+                    }
+                }
+                if (c + 1) * chunk == 100_000 {
+                    after_first = rss_bytes();
+                }
+            }
+            rss_bytes() / after_first.max(1.0)
+        }
         "flat" => {
             // 1,000,000 runs through the system with retention keeping 100,000 finished runs:
             // RSS after the first 100,000 and at the end, as "before/after" in one number.
@@ -501,6 +537,7 @@ async fn run(f: Flags) -> ExitCode {
     let (durable, memory_same_run) = (stat(durable), stat(memory_same_run));
     eprintln!("memory flat over 1,000,000 runs");
     let flat = run_child_with("flat", 1_000_000);
+    let base_flat = run_child_with("baseline-flat", 1_000_000);
 
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
     let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
@@ -553,6 +590,10 @@ async fn run(f: Flags) -> ExitCode {
         ),
         None => println!("{:<34} {:>14}", "memory flat (retention on)", "failed"),
     }
+    match base_flat {
+        Some(r) => println!("{:<34} {:>14.3} x", "memory flat (baseline)", r),
+        None => println!("{:<34} {:>14}", "memory flat (baseline)", "failed"),
+    }
     if f.json {
         let line = serde_json::json!({
             "machine": machine(),
@@ -577,6 +618,7 @@ async fn run(f: Flags) -> ExitCode {
             "durable_runs_per_sec": durable.median,
             "memory_runs_per_sec_same_run": memory_same_run.median,
             "rss_ratio_1m_vs_100k": flat,
+            "baseline_rss_ratio_1m_vs_100k": base_flat,
         });
         println!("{line}");
     }

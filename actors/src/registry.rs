@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{CancelError, NotFound, SubmitError};
 use crate::event::{EventFilter, RunEvent, Subscription};
-use crate::hash::IdMap;
+use crate::hash::{IdMap, IdSet};
 use crate::job::{BoxedJob, ProgressSlot};
 use crate::log::LogSink;
 use crate::queue::QueueSlot;
@@ -318,6 +318,28 @@ impl Default for Retention {
     }
 }
 
+/// Without a store, a retention pass runs once the finished runs exceed the limit by this
+/// many (or by `Retention::batch`, if smaller).
+const MEMORY_PRUNE_STEP: usize = 256;
+
+/// How many records the registry sizes its storage for: the finished runs retention keeps in
+/// memory, plus room for active runs; at most [`PRESIZE_LIMIT`] (beyond that it grows).
+fn presized(r: &Retention, durable: bool) -> usize {
+    let finished = if durable {
+        r.memory_window.min(r.max_finished)
+    } else {
+        r.max_finished
+    };
+    finished
+        .saturating_add(finished / 8)
+        .saturating_add(MEMORY_PRUNE_STEP)
+        .min(PRESIZE_LIMIT)
+}
+
+/// The most records storage is sized for up front (about 120 MB of address space; only the
+/// pages records use become resident).
+const PRESIZE_LIMIT: usize = 1 << 20;
+
 /// Start-up input of the registry.
 pub struct RegistryArguments {
     /// The supervisor that receives the jobs of inserted runs.
@@ -619,9 +641,16 @@ impl RegistryState {
             self.evict_beyond_window();
         }
         // Retention keeps up with any rate: a pass also runs as soon as the finished runs
-        // exceed the limit by a batch, not only on the timer.
+        // exceed the limit by a step, not only on the timer. In memory the step is small, so
+        // every pass is small and allocates little (large short-lived buffers are what makes
+        // the allocator's footprint creep under sustained load); the store is asked once per
+        // batch.
         let finished = self.stats.total() - self.queued.len() - self.running.len();
-        if finished > self.retention.max_finished + self.retention.batch && !self.pruning {
+        let step = match self.store {
+            Some(_) => self.retention.batch,
+            None => MEMORY_PRUNE_STEP.min(self.retention.batch),
+        };
+        if finished > self.retention.max_finished + step && !self.pruning {
             self.retention_pass();
         }
         Ok(())
@@ -681,7 +710,7 @@ impl RegistryState {
         if ids.is_empty() {
             return;
         }
-        let mut gone = std::collections::HashSet::with_capacity(ids.len());
+        let mut gone = Vec::with_capacity(ids.len());
         for (id, status) in ids {
             if self
                 .records
@@ -697,13 +726,16 @@ impl RegistryState {
                 self.written += 1;
                 let _ = store.send(StoreOp::Write(self.written, StoreWrite::Delete(id)));
             }
-            gone.insert(id);
+            gone.push(id);
         }
-        self.finished.retain(|id| !gone.contains(id));
+        if !self.finished.is_empty() {
+            let set: IdSet<RunId> = gone.iter().copied().collect();
+            self.finished.retain(|id| !set.contains(id));
+        }
         self.records.shed();
         tracing::debug!(pruned = gone.len(), "retention pruned finished runs");
         if let Some(logs) = &self.logs {
-            logs.runs_pruned(gone.into_iter().collect());
+            logs.runs_pruned(gone);
         }
     }
 
@@ -957,7 +989,7 @@ impl Actor for RegistryActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut state = RegistryState {
             supervisor: args.supervisor,
-            records: Records::default(),
+            records: Records::with_capacity(presized(&args.retention, args.store.is_some())),
             queued: BTreeSet::new(),
             running: BTreeSet::new(),
             finished: VecDeque::new(),

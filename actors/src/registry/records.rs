@@ -1,9 +1,11 @@
 //! How the registry holds run records in memory.
 //!
-//! Records live in one hash table keyed by run id, with their arrival order in a second,
-//! flat array: two large allocations that grow by doubling, not a tree of small nodes
+//! Records live in one flat array in arrival order, with a small hash index from run id to
+//! position: two large allocations that grow by doubling, not a tree of small nodes
 //! interleaved with the short-lived allocations of running runs, so retained history does not
-//! fragment the heap (the resident size follows the live data).
+//! fragment the heap (the resident size follows the live data). Retention removes the oldest
+//! records, which are at the front of the array, so in steady state the array neither grows
+//! nor moves.
 //!
 //! An active run is kept as its full [`RunRecord`], boxed (the box the submitter built travels
 //! in the `Insert` message and is stored as it is). When the run ends, its record is sealed
@@ -20,16 +22,24 @@ use crate::json::{Json, JsonObject};
 use crate::run::{Progress, RunError, RunId, RunRecord, RunStatus, Transition, TransitionError};
 use crate::time::Timestamp;
 
-/// Every record the registry holds, by id, and the order they arrived in.
+/// Every record the registry holds, in the order they arrived, and where each one is.
 #[derive(Default)]
 pub(super) struct Records {
-    map: IdMap<RunId, Entry>,
-    /// Ids in arrival order, oldest first. Removing a record leaves its id here until it
-    /// reaches the front or the removed ids are half of the array (then it is compacted), so
-    /// iteration skips ids the map no longer holds.
-    order: VecDeque<RunId>,
-    removed: usize,
+    /// Records in arrival order, oldest first; `None` where one was removed out of order
+    /// (such holes are dropped when they reach the front, or all at once when they are half
+    /// of the array).
+    slots: VecDeque<Option<Slot>>,
+    /// Arrival number of `slots[0]`.
+    base: u64,
+    holes: usize,
+    /// Arrival number of each record held.
+    index: IdMap<RunId, u64>,
     strings: Interner,
+}
+
+struct Slot {
+    id: RunId,
+    entry: Entry,
 }
 
 enum Entry {
@@ -201,21 +211,51 @@ impl Ended {
 }
 
 impl Records {
+    /// Storage sized for `expected` records up front, so that steady load with retention
+    /// never reallocates it: no pause to copy the history while it grows, and no large block
+    /// freed and allocated again (which also keeps the system allocator from raising its
+    /// thresholds and holding on to freed memory). Pages are only touched as records arrive.
+    pub(super) fn with_capacity(expected: usize) -> Self {
+        Records {
+            slots: VecDeque::with_capacity(expected),
+            // Twice the records: the hash table then stays at most half full, where it clears
+            // the marks removed records leave in place instead of doubling.
+            index: IdMap::with_capacity_and_hasher(expected.saturating_mul(2), Default::default()),
+            ..Records::default()
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub(super) fn contains(&self, id: &RunId) -> bool {
-        self.map.contains_key(id)
+        self.index.contains_key(id)
+    }
+
+    fn position(&self, id: &RunId) -> Option<usize> {
+        let seq = *self.index.get(id)?;
+        Some((seq - self.base) as usize)
+    }
+
+    fn entry(&self, id: &RunId) -> Option<&Entry> {
+        let slot = self.slots.get(self.position(id)?)?.as_ref()?;
+        Some(&slot.entry)
+    }
+
+    fn entry_mut(&mut self, id: &RunId) -> Option<&mut Entry> {
+        let pos = self.position(id)?;
+        let slot = self.slots.get_mut(pos)?.as_mut()?;
+        Some(&mut slot.entry)
     }
 
     pub(super) fn get(&self, id: &RunId) -> Option<View<'_>> {
-        self.map.get(id).map(|e| view(*id, e))
+        self.entry(id).map(|e| view(*id, e))
     }
 
     /// The full record of an active run.
     pub(super) fn active(&self, id: &RunId) -> Option<&RunRecord> {
-        match self.map.get(id)? {
+        match self.entry(id)? {
             Entry::Active(r) => Some(r),
             Entry::Ended(..) => None,
         }
@@ -224,7 +264,7 @@ impl Records {
     /// The full record of an active run, to change a field the state machine does not own
     /// (progress, exit code).
     pub(super) fn active_mut(&mut self, id: &RunId) -> Option<&mut RunRecord> {
-        match self.map.get_mut(id)? {
+        match self.entry_mut(id)? {
             Entry::Active(r) if r.status.is_active() => Some(r),
             _ => None,
         }
@@ -232,13 +272,13 @@ impl Records {
 
     /// Every record, oldest first.
     pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = View<'_>> {
-        self.order
+        self.slots
             .iter()
-            .filter_map(|id| self.map.get(id).map(|e| view(*id, e)))
+            .filter_map(|s| s.as_ref().map(|s| view(s.id, &s.entry)))
     }
 
     /// Adds a record (a new run, or one loaded from the store); a finished one is sealed at
-    /// once. The caller has checked that the id is new.
+    /// once. A record with an id already held replaces it in place.
     pub(super) fn insert(&mut self, record: Box<RunRecord>) {
         let id = record.id;
         let entry = if record.status.is_terminal() {
@@ -246,35 +286,48 @@ impl Records {
         } else {
             Entry::Active(record)
         };
-        if self.map.insert(id, entry).is_none() {
-            self.order.push_back(id);
+        if let Some(held) = self.entry_mut(&id) {
+            *held = entry;
+            return;
         }
+        self.index.insert(id, self.base + self.slots.len() as u64);
+        self.slots.push_back(Some(Slot { id, entry }));
     }
 
     pub(super) fn remove(&mut self, id: &RunId) {
-        if self.map.remove(id).is_none() {
+        let Some(seq) = self.index.remove(id) else {
             return;
+        };
+        if let Some(slot) = self.slots.get_mut((seq - self.base) as usize) {
+            *slot = None;
+            self.holes += 1;
         }
-        self.removed += 1;
         // Retention and the memory window remove the oldest records: usually the front.
-        while let Some(front) = self.order.front() {
-            if self.map.contains_key(front) {
-                break;
-            }
-            self.order.pop_front();
-            self.removed -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+            self.holes -= 1;
         }
-        if self.removed > 1024 && self.removed * 2 > self.order.len() {
-            let map = &self.map;
-            self.order.retain(|id| map.contains_key(id));
-            self.removed = 0;
+        if self.holes > 1024 && self.holes * 2 > self.slots.len() {
+            self.compact();
+        }
+    }
+
+    /// Drops every hole (old records pruned behind a long-running one) and renumbers.
+    fn compact(&mut self) {
+        self.slots.retain(Option::is_some);
+        self.holes = 0;
+        for (pos, slot) in self.slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                self.index.insert(slot.id, self.base + pos as u64);
+            }
         }
     }
 
     pub(super) fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-        self.removed = 0;
+        self.slots.clear();
+        self.index.clear();
+        self.holes = 0;
         self.strings.shed();
     }
 
@@ -285,7 +338,7 @@ impl Records {
         id: RunId,
         t: Transition,
     ) -> Result<(RunStatus, RunStatus), TransitionError> {
-        match self.map.get_mut(&id) {
+        match self.entry_mut(&id) {
             None => Err(TransitionError::UnknownRun(id)),
             Some(Entry::Active(r)) => {
                 let from = r.status;
@@ -304,15 +357,16 @@ impl Records {
     /// Turns a finished run's full record into its compact form; hands the full record back
     /// (for the store, or for callers waiting on the run) or `None` if there was none to seal.
     pub(super) fn seal(&mut self, id: RunId) -> Option<Box<RunRecord>> {
-        let entry = self.map.get_mut(&id)?;
-        let Entry::Active(r) = entry else {
+        let pos = self.position(&id)?;
+        let slot = self.slots.get_mut(pos)?.as_mut()?;
+        let Entry::Active(r) = &slot.entry else {
             return None;
         };
         if !r.status.is_terminal() {
             return None;
         }
         let ended = Entry::Ended(Ended::seal(r, &mut self.strings));
-        match std::mem::replace(entry, ended) {
+        match std::mem::replace(&mut slot.entry, ended) {
             Entry::Active(r) => Some(r),
             Entry::Ended(..) => None,
         }
@@ -406,10 +460,49 @@ mod tests {
         kept.reverse();
         assert_eq!(newest_first, kept);
         assert_eq!(records.len(), kept.len());
+        assert!(records.slots.len() < ids.len(), "holes were dropped");
+        assert_eq!(records.holes, records.slots.len() - kept.len());
+        // Every record is still found where the index says, after the compactions.
+        for id in &kept {
+            assert_eq!(records.get(id).map(View::id), Some(*id));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(records.contains(id), !(i % 3 == 1 || i < 100));
+        }
+    }
+
+    #[test]
+    fn holes_behind_a_long_running_record_are_compacted_away() {
+        let mut records = Records::default();
+        let ids: Vec<RunId> = (0..6000).map(|_| RunId::new()).collect();
+        for id in &ids {
+            records.insert(Box::new(RunRecord::queued(*id, RunSpec::new("x"))));
+        }
+        // The oldest record stays (a long run); two of every three after it are pruned.
+        let kept: Vec<RunId> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || i % 3 == 0)
+            .map(|(_, id)| *id)
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            if !(i == 0 || i % 3 == 0) {
+                records.remove(id);
+            }
+        }
         assert!(
-            records.order.len() < ids.len(),
-            "removed ids were dropped from the order"
+            records.slots.len() < 4000,
+            "compacted: {}",
+            records.slots.len()
         );
+        assert_eq!(records.iter().map(View::id).collect::<Vec<_>>(), kept);
+        for id in &kept {
+            assert_eq!(records.get(id).map(View::id), Some(*id));
+        }
+        // Records added after a compaction are found too.
+        let late = RunId::new();
+        records.insert(Box::new(RunRecord::queued(late, RunSpec::new("x"))));
+        assert_eq!(records.get(&late).map(View::id), Some(late));
     }
 
     #[test]
