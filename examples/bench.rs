@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use runwarden::{ListQuery, RunId, RunSpec, RunStatus, Runwarden, SqliteStore};
+use runwarden::{ListQuery, Retention, RunId, RunSpec, RunStatus, Runwarden, SqliteStore};
 use tokio::task::JoinSet;
 
 #[derive(Debug, Clone)]
@@ -401,24 +401,38 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             rss_bytes() / after_first.max(1.0)
         }
         _ => {
-            // finished: records retained after their runs ended. The first `m` runs warm the
-            // allocator up to the churn's peak (worker actors, messages); the figure is the
-            // growth over the next `m`, which only the retained records explain.
-            let rw = Runwarden::start().await.expect("start");
-            let mut done = 0;
-            let mut before = 0.0;
-            for round in 0..2 {
-                if round == 1 {
-                    before = rss_bytes();
-                }
-                for _ in 0..m {
+            // "finished": RSS after `m` runs that ended and are retained; "finished-none": the
+            // same runs with retention keeping none. The difference is what the retained
+            // records hold, free of what the churn of running them leaves in the allocator.
+            let keep = if kind == "finished" { m } else { 0 };
+            let retention = Retention {
+                max_finished: keep,
+                ..Retention::default()
+            };
+            let rw = Runwarden::builder()
+                .retention(retention)
+                .start()
+                .await
+                .expect("start");
+            // In waves of 100, so what the churn leaves behind stays small next to the
+            // records themselves (a burst of 50,000 leaves megabytes that vary run to run).
+            let before = rss_bytes();
+            let wave = 100;
+            for w in 0..m.div_ceil(wave) {
+                for _ in 0..wave {
                     rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
                         .expect("submit");
                 }
-                done += m;
-                wait_for_count(&rw, RunStatus::Completed, done).await;
+                let done = (w + 1) * wave;
+                loop {
+                    let s = rw.stats().await.expect("stats");
+                    if s.count(RunStatus::Completed) + s.pruned as usize >= done {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
             }
-            (rss_bytes() - before) / m as f64
+            rss_bytes() - before
         }
     }
 }
@@ -520,12 +534,13 @@ async fn run(f: Flags) -> ExitCode {
                 .collect::<Vec<_>>(),
         )
     };
-    let (m_run, m_queued, m_finished, m_base) = (
-        mem("running"),
-        mem("queued"),
-        mem("finished"),
-        mem("baseline-running"),
-    );
+    let retained = |_| {
+        let kept = run_child("finished", f.parked)?;
+        let none = run_child("finished-none", f.parked)?;
+        Some((kept - none) / f.parked as f64)
+    };
+    let m_finished = stat((0..f.reps).filter_map(retained).collect());
+    let (m_run, m_queued, m_base) = (mem("running"), mem("queued"), mem("baseline-running"));
     eprintln!("durable");
     let mut durable = Vec::new();
     let mut memory_same_run = Vec::new();

@@ -69,7 +69,7 @@ pub use json::{Json, JsonObject};
 pub use log::{LogEntry, LogLevel, LogSink, LogStream};
 pub use queue::{QueueConfig, QueueSlot};
 pub use registry::{
-    Dedup, ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState,
+    Admission, Dedup, ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState,
     RegistryStats, Retention, RunPage, Submission, WriteReply,
 };
 pub use run::{

@@ -27,9 +27,10 @@ use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage}
 use crate::time::Timestamp;
 use crate::worker::AbortOnDrop;
 
-mod records;
+pub(crate) mod records;
 
-use records::{Records, View};
+use records::Records;
+pub(crate) use records::Stored;
 
 /// A reply port for the outcome of a write, for senders that want to know (tests, tools).
 pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -45,6 +46,9 @@ pub enum RegistryMessage {
     /// Routing the job through the registry means every run the registry shows as active has
     /// its `Start` in the supervisor's mailbox already: see [`RegistryMessage::AnswerCancel`].
     Insert(Box<RunRecord>, Submission, Option<WriteReply>),
+    /// Sent by a [`crate::Submitter`]: as [`RegistryMessage::Insert`], for a run admitted
+    /// from its spec (the record is built here, in the registry's compact form).
+    Admit(Box<Admission>),
     /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
     /// queued run, a dead worker): apply one transition. A stale, out-of-order or unknown one
     /// is refused with a typed error and a warning, never applied.
@@ -87,7 +91,7 @@ pub enum RegistryMessage {
     /// Sent by a [`crate::Submitter`] for a run with an idempotency key: if a run with the
     /// same key is active, or ended within the dedup window, reply with its id and drop this
     /// one unstarted; otherwise insert it like [`RegistryMessage::Insert`].
-    InsertUnique(Box<RunRecord>, Submission, String, RpcReplyPort<Dedup>),
+    InsertUnique(Box<Admission>, String, RpcReplyPort<Dedup>),
     /// Query: subscribe to live events. For a run filter, an unknown id is `NotFound`.
     Subscribe(EventFilter, RpcReplyPort<Result<Subscription, NotFound>>),
     /// Query: the output port on which the registry publishes every [`RunEvent`], for actors
@@ -95,11 +99,7 @@ pub enum RegistryMessage {
     EventPort(RpcReplyPort<Arc<OutputPort<RunEvent>>>),
     /// Sent by a [`crate::Submitter`] in durable mode: as [`RegistryMessage::Insert`], but the
     /// reply (the run's id) is sent only once the record is committed to the store.
-    InsertDurable(
-        Box<RunRecord>,
-        Submission,
-        RpcReplyPort<Result<RunId, SubmitError>>,
-    ),
+    InsertDurable(Box<Admission>, RpcReplyPort<Result<RunId, SubmitError>>),
     /// Sent at start-up for a run a previous process left active, whose job could be rebuilt:
     /// the interrupted attempt is recorded, and the run is queued again and handed to the
     /// supervisor.
@@ -147,6 +147,23 @@ pub struct Submission {
     pub(crate) slot: Option<QueueSlot>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: Option<RetryPolicy>,
+}
+
+/// A run a submitter admitted: its fresh id, its spec and its job. Only runwarden builds one.
+pub struct Admission {
+    pub(crate) id: RunId,
+    pub(crate) created_at: Timestamp,
+    pub(crate) spec: RunSpec,
+    pub(crate) submission: Submission,
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("id", &self.id)
+            .field("label", &self.spec.label)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Submission {
@@ -340,6 +357,19 @@ fn presized(r: &Retention, durable: bool) -> usize {
 /// pages records use become resident).
 const PRESIZE_LIMIT: usize = 1 << 20;
 
+/// The status event for a record in its current state (what [`RunEvent::from_record`] gives
+/// for the full record).
+fn status_event(r: &Stored) -> RunEvent {
+    RunEvent::Status {
+        run_id: r.id(),
+        label: r.label().to_owned(),
+        status: r.status(),
+        attempt: r.attempt(),
+        error: r.error().cloned(),
+        at: r.finished_at().or(r.started_at()).unwrap_or(r.created_at()),
+    }
+}
+
 /// Start-up input of the registry.
 pub struct RegistryArguments {
     /// The supervisor that receives the jobs of inserted runs.
@@ -504,18 +534,19 @@ impl RegistryState {
         }
     }
 
-    fn insert(&mut self, record: Box<RunRecord>) -> Result<(), TransitionError> {
-        if self.records.contains(&record.id) {
-            return Err(TransitionError::DuplicateId(record.id));
+    fn insert(&mut self, record: Stored) -> Result<(), TransitionError> {
+        let id = record.id();
+        if self.records.contains(&id) {
+            return Err(TransitionError::DuplicateId(id));
         }
-        tracing::debug!(run_id = %record.id, label = %record.label, "run queued");
-        self.stats.by_status[record.status.index()] += 1;
-        self.index(record.id, None, record.status);
-        let event = self.publishing().then(|| RunEvent::from_record(&record));
+        tracing::debug!(run_id = %id, label = %record.label(), "run queued");
+        self.stats.by_status[record.status().index()] += 1;
+        self.index(id, None, record.status());
+        let event = self.publishing().then(|| status_event(&record));
         if self.store.is_some() {
-            self.persist_record(record.clone());
+            self.persist_record(Box::new(record.to_record()));
         }
-        self.records.insert(record);
+        self.records.insert_stored(record);
         if let Some(e) = event {
             self.deliver(Held::Event(e));
         }
@@ -599,8 +630,8 @@ impl RegistryState {
         tracing::debug!(run_id = %id, %from, %to, "run transition");
         // The event goes out before the waiters are answered: a subscriber that also waits on
         // the run's end (see `Subscription::terminal`) finds the event already in its buffer.
-        let event = match self.records.active(&id) {
-            Some(r) if self.publishing() => Some(RunEvent::from_record(r)),
+        let event = match self.records.get(&id) {
+            Some(r) if self.publishing() => Some(status_event(r)),
             _ => None,
         };
         if !to.is_terminal() {
@@ -610,10 +641,14 @@ impl RegistryState {
             }
             return Ok(());
         }
-        // The run ended: the registry keeps its compact form, and the full record goes to the
-        // store (it is the write) and to the callers waiting on the run.
+        // The run ended: its full record goes to the store (it is the write) and to the
+        // callers waiting on the run; without either, none is built.
         let waiters = self.waiters.remove(&id).unwrap_or_default();
-        let record = match self.records.seal(id) {
+        let full = match self.records.get(&id) {
+            Some(r) if self.store.is_some() || !waiters.is_empty() => Some(Box::new(r.to_record())),
+            _ => None,
+        };
+        let record = match full {
             Some(full) if waiters.is_empty() => {
                 self.persist_record(full);
                 None
@@ -750,22 +785,22 @@ impl RegistryState {
                 .rev()
                 .skip(q.offset)
                 .take(q.limit)
-                .filter_map(|id| self.records.get(id).map(View::to_record))
+                .filter_map(|id| self.records.get(id).map(Stored::to_record))
                 .collect();
             return RunPage {
                 runs,
                 total: index.len(),
             };
         }
-        let label_ok = |r: &View<'_>| {
+        let label_ok = |r: &Stored| {
             q.label.as_deref().is_none_or(|l| r.label() == l)
                 && q.queue.as_deref().is_none_or(|qu| r.queue() == qu)
         };
-        let status_ok = |r: &View<'_>| q.status.is_none_or(|s| r.status() == s);
+        let status_ok = |r: &Stored| q.status.is_none_or(|s| r.status() == s);
         let mut runs = Vec::with_capacity(q.limit.min(1024));
         let mut total = 0;
-        let mut visit = |r: View<'_>| {
-            if label_ok(&r) && status_ok(&r) {
+        let mut visit = |r: &Stored| {
+            if label_ok(r) && status_ok(r) {
                 if total >= q.offset && runs.len() < q.limit {
                     runs.push(r.to_record());
                 }
@@ -800,10 +835,10 @@ impl RegistryState {
     /// Records a new run and hands its job to the supervisor.
     fn insert_and_start(
         &mut self,
-        record: Box<RunRecord>,
+        record: Stored,
         submission: Submission,
     ) -> Result<(), TransitionError> {
-        let id = record.id;
+        let id = record.id();
         let run = PreparedRun::new(&record, submission);
         if let Err(e) = self.insert(record) {
             refuse(self, &e);
@@ -811,6 +846,18 @@ impl RegistryState {
         }
         self.start(id, run);
         Ok(())
+    }
+
+    /// Records and starts a run a submitter admitted (with its idempotency key, if any).
+    fn admit(&mut self, a: Box<Admission>, key: Option<String>) -> Result<RunId, TransitionError> {
+        let Admission {
+            id,
+            created_at,
+            spec,
+            submission,
+        } = *a;
+        let record = self.records.make_queued(id, created_at, spec, key);
+        self.insert_and_start(record, submission).map(|()| id)
     }
 
     fn start(&mut self, id: RunId, run: Box<PreparedRun>) {
@@ -925,7 +972,7 @@ impl RegistryState {
             if let Some(key) = &r.idempotency_key {
                 self.keys.insert(key.clone(), r.id);
             }
-            self.records.insert(Box::new(r));
+            self.records.insert(r);
         }
         // A caller waiting on a run that has ended by now gets its answer.
         let ended: Vec<RunId> = self
@@ -1021,7 +1068,7 @@ impl Actor for RegistryActor {
                 if let Some(key) = &r.idempotency_key {
                     state.keys.insert(key.clone(), r.id);
                 }
-                state.records.insert(Box::new(r));
+                state.records.insert(r);
             }
             state.store = Some(StoreWriter::spawn(store, myself.clone()));
         }
@@ -1069,27 +1116,28 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
     // risking a deadlock.
     match message {
         RegistryMessage::Insert(record, submission, reply) => {
+            let record = state.records.make(*record);
             let result = state.insert_and_start(record, submission);
             if let Some(reply) = reply {
                 let _ = reply.send(result);
             }
         }
-        RegistryMessage::InsertDurable(record, submission, reply) => {
-            let id = record.id;
-            match state.insert_and_start(record, submission) {
-                Ok(()) => state.deliver(Held::Submitted(id, reply)),
-                Err(_) => {
-                    let _ = reply.send(Err(SubmitError::Unavailable));
-                }
-            }
+        RegistryMessage::Admit(admission) => {
+            let _ = state.admit(admission, None);
         }
+        RegistryMessage::InsertDurable(admission, reply) => match state.admit(admission, None) {
+            Ok(id) => state.deliver(Held::Submitted(id, reply)),
+            Err(_) => {
+                let _ = reply.send(Err(SubmitError::Unavailable));
+            }
+        },
         RegistryMessage::Requeue(id, submission) => {
             let t = Transition::Recovered {
                 at: Timestamp::now(),
             };
             match state.transition(id, t) {
                 Ok(()) => {
-                    if let Some(record) = state.records.active(&id) {
+                    if let Some(record) = state.records.get(&id) {
                         let run = PreparedRun::new(record, submission);
                         state.start(id, run);
                     }
@@ -1108,15 +1156,14 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             state.retention_pass();
             let _ = reply.send(());
         }
-        RegistryMessage::InsertUnique(mut record, submission, key, reply) => {
+        RegistryMessage::InsertUnique(admission, key, reply) => {
             let answer = match state.holder_of(&key) {
                 // The new run's job and queue slot are dropped here, unstarted.
                 Some(existing) => Dedup::Existing(existing),
                 None => {
-                    let id = record.id;
-                    record.idempotency_key = Some(key.clone());
-                    match state.insert_and_start(record, submission) {
-                        Ok(()) => {
+                    let id = admission.id;
+                    match state.admit(admission, Some(key.clone())) {
+                        Ok(_) => {
                             state.keys.insert(key, id);
                             Dedup::New(id)
                         }
@@ -1164,22 +1211,26 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             }
         }
         RegistryMessage::Progress(id, slot) => {
-            if let (Some(progress), Some(record)) = (slot.take(), state.records.active_mut(&id)) {
+            if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
                 let event = RunEvent::Progress {
                     run_id: id,
-                    label: record.label.clone(),
+                    label: record.label().to_owned(),
                     progress: progress.clone(),
                 };
-                record.progress = Some(progress);
-                state.persist(id);
-                if state.publishing() {
-                    state.deliver(Held::Event(event));
+                if record.set_progress(progress) {
+                    state.persist(id);
+                    if state.publishing() {
+                        state.deliver(Held::Event(event));
+                    }
                 }
             }
         }
         RegistryMessage::ExitCode(id, code) => {
-            if let Some(record) = state.records.active_mut(&id) {
-                record.exit_code = Some(code);
+            if state
+                .records
+                .get_mut(&id)
+                .is_some_and(|r| r.set_exit_code(code))
+            {
                 state.persist(id);
             }
         }

@@ -676,102 +676,7 @@ impl RunRecord {
     /// clamped so they never run backwards (`created ≤ started ≤ finished`) even if the
     /// sender's clock stepped.
     pub fn apply(&mut self, t: Transition) -> Result<(), TransitionError> {
-        let id = self.id;
-        let to = t.target();
-        if self.status.is_terminal() {
-            return Err(TransitionError::AlreadyTerminal {
-                id,
-                status: self.status,
-                attempted: to,
-            });
-        }
-        match t {
-            Transition::Started { at } => {
-                if self.status != RunStatus::Queued {
-                    return Err(TransitionError::OutOfOrder {
-                        id,
-                        from: self.status,
-                        to,
-                    });
-                }
-                self.status = RunStatus::Running;
-                // A retried run keeps the start of its first attempt.
-                self.started_at = Some(self.started_at.unwrap_or(at.max(self.created_at)));
-                self.next_attempt_at = None;
-            }
-            Transition::RetryScheduled {
-                at: _,
-                error,
-                next_attempt_at,
-            } => {
-                if self.status != RunStatus::Running || self.attempt >= self.max_attempts {
-                    return Err(TransitionError::OutOfOrder {
-                        id,
-                        from: self.status,
-                        to,
-                    });
-                }
-                self.status = RunStatus::Queued;
-                self.attempt += 1;
-                self.attempt_errors.push(error);
-                self.next_attempt_at = Some(next_attempt_at);
-            }
-            Transition::Recovered { at } => {
-                self.attempt_errors.push(RunError::new(
-                    ErrorKind::Interrupted,
-                    format!("attempt {} interrupted; recovered at {at}", self.attempt),
-                ));
-                self.status = RunStatus::Queued;
-                self.attempt += 1;
-                // A recovered run gets its attempt even if its retry policy is spent.
-                self.max_attempts = self.max_attempts.max(self.attempt);
-                self.next_attempt_at = None;
-            }
-            Transition::Finished {
-                status,
-                at,
-                error,
-                result,
-            } => {
-                match (status, &error) {
-                    (RunStatus::Queued | RunStatus::Running, _) => {
-                        return Err(TransitionError::Malformed {
-                            id,
-                            reason: "Finished must name a terminal status",
-                        });
-                    }
-                    (RunStatus::Completed, Some(_)) => {
-                        return Err(TransitionError::Malformed {
-                            id,
-                            reason: "a completed run carries no error",
-                        });
-                    }
-                    (RunStatus::Failed | RunStatus::Cancelled, None) => {
-                        return Err(TransitionError::Malformed {
-                            id,
-                            reason: "a failed or cancelled run needs an error",
-                        });
-                    }
-                    _ => {}
-                }
-                if status == RunStatus::Completed && self.status == RunStatus::Queued {
-                    return Err(TransitionError::OutOfOrder {
-                        id,
-                        from: self.status,
-                        to,
-                    });
-                }
-                let since = self.started_at.unwrap_or(self.created_at);
-                let at = at.max(since);
-                self.status = status;
-                self.finished_at = Some(at);
-                self.duration_ms = Some(at.saturating_duration_since(since).as_secs_f64() * 1000.0);
-                self.error = error;
-                self.result = result;
-                self.next_attempt_at = None;
-            }
-        }
-        Ok(())
+        apply_transition(self, t)
     }
 
     /// `finished_at - started_at` (or `- created_at` for a run that never started).
@@ -781,5 +686,167 @@ impl RunRecord {
     }
 }
 
+/// The fields of a run that the state machine reads and writes. [`RunRecord`] has them, and
+/// so does the registry's compact form of a record, so both go through the very same
+/// transitions ([`apply_transition`]).
+pub(crate) trait Lifecycle {
+    fn id(&self) -> RunId;
+    fn status(&self) -> RunStatus;
+    fn set_status(&mut self, status: RunStatus);
+    fn created_at(&self) -> Timestamp;
+    fn started_at(&self) -> Option<Timestamp>;
+    fn set_started_at(&mut self, at: Timestamp);
+    fn set_finished(&mut self, at: Timestamp, duration_ms: f64);
+    fn set_next_attempt_at(&mut self, at: Option<Timestamp>);
+    fn attempt(&self) -> u32;
+    fn set_attempt(&mut self, attempt: u32);
+    fn max_attempts(&self) -> u32;
+    fn set_max_attempts(&mut self, max: u32);
+    fn push_attempt_error(&mut self, error: RunError);
+    fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>);
+}
+
+impl Lifecycle for RunRecord {
+    fn id(&self) -> RunId {
+        self.id
+    }
+    fn status(&self) -> RunStatus {
+        self.status
+    }
+    fn set_status(&mut self, status: RunStatus) {
+        self.status = status;
+    }
+    fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    fn started_at(&self) -> Option<Timestamp> {
+        self.started_at
+    }
+    fn set_started_at(&mut self, at: Timestamp) {
+        self.started_at = Some(at);
+    }
+    fn set_finished(&mut self, at: Timestamp, duration_ms: f64) {
+        self.finished_at = Some(at);
+        self.duration_ms = Some(duration_ms);
+    }
+    fn set_next_attempt_at(&mut self, at: Option<Timestamp>) {
+        self.next_attempt_at = at;
+    }
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+    fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+    fn set_max_attempts(&mut self, max: u32) {
+        self.max_attempts = max;
+    }
+    fn push_attempt_error(&mut self, error: RunError) {
+        self.attempt_errors.push(error);
+    }
+    fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>) {
+        self.error = error;
+        self.result = result;
+    }
+}
+
+/// The run state machine: checks `t` against the run's status and applies it, or refuses it
+/// and leaves the run unchanged. See [`RunRecord::apply`] for the rules.
+pub(crate) fn apply_transition<R: Lifecycle>(
+    run: &mut R,
+    t: Transition,
+) -> Result<(), TransitionError> {
+    let id = run.id();
+    let to = t.target();
+    let from = run.status();
+    if from.is_terminal() {
+        return Err(TransitionError::AlreadyTerminal {
+            id,
+            status: from,
+            attempted: to,
+        });
+    }
+    match t {
+        Transition::Started { at } => {
+            if from != RunStatus::Queued {
+                return Err(TransitionError::OutOfOrder { id, from, to });
+            }
+            run.set_status(RunStatus::Running);
+            // A retried run keeps the start of its first attempt.
+            let started = run.started_at().unwrap_or(at.max(run.created_at()));
+            run.set_started_at(started);
+            run.set_next_attempt_at(None);
+        }
+        Transition::RetryScheduled {
+            at: _,
+            error,
+            next_attempt_at,
+        } => {
+            if from != RunStatus::Running || run.attempt() >= run.max_attempts() {
+                return Err(TransitionError::OutOfOrder { id, from, to });
+            }
+            run.set_status(RunStatus::Queued);
+            run.set_attempt(run.attempt() + 1);
+            run.push_attempt_error(error);
+            run.set_next_attempt_at(Some(next_attempt_at));
+        }
+        Transition::Recovered { at } => {
+            run.push_attempt_error(RunError::new(
+                ErrorKind::Interrupted,
+                format!("attempt {} interrupted; recovered at {at}", run.attempt()),
+            ));
+            run.set_status(RunStatus::Queued);
+            run.set_attempt(run.attempt() + 1);
+            // A recovered run gets its attempt even if its retry policy is spent.
+            run.set_max_attempts(run.max_attempts().max(run.attempt()));
+            run.set_next_attempt_at(None);
+        }
+        Transition::Finished {
+            status,
+            at,
+            error,
+            result,
+        } => {
+            match (status, &error) {
+                (RunStatus::Queued | RunStatus::Running, _) => {
+                    return Err(TransitionError::Malformed {
+                        id,
+                        reason: "Finished must name a terminal status",
+                    });
+                }
+                (RunStatus::Completed, Some(_)) => {
+                    return Err(TransitionError::Malformed {
+                        id,
+                        reason: "a completed run carries no error",
+                    });
+                }
+                (RunStatus::Failed | RunStatus::Cancelled, None) => {
+                    return Err(TransitionError::Malformed {
+                        id,
+                        reason: "a failed or cancelled run needs an error",
+                    });
+                }
+                _ => {}
+            }
+            if status == RunStatus::Completed && from == RunStatus::Queued {
+                return Err(TransitionError::OutOfOrder { id, from, to });
+            }
+            let since = run.started_at().unwrap_or(run.created_at());
+            let at = at.max(since);
+            run.set_status(status);
+            run.set_finished(
+                at,
+                at.saturating_duration_since(since).as_secs_f64() * 1000.0,
+            );
+            run.set_outcome(error, result);
+            run.set_next_attempt_at(None);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

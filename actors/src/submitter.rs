@@ -9,9 +9,10 @@ use ractor::ActorRef;
 use crate::error::SubmitError;
 use crate::job::BoxedJob;
 use crate::queue::QueueTable;
-use crate::registry::{Dedup, RegistryMessage, Submission};
-use crate::run::{RunId, RunRecord, RunSpec};
+use crate::registry::{Admission, Dedup, RegistryMessage, Submission};
+use crate::run::{RunId, RunSpec};
 use crate::supervisor::SupervisorMessage;
+use crate::time::Timestamp;
 
 /// The admission gate shared by a supervisor and its submitters: one flag, open until the
 /// supervisor starts draining.
@@ -74,9 +75,7 @@ impl Submitter {
     pub fn submit(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
         // One message: the registry records the run, then hands the job to the supervisor.
         // Recording first is what makes a query right after `submit` find the run.
-        self.send_new(spec, job, |record, submission| {
-            RegistryMessage::Insert(record, submission, None)
-        })
+        self.send_new(spec, job, RegistryMessage::Admit)
     }
 
     /// Like [`Submitter::submit`], but returns only once the run's record is committed to the
@@ -84,8 +83,8 @@ impl Submitter {
     /// store, once it is recorded in memory). Commits of concurrent submits are batched.
     pub async fn submit_durable(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send_new(spec, job, |record, submission| {
-            RegistryMessage::InsertDurable(record, submission, tx.into())
+        self.send_new(spec, job, |admission| {
+            RegistryMessage::InsertDurable(admission, tx.into())
         })?;
         rx.await.map_err(|_| SubmitError::Unavailable)?
     }
@@ -101,8 +100,8 @@ impl Submitter {
     ) -> Result<Dedup, SubmitError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let key = key.into();
-        self.send_new(spec, job, |record, submission| {
-            RegistryMessage::InsertUnique(record, submission, key, tx.into())
+        self.send_new(spec, job, |admission| {
+            RegistryMessage::InsertUnique(admission, key, tx.into())
         })?;
         rx.await.map_err(|_| SubmitError::Unavailable)
     }
@@ -113,7 +112,7 @@ impl Submitter {
         &self,
         mut spec: RunSpec,
         job: BoxedJob,
-        message: impl FnOnce(Box<RunRecord>, Submission) -> RegistryMessage,
+        message: impl FnOnce(Box<Admission>) -> RegistryMessage,
     ) -> Result<RunId, SubmitError> {
         let closed = self.gate.0.read();
         if *closed {
@@ -122,10 +121,13 @@ impl Submitter {
         let slot = self.table.admit(&mut spec, &job)?;
         let id = RunId::new();
         let submission = Submission::admitted(job, slot, &spec);
-        let refused = self
-            .registry
-            .cast(message(Box::new(RunRecord::queued(id, spec)), submission))
-            .err();
+        let admission = Box::new(Admission {
+            id,
+            created_at: Timestamp::now(),
+            spec,
+            submission,
+        });
+        let refused = self.registry.cast(message(admission)).err();
         drop(closed);
         // A refused message (holding the job) is dropped only after the gate is released: a
         // job whose drop submits again must not find this thread still holding the lock.

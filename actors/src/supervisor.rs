@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::hash::{IdMap, IdSet};
+use crate::registry::Stored;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,27 +133,28 @@ impl Internal {
 /// Its fields are private so only runwarden's actors can make one.
 pub struct PreparedRun {
     pub(crate) id: RunId,
-    pub(crate) label: String,
-    pub(crate) queue: String,
+    pub(crate) label: Arc<str>,
+    pub(crate) queue: Arc<str>,
     pub(crate) priority: i32,
     pub(crate) attempt: u32,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) retry: Option<RetryPolicy>,
+    /// Boxed: most runs have none, and a queued run's size counts.
+    pub(crate) retry: Option<Box<RetryPolicy>>,
     job: Option<BoxedJob>,
     /// The run's place in its queue's length bound, held until the run first starts.
     slot: Option<QueueSlot>,
 }
 
 impl PreparedRun {
-    pub(crate) fn new(record: &RunRecord, submission: Submission) -> Box<Self> {
+    pub(crate) fn new(record: &Stored, submission: Submission) -> Box<Self> {
         Box::new(PreparedRun {
-            id: record.id,
-            label: record.label.clone(),
-            queue: record.queue.clone(),
-            priority: record.priority,
-            attempt: record.attempt,
+            id: record.id(),
+            label: record.shared_label().clone(),
+            queue: record.shared_queue().clone(),
+            priority: record.priority(),
+            attempt: record.attempt(),
             timeout: submission.timeout,
-            retry: submission.retry,
+            retry: submission.retry.map(Box::new),
             job: Some(submission.job),
             slot: submission.slot,
         })

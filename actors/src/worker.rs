@@ -94,7 +94,7 @@ pub enum AttemptEnd {
 #[derive(Debug)]
 pub struct WorkerState {
     run_id: RunId,
-    label: String,
+    label: Arc<str>,
     attempt: u32,
     timeout: Option<Duration>,
     /// The run itself, kept only when it may be attempted again (a repeatable job with a
@@ -106,7 +106,8 @@ pub struct WorkerState {
     registry: ActorRef<RegistryMessage>,
     grace: Duration,
     logs: Option<Arc<dyn LogSink>>,
-    cancel: CancelOnDrop,
+    /// `None` once released at the worker's stop.
+    cancel: Option<CancelOnDrop>,
     task: Option<AbortOnDrop<()>>,
     time_limit: Option<Timer>,
     grace_timer: Option<Timer>,
@@ -186,7 +187,10 @@ impl WorkerState {
     /// Fails the attempt: retried if the run's policy says so, otherwise the run fails.
     fn fail(&mut self, myself: &ActorRef<WorkerMessage>, kind: ErrorKind, message: String) {
         // Only a run that still holds its (repeatable) job can be attempted again.
-        let retry = self.again.as_ref().and_then(|r| r.retry);
+        let retry = self
+            .again
+            .as_ref()
+            .and_then(|r| r.retry.as_deref().copied());
         match retry {
             Some(policy) if policy.retries(kind, self.attempt) => {
                 let delay =
@@ -209,10 +213,25 @@ impl WorkerState {
         }
     }
 
+    /// Drops what the attempt held (its task, timers, job, cancel signal, log sink), on the
+    /// worker's own task as it stops. The supervisor receives this state for the outcome
+    /// alone; freeing the rest here keeps that work (and the allocator traffic it causes)
+    /// off the supervisor, which every run passes through.
+    fn release(&mut self) {
+        self.task = None;
+        self.time_limit = None;
+        self.grace_timer = None;
+        self.job = None;
+        self.logs = None;
+        self.cancel = None;
+    }
+
     /// Asks the job to stop and arms the grace timer.
     fn signal_stop(&mut self, myself: &ActorRef<WorkerMessage>, stop: Stop) {
         self.stop = Some(stop);
-        self.cancel.0.cancel();
+        if let Some(c) = &self.cancel {
+            c.0.cancel();
+        }
         let timer = myself.send_after(self.grace, || WorkerMessage::GraceExpired);
         self.grace_timer = Some(AbortOnDrop(timer));
     }
@@ -269,11 +288,8 @@ impl Actor for WorkerActor {
         // A repeatable job stays with the run (for a retry); a run-once job is taken.
         let job = run.take_job_for_attempt();
         let (run_id, attempt, timeout) = (run.id, run.attempt, run.timeout);
-        let (label, again) = if run.has_job() && run.retry.is_some() {
-            (run.label.clone(), Some(run))
-        } else {
-            (std::mem::take(&mut run.label), None)
-        };
+        let label = run.label.clone();
+        let again = (run.has_job() && run.retry.is_some()).then_some(run);
         Ok(WorkerState {
             run_id,
             label,
@@ -284,7 +300,7 @@ impl Actor for WorkerActor {
             registry: args.registry,
             grace: args.grace,
             logs: args.logs,
-            cancel: CancelOnDrop(Arc::default()),
+            cancel: Some(CancelOnDrop(Arc::default())),
             task: None,
             time_limit: None,
             grace_timer: None,
@@ -312,10 +328,13 @@ impl Actor for WorkerActor {
             .registry
             .cast(RegistryMessage::Transition(state.run_id, started, None))?;
         tracing::debug!(run_id = %state.run_id, label = %state.label, attempt = state.attempt, "run started");
+        let Some(cancel) = &state.cancel else {
+            return Ok(());
+        };
         let ctx = RunContext::new(
             state.run_id,
             state.attempt,
-            state.cancel.0.clone(),
+            cancel.0.clone(),
             state.registry.clone(),
             state.logs.clone(),
         );
@@ -338,6 +357,15 @@ impl Actor for WorkerActor {
             let timer = myself.send_after(limit, || WorkerMessage::TimeLimit);
             state.time_limit = Some(AbortOnDrop(timer));
         }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.release();
         Ok(())
     }
 

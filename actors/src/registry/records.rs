@@ -1,25 +1,27 @@
 //! How the registry holds run records in memory.
 //!
-//! Records live in one flat array in arrival order, with a small hash index from run id to
-//! position: two large allocations that grow by doubling, not a tree of small nodes
-//! interleaved with the short-lived allocations of running runs, so retained history does not
-//! fragment the heap (the resident size follows the live data). Retention removes the oldest
-//! records, which are at the front of the array, so in steady state the array neither grows
-//! nor moves.
+//! Every record is kept in one compact form, [`Stored`]: a fixed part of about 100 bytes,
+//! with the label and queue name shared through an interner and whatever a plain run does
+//! not have (an error, a result, parameters, progress, ...) in one optional box. The state
+//! machine runs on this form directly ([`apply_transition`] through [`Lifecycle`]), so a run
+//! never needs a full [`RunRecord`] in memory; queries get one built on demand.
 //!
-//! An active run is kept as its full [`RunRecord`], boxed (the box the submitter built travels
-//! in the `Insert` message and is stored as it is). When the run ends, its record is sealed
-//! into an [`Ended`]: a fixed part of under 100 bytes with the label and queue shared through
-//! an interner, and whatever a plain run does not have (an error, a result, parameters, ...)
-//! in one optional box. Finished runs are most of the history, so this is what sets the
-//! memory per retained record.
+//! Records live in one flat array in arrival order, with a hash index from run id to
+//! position: two large allocations, sized for the retention window up front, not a tree of
+//! small nodes interleaved with the short-lived allocations of running runs, so retained
+//! history does not fragment the heap (the resident size follows the live data). Retention
+//! removes the oldest records, which are at the front of the array, so in steady state the
+//! array neither grows nor moves.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::hash::IdMap;
 use crate::json::{Json, JsonObject};
-use crate::run::{Progress, RunError, RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::run::{
+    Lifecycle, Progress, RunError, RunId, RunRecord, RunSpec, RunStatus, Transition,
+    TransitionError, apply_transition,
+};
 use crate::time::Timestamp;
 
 /// Every record the registry holds, in the order they arrived, and where each one is.
@@ -28,7 +30,7 @@ pub(super) struct Records {
     /// Records in arrival order, oldest first; `None` where one was removed out of order
     /// (such holes are dropped when they reach the front, or all at once when they are half
     /// of the array).
-    slots: VecDeque<Option<Slot>>,
+    slots: VecDeque<Option<Stored>>,
     /// Arrival number of `slots[0]`.
     base: u64,
     holes: usize,
@@ -37,22 +39,14 @@ pub(super) struct Records {
     strings: Interner,
 }
 
-struct Slot {
+/// A run as the registry keeps it. Timestamps are Unix microseconds with `0` for "not set";
+/// `duration_ms` is NaN for "not set".
+pub(crate) struct Stored {
     id: RunId,
-    entry: Entry,
-}
-
-enum Entry {
-    Active(Box<RunRecord>),
-    Ended(Ended),
-}
-
-/// A finished run in its compact form. Timestamps are Unix microseconds with `0` for "not
-/// set"; `duration_ms` is NaN for "not set".
-pub(super) struct Ended {
     created_at: u64,
     started_at: u64,
     finished_at: u64,
+    next_attempt_at: u64,
     duration_ms: f64,
     label: Arc<str>,
     queue: Arc<str>,
@@ -63,71 +57,19 @@ pub(super) struct Ended {
     status: RunStatus,
 }
 
-/// The parts of a finished record that a plain run leaves empty.
+/// The parts of a record that a plain run leaves empty.
+#[derive(Default)]
 struct More {
     /// Only when it differs from the label.
     name: Option<String>,
     params: JsonObject,
     error: Option<RunError>,
     attempt_errors: Vec<RunError>,
-    next_attempt_at: Option<Timestamp>,
     progress: Option<Progress>,
     result: Option<Json>,
     exit_code: Option<i32>,
     kind: Option<String>,
     idempotency_key: Option<String>,
-}
-
-/// One record, borrowed from [`Records`].
-#[derive(Clone, Copy)]
-pub(super) enum View<'a> {
-    Active(&'a RunRecord),
-    Ended(RunId, &'a Ended),
-}
-
-impl View<'_> {
-    pub(super) fn id(self) -> RunId {
-        match self {
-            View::Active(r) => r.id,
-            View::Ended(id, _) => id,
-        }
-    }
-
-    pub(super) fn status(self) -> RunStatus {
-        match self {
-            View::Active(r) => r.status,
-            View::Ended(_, e) => e.status,
-        }
-    }
-
-    pub(super) fn label(&self) -> &str {
-        match self {
-            View::Active(r) => &r.label,
-            View::Ended(_, e) => &e.label,
-        }
-    }
-
-    pub(super) fn queue(&self) -> &str {
-        match self {
-            View::Active(r) => &r.queue,
-            View::Ended(_, e) => &e.queue,
-        }
-    }
-
-    pub(super) fn finished_at(self) -> Option<Timestamp> {
-        match self {
-            View::Active(r) => r.finished_at,
-            View::Ended(_, e) => micros(e.finished_at),
-        }
-    }
-
-    /// The full record, as queries answer it.
-    pub(super) fn to_record(self) -> RunRecord {
-        match self {
-            View::Active(r) => r.clone(),
-            View::Ended(id, e) => e.to_record(id),
-        }
-    }
 }
 
 fn micros(us: u64) -> Option<Timestamp> {
@@ -138,14 +80,15 @@ fn raw(t: Option<Timestamp>) -> u64 {
     t.map_or(0, Timestamp::unix_micros)
 }
 
-impl Ended {
-    /// Seals a finished record, cloning only the parts a plain run does not have.
-    fn seal(r: &RunRecord, strings: &mut Interner) -> Ended {
+impl Stored {
+    /// The compact form of a record; its strings move, label and queue are interned.
+    fn from_record(r: RunRecord, strings: &mut Interner) -> Stored {
+        let label = strings.intern(&r.label);
+        let queue = strings.intern(&r.queue);
         let plain = r.name == r.label
             && r.params.is_empty()
             && r.error.is_none()
             && r.attempt_errors.is_empty()
-            && r.next_attempt_at.is_none()
             && r.progress.is_none()
             && r.result.is_none()
             && r.exit_code.is_none()
@@ -153,25 +96,26 @@ impl Ended {
             && r.idempotency_key.is_none();
         let more = (!plain).then(|| {
             Box::new(More {
-                name: (r.name != r.label).then(|| r.name.clone()),
-                params: r.params.clone(),
-                error: r.error.clone(),
-                attempt_errors: r.attempt_errors.clone(),
-                next_attempt_at: r.next_attempt_at,
-                progress: r.progress.clone(),
-                result: r.result.clone(),
+                name: (r.name != r.label).then_some(r.name),
+                params: r.params,
+                error: r.error,
+                attempt_errors: r.attempt_errors,
+                progress: r.progress,
+                result: r.result,
                 exit_code: r.exit_code,
-                kind: r.kind.clone(),
-                idempotency_key: r.idempotency_key.clone(),
+                kind: r.kind,
+                idempotency_key: r.idempotency_key,
             })
         });
-        Ended {
+        Stored {
+            id: r.id,
             created_at: r.created_at.unix_micros(),
             started_at: raw(r.started_at),
             finished_at: raw(r.finished_at),
+            next_attempt_at: raw(r.next_attempt_at),
             duration_ms: r.duration_ms.unwrap_or(f64::NAN),
-            label: strings.intern(&r.label),
-            queue: strings.intern(&r.queue),
+            label,
+            queue,
             more,
             priority: r.priority,
             attempt: r.attempt,
@@ -180,17 +124,138 @@ impl Ended {
         }
     }
 
-    fn to_record(&self, id: RunId) -> RunRecord {
+    /// What [`RunRecord::queued`] makes of `spec`, created at `created_at`, built without
+    /// the full record.
+    fn queued(
+        id: RunId,
+        created_at: Timestamp,
+        spec: RunSpec,
+        idempotency_key: Option<String>,
+        strings: &mut Interner,
+    ) -> Stored {
+        let label = strings.intern(&spec.label);
+        let queue = strings.intern(spec.queue_name());
+        let max_attempts = spec.retry.map_or(1, |r| r.max_attempts.max(1));
+        let RunSpec {
+            label: label_text,
+            name,
+            params,
+            priority,
+            kind,
+            ..
+        } = spec;
+        let plain =
+            name == label_text && params.is_empty() && kind.is_none() && idempotency_key.is_none();
+        let more = (!plain).then(|| {
+            Box::new(More {
+                name: (name != label_text).then_some(name),
+                params,
+                kind,
+                idempotency_key,
+                ..More::default()
+            })
+        });
+        Stored {
+            id,
+            created_at: created_at.unix_micros(),
+            started_at: 0,
+            finished_at: 0,
+            next_attempt_at: 0,
+            duration_ms: f64::NAN,
+            label,
+            queue,
+            more,
+            priority,
+            attempt: 1,
+            max_attempts,
+            status: RunStatus::Queued,
+        }
+    }
+
+    pub(crate) fn id(&self) -> RunId {
+        self.id
+    }
+
+    /// The label, shared.
+    pub(crate) fn shared_label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// The queue name, shared.
+    pub(crate) fn shared_queue(&self) -> &Arc<str> {
+        &self.queue
+    }
+
+    pub(crate) fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    pub(super) fn status(&self) -> RunStatus {
+        self.status
+    }
+
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(super) fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub(super) fn finished_at(&self) -> Option<Timestamp> {
+        micros(self.finished_at)
+    }
+
+    pub(super) fn started_at(&self) -> Option<Timestamp> {
+        micros(self.started_at)
+    }
+
+    pub(super) fn created_at(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.created_at)
+    }
+
+    pub(super) fn error(&self) -> Option<&RunError> {
+        self.more.as_ref()?.error.as_ref()
+    }
+
+    fn more_mut(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// Records a progress report (active runs only); `false` if the run has ended.
+    pub(super) fn set_progress(&mut self, progress: Progress) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.more_mut().progress = Some(progress);
+        true
+    }
+
+    /// Records a process run's exit code (active runs only); `false` if the run has ended.
+    pub(super) fn set_exit_code(&mut self, code: i32) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.more_mut().exit_code = Some(code);
+        true
+    }
+
+    /// The full record, as queries answer it.
+    pub(super) fn to_record(&self) -> RunRecord {
         let more = self.more.as_deref();
         RunRecord {
-            id,
+            id: self.id,
             label: self.label.to_string(),
             name: more
                 .and_then(|m| m.name.clone())
                 .unwrap_or_else(|| self.label.to_string()),
             params: more.map(|m| m.params.clone()).unwrap_or_default(),
             status: self.status,
-            created_at: Timestamp::from_unix_micros(self.created_at),
+            created_at: self.created_at(),
             started_at: micros(self.started_at),
             finished_at: micros(self.finished_at),
             duration_ms: (!self.duration_ms.is_nan()).then_some(self.duration_ms),
@@ -200,13 +265,64 @@ impl Ended {
             attempt: self.attempt,
             max_attempts: self.max_attempts,
             attempt_errors: more.map(|m| m.attempt_errors.clone()).unwrap_or_default(),
-            next_attempt_at: more.and_then(|m| m.next_attempt_at),
+            next_attempt_at: micros(self.next_attempt_at),
             progress: more.and_then(|m| m.progress.clone()),
             result: more.and_then(|m| m.result.clone()),
             exit_code: more.and_then(|m| m.exit_code),
             kind: more.and_then(|m| m.kind.clone()),
             idempotency_key: more.and_then(|m| m.idempotency_key.clone()),
         }
+    }
+}
+
+impl Lifecycle for Stored {
+    fn id(&self) -> RunId {
+        self.id
+    }
+    fn status(&self) -> RunStatus {
+        self.status
+    }
+    fn set_status(&mut self, status: RunStatus) {
+        self.status = status;
+    }
+    fn created_at(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.created_at)
+    }
+    fn started_at(&self) -> Option<Timestamp> {
+        micros(self.started_at)
+    }
+    fn set_started_at(&mut self, at: Timestamp) {
+        self.started_at = at.unix_micros();
+    }
+    fn set_finished(&mut self, at: Timestamp, duration_ms: f64) {
+        self.finished_at = at.unix_micros();
+        self.duration_ms = duration_ms;
+    }
+    fn set_next_attempt_at(&mut self, at: Option<Timestamp>) {
+        self.next_attempt_at = raw(at);
+    }
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+    fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+    fn set_max_attempts(&mut self, max: u32) {
+        self.max_attempts = max;
+    }
+    fn push_attempt_error(&mut self, error: RunError) {
+        self.more_mut().attempt_errors.push(error);
+    }
+    fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>) {
+        if error.is_none() && result.is_none() && self.more.is_none() {
+            return;
+        }
+        let more = self.more_mut();
+        more.error = error;
+        more.result = result;
     }
 }
 
@@ -238,60 +354,52 @@ impl Records {
         Some((seq - self.base) as usize)
     }
 
-    fn entry(&self, id: &RunId) -> Option<&Entry> {
-        let slot = self.slots.get(self.position(id)?)?.as_ref()?;
-        Some(&slot.entry)
+    pub(super) fn get(&self, id: &RunId) -> Option<&Stored> {
+        self.slots.get(self.position(id)?)?.as_ref()
     }
 
-    fn entry_mut(&mut self, id: &RunId) -> Option<&mut Entry> {
+    pub(super) fn get_mut(&mut self, id: &RunId) -> Option<&mut Stored> {
         let pos = self.position(id)?;
-        let slot = self.slots.get_mut(pos)?.as_mut()?;
-        Some(&mut slot.entry)
-    }
-
-    pub(super) fn get(&self, id: &RunId) -> Option<View<'_>> {
-        self.entry(id).map(|e| view(*id, e))
-    }
-
-    /// The full record of an active run.
-    pub(super) fn active(&self, id: &RunId) -> Option<&RunRecord> {
-        match self.entry(id)? {
-            Entry::Active(r) => Some(r),
-            Entry::Ended(..) => None,
-        }
-    }
-
-    /// The full record of an active run, to change a field the state machine does not own
-    /// (progress, exit code).
-    pub(super) fn active_mut(&mut self, id: &RunId) -> Option<&mut RunRecord> {
-        match self.entry_mut(id)? {
-            Entry::Active(r) if r.status.is_active() => Some(r),
-            _ => None,
-        }
+        self.slots.get_mut(pos)?.as_mut()
     }
 
     /// Every record, oldest first.
-    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = View<'_>> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.as_ref().map(|s| view(s.id, &s.entry)))
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &Stored> {
+        self.slots.iter().flatten()
     }
 
-    /// Adds a record (a new run, or one loaded from the store); a finished one is sealed at
-    /// once. A record with an id already held replaces it in place.
-    pub(super) fn insert(&mut self, record: Box<RunRecord>) {
-        let id = record.id;
-        let entry = if record.status.is_terminal() {
-            Entry::Ended(Ended::seal(&record, &mut self.strings))
-        } else {
-            Entry::Active(record)
-        };
-        if let Some(held) = self.entry_mut(&id) {
-            *held = entry;
+    /// The compact form of a full record, sharing this registry's strings.
+    pub(super) fn make(&mut self, record: RunRecord) -> Stored {
+        Stored::from_record(record, &mut self.strings)
+    }
+
+    /// The compact form of a new run submitted with `spec`.
+    pub(super) fn make_queued(
+        &mut self,
+        id: RunId,
+        created_at: Timestamp,
+        spec: RunSpec,
+        idempotency_key: Option<String>,
+    ) -> Stored {
+        Stored::queued(id, created_at, spec, idempotency_key, &mut self.strings)
+    }
+
+    /// Adds a record (a new run, or one loaded from the store). A record with an id already
+    /// held replaces it in place.
+    pub(super) fn insert(&mut self, record: RunRecord) {
+        let stored = self.make(record);
+        self.insert_stored(stored);
+    }
+
+    /// Adds a record in its compact form (see [`Records::insert`]).
+    pub(super) fn insert_stored(&mut self, stored: Stored) {
+        let id = stored.id;
+        if let Some(held) = self.get_mut(&id) {
+            *held = stored;
             return;
         }
         self.index.insert(id, self.base + self.slots.len() as u64);
-        self.slots.push_back(Some(Slot { id, entry }));
+        self.slots.push_back(Some(stored));
     }
 
     pub(super) fn remove(&mut self, id: &RunId) {
@@ -332,44 +440,16 @@ impl Records {
     }
 
     /// Applies a transition through the run state machine; returns the statuses before and
-    /// after. A run that reached a terminal status stays in full form until [`Records::seal`].
+    /// after.
     pub(super) fn apply(
         &mut self,
         id: RunId,
         t: Transition,
     ) -> Result<(RunStatus, RunStatus), TransitionError> {
-        match self.entry_mut(&id) {
-            None => Err(TransitionError::UnknownRun(id)),
-            Some(Entry::Active(r)) => {
-                let from = r.status;
-                r.apply(t)?;
-                Ok((from, r.status))
-            }
-            // What `RunRecord::apply` answers for any transition of a finished run.
-            Some(Entry::Ended(e)) => Err(TransitionError::AlreadyTerminal {
-                id,
-                status: e.status,
-                attempted: t.target(),
-            }),
-        }
-    }
-
-    /// Turns a finished run's full record into its compact form; hands the full record back
-    /// (for the store, or for callers waiting on the run) or `None` if there was none to seal.
-    pub(super) fn seal(&mut self, id: RunId) -> Option<Box<RunRecord>> {
-        let pos = self.position(&id)?;
-        let slot = self.slots.get_mut(pos)?.as_mut()?;
-        let Entry::Active(r) = &slot.entry else {
-            return None;
-        };
-        if !r.status.is_terminal() {
-            return None;
-        }
-        let ended = Entry::Ended(Ended::seal(r, &mut self.strings));
-        match std::mem::replace(&mut slot.entry, ended) {
-            Entry::Active(r) => Some(r),
-            Entry::Ended(..) => None,
-        }
+        let run = self.get_mut(&id).ok_or(TransitionError::UnknownRun(id))?;
+        let from = run.status;
+        apply_transition(run, t)?;
+        Ok((from, run.status))
     }
 
     /// Forgets interned strings no record uses any more (after pruning).
@@ -378,14 +458,7 @@ impl Records {
     }
 }
 
-fn view(id: RunId, e: &Entry) -> View<'_> {
-    match e {
-        Entry::Active(r) => View::Active(r),
-        Entry::Ended(e) => View::Ended(id, e),
-    }
-}
-
-/// Labels and queue names shared by the finished records that use them.
+/// Labels and queue names shared by the records that use them.
 #[derive(Default)]
 struct Interner(HashSet<Arc<str>>);
 
@@ -407,34 +480,136 @@ impl Interner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{ErrorKind, RunSpec};
+    use crate::json::Json;
+    use crate::run::{ErrorKind, RetryPolicy, RunSpec};
+    use proptest::prelude::*;
 
-    fn finished(spec: RunSpec, t: Transition) -> Box<RunRecord> {
+    fn finished(spec: RunSpec, t: Transition) -> RunRecord {
         let mut r = RunRecord::queued(RunId::new(), spec);
         r.apply(Transition::Started {
             at: Timestamp::now(),
         })
         .expect("start");
         r.apply(t).expect("end");
-        Box::new(r)
+        r
     }
 
     #[test]
-    fn a_sealed_record_reads_back_exactly() {
+    fn a_stored_record_reads_back_exactly() {
         let mut records = Records::default();
-        let mut spec = RunSpec::new("label").name("another name").queue("q");
-        spec.params.insert("n".into(), Json::from(3));
+        let spec = RunSpec::new("label")
+            .name("another name")
+            .queue("q")
+            .param("n", 3i64);
+        let mut rich = finished(spec, Transition::failed(ErrorKind::Returned, "boom"));
+        rich.exit_code = Some(3);
+        rich.idempotency_key = Some("k".into());
         let cases = [
+            RunRecord::queued(RunId::new(), RunSpec::new("queued")),
             finished(RunSpec::new("plain"), Transition::completed()),
-            finished(spec, Transition::failed(ErrorKind::Returned, "boom")),
+            finished(
+                RunSpec::new("result"),
+                Transition::completed_with(Some(Json::from("v"))),
+            ),
+            rich,
         ];
-        for r in cases {
-            let want = (*r).clone();
-            records.insert(r);
+        for want in cases {
+            records.insert(want.clone());
             let got = records.get(&want.id).expect("held").to_record();
             assert_eq!(got, want);
-            assert!(records.active(&want.id).is_none(), "sealed, not active");
         }
+    }
+
+    fn any_step() -> impl Strategy<Value = Transition> {
+        // The run module's transitions, plus recoveries and results on completion.
+        (crate::run::tests::any_transition(), 0u8..8).prop_map(|(t, pick)| match (t, pick) {
+            (Transition::Started { at }, 0) => Transition::Recovered { at },
+            (
+                Transition::Finished {
+                    status: RunStatus::Completed,
+                    at,
+                    error: None,
+                    ..
+                },
+                p,
+            ) if p < 4 => Transition::Finished {
+                status: RunStatus::Completed,
+                at,
+                error: None,
+                result: Some(Json::from(i64::from(p))),
+            },
+            (t, _) => t,
+        })
+    }
+
+    proptest! {
+        // The compact form goes through the same state machine as a full record: after every
+        // transition, legal or not, both give the same answer and the same record.
+        #[test]
+        fn the_compact_form_follows_the_state_machine_exactly(
+            ts in prop::collection::vec(any_step(), 0..30)
+        ) {
+            let mut full = RunRecord::queued(
+                RunId::new(),
+                RunSpec::new("p").retry(RetryPolicy::attempts(3)),
+            );
+            let mut records = Records::default();
+            records.insert(full.clone());
+            for t in ts {
+                let want = full.apply(t.clone()).map(|()| full.status);
+                let got = records.apply(full.id, t).map(|(_, to)| to);
+                prop_assert_eq!(got, want);
+                let stored = records.get(&full.id).expect("held").to_record();
+                prop_assert_eq!(&stored, &full);
+            }
+        }
+    }
+
+    #[test]
+    fn a_submitted_spec_is_stored_as_the_queued_record_would_be() {
+        let mut records = Records::default();
+        let specs = [
+            RunSpec::new("plain"),
+            RunSpec::new("named").name("a name").queue("q").priority(3),
+            RunSpec::new("rich")
+                .param("n", 1i64)
+                .retry(RetryPolicy::attempts(4)),
+        ];
+        for (i, spec) in specs.into_iter().enumerate() {
+            let mut want = RunRecord::queued(RunId::new(), spec.clone());
+            let key = (i == 2).then(|| "key".to_owned());
+            want.idempotency_key = key.clone();
+            let stored = records.make_queued(want.id, want.created_at, spec, key);
+            assert_eq!(stored.to_record(), want);
+        }
+    }
+
+    #[test]
+    fn progress_and_exit_codes_land_on_active_runs_only() {
+        let mut records = Records::default();
+        let r = RunRecord::queued(RunId::new(), RunSpec::new("x"));
+        let id = r.id;
+        records.insert(r);
+        let stored = records.get_mut(&id).expect("held");
+        assert!(stored.set_exit_code(7));
+        assert!(stored.set_progress(Progress::percent(50.0)));
+        records
+            .apply(
+                id,
+                Transition::Started {
+                    at: Timestamp::now(),
+                },
+            )
+            .expect("start");
+        records.apply(id, Transition::completed()).expect("end");
+        let stored = records.get_mut(&id).expect("held");
+        assert!(
+            !stored.set_exit_code(9),
+            "a finished run keeps its last exit code"
+        );
+        let r = stored.to_record();
+        assert_eq!(r.exit_code, Some(7));
+        assert_eq!(r.progress, Some(Progress::percent(50.0)));
     }
 
     #[test]
@@ -442,10 +617,9 @@ mod tests {
         let mut records = Records::default();
         let ids: Vec<RunId> = (0..3000).map(|_| RunId::new()).collect();
         for id in &ids {
-            records.insert(Box::new(RunRecord::queued(*id, RunSpec::new("x"))));
+            records.insert(RunRecord::queued(*id, RunSpec::new("x")));
         }
-        // Remove every third record (in the middle, so tombstones pile up and get compacted)
-        // and the first hundred (from the front).
+        // Remove every third record (in the middle) and the first hundred (from the front).
         let mut kept = vec![];
         for (i, id) in ids.iter().enumerate() {
             if i % 3 == 1 || i < 100 {
@@ -454,20 +628,18 @@ mod tests {
                 kept.push(*id);
             }
         }
-        let seen: Vec<RunId> = records.iter().map(View::id).collect();
+        let seen: Vec<RunId> = records.iter().map(Stored::id).collect();
         assert_eq!(seen, kept);
-        let newest_first: Vec<RunId> = records.iter().rev().map(View::id).collect();
+        let newest_first: Vec<RunId> = records.iter().rev().map(Stored::id).collect();
         kept.reverse();
         assert_eq!(newest_first, kept);
         assert_eq!(records.len(), kept.len());
         assert!(records.slots.len() < ids.len(), "holes were dropped");
         assert_eq!(records.holes, records.slots.len() - kept.len());
-        // Every record is still found where the index says, after the compactions.
-        for id in &kept {
-            assert_eq!(records.get(id).map(View::id), Some(*id));
-        }
         for (i, id) in ids.iter().enumerate() {
-            assert_eq!(records.contains(id), !(i % 3 == 1 || i < 100));
+            let held = !(i % 3 == 1 || i < 100);
+            assert_eq!(records.contains(id), held);
+            assert_eq!(records.get(id).map(Stored::id), held.then_some(*id));
         }
     }
 
@@ -476,7 +648,7 @@ mod tests {
         let mut records = Records::default();
         let ids: Vec<RunId> = (0..6000).map(|_| RunId::new()).collect();
         for id in &ids {
-            records.insert(Box::new(RunRecord::queued(*id, RunSpec::new("x"))));
+            records.insert(RunRecord::queued(*id, RunSpec::new("x")));
         }
         // The oldest record stays (a long run); two of every three after it are pruned.
         let kept: Vec<RunId> = ids
@@ -495,55 +667,27 @@ mod tests {
             "compacted: {}",
             records.slots.len()
         );
-        assert_eq!(records.iter().map(View::id).collect::<Vec<_>>(), kept);
+        assert_eq!(records.iter().map(Stored::id).collect::<Vec<_>>(), kept);
         for id in &kept {
-            assert_eq!(records.get(id).map(View::id), Some(*id));
+            assert_eq!(records.get(id).map(Stored::id), Some(*id));
         }
         // Records added after a compaction are found too.
         let late = RunId::new();
-        records.insert(Box::new(RunRecord::queued(late, RunSpec::new("x"))));
-        assert_eq!(records.get(&late).map(View::id), Some(late));
+        records.insert(RunRecord::queued(late, RunSpec::new("x")));
+        assert_eq!(records.get(&late).map(Stored::id), Some(late));
     }
 
     #[test]
-    fn a_finished_run_refuses_transitions_like_the_state_machine() {
+    fn labels_are_shared_and_forgotten_with_their_records() {
         let mut records = Records::default();
-        let r = finished(RunSpec::new("x"), Transition::completed());
-        let id = r.id;
-        let mut full = (*r).clone();
-        records.insert(r);
-        let t = Transition::Started {
-            at: Timestamp::now(),
-        };
-        assert_eq!(
-            records.apply(id, t.clone()),
-            full.apply(t).map(|_| unreachable!())
-        );
-    }
-
-    #[test]
-    fn seal_keeps_the_full_record_for_its_caller_and_shares_labels() {
-        let mut records = Records::default();
-        let mut ids = vec![];
-        for _ in 0..3 {
-            let r = RunRecord::queued(RunId::new(), RunSpec::new("shared"));
-            ids.push(r.id);
-            records.insert(Box::new(r));
-        }
+        let ids: Vec<RunId> = (0..3).map(|_| RunId::new()).collect();
         for id in &ids {
-            let now = Timestamp::now();
-            records
-                .apply(*id, Transition::Started { at: now })
-                .expect("start");
-            assert!(records.seal(*id).is_none(), "running runs are not sealed");
-            records.apply(*id, Transition::completed()).expect("end");
-            let full = records.seal(*id).expect("sealed");
-            assert_eq!(full.status, RunStatus::Completed);
+            records.insert(RunRecord::queued(*id, RunSpec::new("shared")));
         }
         assert_eq!(records.strings.0.len(), 2, "one label and one queue name");
-        records.remove(&ids[0]);
-        records.remove(&ids[1]);
-        records.remove(&ids[2]);
+        for id in &ids {
+            records.remove(id);
+        }
         records.shed();
         assert!(records.strings.0.is_empty());
     }

@@ -152,7 +152,7 @@ fn run_ids_sort_by_creation() {
     assert_eq!(ids, sorted);
 }
 
-fn any_transition() -> impl Strategy<Value = Transition> {
+pub(crate) fn any_transition() -> impl Strategy<Value = Transition> {
     let kind = prop_oneof![
         Just(ErrorKind::Returned),
         Just(ErrorKind::Panicked),
