@@ -156,6 +156,169 @@ async fn baseline_cancel_all(m: usize) -> f64 {
     ms
 }
 
+// ---------- the floor of one actor per run ----------
+//
+// The simplest design that keeps one ractor actor per run: a supervisor actor spawns a bare
+// worker actor per run, which sends `Running` and `Completed` to a registry actor and stops.
+// No queues, limits, cancellation, retries or queries: it shows what the actor per run costs
+// by itself on this machine, so runwarden's figures can be read against it.
+
+mod floor {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+    pub(crate) struct Registry;
+
+    pub(crate) enum RegistryMsg {
+        Status(u64, u8),
+        Completed(RpcReplyPort<usize>),
+    }
+
+    impl Actor for Registry {
+        type Msg = RegistryMsg;
+        type State = (HashMap<u64, u8>, usize);
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<RegistryMsg>,
+            _: (),
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((HashMap::new(), 0))
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<RegistryMsg>,
+            msg: RegistryMsg,
+            (map, done): &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            match msg {
+                RegistryMsg::Status(id, status) => {
+                    map.insert(id, status);
+                    *done += usize::from(status == 2);
+                }
+                RegistryMsg::Completed(reply) => {
+                    let _ = reply.send(*done);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub(crate) struct Supervisor;
+
+    impl Actor for Supervisor {
+        type Msg = u64;
+        type State = ActorRef<RegistryMsg>;
+        type Arguments = ActorRef<RegistryMsg>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<u64>,
+            registry: ActorRef<RegistryMsg>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(registry)
+        }
+
+        async fn handle(
+            &self,
+            myself: ActorRef<u64>,
+            id: u64,
+            registry: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            registry.cast(RegistryMsg::Status(id, 0))?;
+            Actor::spawn_linked(None, Worker, (id, registry.clone()), myself.get_cell()).await?;
+            Ok(())
+        }
+
+        async fn handle_supervisor_evt(
+            &self,
+            _: ActorRef<u64>,
+            _: SupervisionEvent,
+            _: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    pub(crate) struct Worker;
+
+    impl Actor for Worker {
+        type Msg = ();
+        type State = ();
+        type Arguments = (u64, ActorRef<RegistryMsg>);
+
+        async fn pre_start(
+            &self,
+            myself: ActorRef<()>,
+            (id, registry): (u64, ActorRef<RegistryMsg>),
+        ) -> Result<(), ActorProcessingErr> {
+            registry.cast(RegistryMsg::Status(id, 1))?;
+            let r: Result<(), String> = async { Ok(()) }.await;
+            registry.cast(RegistryMsg::Status(id, if r.is_ok() { 2 } else { 3 }))?;
+            myself.stop(None);
+            Ok(())
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<()>,
+            _: (),
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    /// Runs/s of the floor design for `n` trivial runs.
+    pub(crate) async fn throughput(n: usize) -> f64 {
+        let (registry, _) = Actor::spawn(None, Registry, ()).await.expect("registry");
+        let (supervisor, _) = Actor::spawn(None, Supervisor, registry.clone())
+            .await
+            .expect("supervisor");
+        let start = Instant::now();
+        for id in 0..n as u64 {
+            supervisor.cast(id).expect("submit");
+        }
+        loop {
+            let done = ractor::call!(registry, RegistryMsg::Completed).expect("count");
+            if done >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        supervisor.stop(None);
+        registry.stop(None);
+        rate
+    }
+
+    /// A bare actor that does nothing, for the memory of one parked actor.
+    pub(crate) struct Parked;
+
+    impl Actor for Parked {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<()>,
+            _: (),
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+}
+
 // ---------- runwarden ----------
 
 async fn wait_for_count(rw: &Runwarden, status: RunStatus, n: usize) {
@@ -298,6 +461,24 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
 
 async fn memory_child(kind: &str, m: usize) -> f64 {
     match kind {
+        "floor-running" => {
+            // `m` bare ractor actors, each linked to a parent as a worker is.
+            let (parent, _) = ractor::Actor::spawn(None, floor::Parked, ())
+                .await
+                .expect("parent");
+            let before = rss_bytes();
+            let mut actors = Vec::with_capacity(m);
+            for _ in 0..m {
+                let (a, _) =
+                    ractor::Actor::spawn_linked(None, floor::Parked, (), parent.get_cell())
+                        .await
+                        .expect("actor");
+                actors.push(a);
+            }
+            tokio::task::yield_now().await;
+            let after = rss_bytes();
+            (after - before) / m as f64
+        }
         "baseline-running" => {
             let map: BaseMap = Arc::default();
             let before = rss_bytes();
@@ -507,6 +688,7 @@ async fn on_worker<T: Send + 'static>(
 async fn run(f: Flags) -> ExitCode {
     let (mut rw_tp, mut base_tp, mut submit_ns, mut rw_cancel, mut base_cancel) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut floor_tp = vec![];
     for rep in 0..f.reps {
         eprintln!("rep {}/{}: throughput", rep + 1, f.reps);
         // Alternate which side goes first, so neither always gets the warmer process.
@@ -519,6 +701,7 @@ async fn run(f: Flags) -> ExitCode {
             runwarden_throughput(f.runs).await
         };
         rw_tp.push(a);
+        floor_tp.push(floor::throughput(f.runs).await);
         submit_ns.push(s);
         eprintln!("rep {}/{}: cancel_all", rep + 1, f.reps);
         rw_cancel.push(runwarden_cancel_all(f.parked).await);
@@ -541,6 +724,7 @@ async fn run(f: Flags) -> ExitCode {
     };
     let m_finished = stat((0..f.reps).filter_map(retained).collect());
     let (m_run, m_queued, m_base) = (mem("running"), mem("queued"), mem("baseline-running"));
+    let m_floor = mem("floor-running");
     eprintln!("durable");
     let mut durable = Vec::new();
     let mut memory_same_run = Vec::new();
@@ -555,6 +739,7 @@ async fn run(f: Flags) -> ExitCode {
     let base_flat = run_child_with("baseline-flat", 1_000_000);
 
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
+    let floor_tp = stat(floor_tp);
     let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
     let row = |name: &str, s: Stat, unit: &str| {
         println!(
@@ -574,9 +759,16 @@ async fn run(f: Flags) -> ExitCode {
         "throughput ratio (rw/baseline)",
         rw_tp.median / base_tp.median
     );
+    row("floor: one bare actor per run", floor_tp, "runs/s");
+    println!(
+        "{:<34} {:>14.2}",
+        "floor ratio (floor/baseline)",
+        floor_tp.median / base_tp.median
+    );
     row("submit", submit_ns, "ns/call");
     row("bytes per running run", m_run, "B");
     row("bytes per running task (baseline)", m_base, "B");
+    row("bytes per bare actor (floor)", m_floor, "B");
     row("bytes per queued run", m_queued, "B");
     row("bytes per finished record", m_finished, "B");
     println!(
@@ -621,6 +813,9 @@ async fn run(f: Flags) -> ExitCode {
             "submit_ns": submit_ns.median,
             "bytes_per_running_run": m_run.median,
             "baseline_bytes_per_running_task": m_base.median,
+            "floor_runs_per_sec": floor_tp.median,
+            "floor_throughput_ratio": floor_tp.median / base_tp.median,
+            "floor_bytes_per_actor": m_floor.median,
             "bytes_per_queued_run": m_queued.median,
             "bytes_per_finished_record": m_finished.median,
             "cancel_all_ms": rw_cancel.median,
