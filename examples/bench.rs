@@ -7,7 +7,13 @@
 //! The baseline is what a user would write without runwarden: `tokio::spawn` into a `JoinSet`
 //! and a `parking_lot::Mutex<HashMap<id, status>>`. Every scenario reports the median of
 //! `--reps` repetitions with min and max; memory scenarios run in a fresh child process each,
-//! so one scenario's freed memory cannot flatter the next.
+//! so one scenario's freed memory cannot flatter the next. The "floor" is the simplest design
+//! that keeps one ractor actor per run (see `mod floor`), measured in the same run.
+//!
+//! Scenario drivers run as a task on the runtime, where application code that submits and
+//! queries lives. `--only throughput|cancel_all` runs one runwarden scenario alone, for a
+//! profiler; with `BENCH_DEBUG` set, `cancel_all` pauses two seconds before cancelling so a
+//! profiler can be switched on for the cancel phase only.
 
 use std::collections::HashMap;
 use std::process::{Command, ExitCode};
@@ -735,8 +741,14 @@ async fn run(f: Flags) -> ExitCode {
     }
     let (durable, memory_same_run) = (stat(durable), stat(memory_same_run));
     eprintln!("memory flat over 1,000,000 runs");
-    let flat = run_child_with("flat", 1_000_000);
-    let base_flat = run_child_with("baseline-flat", 1_000_000);
+    let flat_runs = |kind: &str| {
+        let xs: Vec<f64> = (0..f.reps)
+            .filter_map(|_| run_child_with(kind, 1_000_000))
+            .collect();
+        (!xs.is_empty()).then(|| stat(xs))
+    };
+    let flat = flat_runs("flat");
+    let base_flat = flat_runs("baseline-flat");
 
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
     let floor_tp = stat(floor_tp);
@@ -790,16 +802,17 @@ async fn run(f: Flags) -> ExitCode {
     println!("{:<34} {:>14.0} ns", "list(running, 50) rtt", q[3]);
     row("durable (SQLite) throughput", durable, "runs/s");
     row("in-memory throughput (same run)", memory_same_run, "runs/s");
-    match flat {
-        Some(r) => println!(
-            "{:<34} {:>14.3} x  (RSS at 1,000,000 runs / at 100,000)",
-            "memory flat (retention on)", r
-        ),
-        None => println!("{:<34} {:>14}", "memory flat (retention on)", "failed"),
-    }
-    match base_flat {
-        Some(r) => println!("{:<34} {:>14.3} x", "memory flat (baseline)", r),
-        None => println!("{:<34} {:>14}", "memory flat (baseline)", "failed"),
+    for (name, s) in [
+        ("memory flat (retention on)", flat),
+        ("memory flat (baseline)", base_flat),
+    ] {
+        match s {
+            Some(s) => println!(
+                "{name:<34} {:>14.3} x  (min {:.3}, max {:.3}; RSS at 1,000,000 runs / at 100,000)",
+                s.median, s.min, s.max
+            ),
+            None => println!("{name:<34} {:>14}", "failed"),
+        }
     }
     if f.json {
         let line = serde_json::json!({
@@ -827,8 +840,8 @@ async fn run(f: Flags) -> ExitCode {
             "list_running_rtt_ns": q[3],
             "durable_runs_per_sec": durable.median,
             "memory_runs_per_sec_same_run": memory_same_run.median,
-            "rss_ratio_1m_vs_100k": flat,
-            "baseline_rss_ratio_1m_vs_100k": base_flat,
+            "rss_ratio_1m_vs_100k": flat.map(|s| s.median),
+            "baseline_rss_ratio_1m_vs_100k": base_flat.map(|s| s.median),
         });
         println!("{line}");
     }

@@ -157,6 +157,18 @@ pub struct Admission {
     pub(crate) submission: Submission,
 }
 
+impl Admission {
+    /// A run admitted now with a fresh id.
+    pub(crate) fn new(id: RunId, spec: RunSpec, submission: Submission) -> Box<Self> {
+        Box::new(Admission {
+            id,
+            created_at: Timestamp::now(),
+            spec,
+            submission,
+        })
+    }
+}
+
 impl fmt::Debug for Admission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admission")

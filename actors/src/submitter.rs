@@ -12,7 +12,6 @@ use crate::queue::QueueTable;
 use crate::registry::{Admission, Dedup, RegistryMessage, Submission};
 use crate::run::{RunId, RunSpec};
 use crate::supervisor::SupervisorMessage;
-use crate::time::Timestamp;
 
 /// The admission gate shared by a supervisor and its submitters: one flag, open until the
 /// supervisor starts draining.
@@ -121,13 +120,10 @@ impl Submitter {
         let slot = self.table.admit(&mut spec, &job)?;
         let id = RunId::new();
         let submission = Submission::admitted(job, slot, &spec);
-        let admission = Box::new(Admission {
-            id,
-            created_at: Timestamp::now(),
-            spec,
-            submission,
-        });
-        let refused = self.registry.cast(message(admission)).err();
+        let refused = self
+            .registry
+            .cast(message(Admission::new(id, spec, submission)))
+            .err();
         drop(closed);
         // A refused message (holding the job) is dropped only after the gate is released: a
         // job whose drop submits again must not find this thread still holding the lock.

@@ -3,9 +3,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
-
-use crate::hash::{IdMap, IdSet};
-use crate::registry::Stored;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,13 +15,15 @@ use ractor::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CancelError, SubmitError, UnknownQueue};
+use crate::hash::{IdMap, IdSet};
 use crate::job::BoxedJob;
 use crate::log::LogSink;
 use crate::queue::{QueueConfig, QueueSlot, QueueTable};
-use crate::registry::{RegistryActor, RegistryArguments, RegistryMessage, Retention, Submission};
+use crate::registry::{
+    Admission, RegistryActor, RegistryArguments, RegistryMessage, Retention, Stored, Submission,
+};
 use crate::run::{
-    DEFAULT_QUEUE, ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition,
-    TransitionError,
+    DEFAULT_QUEUE, ErrorKind, RetryPolicy, RunId, RunSpec, RunStatus, Transition, TransitionError,
 };
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 use crate::store::{RunStore, StoredState};
@@ -521,8 +520,7 @@ impl SupervisorState {
         };
         let run_id = RunId::new();
         let submission = Submission::admitted(job, slot, &spec);
-        let insert =
-            RegistryMessage::Insert(Box::new(RunRecord::queued(run_id, spec)), submission, None);
+        let insert = RegistryMessage::Admit(Admission::new(run_id, spec, submission));
         if registry.cast(insert).is_err() {
             tracing::error!(schedule = %id, "registry unreachable; occurrence not submitted");
             return;
@@ -1129,11 +1127,7 @@ impl Actor for SupervisorActor {
                 let answer = state.table.admit(&mut spec, &job).and_then(|slot| {
                     let id = RunId::new();
                     let submission = Submission::admitted(job, slot, &spec);
-                    let insert = RegistryMessage::Insert(
-                        Box::new(RunRecord::queued(id, spec)),
-                        submission,
-                        None,
-                    );
+                    let insert = RegistryMessage::Admit(Admission::new(id, spec, submission));
                     state
                         .registry
                         .cast(insert)
