@@ -311,7 +311,8 @@ impl RunContext {
         self.attempt
     }
 
-    /// `true` once the run has been asked to stop.
+    /// `true` once the run has been asked to stop. Also `true` for a clone of the context
+    /// that outlived its attempt, however the attempt ended: the run is over.
     pub fn is_cancelled(&self) -> bool {
         match &self.cancel {
             CancelSource::Signal(s) => s.is_set(),

@@ -428,8 +428,9 @@ enum Held {
 /// (in durable mode) the writer thread and the acknowledgements waiting for it.
 pub struct RegistryState {
     supervisor: ActorRef<SupervisorMessage>,
-    /// Records by id; ids are time-ordered, so iteration order is creation order. With a
-    /// store this is every active run plus a window of recent finished ones.
+    /// Records by id, iterated in the order the registry accepted them (newest first for
+    /// listings; for runs of one submitter that is creation order). With a store this is every
+    /// active run plus a window of recent finished ones.
     records: Records,
     /// Ids of `Queued` runs and of `Running` runs: indexes kept in step with the records, so
     /// counting, listing and filtering active runs never scan the history.
@@ -697,7 +698,7 @@ impl RegistryState {
             Some(_) => self.retention.batch,
             None => MEMORY_PRUNE_STEP.min(self.retention.batch),
         };
-        if finished > self.retention.max_finished + step && !self.pruning {
+        if finished > self.retention.max_finished.saturating_add(step) && !self.pruning {
             self.retention_pass();
         }
         Ok(())

@@ -1136,7 +1136,12 @@ impl Actor for SupervisorActor {
                 });
                 let _ = reply.send(answer);
             }
-            SupervisorMessage::Start(run) => state.accept(&myself, run).await,
+            SupervisorMessage::Start(run) => {
+                state.accept(&myself, run).await;
+                // A run refused here (drain past its deadline, a failed spawn) may have been
+                // the last one a drain waited for.
+                state.check_drained();
+            }
             SupervisorMessage::Cancel(id, reply) => {
                 state.cancel(&myself, id, reply, false);
                 state.start_queued(&myself).await;

@@ -39,8 +39,8 @@ pub(super) struct Records {
     strings: Interner,
 }
 
-/// A run as the registry keeps it. Timestamps are Unix microseconds with `0` for "not set";
-/// `duration_ms` is NaN for "not set".
+/// A run as the registry keeps it. Timestamps are Unix microseconds with [`UNSET`] for "not
+/// set"; `duration_ms` is NaN for "not set".
 pub(crate) struct Stored {
     id: RunId,
     created_at: u64,
@@ -72,12 +72,15 @@ struct More {
     idempotency_key: Option<String>,
 }
 
+/// "No timestamp": not a time any clock gives (Unix time 0 is, for a clock before 1970).
+const UNSET: u64 = u64::MAX;
+
 fn micros(us: u64) -> Option<Timestamp> {
-    (us != 0).then(|| Timestamp::from_unix_micros(us))
+    (us != UNSET).then(|| Timestamp::from_unix_micros(us))
 }
 
 fn raw(t: Option<Timestamp>) -> u64 {
-    t.map_or(0, Timestamp::unix_micros)
+    t.map_or(UNSET, Timestamp::unix_micros)
 }
 
 impl Stored {
@@ -158,9 +161,9 @@ impl Stored {
         Stored {
             id,
             created_at: created_at.unix_micros(),
-            started_at: 0,
-            finished_at: 0,
-            next_attempt_at: 0,
+            started_at: UNSET,
+            finished_at: UNSET,
+            next_attempt_at: UNSET,
             duration_ms: f64::NAN,
             label,
             queue,
@@ -398,6 +401,11 @@ impl Records {
             *held = stored;
             return;
         }
+        // Holes are dropped rather than the array grown: a record that stays at the front (a
+        // long run) must not make retention's removals behind it reallocate the array.
+        if self.holes > 0 && self.slots.len() == self.slots.capacity() {
+            self.compact();
+        }
         self.index.insert(id, self.base + self.slots.len() as u64);
         self.slots.push_back(Some(stored));
     }
@@ -407,7 +415,10 @@ impl Records {
             return;
         };
         if let Some(slot) = self.slots.get_mut((seq - self.base) as usize) {
-            *slot = None;
+            if let Some(gone) = slot.take() {
+                self.strings.release(&gone.label);
+                self.strings.release(&gone.queue);
+            }
             self.holes += 1;
         }
         // Retention and the memory window remove the oldest records: usually the front.
@@ -416,7 +427,8 @@ impl Records {
             self.base += 1;
             self.holes -= 1;
         }
-        if self.holes > 1024 && self.holes * 2 > self.slots.len() {
+        // A quarter: iteration (listing, retention) never walks many more holes than records.
+        if self.holes > 1024 && self.holes * 4 > self.slots.len() {
             self.compact();
         }
     }
@@ -452,9 +464,13 @@ impl Records {
         Ok((from, run.status))
     }
 
-    /// Forgets interned strings no record uses any more (after pruning).
+    /// Forgets interned strings no record uses any more. Removing a record already releases
+    /// its label unless something else (a running worker) still shared it at that moment;
+    /// this sweeps those, and only does the work when they could have piled up.
     pub(super) fn shed(&mut self) {
-        self.strings.shed();
+        if self.strings.0.len() > 2 * self.index.len() + 1024 {
+            self.strings.shed();
+        }
     }
 }
 
@@ -470,6 +486,14 @@ impl Interner {
         let shared: Arc<str> = Arc::from(s);
         self.0.insert(shared.clone());
         shared
+    }
+
+    /// Forgets `s` if the record that held it was its last user (the interner holds one
+    /// reference and the caller's record the other).
+    fn release(&mut self, s: &Arc<str>) {
+        if Arc::strong_count(s) == 2 {
+            self.0.remove(&**s);
+        }
     }
 
     fn shed(&mut self) {
@@ -678,6 +702,46 @@ mod tests {
     }
 
     #[test]
+    fn a_record_held_at_the_front_does_not_make_the_array_grow() {
+        // Retention removes the oldest finished records while the oldest of all stays active.
+        let mut records = Records::with_capacity(2000);
+        let capacity = records.slots.capacity();
+        let long = RunId::new();
+        records.insert(RunRecord::queued(long, RunSpec::new("long")));
+        let mut live = std::collections::VecDeque::new();
+        for _ in 0..20 * capacity {
+            let id = RunId::new();
+            records.insert(RunRecord::queued(id, RunSpec::new("short")));
+            live.push_back(id);
+            if live.len() > 1000 {
+                let old = live.pop_front().expect("held");
+                records.remove(&old);
+            }
+        }
+        assert_eq!(records.slots.capacity(), capacity, "the array never grew");
+        assert_eq!(records.len(), 1001);
+        assert_eq!(records.get(&long).map(Stored::id), Some(long));
+        let order: Vec<RunId> = records.iter().skip(1).map(Stored::id).collect();
+        assert_eq!(order, Vec::from(live));
+    }
+
+    #[test]
+    fn timestamps_at_the_epoch_are_kept() {
+        // Unix time 0 is a time a clock can give (one set before 1970 is clamped to it).
+        let mut r = RunRecord::queued(RunId::new(), RunSpec::new("x"));
+        r.created_at = Timestamp::from_unix_micros(0);
+        r.apply(Transition::Started {
+            at: Timestamp::from_unix_micros(0),
+        })
+        .expect("start");
+        r.apply(Transition::completed()).expect("end");
+        r.finished_at = Some(Timestamp::from_unix_micros(0));
+        let mut records = Records::default();
+        records.insert(r.clone());
+        assert_eq!(records.get(&r.id).expect("held").to_record(), r);
+    }
+
+    #[test]
     fn labels_are_shared_and_forgotten_with_their_records() {
         let mut records = Records::default();
         let ids: Vec<RunId> = (0..3).map(|_| RunId::new()).collect();
@@ -685,10 +749,13 @@ mod tests {
             records.insert(RunRecord::queued(*id, RunSpec::new("shared")));
         }
         assert_eq!(records.strings.0.len(), 2, "one label and one queue name");
-        for id in &ids {
-            records.remove(id);
-        }
-        records.shed();
-        assert!(records.strings.0.is_empty());
+        records.remove(&ids[0]);
+        records.remove(&ids[1]);
+        assert_eq!(records.strings.0.len(), 2, "still used by the third record");
+        records.remove(&ids[2]);
+        assert!(
+            records.strings.0.is_empty(),
+            "released with their last record"
+        );
     }
 }
