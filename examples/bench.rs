@@ -101,23 +101,25 @@ enum BaseStatus {
 
 type BaseMap = Arc<Mutex<HashMap<u64, BaseStatus>>>;
 
+/// One trivial run of the baseline: `Running`, the job, then its outcome in the map.
+async fn baseline_run(map: BaseMap, i: u64) {
+    map.lock().insert(i, BaseStatus::Running);
+    let r: Result<(), String> = async { Ok(()) }.await;
+    let s = if r.is_ok() {
+        BaseStatus::Completed
+    } else {
+        BaseStatus::Cancelled
+    };
+    map.lock().insert(i, s);
+}
+
 async fn baseline_throughput(n: usize) -> f64 {
     let map: BaseMap = Arc::default();
     let start = Instant::now();
     let mut set = JoinSet::new();
     for i in 0..n as u64 {
         map.lock().insert(i, BaseStatus::Queued);
-        let map = map.clone();
-        set.spawn(async move {
-            map.lock().insert(i, BaseStatus::Running);
-            let r: Result<(), String> = async { Ok(()) }.await;
-            let s = if r.is_ok() {
-                BaseStatus::Completed
-            } else {
-                BaseStatus::Cancelled
-            };
-            map.lock().insert(i, s);
-        });
+        set.spawn(baseline_run(map.clone(), i));
     }
     while set.join_next().await.is_some() {}
     let secs = start.elapsed().as_secs_f64();
@@ -538,17 +540,7 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
                 for i in c * chunk..(c + 1) * chunk {
                     map.lock().insert(i, BaseStatus::Queued);
                     order.push_back(i);
-                    let map = map.clone();
-                    set.spawn(async move {
-                        map.lock().insert(i, BaseStatus::Running);
-                        let r: Result<(), String> = async { Ok(()) }.await;
-                        let s = if r.is_ok() {
-                            BaseStatus::Completed
-                        } else {
-                            BaseStatus::Cancelled
-                        };
-                        map.lock().insert(i, s);
-                    });
+                    set.spawn(baseline_run(map.clone(), i));
                 }
                 while set.join_next().await.is_some() {}
                 while order.len() > 100_000 {

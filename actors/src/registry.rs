@@ -38,16 +38,16 @@ pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
 /// Messages the registry handles.
 #[derive(Debug)]
 pub enum RegistryMessage {
-    /// Sent by a [`crate::Submitter`] (or the supervisor, for [`SupervisorMessage::Submit`]):
-    /// record a new `Queued` run, then hand its job to the supervisor
-    /// ([`SupervisorMessage::Start`]). A reused id is refused with
-    /// [`TransitionError::DuplicateId`] and its job is dropped unstarted.
+    /// Sent by anyone holding a ready-made `Queued` record (tests, tools): record it, then
+    /// hand its job to the supervisor ([`SupervisorMessage::Start`]). A reused id is refused
+    /// with [`TransitionError::DuplicateId`] and its job is dropped unstarted.
     ///
     /// Routing the job through the registry means every run the registry shows as active has
     /// its `Start` in the supervisor's mailbox already: see [`RegistryMessage::AnswerCancel`].
     Insert(Box<RunRecord>, Submission, Option<WriteReply>),
-    /// Sent by a [`crate::Submitter`]: as [`RegistryMessage::Insert`], for a run admitted
-    /// from its spec (the record is built here, in the registry's compact form).
+    /// Sent by a [`crate::Submitter`] (and by the supervisor, for
+    /// [`SupervisorMessage::Submit`] and schedules): as [`RegistryMessage::Insert`], for a
+    /// run admitted from its spec; the record is built here, in the registry's compact form.
     Admit(Box<Admission>),
     /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
     /// queued run, a dead worker): apply one transition. A stale, out-of-order or unknown one
