@@ -199,10 +199,6 @@ impl Actor for Worker {
         myself.stop(None);
         Ok(())
     }
-
-    async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
 }
 
 async fn floor_runs() -> (f64, f64) {

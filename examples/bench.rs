@@ -270,15 +270,6 @@ mod floor {
             myself.stop(None);
             Ok(())
         }
-
-        async fn handle(
-            &self,
-            _: ActorRef<()>,
-            _: (),
-            _: &mut (),
-        ) -> Result<(), ActorProcessingErr> {
-            Ok(())
-        }
     }
 
     /// Runs/s of the floor design for `n` trivial runs.
@@ -313,15 +304,6 @@ mod floor {
         type Arguments = ();
 
         async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-            Ok(())
-        }
-
-        async fn handle(
-            &self,
-            _: ActorRef<()>,
-            _: (),
-            _: &mut (),
-        ) -> Result<(), ActorProcessingErr> {
             Ok(())
         }
     }

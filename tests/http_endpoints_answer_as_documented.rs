@@ -37,66 +37,35 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
     // Wait for it to end, then read it.
     let rid: runwarden::RunId = id.parse().expect("id");
     within("the run", s.rw.wait(rid)).await.expect("wait");
-    let (status, run) = s
-        .checked(
-            "get",
-            "/runs/{id}",
-            s.client.get(s.url(&location)).send().await.expect("get"),
-        )
-        .await;
+    let (status, run) = s.get("/runs/{id}", &location).await;
     assert_eq!((status, run["status"].as_str()), (200, Some("completed")));
     assert_eq!(run["progress"]["percent"], json!(100.0));
 
     // List, with filters that combine.
-    let fail = s
-        .client
-        .post(s.url("/runs"))
-        .json(&json!({"kind": "fail", "label": "api"}))
-        .send()
-        .await
-        .expect("post");
-    let (_, failed) = s.checked("post", "/runs", fail).await;
+    let (_, failed) = s
+        .post("/runs", "/runs", &json!({"kind": "fail", "label": "api"}))
+        .await;
     within(
         "fail",
         s.rw.wait(failed["id"].as_str().expect("id").parse().expect("id")),
     )
     .await
     .expect("wait");
-    let list = s
-        .client
-        .get(s.url("/runs?label=api&status=completed&queue=default&limit=10"))
-        .send()
-        .await
-        .expect("list");
-    let (status, page) = s.checked("get", "/runs", list).await;
+    let (status, page) = s
+        .get(
+            "/runs",
+            "/runs?label=api&status=completed&queue=default&limit=10",
+        )
+        .await;
     assert_eq!((status, page["total"].as_u64()), (200, Some(1)));
     assert_eq!(page["runs"][0]["id"], json!(id));
-    let all = s
-        .checked(
-            "get",
-            "/runs",
-            s.client
-                .get(s.url("/runs?label=api"))
-                .send()
-                .await
-                .expect("list"),
-        )
-        .await
-        .1;
+    let (_, all) = s.get("/runs", "/runs?label=api").await;
     assert_eq!(all["total"], json!(2));
     assert_eq!(all["runs"][0]["id"], failed["id"], "newest first");
 
     // Logs: tail, since, download.
     let (status, logs) = s
-        .checked(
-            "get",
-            "/runs/{id}/logs",
-            s.client
-                .get(s.url(&format!("/runs/{id}/logs?tail=2")))
-                .send()
-                .await
-                .expect("logs"),
-        )
+        .get("/runs/{id}/logs", &format!("/runs/{id}/logs?tail=2"))
         .await;
     assert_eq!(status, 200);
     let lines: Vec<&str> = logs["lines"]
@@ -139,14 +108,7 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
     assert_eq!(text.lines().filter(|l| l.contains("step ")).count(), 4);
 
     // Cancel: running, then finished, then unknown.
-    let hold = s
-        .client
-        .post(s.url("/runs"))
-        .json(&json!({"kind": "hold"}))
-        .send()
-        .await
-        .expect("post");
-    let (_, held) = s.checked("post", "/runs", hold).await;
+    let (_, held) = s.post("/runs", "/runs", &json!({"kind": "hold"})).await;
     let hid = held["id"].as_str().expect("id").to_owned();
     let r = s
         .client
@@ -186,20 +148,9 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
         (status, body["error_code"].as_str()),
         (404, Some("RUN_NOT_FOUND"))
     );
-    let r = s
-        .client
-        .get(s.url(&format!("/runs/{unknown}")))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(s.checked("get", "/runs/{id}", r).await.0, 404);
-    let r = s
-        .client
-        .get(s.url("/runs/not-an-id"))
-        .send()
-        .await
-        .expect("get");
-    let (status, body) = s.checked("get", "/runs/{id}", r).await;
+    let (status, _) = s.get("/runs/{id}", &format!("/runs/{unknown}")).await;
+    assert_eq!(status, 404);
+    let (status, body) = s.get("/runs/{id}", "/runs/not-an-id").await;
     assert_eq!(
         (status, body["error_code"].as_str()),
         (422, Some("VALIDATION"))
@@ -207,50 +158,16 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
 
     // Idempotency key: the same run comes back, with 200 instead of 202.
     let body = json!({"kind": "hold", "idempotency_key": "nightly-2026-11-26"});
-    let (first, a) = s
-        .checked(
-            "post",
-            "/runs",
-            s.client
-                .post(s.url("/runs"))
-                .json(&body)
-                .send()
-                .await
-                .expect("post"),
-        )
-        .await;
-    let (second, b) = s
-        .checked(
-            "post",
-            "/runs",
-            s.client
-                .post(s.url("/runs"))
-                .json(&body)
-                .send()
-                .await
-                .expect("post"),
-        )
-        .await;
+    let (first, a) = s.post("/runs", "/runs", &body).await;
+    let (second, b) = s.post("/runs", "/runs", &body).await;
     assert_eq!((first, second), (202, 200));
     assert_eq!(a["id"], b["id"]);
 
     // Service endpoints.
-    let (status, health) = s
-        .checked(
-            "get",
-            "/health",
-            s.client.get(s.url("/health")).send().await.expect("health"),
-        )
-        .await;
+    let (status, health) = s.get("/health", "/health").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     assert_eq!(health["active_runs"], json!(1));
-    let (status, stats) = s
-        .checked(
-            "get",
-            "/stats",
-            s.client.get(s.url("/stats")).send().await.expect("stats"),
-        )
-        .await;
+    let (status, stats) = s.get("/stats", "/stats").await;
     assert_eq!(status, 200);
     assert_eq!(stats["by_status"]["completed"], json!(1));
     assert_eq!(stats["by_status"]["failed"], json!(1));
@@ -267,17 +184,13 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
         "{text}"
     );
     assert!(text.contains("# TYPE runwarden_runs gauge"));
-    let (status, _) = s
-        .checked(
-            "post",
-            "/maintenance/prune",
-            s.client
-                .post(s.url("/maintenance/prune"))
-                .send()
-                .await
-                .expect("prune"),
-        )
-        .await;
+    let prune = s
+        .client
+        .post(s.url("/maintenance/prune"))
+        .send()
+        .await
+        .expect("prune");
+    let (status, _) = s.checked("post", "/maintenance/prune", prune).await;
     assert_eq!(status, 202);
     let page = s.client.get(s.url("/")).send().await.expect("dashboard");
     assert_eq!(page.status(), 200);
@@ -287,8 +200,12 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
             .expect("html")
             .contains("<title>runwarden</title>")
     );
-    let (status, doc) = (200, s.doc.clone());
+    let (status, doc) = s.get("/openapi.json", "/openapi.json").await;
     assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
+    assert_eq!(
+        doc, s.doc,
+        "the document served now is the one checked against"
+    );
     let missing = s.client.get(s.url("/nope")).send().await.expect("404");
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.expect("json");

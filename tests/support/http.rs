@@ -94,6 +94,24 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// GETs `path` and checks the answer against the operation at `template`.
+    pub async fn get(&self, template: &str, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("get");
+        self.checked("get", template, r).await
+    }
+
+    /// POSTs `body` as JSON to `path` and checks the answer against `template`.
+    pub async fn post(&self, template: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("post");
+        self.checked("post", template, r).await
+    }
+
     /// Checks a response against the OpenAPI document: the status is declared for this
     /// operation, and a JSON body has the declared schema's required properties. Returns the body.
     pub async fn checked(
