@@ -17,12 +17,11 @@ use runwarden_actors::{
 
 use crate::error::{BatchError, Error};
 use crate::events::EventStream;
-use crate::kinds::{JobKinds, Kind, OnInterrupt, RecoveryReport};
 use crate::logs::{KeeperArgs, LogConfig, LogFollow, LogKeeper, LogMessage, ReadAnswer, ReadQuery};
 use crate::process::ProcessJob;
 use runwarden_actors::{
-    IntoJobError, JobError, JsonObject, LogEntry, Retention, RunStore, Submission, Timestamp,
-    Transition,
+    IntoJobError, JobError, JobKinds, JsonObject, LogEntry, OnInterrupt, RecoveryReport, Retention,
+    RunStore, StoreError, Timestamp,
 };
 
 /// Configures and starts runwarden's actors.
@@ -126,11 +125,7 @@ impl RunwardenBuilder {
         on_interrupt: OnInterrupt,
         factory: impl Fn(&JsonObject) -> Result<BoxedJob, String> + Send + Sync + 'static,
     ) -> Self {
-        let kind = Kind {
-            factory: Arc::new(factory),
-            on_interrupt,
-        };
-        self.kinds.kinds.insert(name.into(), kind);
+        self.kinds = std::mem::take(&mut self.kinds).register(name, on_interrupt, factory);
         self
     }
 
@@ -154,60 +149,57 @@ impl RunwardenBuilder {
     }
 
     async fn spawn(mut self, parent: Option<ActorCell>) -> Result<Runwarden, Error> {
-        // Load the store off the async threads; what was active needs recovering.
-        let mut active = Vec::new();
-        let mut records = 0;
-        if let Some(mut store) = self.store.take() {
-            let window = self.args.retention.memory_window;
-            let loaded = tokio::task::spawn_blocking(move || {
-                let state = store.load(window);
-                (store, state)
-            })
-            .await
-            .map_err(|e| Error::Spawn(e.to_string()))?;
-            let (store, state) = loaded;
-            let state = state.map_err(Error::Store)?;
-            records = state.counts.iter().sum();
-            active = state
-                .records
-                .iter()
-                .filter(|r| r.status.is_active())
-                .map(|r| (r.id, r.kind.clone(), r.params.clone()))
-                .collect();
-            self.args.store = Some((store, state));
-        }
-        let sink = self.logs.as_ref().map(|_| crate::logs::sink());
-        if let Some(sink) = &sink {
-            self.args.logs = Some(sink.clone());
-        }
+        self.args.store = self.store.take();
+        self.args.kinds = std::mem::take(&mut self.kinds);
+        // The log keeper starts first, so that lines and ends of runs the supervisor recovers
+        // as it starts already have somewhere to go.
+        let keeper = match &self.logs {
+            Some(config) => {
+                let args = KeeperArgs {
+                    config: config.clone(),
+                };
+                let (keeper, _) = Actor::spawn(None, LogKeeper, args)
+                    .await
+                    .map_err(|e| Error::Spawn(e.to_string()))?;
+                let sink = crate::logs::sink();
+                sink.connect(keeper.clone());
+                self.args.logs = Some(sink);
+                Some(keeper)
+            }
+            None => None,
+        };
         let spawned = match parent {
             None => Actor::spawn(None, SupervisorActor, self.args).await,
             Some(p) => Actor::spawn_linked(None, SupervisorActor, self.args, p).await,
         };
-        let (supervisor, _) = spawned.map_err(|e| Error::Spawn(e.to_string()))?;
-        let mut rw = Runwarden::connect(supervisor.clone(), self.call_timeout).await?;
-        if let (Some(config), Some(sink)) = (self.logs, sink) {
-            let args = KeeperArgs {
-                config: config.clone(),
-                registry: rw.registry().clone(),
-            };
-            // Linked to the supervisor: it goes when runwarden goes.
-            let keeper = Actor::spawn_linked(None, LogKeeper, args, supervisor.get_cell()).await;
-            let (keeper, _) = match keeper {
-                Ok(k) => k,
-                Err(e) => {
-                    let _ = supervisor
-                        .stop_and_wait(None, Some(self.call_timeout))
-                        .await;
-                    return Err(Error::Spawn(e.to_string()));
+        let supervisor = match spawned {
+            Ok((supervisor, _)) => supervisor,
+            Err(e) => {
+                if let Some(keeper) = &keeper {
+                    keeper.stop(None);
                 }
-            };
-            sink.connect(keeper.clone());
+                return Err(spawn_error(e));
+            }
+        };
+        let mut rw = Runwarden::connect(supervisor.clone(), self.call_timeout).await?;
+        if let (Some(keeper), Some(config)) = (keeper, self.logs) {
+            // Linked to the supervisor from now on: it goes when runwarden goes.
+            keeper.get_cell().link(supervisor.get_cell());
+            let _ = keeper.cast(LogMessage::Registry(rw.registry().clone()));
             rw.logs = Some((keeper, Arc::new(config)));
         }
-        rw.kinds = Arc::new(self.kinds);
-        rw.recovery = Arc::new(rw.recover(active, records).await?);
         Ok(rw)
+    }
+}
+
+/// A supervisor that could not start: a store that could not be loaded keeps its typed error.
+fn spawn_error(e: ractor::SpawnErr) -> Error {
+    match e {
+        ractor::SpawnErr::StartupFailed(cause) => match cause.downcast::<StoreError>() {
+            Ok(store) => Error::Store(*store),
+            Err(cause) => Error::Spawn(cause.to_string()),
+        },
+        other => Error::Spawn(other.to_string()),
     }
 }
 
@@ -219,10 +211,10 @@ impl RunwardenBuilder {
 /// Dropping the handles does not stop the actors: call [`Runwarden::shutdown`].
 #[derive(Clone)]
 pub struct Runwarden {
+    supervisor: ActorRef<SupervisorMessage>,
     submitter: Submitter,
     call_timeout: Duration,
     logs: Option<(ActorRef<LogMessage>, Arc<LogConfig>)>,
-    kinds: Arc<JobKinds>,
     recovery: Arc<RecoveryReport>,
 }
 
@@ -247,74 +239,32 @@ impl Runwarden {
     }
 
     /// A handle to a supervisor spawned elsewhere (for example under an application's own
-    /// supervisor).
+    /// supervisor): everything the handle does, it does by message to that supervisor and its
+    /// registry. Logs are only readable through a handle from [`RunwardenBuilder`].
     pub async fn connect(
         supervisor: ActorRef<SupervisorMessage>,
         call_timeout: Duration,
     ) -> Result<Self, Error> {
+        let timeout = Some(call_timeout);
         let submitter = ask(
             &supervisor,
             SupervisorMessage::GetSubmitter,
-            Some(call_timeout),
+            timeout,
             "get_submitter",
-        )
-        .await?;
+        );
+        let recovery = ask(
+            &supervisor,
+            SupervisorMessage::Recovery,
+            timeout,
+            "recovery",
+        );
         Ok(Runwarden {
-            submitter,
+            submitter: submitter.await?,
+            recovery: recovery.await?,
+            supervisor,
             call_timeout,
             logs: None,
-            kinds: Arc::default(),
-            recovery: Arc::default(),
         })
-    }
-
-    /// Reconciles the runs a previous process left active: re-queued when their kind is
-    /// registered and reruns interrupted runs, otherwise ended `Failed` (`Interrupted`). The
-    /// messages go to the registry in order; a query after them waits until they are applied.
-    async fn recover(
-        &self,
-        active: Vec<(RunId, Option<String>, JsonObject)>,
-        records: usize,
-    ) -> Result<RecoveryReport, Error> {
-        let mut report = RecoveryReport {
-            records,
-            ..Default::default()
-        };
-        let registry = self.submitter.registry();
-        for (id, kind, params) in active {
-            let job = kind
-                .as_deref()
-                .and_then(|k| self.kinds.kinds.get(k))
-                .filter(|k| k.on_interrupt == OnInterrupt::Rerun)
-                .and_then(|k| (k.factory)(&params).ok());
-            match job {
-                Some(job) => {
-                    let _ = registry.cast(RegistryMessage::Requeue(id, Submission::new(job)));
-                    report.requeued.push(id);
-                }
-                None => {
-                    let t = Transition::failed(
-                        ErrorKind::Interrupted,
-                        format!(
-                            "interrupted: the process running it stopped; recovered at {}",
-                            Timestamp::now()
-                        ),
-                    );
-                    let _ = registry.cast(RegistryMessage::Transition(id, t, None));
-                    report.interrupted.push(id);
-                }
-            }
-        }
-        if report.recovered() > 0 {
-            // Every recovery message is ahead of this query in the registry's mailbox.
-            self.stats().await?;
-            tracing::info!(
-                requeued = report.requeued.len(),
-                interrupted = report.interrupted.len(),
-                "recovered runs left active by a previous process"
-            );
-        }
-        Ok(report)
     }
 
     /// What start-up recovery did (empty without a store, or when nothing was left active).
@@ -378,7 +328,7 @@ impl Runwarden {
 
     /// Whether a job kind of this name is registered.
     pub fn has_kind(&self, kind: &str) -> bool {
-        self.kinds.kinds.contains_key(kind)
+        self.submitter.kinds().contains(kind)
     }
 
     /// Runs a retention pass now (it also runs on its timer).
@@ -392,15 +342,8 @@ impl Runwarden {
         .await
     }
 
-    fn kind_job(&self, kind: &str, mut spec: RunSpec) -> Result<(RunSpec, BoxedJob), SubmitError> {
-        let k = self
-            .kinds
-            .kinds
-            .get(kind)
-            .ok_or_else(|| SubmitError::UnknownKind(kind.to_owned()))?;
-        let job = (k.factory)(&spec.params).map_err(SubmitError::BadParams)?;
-        spec.kind = Some(kind.to_owned());
-        Ok((spec, job))
+    fn kind_job(&self, kind: &str, spec: RunSpec) -> Result<(RunSpec, BoxedJob), SubmitError> {
+        self.submitter.kind_job(kind, spec)
     }
 
     /// Runs an external program (see [`ProcessJob`]); the spec's parameters become its
@@ -840,8 +783,7 @@ impl Runwarden {
             answers.push(rx);
         }
         let sent = self
-            .submitter
-            .supervisor()
+            .supervisor
             .cast(SupervisorMessage::CancelMany(requests))
             .is_ok();
         let n = answers.len();
@@ -897,7 +839,7 @@ impl Runwarden {
     /// [`SubmitError::ShuttingDown`].
     pub async fn drain(&self, deadline: Duration) -> Result<DrainReport, Error> {
         ask(
-            self.submitter.supervisor(),
+            &self.supervisor,
             |r| SupervisorMessage::Drain(deadline, r),
             None,
             "drain",
@@ -927,7 +869,7 @@ impl Runwarden {
         if let Some((keeper, _)) = &self.logs {
             let _ = keeper.drain_and_wait(Some(self.call_timeout)).await;
         }
-        let supervisor = self.submitter.supervisor();
+        let supervisor = &self.supervisor;
         supervisor.stop(Some("shutdown".to_owned()));
         supervisor
             .wait(Some(self.call_timeout))
@@ -943,7 +885,7 @@ impl Runwarden {
 
     /// The supervisor actor.
     pub fn supervisor(&self) -> &ActorRef<SupervisorMessage> {
-        self.submitter.supervisor()
+        &self.supervisor
     }
 
     /// The registry actor.
@@ -974,13 +916,7 @@ impl Runwarden {
         build: impl FnOnce(RpcReplyPort<T>) -> SupervisorMessage,
         request: &'static str,
     ) -> Result<T, Error> {
-        ask(
-            self.submitter.supervisor(),
-            build,
-            Some(self.call_timeout),
-            request,
-        )
-        .await
+        ask(&self.supervisor, build, Some(self.call_timeout), request).await
     }
 }
 

@@ -67,7 +67,6 @@ mod events;
 mod handle;
 #[cfg(feature = "http")]
 pub mod http;
-mod kinds;
 mod logs;
 mod process;
 mod sqlite;
@@ -75,18 +74,18 @@ mod sqlite;
 pub use error::{BatchError, Error};
 pub use events::{EventItem, EventStream};
 pub use handle::{Runwarden, RunwardenBuilder};
-pub use kinds::{OnInterrupt, RecoveryReport};
 pub use logs::{LogConfig, LogEnd, LogFollow, LogItem};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use runwarden_actors::{
     BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
-    DrainState, ErrorKind, EventFilter, IntoJobError, JobError, Json, JsonObject, ListQuery,
-    LogEntry, LogLevel, LogStream, MemoryStore, NotFound, Progress, QueueConfig, QueueStatus,
-    RegistryMessage, RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError,
-    RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo,
-    ScheduleMode, ScheduleSpec, StoreError, StoreWrite, SubmitError, Submitter, SupervisorActor,
-    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, Transition, UnknownQueue,
-    ractor,
+    DrainState, ErrorKind, EventFilter, IntoJobError, IntoJobOutput, JobError, JobKinds, JobOutput,
+    Json, JsonObject, ListQuery, LogEntry, LogLevel, LogStream, MemoryStore, NoSuchSchedule,
+    NotFound, OnInterrupt, Progress, QueueConfig, QueueStatus, RecoveryReport, RegistryMessage,
+    RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage,
+    RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec,
+    StoreError, StoreWrite, StoredState, SubmitError, Submitter, Subscription, SupervisorActor,
+    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, Transition,
+    TransitionError, UnknownQueue, ractor,
 };
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 

@@ -132,6 +132,9 @@ pub(crate) enum LogMessage {
         RpcReplyPort<Result<LogFollow, runwarden_actors::NotFound>>,
     ),
     Flush(RpcReplyPort<()>),
+    /// The registry to ask about runs the keeper has no lines of. Sent once, right after the
+    /// supervisor (and so the registry) exists, before any caller can read a log.
+    Registry(ActorRef<RegistryMessage>),
 }
 
 pub(crate) enum ReadQuery {
@@ -197,12 +200,11 @@ pub(crate) struct LogKeeper;
 
 pub(crate) struct KeeperArgs {
     pub(crate) config: LogConfig,
-    pub(crate) registry: ActorRef<RegistryMessage>,
 }
 
 pub(crate) struct KeeperState {
     config: LogConfig,
-    registry: ActorRef<RegistryMessage>,
+    registry: Option<ActorRef<RegistryMessage>>,
     runs: HashMap<RunId, RunLog>,
     /// Finished runs in the order they ended, for evicting their rings.
     finished: VecDeque<RunId>,
@@ -328,18 +330,23 @@ impl KeeperState {
             // Ask the registry whether the run is still going. It never waits on this actor,
             // and it tells this actor of the run's end only after this answer, so the end
             // cannot slip past the follower registered below.
-            let record = self
-                .registry
-                .call(
-                    |r| RegistryMessage::Get(run, r),
-                    Some(Duration::from_secs(5)),
-                )
-                .await;
+            let record = match &self.registry {
+                Some(registry) => Some(
+                    registry
+                        .call(
+                            |r| RegistryMessage::Get(run, r),
+                            Some(Duration::from_secs(5)),
+                        )
+                        .await,
+                ),
+                None => None,
+            };
+            let record = record.ok_or(());
             match record {
-                Ok(CallResult::Success(Ok(r))) if r.status.is_terminal() => {
+                Ok(Ok(CallResult::Success(Ok(r)))) if r.status.is_terminal() => {
                     return Ok(Follow::FromFile(self.config.path_of(run), Some(r.status)));
                 }
-                Ok(CallResult::Success(Ok(_))) => {}
+                Ok(Ok(CallResult::Success(Ok(_)))) => {}
                 _ => {
                     if self.config.path_of(run).exists() {
                         return Ok(Follow::FromFile(self.config.path_of(run), None));
@@ -426,7 +433,7 @@ impl Actor for LogKeeper {
         })?;
         Ok(KeeperState {
             config: args.config,
-            registry: args.registry,
+            registry: None,
             runs: HashMap::new(),
             finished: VecDeque::new(),
             writers: HashMap::new(),
@@ -475,6 +482,7 @@ impl Actor for LogKeeper {
                     let _ = reply.send(Err(e));
                 }
             },
+            LogMessage::Registry(registry) => state.registry = Some(registry),
             LogMessage::Flush(reply) => {
                 for w in state.writers.values_mut() {
                     let _ = w.flush();

@@ -1,22 +1,24 @@
 //! The registry refuses stale, out-of-order, unknown and duplicate status messages with a
-//! typed error and leaves the record unchanged (defects 2 and 4 of the original).
+//! typed error and leaves the record unchanged. Such messages cannot be built outside
+//! runwarden; the test forges them through the `fault-injection` feature.
 #[path = "support/helpers.rs"]
 mod support;
 
-use runwarden::actors::{Submission, Transition, TransitionError};
+use runwarden::actors::faults;
+use runwarden::actors::{Transition, TransitionError};
 use runwarden::{
     BoxedJob, ErrorKind, RegistryMessage, RunId, RunRecord, RunSpec, RunStatus, Runwarden,
     Timestamp,
 };
 use support::{Gate, Started, start, within};
 
-use runwarden::ractor::ActorRef;
 use runwarden::ractor::rpc::CallResult;
+use runwarden::ractor::{self, ActorRef};
 
 /// Sends a write with a reply port and returns the registry's verdict.
 async fn write(
     registry: &ActorRef<RegistryMessage>,
-    build: impl FnOnce(runwarden::actors::WriteReply) -> RegistryMessage,
+    build: impl FnOnce(ractor::RpcReplyPort<Result<(), TransitionError>>) -> RegistryMessage,
 ) -> Result<(), TransitionError> {
     match registry.call(build, Some(support::STEP)).await {
         Ok(CallResult::Success(verdict)) => verdict,
@@ -34,9 +36,9 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     let done = within("run", rw.wait(id)).await.expect("wait");
     assert_eq!(done.status, RunStatus::Completed);
 
-    // A late "failed" after completion (the original let it overwrite the status).
+    // A late "failed" after completion .
     let late = write(&registry, |r| {
-        RegistryMessage::Transition(id, Transition::failed(ErrorKind::Returned, "late"), Some(r))
+        faults::transition(id, Transition::failed(ErrorKind::Returned, "late"), r)
     })
     .await;
     assert_eq!(
@@ -51,10 +53,7 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     let started = Transition::Started {
         at: Timestamp::now(),
     };
-    let replay = write(&registry, |r| {
-        RegistryMessage::Transition(id, started, Some(r))
-    })
-    .await;
+    let replay = write(&registry, |r| faults::transition(id, started, r)).await;
     assert!(matches!(
         replay,
         Err(TransitionError::AlreadyTerminal { .. })
@@ -62,21 +61,18 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     // A message about a run nobody submitted.
     let stranger = RunId::new();
     let unknown = write(&registry, |r| {
-        RegistryMessage::Transition(stranger, Transition::completed(), Some(r))
+        faults::transition(stranger, Transition::completed(), r)
     })
     .await;
     assert_eq!(unknown, Err(TransitionError::UnknownRun(stranger)));
-    // A second record with a live id (defect 2: the original silently lost one of them).
+    // A second record with a live id.
     let impostor = RunRecord::queued(id, RunSpec::new("impostor"));
     let (ran_tx, mut ran_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let job = BoxedJob::new(move |_| async move {
         let _ = ran_tx.send(());
         Ok::<_, String>(())
     });
-    let dup = write(&registry, |r| {
-        RegistryMessage::Insert(Box::new(impostor), Submission::new(job), Some(r))
-    })
-    .await;
+    let dup = write(&registry, |r| faults::insert(impostor, job, r)).await;
     assert_eq!(dup, Err(TransitionError::DuplicateId(id)));
 
     // The impostor's job was dropped unstarted.
@@ -109,10 +105,7 @@ async fn out_of_order_transitions_are_refused() {
     let again = Transition::Started {
         at: Timestamp::now(),
     };
-    let r = write(&registry, |r| {
-        RegistryMessage::Transition(running, again, Some(r))
-    })
-    .await;
+    let r = write(&registry, |r| faults::transition(running, again, r)).await;
     assert_eq!(
         r,
         Err(TransitionError::OutOfOrder {
@@ -122,7 +115,7 @@ async fn out_of_order_transitions_are_refused() {
         })
     );
     let r = write(&registry, |r| {
-        RegistryMessage::Transition(queued, Transition::completed(), Some(r))
+        faults::transition(queued, Transition::completed(), r)
     })
     .await;
     assert_eq!(

@@ -5,7 +5,7 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use runwarden::{MemoryStore, RegistryMessage, RunSpec, RunStatus, Runwarden, SqliteStore};
+use runwarden::{MemoryStore, RunSpec, RunStatus, Runwarden, SqliteStore};
 use support::{Gate, TempDir, start, within};
 
 async fn workload_with_faults(rw: &Runwarden, faults: usize) {
@@ -26,7 +26,9 @@ async fn workload_with_faults(rw: &Runwarden, faults: usize) {
         if i % (3000 / faults as u32) == 1000 % (3000 / faults as u32) {
             let _ = rw
                 .registry()
-                .cast(RegistryMessage::InjectFault(format!("fault at {i}")));
+                .cast(runwarden::actors::faults::registry_panic(format!(
+                    "fault at {i}"
+                )));
         }
     }
     // Waiters registered now, some before the next faults.
@@ -40,7 +42,9 @@ async fn workload_with_faults(rw: &Runwarden, faults: usize) {
         .collect();
     let _ = rw
         .registry()
-        .cast(RegistryMessage::InjectFault("while waiters wait".into()));
+        .cast(runwarden::actors::faults::registry_panic(
+            "while waiters wait",
+        ));
     gate.open();
     let mut counts = [0usize; 5];
     for (i, w) in waits.into_iter().enumerate() {
@@ -95,7 +99,7 @@ async fn without_a_store_or_past_the_restart_limit_the_failure_escalates() {
     let rw = start(Runwarden::builder()).await;
     let _ = rw
         .registry()
-        .cast(RegistryMessage::InjectFault("no store".into()));
+        .cast(runwarden::actors::faults::registry_panic("no store"));
     within("the supervisor to stop", rw.supervisor().wait(None))
         .await
         .expect("stopped");
@@ -108,7 +112,9 @@ async fn without_a_store_or_past_the_restart_limit_the_failure_escalates() {
     for i in 0..=runwarden::actors::REGISTRY_RESTARTS {
         let _ = rw
             .registry()
-            .cast(RegistryMessage::InjectFault(format!("fault {i}")));
+            .cast(runwarden::actors::faults::registry_panic(format!(
+                "fault {i}"
+            )));
     }
     within("the supervisor to give up", rw.supervisor().wait(None))
         .await

@@ -1,6 +1,7 @@
 //! Typed errors of the actors' protocols, one enum per area.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::run::{RunId, RunStatus};
 
@@ -24,7 +25,7 @@ pub enum SubmitError {
     NotRepeatable,
     /// A durable submit: the run was accepted, but its record could not be committed. It is
     /// running, but would not survive a crash.
-    Store(crate::store::StoreError),
+    Store(StoreError),
     /// No job kind of this name is registered.
     UnknownKind(String),
     /// The job kind's factory refused the parameters.
@@ -112,3 +113,84 @@ impl fmt::Display for UnknownQueue {
 }
 
 impl std::error::Error for UnknownQueue {}
+
+/// Why a store could not be opened, read or written. Every variant names the store's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file exists but is not a database, or is damaged. Nothing was changed.
+    Corrupt {
+        /// The store.
+        path: PathBuf,
+        /// What the engine said.
+        cause: String,
+    },
+    /// The store was written by a newer runwarden. Nothing was changed.
+    NewerSchema {
+        /// The store.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The newest this build understands.
+        supported: u32,
+    },
+    /// Another process has the store open.
+    Locked {
+        /// The store.
+        path: PathBuf,
+    },
+    /// The store cannot be created or opened (missing or read-only directory, permissions).
+    Open {
+        /// The store.
+        path: PathBuf,
+        /// What the system said.
+        cause: String,
+    },
+    /// The disk (or the store's size limit) is full; the write was not made.
+    Full {
+        /// The store.
+        path: PathBuf,
+    },
+    /// Any other I/O or engine failure.
+    Io {
+        /// The store.
+        path: PathBuf,
+        /// What failed.
+        cause: String,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Corrupt { path, cause } => {
+                write!(
+                    f,
+                    "store {} is not a valid runwarden database: {cause}",
+                    path.display()
+                )
+            }
+            StoreError::NewerSchema {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "store {} has schema version {found}; this build supports up to {supported}",
+                path.display()
+            ),
+            StoreError::Locked { path } => {
+                write!(f, "store {} is open in another process", path.display())
+            }
+            StoreError::Open { path, cause } => {
+                write!(f, "cannot open store {}: {cause}", path.display())
+            }
+            StoreError::Full { path } => write!(f, "store {} is full", path.display()),
+            StoreError::Io { path, cause } => {
+                write!(f, "store {} failed: {cause}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}

@@ -9,12 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
-use ractor::ActorRef;
 use tokio::sync::{Notify, watch};
 
 use crate::json::Json;
 use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
-use crate::registry::RegistryMessage;
 use crate::run::{ErrorKind, Progress, RunId};
 use crate::time::Timestamp;
 
@@ -193,6 +191,16 @@ impl fmt::Debug for BoxedJob {
     }
 }
 
+/// Where a running job's reports go: the registry, reached through the protocol layer (which
+/// implements this for the registry's address). A trait, so that the job layer does not import
+/// the protocol that carries jobs.
+pub(crate) trait RunReports: Send + Sync + fmt::Debug + 'static {
+    /// A progress report is waiting in `slot`.
+    fn progress(&self, id: RunId, slot: Arc<ProgressSlot>);
+    /// A process run's exit code.
+    fn exit_code(&self, id: RunId, code: i32);
+}
+
 /// A one-value mailbox for a run's progress: the job overwrites it, the registry takes it.
 ///
 /// A report only sends a message to the registry when none is already on its way, so a job
@@ -266,7 +274,7 @@ pub struct RunContext {
     attempt: u32,
     cancel: CancelSource,
     progress: Arc<ProgressSlot>,
-    registry: Option<ActorRef<RegistryMessage>>,
+    reports: Option<Arc<dyn RunReports>>,
     logs: Option<Arc<dyn LogSink>>,
 }
 
@@ -275,7 +283,7 @@ impl RunContext {
         id: RunId,
         attempt: u32,
         cancel: Arc<CancelSignal>,
-        registry: ActorRef<RegistryMessage>,
+        reports: Arc<dyn RunReports>,
         logs: Option<Arc<dyn LogSink>>,
     ) -> Self {
         RunContext {
@@ -283,7 +291,7 @@ impl RunContext {
             attempt,
             cancel: CancelSource::Signal(cancel),
             progress: Arc::default(),
-            registry: Some(registry),
+            reports: Some(reports),
             logs,
         }
     }
@@ -296,7 +304,7 @@ impl RunContext {
             attempt: 1,
             cancel: CancelSource::Watch(cancel),
             progress: Arc::default(),
-            registry: None,
+            reports: None,
             logs: None,
         }
     }
@@ -365,8 +373,8 @@ impl RunContext {
 
     /// Records a process run's exit code on the run's record.
     pub fn set_exit_code(&self, code: i32) {
-        if let Some(registry) = &self.registry {
-            let _ = registry.cast(RegistryMessage::ExitCode(self.id, code));
+        if let Some(reports) = &self.reports {
+            reports.exit_code(self.id, code);
         }
     }
 
@@ -375,8 +383,8 @@ impl RunContext {
     pub fn report(&self, progress: Progress) {
         *self.progress.latest.lock() = Some(progress);
         if !self.progress.notified.swap(true, Ordering::AcqRel) {
-            if let Some(registry) = &self.registry {
-                let _ = registry.cast(RegistryMessage::Progress(self.id, self.progress.clone()));
+            if let Some(reports) = &self.reports {
+                reports.progress(self.id, self.progress.clone());
             }
         }
     }
@@ -392,7 +400,7 @@ impl fmt::Debug for RunContext {
     }
 }
 
-/// How a job's future ended. Carried by [`crate::WorkerMessage::JobFinished`].
+/// How a job's future ended. Carried to the worker by its job task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
     /// Returned `Ok`, with the value to store if any.

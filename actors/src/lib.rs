@@ -44,10 +44,15 @@
 
 mod error;
 mod event;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod hash;
 mod job;
 mod json;
+mod kinds;
 mod log;
+pub mod protocol;
+mod query;
 mod queue;
 mod registry;
 mod run;
@@ -56,38 +61,39 @@ mod serde_duration;
 mod store;
 mod submitter;
 mod supervisor;
+mod task;
 mod time;
 mod worker;
 
-pub use error::{CancelError, NotFound, SubmitError, UnknownQueue};
+pub use error::{CancelError, NotFound, StoreError, SubmitError, UnknownQueue};
 pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
     BoxedJob, IntoJobError, IntoJobOutput, JobError, JobFuture, JobOutcome, JobOutput,
     ProgressSlot, RunContext,
 };
 pub use json::{Json, JsonObject};
+pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};
 pub use log::{LogEntry, LogLevel, LogSink, LogStream};
-pub use queue::{QueueConfig, QueueSlot};
-pub use registry::{
-    Admission, Dedup, ListQuery, RegistryActor, RegistryArguments, RegistryMessage, RegistryState,
-    RegistryStats, Retention, RunPage, Submission, WriteReply,
+pub use protocol::{
+    Admission, AttemptEnd, CancelOutcome, CancelReason, CancelReply, Dedup, DrainReport,
+    DrainState, PreparedRun, QueueStatus, RegistryInternal, RegistryMessage, RegistryStats,
+    Retention, Submission, SupervisorInternal, SupervisorMessage, SupervisorStatus, WorkerMessage,
 };
+pub use query::{ListQuery, RunPage};
+pub use queue::{QueueConfig, QueueSlot};
+pub use registry::{RegistryActor, RegistryArguments, RegistryState};
 pub use run::{
     DEFAULT_QUEUE, ErrorKind, Progress, RetryOn, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
     RunStatus, Transition, TransitionError,
 };
 pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
-pub use store::{MemoryStore, RunStore, StoreError, StoreWrite, StoredState};
+pub use store::{MemoryStore, RunStore, StoreWrite, StoredState};
 pub use submitter::Submitter;
 pub use supervisor::{
-    CancelOutcome, CancelReason, DrainReport, DrainState, Internal, PreparedRun, QueueStatus,
-    REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorMessage,
-    SupervisorState, SupervisorStatus,
+    REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorState,
 };
 pub use time::{ParseTimestampError, Timestamp};
-pub use worker::{
-    AttemptEnd, CancelReply, WorkerActor, WorkerArguments, WorkerMessage, WorkerState,
-};
+pub use worker::{WorkerActor, WorkerArguments, WorkerState};
 
 /// The actor framework runwarden is built on, re-exported so users match its version.
 pub use ractor;

@@ -10,342 +10,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::error::{CancelError, NotFound, SubmitError};
+use crate::error::{CancelError, NotFound, StoreError, SubmitError};
 use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::hash::{IdMap, IdSet};
-use crate::job::{BoxedJob, ProgressSlot};
 use crate::log::LogSink;
-use crate::queue::QueueSlot;
-use crate::run::{
-    ErrorKind, RetryPolicy, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
-};
-use crate::store::{RunStore, StoreError, StoreOp, StoreWrite, StoreWriter, StoredState};
-use crate::supervisor::{CancelOutcome, Internal, PreparedRun, SupervisorMessage};
+use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStats, RegistryStep, Retention};
+use crate::protocol::run::{Admission, CancelOutcome, PreparedRun, Submission};
+use crate::protocol::supervisor::{SupervisorMessage, SupervisorStep};
+use crate::query::{ListQuery, RunPage};
+use crate::run::{ErrorKind, RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::store::{RunStore, StoreWrite, StoredState};
+use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
-use crate::worker::AbortOnDrop;
 
-pub(crate) mod records;
+mod records;
+mod writer;
 
-use records::Records;
-pub(crate) use records::Stored;
-
-/// A reply port for the outcome of a write, for senders that want to know (tests, tools).
-pub type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
-
-/// Messages the registry handles.
-#[derive(Debug)]
-pub enum RegistryMessage {
-    /// Sent by anyone holding a ready-made `Queued` record (tests, tools): record it, then
-    /// hand its job to the supervisor ([`SupervisorMessage::Start`]). A reused id is refused
-    /// with [`TransitionError::DuplicateId`] and its job is dropped unstarted.
-    ///
-    /// Routing the job through the registry means every run the registry shows as active has
-    /// its `Start` in the supervisor's mailbox already: see [`RegistryMessage::AnswerCancel`].
-    Insert(Box<RunRecord>, Submission, Option<WriteReply>),
-    /// Sent by a [`crate::Submitter`] (and by the supervisor, for
-    /// [`SupervisorMessage::Submit`] and schedules): as [`RegistryMessage::Insert`], for a
-    /// run admitted from its spec; the record is built here, in the registry's compact form.
-    Admit(Box<Admission>),
-    /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
-    /// queued run, a dead worker): apply one transition. A stale, out-of-order or unknown one
-    /// is refused with a typed error and a warning, never applied.
-    Transition(RunId, Transition, Option<WriteReply>),
-    /// Sent by a job's [`crate::RunContext`] when it has a progress report waiting in the
-    /// slot and no message about it is on its way: take the latest report and keep it on the
-    /// record (ignored once the run is terminal).
-    Progress(RunId, Arc<ProgressSlot>),
-    /// Sent by a process run's job: its program's exit code, kept on the record (ignored once
-    /// the run is terminal).
-    ExitCode(RunId, i32),
-    /// Query: one run's record.
-    Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
-    /// Query: runs matching a filter, newest first, with the true total.
-    List(ListQuery, RpcReplyPort<RunPage>),
-    /// Query: how many runs are `Queued` or `Running`.
-    ActiveCount(RpcReplyPort<usize>),
-    /// Query: the ids of active runs, oldest first.
-    ActiveIds(RpcReplyPort<Vec<RunId>>),
-    /// Query: is this run `Queued` or `Running`? `false` for unknown ids.
-    IsActive(RunId, RpcReplyPort<bool>),
-    /// Query: reply with the run's record once it is terminal: at once if it already is,
-    /// otherwise when its terminal transition arrives (no polling).
-    WaitTerminal(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
-    /// Sent by the supervisor with a caller's cancel request for a run it does not hold:
-    /// answer `NotFound` or `AlreadyFinished` from the record. If the record is still active,
-    /// the request overtook the run's `Start` (which this registry has already forwarded), so
-    /// it goes back to the supervisor once, behind that `Start`. `bounced` is set when the
-    /// request has already been back once: by then the supervisor has handled the run's
-    /// `Start`, so a run it no longer holds has ended and its end is recorded here.
-    AnswerCancel(
-        RunId,
-        RpcReplyPort<Result<CancelOutcome, CancelError>>,
-        bool,
-    ),
-    /// Sent by the supervisor when a drain begins, right after closing the admission gate:
-    /// forwarded to the supervisor as [`SupervisorMessage::DrainBarrier`], behind the `Start`
-    /// of every run inserted before it.
-    Barrier(Internal),
-    /// Sent by a [`crate::Submitter`] for a run with an idempotency key: if a run with the
-    /// same key is active, or ended within the dedup window, reply with its id and drop this
-    /// one unstarted; otherwise insert it like [`RegistryMessage::Insert`].
-    InsertUnique(Box<Admission>, String, RpcReplyPort<Dedup>),
-    /// Query: subscribe to live events. For a run filter, an unknown id is `NotFound`.
-    Subscribe(EventFilter, RpcReplyPort<Result<Subscription, NotFound>>),
-    /// Query: the output port on which the registry publishes every [`RunEvent`], for actors
-    /// (`port.subscribe(actor, converter)`).
-    EventPort(RpcReplyPort<Arc<OutputPort<RunEvent>>>),
-    /// Sent by a [`crate::Submitter`] in durable mode: as [`RegistryMessage::Insert`], but the
-    /// reply (the run's id) is sent only once the record is committed to the store.
-    InsertDurable(Box<Admission>, RpcReplyPort<Result<RunId, SubmitError>>),
-    /// Sent at start-up for a run a previous process left active, whose job could be rebuilt:
-    /// the interrupted attempt is recorded, and the run is queued again and handed to the
-    /// supervisor.
-    Requeue(RunId, Submission),
-    /// Sent by the store's writer thread: every write numbered up to this one is committed
-    /// (or failed with this error). Held-back acknowledgements up to it are released.
-    Committed(u64, Option<StoreError>),
-    /// Sent by the store's writer thread: finished runs (with their statuses) that retention
-    /// may now forget.
-    Prunable(Vec<(RunId, RunStatus)>),
-    /// Sent by the registry to itself: time to apply retention.
-    PruneTick(Internal),
-    /// For fault-injection tests: the registry panics while handling it, as a bug would. With
-    /// a store the registry restarts (see "Registry restarts" in ARCHITECTURE.md); without
-    /// one it fails and its supervisor escalates.
-    InjectFault(String),
-    /// Sent by anyone (an admin endpoint): run a retention pass now; replies at once.
-    PruneNow(RpcReplyPort<()>),
-    /// Query: counters.
-    Stats(RpcReplyPort<RegistryStats>),
-}
-
-/// The answer to [`RegistryMessage::InsertUnique`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", content = "run_id", rename_all = "snake_case")]
-pub enum Dedup {
-    /// No run held the key: this one was accepted under the id given.
-    New(RunId),
-    /// A run with the key is active or ended within the window: its id; nothing new started.
-    Existing(RunId),
-}
-
-impl Dedup {
-    /// The run's id, new or existing.
-    pub fn run_id(self) -> RunId {
-        match self {
-            Dedup::New(id) | Dedup::Existing(id) => id,
-        }
-    }
-}
-
-/// A run's job, and how to run it, travelling with [`RegistryMessage::Insert`].
-pub struct Submission {
-    pub(crate) job: BoxedJob,
-    pub(crate) slot: Option<QueueSlot>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) retry: Option<RetryPolicy>,
-}
-
-/// A run a submitter admitted: its fresh id, its spec and its job. Only runwarden builds one.
-pub struct Admission {
-    pub(crate) id: RunId,
-    pub(crate) created_at: Timestamp,
-    pub(crate) spec: RunSpec,
-    pub(crate) submission: Submission,
-}
-
-impl Admission {
-    /// A run admitted now with a fresh id.
-    pub(crate) fn new(id: RunId, spec: RunSpec, submission: Submission) -> Box<Self> {
-        Box::new(Admission {
-            id,
-            created_at: Timestamp::now(),
-            spec,
-            submission,
-        })
-    }
-}
-
-impl fmt::Debug for Admission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admission")
-            .field("id", &self.id)
-            .field("label", &self.spec.label)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Submission {
-    /// A job inserted by hand (without a submitter): no queue-length slot, no time limit, no
-    /// retry.
-    pub fn new(job: BoxedJob) -> Self {
-        Submission {
-            job,
-            slot: None,
-            timeout: None,
-            retry: None,
-        }
-    }
-
-    /// A job admitted to its queue by a submitter, with the spec's resolved limits.
-    pub(crate) fn admitted(job: BoxedJob, slot: QueueSlot, spec: &RunSpec) -> Self {
-        Submission {
-            job,
-            slot: Some(slot),
-            timeout: spec.timeout,
-            retry: spec.retry,
-        }
-    }
-}
-
-impl fmt::Debug for Submission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Submission")
-            .field("job", &self.job)
-            .field("timeout", &self.timeout)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A filter for [`RegistryMessage::List`]. Filters combine (status AND label).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListQuery {
-    /// Only runs with this status.
-    pub status: Option<RunStatus>,
-    /// Only runs with this label.
-    pub label: Option<String>,
-    /// Only runs in this queue.
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// At most this many runs in the page (default 100).
-    pub limit: usize,
-    /// Skip this many matching runs first (default 0).
-    pub offset: usize,
-}
-
-impl Default for ListQuery {
-    fn default() -> Self {
-        ListQuery {
-            status: None,
-            label: None,
-            queue: None,
-            limit: 100,
-            offset: 0,
-        }
-    }
-}
-
-impl ListQuery {
-    /// All runs, first page of 100.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Only runs with `status`.
-    pub fn status(mut self, status: RunStatus) -> Self {
-        self.status = Some(status);
-        self
-    }
-
-    /// Only runs with `label`.
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    /// Only runs in `queue`.
-    pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = Some(queue.into());
-        self
-    }
-
-    /// Page size.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// Number of matching runs to skip.
-    pub fn offset(mut self, offset: usize) -> Self {
-        self.offset = offset;
-        self
-    }
-}
-
-/// One page of a [`ListQuery`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunPage {
-    /// The matching runs in this page, newest first.
-    pub runs: Vec<RunRecord>,
-    /// How many runs match the filter in all.
-    pub total: usize,
-}
-
-/// The registry's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryStats {
-    /// Runs per status, indexed by [`RunStatus::index`].
-    pub by_status: [usize; 5],
-    /// Transitions and inserts refused by the state machine since start.
-    pub refused: u64,
-    /// The most runs that were `Running` at once, since start.
-    pub peak_running: usize,
-    /// Finished runs forgotten by retention since start.
-    pub pruned: u64,
-    /// Times the registry restarted after a failure, since start.
-    pub restarts: u64,
-}
-
-impl RegistryStats {
-    /// Runs with `status`.
-    pub fn count(&self, status: RunStatus) -> usize {
-        self.by_status[status.index()]
-    }
-
-    /// All records held.
-    pub fn total(&self) -> usize {
-        self.by_status.iter().sum()
-    }
-}
+use records::{Records, Stored};
+use writer::{StoreOp, StoreWriter};
 
 /// The registry actor. Stateless itself; see [`RegistryState`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RegistryActor;
-
-/// How long finished runs are kept, and how many stay in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retention {
-    /// Finished runs older than this are pruned (default 7 days).
-    #[serde(with = "crate::serde_duration::millis")]
-    pub max_age: Duration,
-    /// At most this many finished runs are kept; older ones are pruned (default 100,000).
-    pub max_finished: usize,
-    /// With a store: at most this many finished runs stay in memory; older ones are answered
-    /// from the store (default 10,000).
-    pub memory_window: usize,
-    /// How often retention runs (default 10 s); each pass removes at most `batch` runs, so
-    /// pruning never stalls the registry.
-    #[serde(with = "crate::serde_duration::millis")]
-    pub every: Duration,
-    /// Most runs pruned per pass (default 5,000).
-    pub batch: usize,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            max_finished: 100_000,
-            memory_window: 10_000,
-            every: Duration::from_secs(10),
-            batch: 5_000,
-        }
-    }
-}
 
 /// Without a store, a retention pass runs once the finished runs exceed the limit by this
 /// many (or by `Retention::batch`, if smaller).
@@ -852,7 +540,7 @@ impl RegistryState {
         submission: Submission,
     ) -> Result<(), TransitionError> {
         let id = record.id();
-        let run = PreparedRun::new(&record, submission);
+        let run = prepared(&record, submission);
         if let Err(e) = self.insert(record) {
             refuse(self, &e);
             return Err(e);
@@ -874,7 +562,11 @@ impl RegistryState {
     }
 
     fn start(&mut self, id: RunId, run: Box<PreparedRun>) {
-        if self.supervisor.cast(SupervisorMessage::Start(run)).is_err() {
+        if self
+            .supervisor
+            .cast(SupervisorStep::Start(run).into())
+            .is_err()
+        {
             // The run was accepted, so it must still end: record why it cannot run.
             let t = Transition::failed(
                 ErrorKind::SupervisorUnavailable,
@@ -1020,10 +712,9 @@ impl RegistryState {
         }
         self.pruning = false;
         self.stats.restarts += 1;
-        let _ = self.supervisor.cast(SupervisorMessage::RegistryRestarted(
-            Internal::new(),
-            reason,
-        ));
+        let _ = self
+            .supervisor
+            .cast(SupervisorStep::RegistryRestarted(reason).into());
         tracing::warn!(
             records = self.records.len(),
             "registry restarted from its store"
@@ -1094,7 +785,7 @@ impl Actor for RegistryActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let every = state.retention.every;
-        let timer = myself.send_interval(every, || RegistryMessage::PruneTick(Internal::new()));
+        let timer = myself.send_interval(every, || RegistryStep::PruneTick.into());
         state._prune_timer = Some(AbortOnDrop(timer));
         Ok(())
     }
@@ -1128,64 +819,9 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
     // never waits on another actor, so any actor may call it from inside a handler without
     // risking a deadlock.
     match message {
-        RegistryMessage::Insert(record, submission, reply) => {
-            let record = state.records.make(*record);
-            let result = state.insert_and_start(record, submission);
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
-            }
-        }
-        RegistryMessage::Admit(admission) => {
-            let _ = state.admit(admission, None);
-        }
-        RegistryMessage::InsertDurable(admission, reply) => match state.admit(admission, None) {
-            Ok(id) => state.deliver(Held::Submitted(id, reply)),
-            Err(_) => {
-                let _ = reply.send(Err(SubmitError::Unavailable));
-            }
-        },
-        RegistryMessage::Requeue(id, submission) => {
-            let t = Transition::Recovered {
-                at: Timestamp::now(),
-            };
-            match state.transition(id, t) {
-                Ok(()) => {
-                    if let Some(record) = state.records.get(&id) {
-                        let run = PreparedRun::new(record, submission);
-                        state.start(id, run);
-                    }
-                }
-                Err(e) => refuse(state, &e),
-            }
-        }
-        RegistryMessage::Committed(up_to, failure) => state.committed(up_to, failure),
-        RegistryMessage::Prunable(ids) => {
-            state.pruning = false;
-            state.prune(ids);
-        }
-        RegistryMessage::PruneTick(_) => state.retention_pass(),
-        RegistryMessage::InjectFault(reason) => panic!("injected registry fault: {reason}"),
         RegistryMessage::PruneNow(reply) => {
             state.retention_pass();
             let _ = reply.send(());
-        }
-        RegistryMessage::InsertUnique(admission, key, reply) => {
-            let answer = match state.holder_of(&key) {
-                // The new run's job and queue slot are dropped here, unstarted.
-                Some(existing) => Dedup::Existing(existing),
-                None => {
-                    let id = admission.id;
-                    match state.admit(admission, Some(key.clone())) {
-                        Ok(_) => {
-                            state.keys.insert(key, id);
-                            Dedup::New(id)
-                        }
-                        // Only a reused id can be refused, and ids come from `RunId::new`.
-                        Err(_) => Dedup::Existing(id),
-                    }
-                }
-            };
-            state.deliver(Held::Dedup(answer, reply));
         }
         RegistryMessage::Subscribe(filter, reply) => match state.subscribe(filter.clone()) {
             Err(NotFound(id)) if state.store.is_some() => {
@@ -1213,39 +849,6 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
                 .port
                 .get_or_insert_with(|| Arc::new(OutputPort::default()));
             let _ = reply.send(port.clone());
-        }
-        RegistryMessage::Transition(id, t, reply) => {
-            let result = state.transition(id, t);
-            if let Err(e) = &result {
-                refuse(state, e);
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
-            }
-        }
-        RegistryMessage::Progress(id, slot) => {
-            if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
-                let event = RunEvent::Progress {
-                    run_id: id,
-                    label: record.label().to_owned(),
-                    progress: progress.clone(),
-                };
-                if record.set_progress(progress) {
-                    state.persist(id);
-                    if state.publishing() {
-                        state.deliver(Held::Event(event));
-                    }
-                }
-            }
-        }
-        RegistryMessage::ExitCode(id, code) => {
-            if state
-                .records
-                .get_mut(&id)
-                .is_some_and(|r| r.set_exit_code(code))
-            {
-                state.persist(id);
-            }
         }
         RegistryMessage::Get(id, reply) => match state.records.get(&id) {
             Some(r) => {
@@ -1294,7 +897,106 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
                 waiters.push(reply);
             }
         },
-        RegistryMessage::AnswerCancel(id, reply, bounced) => match state.answer_cancel(id) {
+        RegistryMessage::Stats(reply) => {
+            let _ = reply.send(state.stats);
+        }
+        RegistryMessage::Internal(internal) => step(state, internal.0),
+    }
+}
+
+/// Handles one of the registry's internal steps: every change to a record. Like `dispatch`,
+/// it never waits.
+fn step(state: &mut RegistryState, step: RegistryStep) {
+    match step {
+        RegistryStep::Insert(record, submission, reply) => {
+            let record = state.records.make(*record);
+            let result = state.insert_and_start(record, submission);
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        RegistryStep::Admit(admission) => {
+            let _ = state.admit(admission, None);
+        }
+        RegistryStep::AdmitDurable(admission, reply) => match state.admit(admission, None) {
+            Ok(id) => state.deliver(Held::Submitted(id, reply)),
+            Err(_) => {
+                let _ = reply.send(Err(SubmitError::Unavailable));
+            }
+        },
+        RegistryStep::Requeue(id, submission) => {
+            let t = Transition::Recovered {
+                at: Timestamp::now(),
+            };
+            match state.transition(id, t) {
+                Ok(()) => {
+                    if let Some(record) = state.records.get(&id) {
+                        let run = prepared(record, submission);
+                        state.start(id, run);
+                    }
+                }
+                Err(e) => refuse(state, &e),
+            }
+        }
+        RegistryStep::Committed(up_to, failure) => state.committed(up_to, failure),
+        RegistryStep::Prunable(ids) => {
+            state.pruning = false;
+            state.prune(ids);
+        }
+        RegistryStep::PruneTick => state.retention_pass(),
+        RegistryStep::Fault(reason) => panic!("injected registry fault: {reason}"),
+        RegistryStep::AdmitUnique(admission, key, reply) => {
+            let answer = match state.holder_of(&key) {
+                // The new run's job and queue slot are dropped here, unstarted.
+                Some(existing) => Dedup::Existing(existing),
+                None => {
+                    let id = admission.id;
+                    match state.admit(admission, Some(key.clone())) {
+                        Ok(_) => {
+                            state.keys.insert(key, id);
+                            Dedup::New(id)
+                        }
+                        // Only a reused id can be refused, and ids come from `RunId::new`.
+                        Err(_) => Dedup::Existing(id),
+                    }
+                }
+            };
+            state.deliver(Held::Dedup(answer, reply));
+        }
+        RegistryStep::Transition(id, t, reply) => {
+            let result = state.transition(id, t);
+            if let Err(e) = &result {
+                refuse(state, e);
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        RegistryStep::Progress(id, slot) => {
+            if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
+                let event = RunEvent::Progress {
+                    run_id: id,
+                    label: record.label().to_owned(),
+                    progress: progress.clone(),
+                };
+                if record.set_progress(progress) {
+                    state.persist(id);
+                    if state.publishing() {
+                        state.deliver(Held::Event(event));
+                    }
+                }
+            }
+        }
+        RegistryStep::ExitCode(id, code) => {
+            if state
+                .records
+                .get_mut(&id)
+                .is_some_and(|r| r.set_exit_code(code))
+            {
+                state.persist(id);
+            }
+        }
+        RegistryStep::AnswerCancel(id, reply, bounced) => match state.answer_cancel(id) {
             Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
                 state.ask_store(
                     id,
@@ -1318,19 +1020,14 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
                 let _ = reply.send(Err(CancelError::NotFound(id)));
             }
             None => {
-                let again = SupervisorMessage::CancelForwarded(Internal::new(), id, reply);
+                let again = SupervisorStep::CancelForwarded(id, reply).into();
                 if let Err(e) = state.supervisor.cast(again) {
                     tracing::error!(run_id = %id, error = %e, "supervisor unreachable; cancel unanswered");
                 }
             }
         },
-        RegistryMessage::Barrier(token) => {
-            let _ = state
-                .supervisor
-                .cast(SupervisorMessage::DrainBarrier(token));
-        }
-        RegistryMessage::Stats(reply) => {
-            let _ = reply.send(state.stats);
+        RegistryStep::Barrier => {
+            let _ = state.supervisor.cast(SupervisorStep::DrainBarrier.into());
         }
     }
 }
@@ -1351,4 +1048,15 @@ fn store_list(
         }
     });
     Ok(())
+}
+
+/// The next attempt of a recorded run, for the supervisor.
+fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
+    PreparedRun::new(
+        record.id(),
+        record.shared_label().clone(),
+        record.shared_queue().clone(),
+        (record.priority(), record.attempt()),
+        submission,
+    )
 }

@@ -12,274 +12,34 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
     SupervisionEvent,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::error::{CancelError, SubmitError, UnknownQueue};
 use crate::hash::{IdMap, IdSet};
-use crate::job::BoxedJob;
+use crate::job::{BoxedJob, RunReports};
+use crate::kinds::{JobKinds, RecoveryReport};
 use crate::log::LogSink;
-use crate::queue::{QueueConfig, QueueSlot, QueueTable};
-use crate::registry::{
-    Admission, RegistryActor, RegistryArguments, RegistryMessage, Retention, Stored, Submission,
+use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
+use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
+use crate::protocol::supervisor::{
+    DrainReport, DrainState, QueueStatus, SupervisorMessage, SupervisorStatus, SupervisorStep,
 };
-use crate::run::{
-    DEFAULT_QUEUE, ErrorKind, RetryPolicy, RunId, RunSpec, RunStatus, Transition, TransitionError,
-};
+use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
+use crate::queue::{QueueConfig, QueueTable};
+use crate::registry::{RegistryActor, RegistryArguments};
+use crate::run::{DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, TransitionError};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
-use crate::store::{RunStore, StoredState};
-use crate::submitter::{Gate, Submitter};
-use crate::worker::{
-    self, AbortOnDrop, AttemptEnd, CancelReply, WorkerActor, WorkerArguments, WorkerMessage,
-    WorkerState,
-};
+use crate::store::RunStore;
 
-/// Messages the supervisor handles.
-#[derive(Debug)]
-pub enum SupervisorMessage {
-    /// Sent by an application actor: accept a run. The supervisor records it in the registry
-    /// (which hands the job back as [`SupervisorMessage::Start`]) and replies with its id, or
-    /// a [`SubmitError`] (`ShuttingDown`, `QueueFull`, ...).
-    Submit(RunSpec, BoxedJob, RpcReplyPort<Result<RunId, SubmitError>>),
-    /// Sent only by the registry, right after it recorded the run: queue the run by priority,
-    /// and start runs while limits allow. ([`PreparedRun`] cannot be built outside this crate.)
-    Start(Box<PreparedRun>),
-    /// Sent by anyone: cancel a run. A queued or retry-waiting run is cancelled here and
-    /// answered at once; a running run's request (with the caller's port) is forwarded to its
-    /// worker, which answers; for any other id the registry answers `NotFound` or
-    /// `AlreadyFinished`.
-    Cancel(RunId, CancelReply),
-    /// Sent by anyone: many cancels in one message, each answered on its own port exactly as
-    /// [`SupervisorMessage::Cancel`] would be. Cancelling a batch costs one message to the
-    /// supervisor instead of one round trip per run.
-    CancelMany(Vec<(RunId, CancelReply)>),
-    /// Sent by the registry: a [`SupervisorMessage::Cancel`] that overtook its run's `Start`,
-    /// sent back once, now behind that `Start`.
-    CancelForwarded(Internal, RunId, CancelReply),
-    /// Sent by anyone: stop accepting runs, wait until every accepted run is terminal, and
-    /// reply with the report. At `deadline` the runs still active are cancelled. Several
-    /// drains share the first one's deadline; a drain after the end replies at once.
-    Drain(Duration, RpcReplyPort<DrainReport>),
-    /// Sent by the registry, forwarding the barrier the supervisor sent it after closing the
-    /// admission gate: the `Start` of every run admitted before the gate closed is ahead of it.
-    DrainBarrier(Internal),
-    /// Sent by the supervisor to itself when the drain deadline passes.
-    DrainDeadline(Internal),
-    /// Sent by the supervisor to itself when a run's retry backoff has passed: the run goes
-    /// back into its queue.
-    RetryDue(Internal, RunId),
-    /// Sent by anyone: change the global limit (`queue: None`) or a queue's limit. `None` as
-    /// the limit means unlimited. Runs start at once if the new limit allows.
-    SetLimit(
-        Option<String>,
-        Option<usize>,
-        RpcReplyPort<Result<(), UnknownQueue>>,
-    ),
-    /// Sent by anyone: change how many runs may wait in a queue (`None`: unbounded). Runs
-    /// already waiting stay.
-    SetMaxLength(
-        String,
-        Option<usize>,
-        RpcReplyPort<Result<(), UnknownQueue>>,
-    ),
-    /// Sent by anyone: run a repeatable job periodically. The first occurrence is submitted
-    /// at once; each is a normal run. Refused once draining, or for a run-once job.
-    Schedule(
-        ScheduleSpec,
-        BoxedJob,
-        RpcReplyPort<Result<ScheduleId, SubmitError>>,
-    ),
-    /// Sent by anyone: stop submitting occurrences until resumed (an active one carries on).
-    PauseSchedule(ScheduleId, RpcReplyPort<Result<(), NoSuchSchedule>>),
-    /// Sent by anyone: submit occurrences again, the next one at once.
-    ResumeSchedule(ScheduleId, RpcReplyPort<Result<(), NoSuchSchedule>>),
-    /// Sent by anyone: forget a schedule (an active occurrence carries on as a normal run).
-    RemoveSchedule(
-        ScheduleId,
-        RpcReplyPort<Result<ScheduleInfo, NoSuchSchedule>>,
-    ),
-    /// Query: every schedule's counters.
-    Schedules(RpcReplyPort<Vec<ScheduleInfo>>),
-    /// Sent by the supervisor to itself when a schedule's next occurrence is due.
-    ScheduleDue(Internal, ScheduleId, u64),
-    /// Sent by the registry after it restarted from its store. More than
-    /// [`REGISTRY_RESTARTS`] restarts within [`RESTART_WINDOW`] make the supervisor fail
-    /// (escalating to its own supervisor), as an Erlang supervisor's restart intensity would.
-    RegistryRestarted(Internal, String),
-    /// Query: a [`Submitter`] for this supervisor (the handle's fast path).
-    GetSubmitter(RpcReplyPort<Submitter>),
-    /// Query: queues, limits and drain state as the supervisor sees them.
-    Status(RpcReplyPort<SupervisorStatus>),
-}
+mod recovery;
+use crate::submitter::{self, Gate, Submitter};
+use crate::task::AbortOnDrop;
+use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
 
 /// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
 pub const REGISTRY_RESTARTS: usize = 5;
 
 /// The window over which registry restarts are counted.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
-
-/// Marks a message that only runwarden's own actors may send. It cannot be built outside
-/// this crate, so no other sender can fake a drain barrier, a deadline or a forwarded cancel.
-#[derive(Debug)]
-pub struct Internal(());
-
-impl Internal {
-    pub(crate) fn new() -> Self {
-        Internal(())
-    }
-}
-
-/// One attempt of a run on its way from the registry to the supervisor and on to a worker.
-/// Its fields are private so only runwarden's actors can make one.
-pub struct PreparedRun {
-    pub(crate) id: RunId,
-    pub(crate) label: Arc<str>,
-    pub(crate) queue: Arc<str>,
-    pub(crate) priority: i32,
-    pub(crate) attempt: u32,
-    pub(crate) timeout: Option<Duration>,
-    /// Boxed: most runs have none, and a queued run's size counts.
-    pub(crate) retry: Option<Box<RetryPolicy>>,
-    job: Option<BoxedJob>,
-    /// The run's place in its queue's length bound, held until the run first starts.
-    slot: Option<QueueSlot>,
-}
-
-impl PreparedRun {
-    pub(crate) fn new(record: &Stored, submission: Submission) -> Box<Self> {
-        Box::new(PreparedRun {
-            id: record.id(),
-            label: record.shared_label().clone(),
-            queue: record.shared_queue().clone(),
-            priority: record.priority(),
-            attempt: record.attempt(),
-            timeout: submission.timeout,
-            retry: submission.retry.map(Box::new),
-            job: Some(submission.job),
-            slot: submission.slot,
-        })
-    }
-
-    pub(crate) fn has_job(&self) -> bool {
-        self.job.is_some()
-    }
-
-    /// The job for one attempt: a handle to a repeatable job (which stays for retries), or
-    /// the run-once job itself.
-    pub(crate) fn take_job_for_attempt(&mut self) -> Option<BoxedJob> {
-        match self.job.as_ref().and_then(BoxedJob::try_clone) {
-            Some(job) => Some(job),
-            None => self.job.take(),
-        }
-    }
-}
-
-impl fmt::Debug for PreparedRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PreparedRun")
-            .field("id", &self.id)
-            .field("label", &self.label)
-            .field("queue", &self.queue)
-            .field("priority", &self.priority)
-            .field("attempt", &self.attempt)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Who asked for a cancel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelReason {
-    /// A caller, through [`SupervisorMessage::Cancel`].
-    User,
-    /// The deadline of a drain passed while the run was still active.
-    DrainDeadline,
-}
-
-impl fmt::Display for CancelReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CancelReason::User => "a caller",
-            CancelReason::DrainDeadline => "the drain deadline",
-        })
-    }
-}
-
-/// What a successful cancel did. Every `Ok` answer means the run ends `Cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelOutcome {
-    /// The run was queued (or waiting to be retried): it is `Cancelled` now, and its job will
-    /// not run again.
-    CancelledWhileQueued,
-    /// The run was running: its job was signalled and the run will end `Cancelled`, at the
-    /// latest when the grace period runs out.
-    Signalled,
-    /// A cancel was already under way; the run will end `Cancelled`.
-    AlreadyCancelling,
-}
-
-/// Where the supervisor is in its drain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DrainState {
-    /// Accepting runs.
-    NotDraining,
-    /// Refusing runs, waiting for accepted ones to end.
-    Draining,
-    /// Every accepted run is terminal; runs are still refused.
-    Drained,
-}
-
-/// What a drain waited for: every run the supervisor still held when the drain began (queued,
-/// waiting to be retried, or with a live worker) and every run admitted before the gate closed.
-///
-/// A run whose terminal status was already visible to callers can still be counted if its
-/// worker had not exited yet; the registry's records are the exact account of every run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrainReport {
-    /// Runs that ended `Completed`.
-    pub completed: usize,
-    /// Runs that ended `Failed`.
-    pub failed: usize,
-    /// Runs that ended `Cancelled` (by a caller or by the deadline).
-    pub cancelled: usize,
-    /// The runs the deadline cancelled, in the order they were cancelled.
-    pub cancelled_by_drain: Vec<RunId>,
-    /// Whether the deadline passed before every run ended by itself.
-    pub deadline_hit: bool,
-}
-
-/// One queue as the supervisor sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueStatus {
-    /// The queue's name.
-    pub name: String,
-    /// Its concurrency limit (`None`: only the global limit).
-    pub limit: Option<usize>,
-    /// Runs waiting to start (retry waits excluded).
-    pub queued: usize,
-    /// Runs with a live worker.
-    pub running: usize,
-    /// Runs admitted and not yet started, as counted against `max_length`.
-    pub admitted_waiting: usize,
-}
-
-/// The supervisor's view of its runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SupervisorStatus {
-    /// Runs waiting for a slot, in all queues.
-    pub queued: usize,
-    /// Runs with a live worker.
-    pub running: usize,
-    /// Runs waiting for their retry backoff to pass.
-    pub retry_waiting: usize,
-    /// The global limit (`None`: unlimited).
-    pub global_limit: Option<usize>,
-    /// Per-queue figures, default queue included.
-    pub queues: Vec<QueueStatus>,
-    /// Drain progress.
-    pub drain: DrainState,
-}
 
 /// The supervisor actor. Stateless itself; see [`SupervisorState`].
 #[derive(Debug, Default, Clone, Copy)]
@@ -300,8 +60,13 @@ pub struct SupervisorArguments {
     pub event_buffer: usize,
     /// Where jobs' log lines and runs' ends go (`None`: logs are dropped).
     pub logs: Option<Arc<dyn LogSink>>,
-    /// The durable store and what was loaded from it (`None`: records only in memory).
-    pub store: Option<(Box<dyn RunStore>, StoredState)>,
+    /// The durable store (`None`: records only in memory). The supervisor loads it as it
+    /// starts, and recovers the runs a previous process left active: see [`JobKinds`] and
+    /// [`SupervisorMessage::Recovery`].
+    pub store: Option<Box<dyn RunStore>>,
+    /// The job kinds this supervisor can build from a name and parameters: what lets a run be
+    /// submitted by kind, and re-run after a crash.
+    pub kinds: JobKinds,
     /// Retention of finished runs.
     pub retention: Retention,
 }
@@ -327,6 +92,7 @@ impl Default for SupervisorArguments {
             event_buffer: 4096,
             logs: None,
             store: None,
+            kinds: JobKinds::default(),
             retention: Retention::default(),
         }
     }
@@ -378,6 +144,11 @@ struct ScheduleState {
 /// The supervisor's data.
 pub struct SupervisorState {
     registry: ActorRef<RegistryMessage>,
+    /// The registry's address as workers' jobs report to it (progress, exit codes), shared by
+    /// every run.
+    reports: Arc<dyn RunReports>,
+    kinds: Arc<JobKinds>,
+    recovery: Arc<RecoveryReport>,
     gate: Gate,
     table: Arc<QueueTable>,
     global_limit: Option<usize>,
@@ -429,7 +200,7 @@ fn arm(
     s.generation += 1;
     let generation = s.generation;
     let timer = myself.send_after(after, move || {
-        SupervisorMessage::ScheduleDue(Internal::new(), id, generation)
+        SupervisorStep::ScheduleDue(id, generation).into()
     });
     s.timer = Some(AbortOnDrop(timer));
 }
@@ -503,13 +274,18 @@ impl SupervisorState {
             s.info.skipped += 1;
             return;
         }
-        let mut spec = s.spec.run.clone();
         let Some(job) = s.job.try_clone() else {
             return;
         };
-        let slot = match table.admit(&mut spec, &job) {
-            Ok(slot) => slot,
-            Err(e) => {
+        let spec = s.spec.run.clone();
+        let run_id = match submitter::admit(&table, &registry, spec, job, submitter::admit_step) {
+            Ok(run_id) => run_id,
+            Err(refused) if refused.error == SubmitError::Unavailable => {
+                tracing::error!(schedule = %id, "registry unreachable; occurrence not submitted");
+                return;
+            }
+            Err(refused) => {
+                let e = refused.error;
                 tracing::warn!(schedule = %id, error = %e, "schedule occurrence skipped");
                 s.info.skipped += 1;
                 if s.spec.mode == ScheduleMode::FixedDelay {
@@ -518,13 +294,6 @@ impl SupervisorState {
                 return;
             }
         };
-        let run_id = RunId::new();
-        let submission = Submission::admitted(job, slot, &spec);
-        let insert = RegistryMessage::Admit(Admission::new(run_id, spec, submission));
-        if registry.cast(insert).is_err() {
-            tracing::error!(schedule = %id, "registry unreachable; occurrence not submitted");
-            return;
-        }
         s.info.runs += 1;
         s.info.last_run = Some(run_id);
         s.info.active_run = Some(run_id);
@@ -595,7 +364,10 @@ impl SupervisorState {
     /// Records a terminal status the supervisor decided itself (queued cancel, drain).
     fn end_here(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, t: Transition) {
         self.note_end(myself, id, t.target());
-        if let Err(e) = self.registry.cast(RegistryMessage::Transition(id, t, None)) {
+        if let Err(e) = self
+            .registry
+            .cast(RegistryStep::Transition(id, t, None).into())
+        {
             tracing::error!(run_id = %id, error = %e, "registry unreachable; terminal status not recorded");
         }
     }
@@ -697,6 +469,7 @@ impl SupervisorState {
         let args = WorkerArguments {
             run,
             registry: self.registry.clone(),
+            reports: self.reports.clone(),
             grace: self.cancel_grace,
             logs: self.logs.clone(),
         };
@@ -756,16 +529,13 @@ impl SupervisorState {
             return;
         }
         if let Some((worker, _)) = self.workers.get(&id) {
-            match worker::try_send(
-                worker,
-                WorkerMessage::Cancel(CancelReason::User, Some(reply)),
-            ) {
+            match worker::try_send(worker, WorkerStep::Cancel(CancelReason::User, Some(reply))) {
                 Ok(()) => {
                     self.cancel_sent.insert(id);
                 }
                 // The worker is draining or stopping: its exit event is on its way, and the
                 // answer is given from it (see `worker_ended`).
-                Err(Some(WorkerMessage::Cancel(_, Some(reply)))) => {
+                Err(Some(WorkerMessage(WorkerStep::Cancel(_, Some(reply))))) => {
                     self.parked_cancels.entry(id).or_default().push(reply);
                 }
                 Err(_) => {}
@@ -778,7 +548,7 @@ impl SupervisorState {
         // registry, ahead of this question: the registry answers, with no further bounce.
         if let Err(e) = self
             .registry
-            .cast(RegistryMessage::AnswerCancel(id, reply, forwarded))
+            .cast(RegistryStep::AnswerCancel(id, reply, forwarded).into())
         {
             tracing::error!(run_id = %id, error = %e, "registry unreachable; cancel unanswered");
         }
@@ -807,15 +577,10 @@ impl SupervisorState {
                 );
                 // The barrier travels through the registry, behind every admitted `Insert`, and
                 // comes back as `DrainBarrier` behind their `Start`s.
-                if let Err(e) = self
-                    .registry
-                    .cast(RegistryMessage::Barrier(Internal::new()))
-                {
+                if let Err(e) = self.registry.cast(RegistryStep::Barrier.into()) {
                     tracing::error!(error = %e, "registry unreachable; drain cannot complete");
                 }
-                let timer = myself.send_after(deadline, || {
-                    SupervisorMessage::DrainDeadline(Internal::new())
-                });
+                let timer = myself.send_after(deadline, || SupervisorStep::DrainDeadline.into());
                 self.drain = Drain::Draining {
                     waiters: vec![reply],
                     ended_before: self.ended,
@@ -857,7 +622,7 @@ impl SupervisorState {
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
         // cancel that the deadline caused, so a run that finished first is not misreported.
         for (id, (worker, _)) in &self.workers {
-            let cancel = WorkerMessage::Cancel(CancelReason::DrainDeadline, None);
+            let cancel = WorkerStep::Cancel(CancelReason::DrainDeadline, None);
             if worker::try_send(worker, cancel).is_ok() {
                 self.cancel_sent.insert(*id);
             }
@@ -987,9 +752,8 @@ impl SupervisorState {
                         let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
                     }
                 } else {
-                    let timer = myself.send_after(delay, move || {
-                        SupervisorMessage::RetryDue(Internal::new(), id)
-                    });
+                    let timer =
+                        myself.send_after(delay, move || SupervisorStep::RetryDue(id).into());
                     self.retry_waits.insert(
                         id,
                         RetryWait {
@@ -1038,7 +802,7 @@ impl SupervisorState {
         let verdict = self
             .registry
             .call(
-                |r| RegistryMessage::Transition(id, t, Some(r)),
+                |r| RegistryStep::Transition(id, t, Some(r)).into(),
                 Some(Duration::from_secs(5)),
             )
             .await;
@@ -1052,6 +816,70 @@ impl SupervisorState {
         };
         self.note_end(myself, id, status);
         status
+    }
+
+    /// Handles one of the supervisor's internal steps.
+    async fn step(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        step: SupervisorStep,
+    ) -> Result<(), ActorProcessingErr> {
+        match step {
+            SupervisorStep::Start(run) => {
+                self.accept(myself, run).await;
+                // A run refused here (drain past its deadline, a failed spawn) may have been
+                // the last one a drain waited for.
+                self.check_drained();
+            }
+            SupervisorStep::CancelForwarded(id, reply) => {
+                self.cancel(myself, id, reply, true);
+                self.start_queued(myself).await;
+                self.check_drained();
+            }
+            SupervisorStep::DrainBarrier => {
+                if let Drain::Draining { barrier_seen, .. } = &mut self.drain {
+                    *barrier_seen = true;
+                }
+                self.check_drained();
+            }
+            SupervisorStep::DrainDeadline => {
+                self.drain_deadline(myself);
+                self.check_drained();
+            }
+            SupervisorStep::RetryDue(id) => {
+                self.retry_due(myself, id).await;
+                self.check_drained();
+            }
+            SupervisorStep::ScheduleDue(id, generation) => {
+                if self
+                    .schedules
+                    .get(&id)
+                    .is_some_and(|s| s.generation == generation)
+                {
+                    self.fire_schedule(myself, id);
+                }
+            }
+            SupervisorStep::RegistryRestarted(reason) => {
+                let now = std::time::Instant::now();
+                let restarts = &mut self.registry_restarts;
+                restarts.push_back(now);
+                while restarts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+                {
+                    restarts.pop_front();
+                }
+                tracing::warn!(%reason, restarts = restarts.len(), "registry restarted");
+                if restarts.len() > REGISTRY_RESTARTS {
+                    return Err(format!(
+                        "registry restarted {} times within {RESTART_WINDOW:?}; giving up: {reason}",
+                        restarts.len()
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1078,17 +906,33 @@ impl Actor for SupervisorActor {
                 waiting: BTreeMap::new(),
             })
             .collect();
+        let (store, loaded) = match args.store {
+            Some(store) => {
+                let (store, loaded) = recovery::load(store, args.retention.memory_window).await?;
+                (Some((store, loaded.state)), Some(loaded.active))
+            }
+            None => (None, None),
+        };
         let registry_args = RegistryArguments {
             supervisor: myself.clone(),
             dedup_window: args.dedup_window,
             event_buffer: args.event_buffer,
             logs: args.logs.clone(),
-            store: args.store,
+            store,
             retention: args.retention,
         };
         let (registry, _) =
             Actor::spawn_linked(None, RegistryActor, registry_args, myself.get_cell()).await?;
+        // Recovery's messages reach the registry before any other sender can know its
+        // address: the supervisor's own address is not handed out until `pre_start` returns.
+        let recovery = match loaded {
+            Some(active) => recovery::recover(&registry, &args.kinds, active),
+            None => RecoveryReport::default(),
+        };
         Ok(SupervisorState {
+            reports: Arc::new(registry.clone()),
+            kinds: Arc::new(args.kinds),
+            recovery: Arc::new(recovery),
             registry,
             gate: Gate::default(),
             table,
@@ -1119,28 +963,26 @@ impl Actor for SupervisorActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SupervisorMessage::Submit(mut spec, job, reply) => {
-                if !matches!(state.drain, Drain::NotDraining) {
-                    let _ = reply.send(Err(SubmitError::ShuttingDown));
-                    return Ok(());
-                }
-                let answer = state.table.admit(&mut spec, &job).and_then(|slot| {
-                    let id = RunId::new();
-                    let submission = Submission::admitted(job, slot, &spec);
-                    let insert = RegistryMessage::Admit(Admission::new(id, spec, submission));
-                    state
-                        .registry
-                        .cast(insert)
-                        .map(|()| id)
-                        .map_err(|_| SubmitError::Unavailable)
-                });
+            SupervisorMessage::Submit(spec, job, reply) => {
+                let answer = if matches!(state.drain, Drain::NotDraining) {
+                    submitter::admit(
+                        &state.table,
+                        &state.registry,
+                        spec,
+                        job,
+                        submitter::admit_step,
+                    )
+                    .map_err(|refused| refused.error)
+                } else {
+                    Err(SubmitError::ShuttingDown)
+                };
                 let _ = reply.send(answer);
             }
-            SupervisorMessage::Start(run) => {
-                state.accept(&myself, run).await;
-                // A run refused here (drain past its deadline, a failed spawn) may have been
-                // the last one a drain waited for.
-                state.check_drained();
+            SupervisorMessage::Internal(internal) => {
+                state.step(&myself, internal.0).await?;
+            }
+            SupervisorMessage::Recovery(reply) => {
+                let _ = reply.send(state.recovery.clone());
             }
             SupervisorMessage::Cancel(id, reply) => {
                 state.cancel(&myself, id, reply, false);
@@ -1154,27 +996,8 @@ impl Actor for SupervisorActor {
                 state.start_queued(&myself).await;
                 state.check_drained();
             }
-            SupervisorMessage::CancelForwarded(_, id, reply) => {
-                state.cancel(&myself, id, reply, true);
-                state.start_queued(&myself).await;
-                state.check_drained();
-            }
             SupervisorMessage::Drain(deadline, reply) => {
                 state.begin_drain(&myself, deadline, reply)
-            }
-            SupervisorMessage::DrainBarrier(_) => {
-                if let Drain::Draining { barrier_seen, .. } = &mut state.drain {
-                    *barrier_seen = true;
-                }
-                state.check_drained();
-            }
-            SupervisorMessage::DrainDeadline(_) => {
-                state.drain_deadline(&myself);
-                state.check_drained();
-            }
-            SupervisorMessage::RetryDue(_, id) => {
-                state.retry_due(&myself, id).await;
-                state.check_drained();
             }
             SupervisorMessage::SetLimit(queue, limit, reply) => {
                 let limit = limit.map(|l| l.max(1));
@@ -1245,40 +1068,12 @@ impl Actor for SupervisorActor {
             SupervisorMessage::Schedules(reply) => {
                 let _ = reply.send(state.schedules.values().map(|s| s.info.clone()).collect());
             }
-            SupervisorMessage::ScheduleDue(_, id, generation) => {
-                if state
-                    .schedules
-                    .get(&id)
-                    .is_some_and(|s| s.generation == generation)
-                {
-                    state.fire_schedule(&myself, id);
-                }
-            }
-            SupervisorMessage::RegistryRestarted(_, reason) => {
-                let now = std::time::Instant::now();
-                let restarts = &mut state.registry_restarts;
-                restarts.push_back(now);
-                while restarts
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
-                {
-                    restarts.pop_front();
-                }
-                tracing::warn!(%reason, restarts = restarts.len(), "registry restarted");
-                if restarts.len() > REGISTRY_RESTARTS {
-                    return Err(format!(
-                        "registry restarted {} times within {RESTART_WINDOW:?}; giving up: {reason}",
-                        restarts.len()
-                    )
-                    .into());
-                }
-            }
             SupervisorMessage::GetSubmitter(reply) => {
                 let _ = reply.send(Submitter::new(
-                    myself.clone(),
                     state.registry.clone(),
                     state.gate.clone(),
                     state.table.clone(),
+                    state.kinds.clone(),
                 ));
             }
             SupervisorMessage::Status(reply) => {

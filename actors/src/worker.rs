@@ -5,63 +5,44 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
-use tokio::task::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
 use tracing::Instrument;
 
 use crate::error::CancelError;
-use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext};
+use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext, RunReports};
 use crate::log::LogSink;
-use crate::registry::RegistryMessage;
+use crate::protocol::registry::{RegistryMessage, RegistryStep};
+use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
+use crate::protocol::worker::{AttemptEnd, WorkerMessage, WorkerStep};
 use crate::run::{ErrorKind, RunError, RunId, RunStatus, Transition};
-use crate::supervisor::{CancelOutcome, CancelReason, PreparedRun};
+use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
-
-/// A reply port for a cancel request.
-pub type CancelReply = RpcReplyPort<Result<CancelOutcome, CancelError>>;
-
-/// Messages a worker handles.
-#[derive(Debug)]
-pub enum WorkerMessage {
-    /// Sent by the supervisor: cancel this run. The worker signals the job's
-    /// [`RunContext`], arms the grace timer, and answers the caller directly (the supervisor
-    /// forwards the caller's port and does not wait). The run will end `Cancelled`.
-    Cancel(CancelReason, Option<CancelReply>),
-    /// Sent by the worker's own job task when the job's future ends (returned or panicked).
-    JobFinished(JobOutcome),
-    /// Sent by the worker to itself when the attempt's time limit passes: the job is signalled
-    /// like a cancel, and the attempt fails with [`ErrorKind::TimedOut`] (or is retried).
-    TimeLimit,
-    /// Sent by the worker to itself when the grace period after a cancel or time limit has run
-    /// out: the job task is aborted and the attempt ends now.
-    GraceExpired,
-}
 
 /// The worker actor. Stateless itself; see [`WorkerState`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WorkerActor;
 
-/// Start-up input of a worker, built by the supervisor.
-#[derive(Debug)]
+/// Start-up input of a worker.
+/// Only the supervisor builds one.
 pub struct WorkerArguments {
     /// The run (and attempt) this worker executes.
-    pub run: Box<PreparedRun>,
+    pub(crate) run: Box<PreparedRun>,
     /// Where status messages go.
-    pub registry: ActorRef<RegistryMessage>,
+    pub(crate) registry: ActorRef<RegistryMessage>,
+    /// Where the job's reports go (the same registry, as the job layer sees it).
+    pub(crate) reports: Arc<dyn RunReports>,
     /// How long a cancelled job may take to stop before its future is dropped.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// Where the job's log lines go.
-    pub logs: Option<Arc<dyn LogSink>>,
+    pub(crate) logs: Option<Arc<dyn LogSink>>,
 }
 
-/// A task handle that aborts the task when dropped, so a worker never leaks its job or
-/// timer task, however the worker ends (stop, kill, or a panic in a handler).
-#[derive(Debug)]
-pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+impl std::fmt::Debug for WorkerArguments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerArguments")
+            .field("run", &self.run)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,22 +53,6 @@ type Timer = AbortOnDrop<Result<(), MessagingErr<WorkerMessage>>>;
 enum Stop {
     Cancel(CancelReason),
     TimeLimit,
-}
-
-/// How the worker's attempt ended. The supervisor reads it from the state ractor hands back
-/// in `ActorTerminated`.
-#[derive(Debug)]
-pub enum AttemptEnd {
-    /// The run reached this terminal status.
-    Ended(RunStatus),
-    /// The attempt failed and the run is to be attempted again after `delay`; the run (with its
-    /// repeatable job and the next attempt number) comes back to the supervisor.
-    Retry {
-        /// The backoff before the next attempt.
-        delay: Duration,
-        /// The run, ready for its next attempt.
-        run: Box<PreparedRun>,
-    },
 }
 
 /// A worker's data.
@@ -104,6 +69,7 @@ pub struct WorkerState {
     /// The attempt's job, from start-up until its task is spawned.
     job: Option<BoxedJob>,
     registry: ActorRef<RegistryMessage>,
+    reports: Arc<dyn RunReports>,
     grace: Duration,
     logs: Option<Arc<dyn LogSink>>,
     /// `None` once released at the worker's stop.
@@ -170,7 +136,7 @@ impl WorkerState {
         self.time_limit = None;
         if let Err(e) = self
             .registry
-            .cast(RegistryMessage::Transition(self.run_id, t, None))
+            .cast(RegistryStep::Transition(self.run_id, t, None).into())
         {
             tracing::error!(run_id = %self.run_id, error = %e, "registry unreachable; outcome not recorded");
         }
@@ -232,7 +198,7 @@ impl WorkerState {
         if let Some(c) = &self.cancel {
             c.0.cancel();
         }
-        let timer = myself.send_after(self.grace, || WorkerMessage::GraceExpired);
+        let timer = myself.send_after(self.grace, || WorkerStep::GraceExpired.into());
         self.grace_timer = Some(AbortOnDrop(timer));
     }
 }
@@ -269,7 +235,7 @@ impl Drop for ReportOnDrop {
     fn drop(&mut self) {
         if let Some(worker) = self.0.take() {
             let outcome = JobOutcome::Panicked("the job's task ended without a result".to_owned());
-            let _ = worker.cast(WorkerMessage::JobFinished(outcome));
+            let _ = worker.cast(WorkerStep::JobFinished(outcome).into());
         }
     }
 }
@@ -298,6 +264,7 @@ impl Actor for WorkerActor {
             again,
             job,
             registry: args.registry,
+            reports: args.reports,
             grace: args.grace,
             logs: args.logs,
             cancel: Some(CancelOnDrop(Arc::default())),
@@ -326,7 +293,7 @@ impl Actor for WorkerActor {
         };
         state
             .registry
-            .cast(RegistryMessage::Transition(state.run_id, started, None))?;
+            .cast(RegistryStep::Transition(state.run_id, started, None).into())?;
         tracing::debug!(run_id = %state.run_id, label = %state.label, attempt = state.attempt, "run started");
         let Some(cancel) = &state.cancel else {
             return Ok(());
@@ -335,7 +302,7 @@ impl Actor for WorkerActor {
             state.run_id,
             state.attempt,
             cancel.0.clone(),
-            state.registry.clone(),
+            state.reports.clone(),
             state.logs.clone(),
         );
         let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label, attempt = state.attempt);
@@ -347,14 +314,14 @@ impl Actor for WorkerActor {
                 let outcome = CatchUnwind::new(job, ctx).await;
                 if let Some(me) = report.0.take() {
                     // Fails only if the worker already finished (grace expired): nothing to do.
-                    let _ = me.cast(WorkerMessage::JobFinished(outcome));
+                    let _ = me.cast(WorkerStep::JobFinished(outcome).into());
                 }
             }
             .instrument(span),
         );
         state.task = Some(AbortOnDrop(handle));
         if let Some(limit) = timeout {
-            let timer = myself.send_after(limit, || WorkerMessage::TimeLimit);
+            let timer = myself.send_after(limit, || WorkerStep::TimeLimit.into());
             state.time_limit = Some(AbortOnDrop(timer));
         }
         Ok(())
@@ -375,8 +342,8 @@ impl Actor for WorkerActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            WorkerMessage::JobFinished(outcome) => {
+        match message.0 {
+            WorkerStep::JobFinished(outcome) => {
                 if state.end.is_some() {
                     return Ok(());
                 }
@@ -402,7 +369,7 @@ impl Actor for WorkerActor {
                     (None, JobOutcome::Panicked(m)) => state.fail(&myself, ErrorKind::Panicked, m),
                 }
             }
-            WorkerMessage::Cancel(reason, reply) => {
+            WorkerStep::Cancel(reason, reply) => {
                 let answer = match (&state.end, state.stop) {
                     (Some(AttemptEnd::Ended(status)), _) => Err(CancelError::AlreadyFinished {
                         id: state.run_id,
@@ -433,13 +400,13 @@ impl Actor for WorkerActor {
                     let _ = reply.send(answer);
                 }
             }
-            WorkerMessage::TimeLimit => {
+            WorkerStep::TimeLimit => {
                 if state.end.is_none() && state.stop.is_none() {
                     tracing::info!(run_id = %state.run_id, "run hit its time limit");
                     state.signal_stop(&myself, Stop::TimeLimit);
                 }
             }
-            WorkerMessage::GraceExpired => {
+            WorkerStep::GraceExpired => {
                 if state.end.is_some() {
                     return Ok(());
                 }
@@ -472,21 +439,5 @@ impl Actor for WorkerActor {
             }
         }
         Ok(())
-    }
-}
-
-/// Casts `msg` to a worker. When the worker is draining or gone, ractor refuses the send and
-/// hands the message back, so the caller can answer it another way.
-pub(crate) fn try_send(
-    worker: &ActorRef<WorkerMessage>,
-    msg: WorkerMessage,
-) -> Result<(), Option<WorkerMessage>> {
-    match worker.cast(msg) {
-        Ok(()) => Ok(()),
-        Err(MessagingErr::SendErr(msg)) => Err(Some(msg)),
-        Err(e) => {
-            tracing::error!(error = %e, "worker refused a message without returning it");
-            Err(None)
-        }
     }
 }

@@ -1,0 +1,85 @@
+//! The message protocols between runwarden's actors: every message enum, its reply types, and
+//! the wrappers that keep internal steps internal.
+//!
+//! Actors import this module, never each other's files: the supervisor, the registry and the
+//! workers see one another only as addresses of these message types.
+//!
+//! | actor | public requests (anyone holding the address) | internal steps (runwarden only) |
+//! |---|---|---|
+//! | supervisor ([`SupervisorMessage`]) | submit, cancel, cancel many, drain, limits, schedules, status, recovery report, submitter | start a recorded run, forwarded cancel, drain barrier and deadline, retry due, schedule due, registry restarted |
+//! | registry ([`RegistryMessage`]) | get, list, wait, active count and ids, subscribe, event port, stats, prune now | admit (plain, durable, unique), transition, progress, exit code, answer a cancel, barrier, requeue, store committed, prunable, prune tick |
+//! | worker ([`WorkerMessage`]) | none | cancel (from the supervisor), job finished, time limit, grace expired |
+//!
+//! Each variant's documentation says who sends it and what the receiver does with it.
+//!
+//! # The seal
+//!
+//! An internal step travels inside [`SupervisorInternal`], [`RegistryInternal`] or
+//! [`WorkerMessage`], whose contents only this crate can build. So no value an application
+//! can build can make the registry forget a run, release a durability acknowledgement before
+//! its write commits, start a run twice, report a status for a run it does not run, or inject
+//! a fault. Each of these fails to compile outside the crate:
+//!
+//! Forgetting a finished run (and deleting it from the store):
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryMessage::Prunable;
+//! ```
+//! Releasing every held durability acknowledgement early:
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryMessage::Committed;
+//! ```
+//! Starting a second worker for a running run:
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryMessage::Requeue;
+//! ```
+//! Injecting a fault:
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryMessage::InjectFault;
+//! ```
+//! Reporting a status for a run the sender does not run, or recording a made-up record:
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryMessage::Transition;
+//! ```
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryMessage::Insert;
+//! ```
+//! Handing the supervisor a run to start, or faking a drain's barrier:
+//! ```compile_fail
+//! let _ = runwarden_actors::SupervisorMessage::Start;
+//! ```
+//! ```compile_fail
+//! let _ = runwarden_actors::SupervisorMessage::DrainBarrier;
+//! ```
+//! Building any internal step, of the registry, the supervisor or a worker:
+//! ```compile_fail
+//! let _ = runwarden_actors::RegistryInternal;
+//! ```
+//! ```compile_fail
+//! let _ = runwarden_actors::SupervisorInternal;
+//! ```
+//! ```compile_fail
+//! let _ = runwarden_actors::WorkerMessage;
+//! ```
+//!
+//! The public requests, written the same way, compile:
+//! ```
+//! let _ = runwarden_actors::RegistryMessage::Get;
+//! let _ = runwarden_actors::RegistryMessage::WaitTerminal;
+//! let _ = runwarden_actors::SupervisorMessage::Submit;
+//! let _ = runwarden_actors::SupervisorMessage::Cancel;
+//! ```
+//!
+//! Fault injection for runwarden's own tests is behind the `fault-injection` feature
+//! (the `faults` module), meant for `[dev-dependencies]` only.
+
+pub(crate) mod registry;
+pub(crate) mod run;
+pub(crate) mod supervisor;
+pub(crate) mod worker;
+
+pub use registry::{Dedup, RegistryInternal, RegistryMessage, RegistryStats, Retention};
+pub use run::{Admission, CancelOutcome, CancelReason, CancelReply, PreparedRun, Submission};
+pub use supervisor::{
+    DrainReport, DrainState, QueueStatus, SupervisorInternal, SupervisorMessage, SupervisorStatus,
+};
+pub use worker::{AttemptEnd, WorkerMessage};

@@ -1,0 +1,222 @@
+//! The registry's protocol: what it accepts and the values it answers with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{ActorRef, OutputPort, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CancelError, NotFound, StoreError, SubmitError};
+use crate::event::{EventFilter, RunEvent, Subscription};
+use crate::job::{ProgressSlot, RunReports};
+use crate::protocol::run::{Admission, CancelOutcome, Submission};
+use crate::query::{ListQuery, RunPage};
+use crate::run::{RunId, RunRecord, RunStatus, Transition, TransitionError};
+
+/// A reply port for the outcome of a write.
+pub(crate) type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
+
+/// Messages the registry handles.
+///
+/// Every public variant is a query or request any holder of the registry's address may make;
+/// none of them changes a run. Every change to a record (admission, status reports, progress,
+/// store acknowledgements, retention, recovery) travels in [`RegistryMessage::Internal`],
+/// which only runwarden can build, so no value a user can build makes the registry forget a
+/// run, release a durability acknowledgement early, or start a run twice.
+#[derive(Debug)]
+pub enum RegistryMessage {
+    /// Query: one run's record.
+    Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
+    /// Query: runs matching a filter, newest first, with the true total.
+    List(ListQuery, RpcReplyPort<RunPage>),
+    /// Query: how many runs are `Queued` or `Running`.
+    ActiveCount(RpcReplyPort<usize>),
+    /// Query: the ids of active runs, oldest first.
+    ActiveIds(RpcReplyPort<Vec<RunId>>),
+    /// Query: is this run `Queued` or `Running`? `false` for unknown ids.
+    IsActive(RunId, RpcReplyPort<bool>),
+    /// Query: reply with the run's record once it is terminal: at once if it already is,
+    /// otherwise when its terminal transition arrives (no polling).
+    WaitTerminal(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
+    /// Query: subscribe to live events. For a run filter, an unknown id is `NotFound`.
+    Subscribe(EventFilter, RpcReplyPort<Result<Subscription, NotFound>>),
+    /// Query: the output port on which the registry publishes every [`RunEvent`], for actors
+    /// (`port.subscribe(actor, converter)`).
+    EventPort(RpcReplyPort<Arc<OutputPort<RunEvent>>>),
+    /// Sent by anyone (an admin endpoint): run a retention pass now; replies at once.
+    PruneNow(RpcReplyPort<()>),
+    /// Query: counters.
+    Stats(RpcReplyPort<RegistryStats>),
+    /// One of runwarden's own steps; see [`RegistryInternal`].
+    Internal(RegistryInternal),
+}
+
+/// A step of the registry's own protocol. Its contents are private to runwarden.
+///
+/// ```compile_fail
+/// // A user cannot build one: the field is private to the crate.
+/// let _ = runwarden_actors::RegistryInternal(());
+/// ```
+#[derive(Debug)]
+pub struct RegistryInternal(pub(crate) RegistryStep);
+
+/// The registry's internal steps: every change to a record.
+#[derive(Debug)]
+pub(crate) enum RegistryStep {
+    /// Sent by fault-injection tests only: record a ready-made `Queued` record, then hand its
+    /// job to the supervisor. A reused id is refused with [`TransitionError::DuplicateId`]
+    /// and its job is dropped unstarted.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    Insert(Box<RunRecord>, Submission, Option<WriteReply>),
+    /// Sent by a [`crate::Submitter`] (and by the supervisor, for
+    /// [`crate::SupervisorMessage::Submit`] and schedules): record a run admitted from its
+    /// spec, in the registry's compact form, then hand its job to the supervisor (`Start`).
+    ///
+    /// Routing the job through the registry means every run the registry shows as active has
+    /// its `Start` in the supervisor's mailbox already: see `AnswerCancel`.
+    Admit(Box<Admission>),
+    /// Sent by a [`crate::Submitter`] in durable mode: as `Admit`, but the reply (the run's
+    /// id) is sent only once the record is committed to the store.
+    AdmitDurable(Box<Admission>, RpcReplyPort<Result<RunId, SubmitError>>),
+    /// Sent by a [`crate::Submitter`] for a run with an idempotency key: if a run with the
+    /// same key is active, or ended within the dedup window, reply with its id and drop this
+    /// one unstarted; otherwise admit it like `Admit`.
+    AdmitUnique(Box<Admission>, String, RpcReplyPort<Dedup>),
+    /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
+    /// queued run, a dead worker, recovery): apply one transition. A stale, out-of-order or
+    /// unknown one is refused with a typed error and a warning, never applied.
+    Transition(RunId, Transition, Option<WriteReply>),
+    /// Sent by a job's [`crate::RunContext`] when it has a progress report waiting in the
+    /// slot and no message about it is on its way: take the latest report and keep it on the
+    /// record (ignored once the run is terminal).
+    Progress(RunId, Arc<ProgressSlot>),
+    /// Sent by a process run's job: its program's exit code, kept on the record (ignored once
+    /// the run is terminal).
+    ExitCode(RunId, i32),
+    /// Sent by the supervisor with a caller's cancel request for a run it does not hold:
+    /// answer `NotFound` or `AlreadyFinished` from the record. If the record is still active,
+    /// the request overtook the run's `Start` (which this registry has already forwarded), so
+    /// it goes back to the supervisor once, behind that `Start`. `bounced` is set when the
+    /// request has already been back once: by then the supervisor has handled the run's
+    /// `Start`, so a run it no longer holds has ended and its end is recorded here.
+    AnswerCancel(
+        RunId,
+        RpcReplyPort<Result<CancelOutcome, CancelError>>,
+        bool,
+    ),
+    /// Sent by the supervisor when a drain begins, right after closing the admission gate:
+    /// forwarded to the supervisor as its `DrainBarrier`, behind the `Start` of every run
+    /// admitted before it.
+    Barrier,
+    /// Sent by the supervisor at start-up for a run a previous process left active, whose job
+    /// could be rebuilt: the interrupted attempt is recorded, and the run is queued again and
+    /// handed to the supervisor.
+    Requeue(RunId, Submission),
+    /// Sent by the store's writer thread: every write numbered up to this one is committed
+    /// (or failed with this error). Held-back acknowledgements up to it are released.
+    Committed(u64, Option<StoreError>),
+    /// Sent by the store's writer thread: finished runs (with their statuses) that retention
+    /// may now forget.
+    Prunable(Vec<(RunId, RunStatus)>),
+    /// Sent by the registry to itself: time to apply retention.
+    PruneTick,
+    /// Sent by fault-injection tests only: the registry panics while handling it, as a bug
+    /// would. With a store the registry restarts; without one it fails and its supervisor
+    /// escalates.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    Fault(String),
+}
+
+impl From<RegistryStep> for RegistryMessage {
+    fn from(step: RegistryStep) -> Self {
+        RegistryMessage::Internal(RegistryInternal(step))
+    }
+}
+
+/// A job's reports reach the registry as internal steps.
+impl RunReports for ActorRef<RegistryMessage> {
+    fn progress(&self, id: RunId, slot: Arc<ProgressSlot>) {
+        let _ = self.cast(RegistryStep::Progress(id, slot).into());
+    }
+
+    fn exit_code(&self, id: RunId, code: i32) {
+        let _ = self.cast(RegistryStep::ExitCode(id, code).into());
+    }
+}
+
+/// The answer to a submit with an idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "run_id", rename_all = "snake_case")]
+pub enum Dedup {
+    /// No run held the key: this one was accepted under the id given.
+    New(RunId),
+    /// A run with the key is active or ended within the window: its id; nothing new started.
+    Existing(RunId),
+}
+
+impl Dedup {
+    /// The run's id, new or existing.
+    pub fn run_id(self) -> RunId {
+        match self {
+            Dedup::New(id) | Dedup::Existing(id) => id,
+        }
+    }
+}
+
+/// The registry's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryStats {
+    /// Runs per status, indexed by [`RunStatus::index`].
+    pub by_status: [usize; 5],
+    /// Transitions and inserts refused by the state machine since start.
+    pub refused: u64,
+    /// The most runs that were `Running` at once, since start.
+    pub peak_running: usize,
+    /// Finished runs forgotten by retention since start.
+    pub pruned: u64,
+    /// Times the registry restarted after a failure, since start.
+    pub restarts: u64,
+}
+
+impl RegistryStats {
+    /// Runs with `status`.
+    pub fn count(&self, status: RunStatus) -> usize {
+        self.by_status[status.index()]
+    }
+
+    /// All records held.
+    pub fn total(&self) -> usize {
+        self.by_status.iter().sum()
+    }
+}
+
+/// How long finished runs are kept, and how many stay in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Finished runs older than this are pruned (default 7 days).
+    #[serde(with = "crate::serde_duration::millis")]
+    pub max_age: Duration,
+    /// At most this many finished runs are kept; older ones are pruned (default 100,000).
+    pub max_finished: usize,
+    /// With a store: at most this many finished runs stay in memory; older ones are answered
+    /// from the store (default 10,000).
+    pub memory_window: usize,
+    /// How often retention runs (default 10 s); each pass removes at most `batch` runs, so
+    /// pruning never stalls the registry.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub every: Duration,
+    /// Most runs pruned per pass (default 5,000).
+    pub batch: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_finished: 100_000,
+            memory_window: 10_000,
+            every: Duration::from_secs(10),
+            batch: 5_000,
+        }
+    }
+}

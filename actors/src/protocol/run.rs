@@ -1,0 +1,184 @@
+//! A run on its way between actors: its admission, its job and how to run it, the attempt a
+//! worker executes, and the cancel requests that follow it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CancelError;
+use crate::job::BoxedJob;
+use crate::queue::QueueSlot;
+use crate::run::{RetryPolicy, RunId, RunSpec};
+use crate::time::Timestamp;
+
+/// A reply port for a cancel request.
+pub type CancelReply = RpcReplyPort<Result<CancelOutcome, CancelError>>;
+
+/// A run's job, and how to run it, travelling with its admission. Only runwarden builds one.
+pub struct Submission {
+    pub(crate) job: BoxedJob,
+    pub(crate) slot: Option<QueueSlot>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry: Option<RetryPolicy>,
+}
+
+/// A run a submitter admitted: its fresh id, its spec and its job. Only runwarden builds one.
+pub struct Admission {
+    pub(crate) id: RunId,
+    pub(crate) created_at: Timestamp,
+    pub(crate) spec: RunSpec,
+    pub(crate) submission: Submission,
+}
+
+impl Admission {
+    /// A run admitted now with a fresh id.
+    pub(crate) fn new(id: RunId, spec: RunSpec, submission: Submission) -> Box<Self> {
+        Box::new(Admission {
+            id,
+            created_at: Timestamp::now(),
+            spec,
+            submission,
+        })
+    }
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("id", &self.id)
+            .field("label", &self.spec.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Submission {
+    /// A job without a queue-length slot, time limit or retry (recovery, tests).
+    pub(crate) fn new(job: BoxedJob) -> Self {
+        Submission {
+            job,
+            slot: None,
+            timeout: None,
+            retry: None,
+        }
+    }
+
+    /// A job admitted to its queue by a submitter, with the spec's resolved limits.
+    pub(crate) fn admitted(job: BoxedJob, slot: QueueSlot, spec: &RunSpec) -> Self {
+        Submission {
+            job,
+            slot: Some(slot),
+            timeout: spec.timeout,
+            retry: spec.retry,
+        }
+    }
+}
+
+impl fmt::Debug for Submission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submission")
+            .field("job", &self.job)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One attempt of a run on its way from the registry to the supervisor and on to a worker.
+/// Its fields are private so only runwarden's actors can make one.
+pub struct PreparedRun {
+    pub(crate) id: RunId,
+    pub(crate) label: Arc<str>,
+    pub(crate) queue: Arc<str>,
+    pub(crate) priority: i32,
+    pub(crate) attempt: u32,
+    pub(crate) timeout: Option<Duration>,
+    /// Boxed: most runs have none, and a queued run's size counts.
+    pub(crate) retry: Option<Box<RetryPolicy>>,
+    pub(crate) job: Option<BoxedJob>,
+    /// The run's place in its queue's length bound, held until the run first starts.
+    pub(crate) slot: Option<QueueSlot>,
+}
+
+impl PreparedRun {
+    /// The next attempt of a recorded run: `attempt` is the record's attempt number.
+    pub(crate) fn new(
+        id: RunId,
+        label: Arc<str>,
+        queue: Arc<str>,
+        (priority, attempt): (i32, u32),
+        submission: Submission,
+    ) -> Box<Self> {
+        Box::new(PreparedRun {
+            id,
+            label,
+            queue,
+            priority,
+            attempt,
+            timeout: submission.timeout,
+            retry: submission.retry.map(Box::new),
+            job: Some(submission.job),
+            slot: submission.slot,
+        })
+    }
+
+    pub(crate) fn has_job(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// The job for one attempt: a handle to a repeatable job (which stays for retries), or
+    /// the run-once job itself.
+    pub(crate) fn take_job_for_attempt(&mut self) -> Option<BoxedJob> {
+        match self.job.as_ref().and_then(BoxedJob::try_clone) {
+            Some(job) => Some(job),
+            None => self.job.take(),
+        }
+    }
+}
+
+impl fmt::Debug for PreparedRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedRun")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("queue", &self.queue)
+            .field("priority", &self.priority)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who asked for a cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// A caller, through [`crate::SupervisorMessage::Cancel`].
+    User,
+    /// The deadline of a drain passed while the run was still active.
+    DrainDeadline,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelReason::User => "a caller",
+            CancelReason::DrainDeadline => "the drain deadline",
+        })
+    }
+}
+
+/// What a successful cancel did. Every `Ok` answer means the run ends `Cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    /// The run was queued (or waiting to be retried): it is `Cancelled` now, and its job will
+    /// not run again.
+    CancelledWhileQueued,
+    /// The run was running: its job was signalled and the run will end `Cancelled`, at the
+    /// latest when the grace period runs out.
+    Signalled,
+    /// A cancel was already under way; the run will end `Cancelled`.
+    AlreadyCancelling,
+}
