@@ -38,7 +38,7 @@ async fn whole_runs() -> (f64, f64, f64) {
     let rw = Runwarden::start().await.expect("start");
     // Warm up: the registry's and supervisor's tables, mailboxes, interned labels.
     for _ in 0..1000 {
-        rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+        rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
             .expect("submit");
     }
     wait_for(&rw, RunStatus::Completed, 1000).await;
@@ -48,8 +48,7 @@ async fn whole_runs() -> (f64, f64, f64) {
     for _ in 0..N {
         let spec = spec.clone();
         let one = Region::new(GLOBAL);
-        rw.submit(spec, |_| async { Ok::<_, String>(()) })
-            .expect("submit");
+        rw.submit(spec, |_| async { Ok(()) }).expect("submit");
         submit_allocs += one.change().allocations;
     }
     wait_for(&rw, RunStatus::Completed, N + 1000).await;
@@ -89,7 +88,7 @@ async fn live(status: RunStatus) -> f64 {
             if park {
                 g.notified().await;
             }
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     }

@@ -325,7 +325,7 @@ async fn runwarden_throughput(n: usize) -> (f64, f64) {
     let rw = Runwarden::start().await.expect("start");
     let start = Instant::now();
     for _ in 0..n {
-        rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+        rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
             .expect("submit");
     }
     let submit_ns = start.elapsed().as_secs_f64() * 1e9 / n as f64;
@@ -343,7 +343,7 @@ async fn runwarden_cancel_all(m: usize) -> f64 {
         .map(|_| {
             rw.submit(RunSpec::new("parked"), |ctx| async move {
                 ctx.cancelled().await;
-                Ok::<_, String>(())
+                Ok(())
             })
             .expect("submit")
         })
@@ -376,7 +376,7 @@ async fn runwarden_queries() -> [f64; 4] {
     let mut last = None;
     for _ in 0..100_000 {
         last = Some(
-            rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+            rw.submit(RunSpec::new("done"), |_| async { Ok(()) })
                 .expect("submit"),
         );
     }
@@ -386,7 +386,7 @@ async fn runwarden_queries() -> [f64; 4] {
         let g = gate.clone();
         rw.submit(RunSpec::new("active"), move |_| async move {
             g.notified().await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     }
@@ -429,12 +429,12 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
         .expect("start");
     let start = Instant::now();
     for _ in 0..n {
-        rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+        rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
             .expect("submit");
     }
     wait_for_count(&rw, RunStatus::Completed, n).await;
     // Writes commit in order: once this durable submit is acknowledged, so is everything before.
-    rw.submit_durable(RunSpec::new("fence"), |_| async { Ok::<_, String>(()) })
+    rw.submit_durable(RunSpec::new("fence"), |_| async { Ok(()) })
         .await
         .expect("fence");
     let secs = start.elapsed().as_secs_f64();
@@ -497,7 +497,7 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
                 let g = gate.clone();
                 rw.submit(RunSpec::new("parked"), move |_| async move {
                     g.notified().await;
-                    Ok::<_, String>(())
+                    Ok(())
                 })
                 .expect("submit");
             }
@@ -544,7 +544,7 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             let mut after_first = 0.0;
             for c in 0..(m / chunk) {
                 for _ in 0..chunk {
-                    rw.submit(RunSpec::new("t"), |_| async { Ok::<_, String>(()) })
+                    rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
                         .expect("submit");
                 }
                 let done = (c + 1) * chunk;
@@ -581,7 +581,7 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             let wave = 100;
             for w in 0..m.div_ceil(wave) {
                 for _ in 0..wave {
-                    rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+                    rw.submit(RunSpec::new("done"), |_| async { Ok(()) })
                         .expect("submit");
                 }
                 let done = (w + 1) * wave;

@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .job_kind("work", OnInterrupt::Fail, |_| {
             Ok(BoxedJob::repeatable(|_| async {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                Ok::<_, String>(())
+                Ok(())
             }))
         })
         .start()

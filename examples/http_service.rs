@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ctx.info(format!("step {i} of 20"));
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(ms / 20)) => {}
-                        _ = ctx.cancelled() => return Err("cancelled".to_owned()),
+                        _ = ctx.cancelled() => return Err(runwarden::JobError::msg("cancelled")),
                     }
                 }
                 Ok(())
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .job_kind("fail", OnInterrupt::Fail, |_| {
             Ok(BoxedJob::repeatable(|ctx| async move {
                 ctx.error("something went wrong");
-                Err::<(), _>("failed on purpose")
+                Err::<(), _>(runwarden::JobError::msg("failed on purpose"))
             }))
         })
         .job_kind("count", OnInterrupt::Fail, move |params| {

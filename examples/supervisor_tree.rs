@@ -316,7 +316,9 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
                     tokio::time::sleep(work).await;
                     Ok(())
                 }
-                Behaviour::Fail => Err(format!("run {i} failed on purpose")),
+                Behaviour::Fail => Err(runwarden::JobError::msg(format!(
+                    "run {i} failed on purpose"
+                ))),
                 Behaviour::Panic => panic!("{PLANNED_PANIC} in run {i}"),
                 Behaviour::Cancel => {
                     ctx.cancelled().await;
@@ -324,11 +326,13 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Behaviour::Timeout => {
                     ctx.cancelled().await;
-                    Err(format!("run {i} stopped at its time limit"))
+                    Err(runwarden::JobError::msg(format!(
+                        "run {i} stopped at its time limit"
+                    )))
                 }
-                Behaviour::FailOnce if ctx.attempt() == 1 => {
-                    Err(format!("run {i} failed its first attempt"))
-                }
+                Behaviour::FailOnce if ctx.attempt() == 1 => Err(runwarden::JobError::msg(
+                    format!("run {i} failed its first attempt"),
+                )),
                 Behaviour::FailOnce => {
                     tokio::time::sleep(work).await;
                     Ok(())

@@ -20,8 +20,8 @@ use crate::events::EventStream;
 use crate::logs::{KeeperArgs, LogConfig, LogFollow, LogKeeper, LogMessage, ReadAnswer, ReadQuery};
 use crate::process::ProcessJob;
 use runwarden_actors::{
-    IntoJobError, JobError, JobKinds, JsonObject, LogEntry, OnInterrupt, RecoveryReport, Retention,
-    RunStore, StoreError, Timestamp,
+    JobError, JobKinds, JsonObject, LogEntry, OnInterrupt, RecoveryReport, Retention, RunStore,
+    StoreError, Timestamp,
 };
 
 /// Configures and starts runwarden's actors.
@@ -279,16 +279,15 @@ impl Runwarden {
     /// # Errors
     /// As `submit`, and [`SubmitError::Store`] if the commit failed (the run was accepted
     /// and runs, but is not durable).
-    pub async fn submit_durable<F, Fut, T, E>(
+    pub async fn submit_durable<F, Fut, T>(
         &self,
         spec: RunSpec,
         job: F,
     ) -> Result<RunId, SubmitError>
     where
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         self.submitter
             .submit_durable(spec, BoxedJob::new(job))
@@ -441,28 +440,22 @@ impl Runwarden {
     /// # Errors
     /// [`SubmitError::ShuttingDown`] once a drain began; [`SubmitError::Unavailable`] if the
     /// actors are gone.
-    pub fn submit<F, Fut, T, E>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
+    pub fn submit<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
     where
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         self.submitter.submit(spec, BoxedJob::new(job))
     }
 
     /// Like [`Runwarden::submit`] for a job that can be called again: needed for a run with a
     /// retry policy, where each attempt calls it anew.
-    pub fn submit_repeatable<F, Fut, T, E>(
-        &self,
-        spec: RunSpec,
-        job: F,
-    ) -> Result<RunId, SubmitError>
+    pub fn submit_repeatable<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
     where
         F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         self.submitter.submit(spec, BoxedJob::repeatable(job))
     }
@@ -470,21 +463,16 @@ impl Runwarden {
     /// Like [`Runwarden::submit`] for a job that returns a value: the value is serialised to
     /// JSON and stored on the record (`result`) when the run completes. A value that cannot be
     /// serialised fails the run with the serialisation error.
-    pub fn submit_returning<F, Fut, T, E>(
-        &self,
-        spec: RunSpec,
-        job: F,
-    ) -> Result<RunId, SubmitError>
+    pub fn submit_returning<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
     where
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: serde::Serialize,
-        E: IntoJobError,
     {
         let job = BoxedJob::new(move |ctx| {
             let fut = job(ctx);
             async move {
-                let value = fut.await.map_err(IntoJobError::into_job_error)?;
+                let value = fut.await?;
                 let json = serde_json::to_value(value)
                     .and_then(serde_json::from_value::<Json>)
                     .map_err(|e| {
@@ -493,7 +481,7 @@ impl Runwarden {
                             format!("result could not be serialised: {e}"),
                         )
                     })?;
-                Ok::<_, JobError>(json)
+                Ok(json)
             }
         });
         self.submitter.submit(spec, job)
@@ -502,7 +490,7 @@ impl Runwarden {
     /// Accepts a run unless one with the same idempotency `key` is active or ended within the
     /// dedup window; then that run's id comes back ([`Dedup::Existing`]) and `job` is dropped
     /// unstarted. Takes one round trip to the registry.
-    pub async fn submit_unique<F, Fut, T, E>(
+    pub async fn submit_unique<F, Fut, T>(
         &self,
         key: impl Into<String>,
         spec: RunSpec,
@@ -510,9 +498,8 @@ impl Runwarden {
     ) -> Result<Dedup, Error>
     where
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         Ok(self
             .submitter
@@ -548,7 +535,7 @@ impl Runwarden {
     /// Runs `f` once per item as tracked runs, at most `concurrency` at a time, and returns
     /// one result per item in input order. The batch as a whole never fails: each item's
     /// failure (an error, a panic, a cancel, a refused submit) is its own `Err`.
-    pub async fn batch<I, F, Fut, T, E>(
+    pub async fn batch<I, F, Fut, T>(
         &self,
         spec: RunSpec,
         items: Vec<I>,
@@ -558,9 +545,8 @@ impl Runwarden {
     where
         I: Send + 'static,
         F: Fn(I, runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
     {
         let f = Arc::new(f);
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
@@ -578,7 +564,7 @@ impl Runwarden {
             let submitted = self.submit(spec, move |ctx| async move {
                 let value = f(item, ctx).await?;
                 let _ = tx.send(value);
-                Ok::<(), E>(())
+                Ok(())
             });
             match submitted {
                 Err(e) => results[i] = Some(Err(BatchError::NotSubmitted(e))),
@@ -620,16 +606,11 @@ impl Runwarden {
 
     /// Runs `job` periodically as described by `spec` (the first occurrence at once). Each
     /// occurrence is a normal tracked run. Schedules stop submitting when a drain begins.
-    pub async fn schedule<F, Fut, T, E>(
-        &self,
-        spec: ScheduleSpec,
-        job: F,
-    ) -> Result<ScheduleId, Error>
+    pub async fn schedule<F, Fut, T>(&self, spec: ScheduleSpec, job: F) -> Result<ScheduleId, Error>
     where
         F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         let job = BoxedJob::repeatable(job);
         Ok(self

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use runwarden::{Runwarden, RunSpec, RunStatus};
+//! use runwarden::{JobError, Runwarden, RunSpec, RunStatus};
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> Result<(), runwarden::Error> {
@@ -20,7 +20,7 @@
 //! let id = rw.submit(RunSpec::new("report").param("month", "2026-11"), |ctx| async move {
 //!     tokio::select! {
 //!         _ = tokio::time::sleep(Duration::from_millis(10)) => Ok(()),
-//!         _ = ctx.cancelled() => Err("cancelled"),
+//!         _ = ctx.cancelled() => Err(JobError::msg("cancelled")),
 //!     }
 //! })?;
 //!
@@ -78,9 +78,9 @@ pub use logs::{LogConfig, LogEnd, LogFollow, LogItem};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use runwarden_actors::{
     BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
-    DrainState, ErrorKind, EventFilter, IntoJobError, IntoJobOutput, JobError, JobKinds, JobOutput,
-    Json, JsonObject, ListQuery, LogEntry, LogLevel, LogStream, MemoryStore, NoSuchSchedule,
-    NotFound, OnInterrupt, Progress, QueueConfig, QueueStatus, RecoveryReport, RegistryMessage,
+    DrainState, ErrorKind, EventFilter, IntoJobOutput, JobError, JobKinds, JobOutput, Json,
+    JsonObject, ListQuery, LogEntry, LogLevel, LogStream, MemoryStore, NoSuchSchedule, NotFound,
+    OnInterrupt, Progress, QueueConfig, QueueStatus, RecoveryReport, RegistryMessage,
     RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage,
     RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec,
     StoreError, StoreWrite, StoredState, SubmitError, Submitter, Subscription, SupervisorActor,

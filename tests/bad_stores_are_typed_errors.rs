@@ -38,7 +38,7 @@ async fn damaged_and_foreign_files_are_refused_and_left_untouched() {
             .expect("start");
         for _ in 0..200 {
             rw.submit_durable(RunSpec::new("x").param("pad", "p".repeat(500)), |_| async {
-                Ok::<_, String>(())
+                Ok(())
             })
             .await
             .expect("submit");
@@ -140,10 +140,7 @@ async fn a_full_store_fails_durable_submits_with_a_typed_error() {
         let spec = RunSpec::new("fill")
             .param("pad", "x".repeat(2000))
             .param("i", i);
-        match rw
-            .submit_durable(spec, |_| async { Ok::<_, String>(()) })
-            .await
-        {
+        match rw.submit_durable(spec, |_| async { Ok(()) }).await {
             Ok(id) => durable.push(id),
             Err(e) => {
                 full = Some(e);

@@ -27,7 +27,7 @@ async fn results_come_back_in_input_order_within_the_limit() {
                 n.fetch_sub(1, Ordering::SeqCst);
                 match x {
                     x if x % 10 == 7 => panic!("item {x} panicked"),
-                    x if x % 5 == 3 => Err(format!("item {x} failed")),
+                    x if x % 5 == 3 => Err(runwarden::JobError::msg(format!("item {x} failed"))),
                     x => Ok(x * x),
                 }
             }
@@ -60,7 +60,7 @@ async fn results_come_back_in_input_order_within_the_limit() {
             RunSpec::new("late"),
             vec![1, 2],
             2,
-            |x: u32, _| async move { Ok::<_, String>(x) },
+            |x: u32, _| async move { Ok(x) },
         )
         .await;
     assert!(

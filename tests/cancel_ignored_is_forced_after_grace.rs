@@ -25,7 +25,7 @@ async fn a_job_ignoring_the_cancel_is_dropped_at_the_grace_period() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             #[allow(unreachable_code)]
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     started.expect(1).await;
@@ -61,7 +61,7 @@ async fn a_job_stopping_within_the_grace_period_is_not_forced() {
             let _ = tx.send(0);
             ctx.cancelled().await;
             tokio::time::sleep(Duration::from_secs(10)).await; // cleanup inside the grace period
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     started.expect(1).await;

@@ -24,7 +24,7 @@ async fn cancelling_a_queued_run_ends_it_at_once_without_starting_it() {
     let queued = rw
         .submit(RunSpec::new("queued"), move |_| async move {
             let _ = tx.send(1);
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     assert_eq!(rw.active_count().await.expect("count"), 2);
@@ -64,7 +64,7 @@ async fn cancelling_a_running_run_signals_its_job_and_ends_it_cancelled() {
         .submit(RunSpec::new("cooperative"), move |ctx| async move {
             let _ = tx.send(0);
             ctx.cancelled().await;
-            Err::<(), _>("stopped on request")
+            Err::<(), _>(runwarden::JobError::msg("stopped on request"))
         })
         .expect("submit");
     started.expect(1).await;
@@ -91,7 +91,7 @@ async fn a_job_that_swallows_the_cancel_still_ends_cancelled() {
         .submit(RunSpec::new("swallower"), move |ctx| async move {
             let _ = tx.send(0);
             ctx.cancelled().await;
-            Ok::<_, String>(()) // pretends nothing happened
+            Ok(()) // pretends nothing happened
         })
         .expect("submit");
     started.expect(1).await;
@@ -114,7 +114,7 @@ async fn cancelling_twice_is_harmless_and_answers_match_the_final_status() {
             let _ = tx.send(0);
             ctx.cancelled().await;
             g.wait().await; // takes its time to clean up
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     started.expect(1).await;
@@ -143,10 +143,12 @@ async fn cancelling_twice_is_harmless_and_answers_match_the_final_status() {
 async fn cancelling_a_finished_run_is_a_typed_error_with_its_status() {
     let rw = start(Runwarden::builder()).await;
     let ok = rw
-        .submit(RunSpec::new("ok"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("ok"), |_| async { Ok(()) })
         .expect("submit");
     let bad = rw
-        .submit(RunSpec::new("bad"), |_| async { Err::<(), _>("x") })
+        .submit(RunSpec::new("bad"), |_| async {
+            Err::<(), _>(runwarden::JobError::msg("x"))
+        })
         .expect("submit");
     for (id, status) in [(ok, RunStatus::Completed), (bad, RunStatus::Failed)] {
         within("run", rw.wait(id)).await.expect("wait");
@@ -183,7 +185,7 @@ async fn cancels_racing_with_completion_always_match_the_final_status() {
                 if i % 3 == 0 {
                     tokio::task::yield_now().await;
                 }
-                Ok::<_, String>(())
+                Ok(())
             })
             .expect("submit");
         ids.push(id);
@@ -215,7 +217,7 @@ async fn a_cancel_right_after_submit_always_finds_the_run() {
         let id = rw
             .submit(RunSpec::new("held"), |ctx| async move {
                 ctx.cancelled().await;
-                Ok::<_, String>(())
+                Ok(())
             })
             .expect("submit");
         let answer = rw.cancel(id).await.expect("cancel right after submit");
@@ -249,14 +251,14 @@ async fn cancel_many_answers_each_run_like_cancel() {
             rw.submit(RunSpec::new("held"), move |ctx| async move {
                 let _ = tx.send(i);
                 ctx.cancelled().await;
-                Ok::<_, String>(())
+                Ok(())
             })
             .expect("submit"),
         );
     }
     started.expect(2).await; // two running, two queued
     let done = rw
-        .submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("done"), |_| async { Ok(()) })
         .expect("submit");
     rw.cancel(ids[0]).await.expect("cancel the first alone");
     within("run", rw.wait(ids[0])).await.expect("wait");

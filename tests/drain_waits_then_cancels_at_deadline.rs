@@ -24,7 +24,11 @@ async fn drain_lets_runs_finish_then_cancels_the_rest_at_the_deadline() {
         rw.submit(RunSpec::new(label), move |_| async move {
             let _ = tx.send(secs);
             tokio::time::sleep(Duration::from_secs(secs)).await;
-            if fail { Err("failed in time") } else { Ok(()) }
+            if fail {
+                Err(runwarden::JobError::msg("failed in time"))
+            } else {
+                Ok(())
+            }
         })
         .expect("submit")
     };
@@ -108,7 +112,7 @@ async fn drain_returns_when_the_last_run_ends_before_the_deadline() {
     assert_eq!((report.completed, report.cancelled), (20, 0));
     assert!(!report.deadline_hit && report.cancelled_by_drain.is_empty());
     assert_eq!(
-        rw.submit(RunSpec::new("late"), |_| async { Ok::<_, String>(()) }),
+        rw.submit(RunSpec::new("late"), |_| async { Ok(()) }),
         Err(SubmitError::ShuttingDown)
     );
     rw.shutdown(support::STEP).await.expect("shutdown");

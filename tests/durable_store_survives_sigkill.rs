@@ -18,7 +18,7 @@ fn builder(store: SqliteStore) -> runwarden::RunwardenBuilder {
     let work = |_: &runwarden::JsonObject| {
         Ok(BoxedJob::repeatable(|_| async {
             tokio::time::sleep(Duration::from_millis(2)).await;
-            Ok::<_, String>(())
+            Ok(())
         }))
     };
     Runwarden::builder()

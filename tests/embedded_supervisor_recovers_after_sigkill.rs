@@ -35,7 +35,7 @@ impl Actor for AppRoot {
         let work = |_: &runwarden::JsonObject| {
             Ok(BoxedJob::repeatable(|_| async {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Ok::<_, String>(())
+                Ok(())
             }))
         };
         let args = SupervisorArguments {

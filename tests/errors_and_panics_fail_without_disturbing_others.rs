@@ -18,7 +18,7 @@ async fn error_and_panic_fail_with_their_message_while_a_neighbour_completes() {
 
     let failing = rw
         .submit(RunSpec::new("fails"), |_| async {
-            Err::<(), _>(std::io::Error::other("disk on fire"))
+            Err::<(), _>(std::io::Error::other("disk on fire").into())
         })
         .expect("submit");
     let panicking = rw
@@ -26,13 +26,13 @@ async fn error_and_panic_fail_with_their_message_while_a_neighbour_completes() {
             if true {
                 panic!("boom at step {}", 7);
             }
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let panics_before_future = rw
         .submit(
             RunSpec::new("panics-early"),
-            |_| -> std::future::Ready<Result<(), String>> {
+            |_| -> std::future::Ready<Result<(), runwarden::JobError>> {
                 panic!("panicked while building the future")
             },
         )
@@ -62,7 +62,7 @@ async fn error_and_panic_fail_with_their_message_while_a_neighbour_completes() {
         RunStatus::Running
     );
     let after = rw
-        .submit(RunSpec::new("after"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("after"), |_| async { Ok(()) })
         .expect("submit after failures");
     assert_eq!(
         within("later run", rw.wait(after))

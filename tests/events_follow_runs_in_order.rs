@@ -30,7 +30,7 @@ async fn a_run_stream_shows_every_step_in_order_then_ends() {
                 ctx.report(Progress::items(i, 3));
                 tokio::task::yield_now().await;
             }
-            Err::<(), _>("last step failed")
+            Err::<(), _>(runwarden::JobError::msg("last step failed"))
         })
         .expect("submit");
     let mut events = rw.events(EventFilter::Run(id)).await.expect("subscribe");
@@ -69,7 +69,7 @@ async fn a_run_stream_shows_every_step_in_order_then_ends() {
 async fn a_late_subscriber_still_gets_the_terminal_event() {
     let rw = start(Runwarden::builder()).await;
     let id = rw
-        .submit(RunSpec::new("quick"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("quick"), |_| async { Ok(()) })
         .expect("submit");
     within("run", rw.wait(id)).await.expect("wait");
     let mut events = rw.events(EventFilter::Run(id)).await.expect("subscribe");
@@ -93,7 +93,7 @@ async fn a_slow_subscriber_lags_without_slowing_the_registry() {
     let watched = rw
         .submit(RunSpec::new("watched"), move |_| async move {
             g.wait().await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let mut all = rw.events(EventFilter::All).await.expect("subscribe");
@@ -104,7 +104,7 @@ async fn a_slow_subscriber_lags_without_slowing_the_registry() {
     // 2,000 runs go through while neither subscriber reads.
     let ids: Vec<_> = (0..2000)
         .map(|_| {
-            rw.submit(RunSpec::new("noise"), |_| async { Ok::<_, String>(()) })
+            rw.submit(RunSpec::new("noise"), |_| async { Ok(()) })
                 .expect("submit")
         })
         .collect();
@@ -141,11 +141,11 @@ async fn a_label_stream_only_sees_its_label() {
         .await
         .expect("subscribe");
     let other = rw
-        .submit(RunSpec::new("other"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("other"), |_| async { Ok(()) })
         .expect("submit");
     within("other", rw.wait(other)).await.expect("wait");
     let id = rw
-        .submit(RunSpec::new("media"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("media"), |_| async { Ok(()) })
         .expect("submit");
     let mut seen = Vec::new();
     while seen.last() != Some(&RunStatus::Completed) {
@@ -200,7 +200,7 @@ async fn an_actor_receives_events_through_the_output_port() {
     let port = rw.event_port().await.expect("port");
     port.subscribe(recorder.clone(), |e| Some(RecorderMsg(e)));
     let id = rw
-        .submit(RunSpec::new("seen"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("seen"), |_| async { Ok(()) })
         .expect("submit");
     let mut statuses = Vec::new();
     while statuses.last() != Some(&RunStatus::Completed) {

@@ -33,7 +33,7 @@ async fn a_live_follow_sees_every_line_then_the_end() {
             for i in 0..500 {
                 ctx.info(format!("line {i}"));
             }
-            Err::<(), _>("ended right after its last line")
+            Err::<(), _>(runwarden::JobError::msg("ended right after its last line"))
         })
         .expect("submit");
     // Wait until the first line is in, so the follow starts mid-run.
@@ -86,7 +86,7 @@ async fn logs_are_readable_after_a_restart() {
             for i in 0..20 {
                 ctx.info(format!("note {i}"));
             }
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     within("run", first.wait(id)).await.expect("wait");

@@ -127,9 +127,7 @@ async fn every_bad_request_gets_a_typed_error() {
 async fn logs_disabled_and_stopped_actors_are_typed_too() {
     let rw = runwarden::Runwarden::builder()
         .job_kind("noop", runwarden::OnInterrupt::Fail, |_| {
-            Ok(runwarden::BoxedJob::repeatable(|_| async {
-                Ok::<_, String>(())
-            }))
+            Ok(runwarden::BoxedJob::repeatable(|_| async { Ok(()) }))
         })
         .start()
         .await

@@ -19,7 +19,7 @@ async fn the_same_key_returns_the_same_run() {
         move |_| async move {
             n.fetch_add(1, Ordering::SeqCst);
             g.wait().await;
-            Ok::<_, String>(())
+            Ok(())
         }
     };
     let first = rw
@@ -76,12 +76,12 @@ async fn the_same_key_returns_the_same_run() {
 async fn a_key_is_free_again_after_the_window() {
     let rw = start(Runwarden::builder().dedup_window(Duration::ZERO)).await;
     let first = rw
-        .submit_unique("k", RunSpec::new("x"), |_| async { Ok::<_, String>(()) })
+        .submit_unique("k", RunSpec::new("x"), |_| async { Ok(()) })
         .await
         .expect("submit");
     within("run", rw.wait(first.run_id())).await.expect("wait");
     let second = rw
-        .submit_unique("k", RunSpec::new("x"), |_| async { Ok::<_, String>(()) })
+        .submit_unique("k", RunSpec::new("x"), |_| async { Ok(()) })
         .await
         .expect("submit");
     assert!(matches!(second, Dedup::New(id) if id != first.run_id()));
@@ -101,9 +101,7 @@ async fn a_key_survives_a_restart_with_a_store() {
     )
     .await;
     let a = first
-        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async {
-            Ok::<_, String>(())
-        })
+        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async { Ok(()) })
         .await
         .expect("submit");
     within("run", first.wait(a.run_id())).await.expect("wait");
@@ -116,9 +114,7 @@ async fn a_key_survives_a_restart_with_a_store() {
     )
     .await;
     let again = second
-        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async {
-            Ok::<_, String>(())
-        })
+        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async { Ok(()) })
         .await
         .expect("submit");
     assert_eq!(again, Dedup::Existing(a.run_id()));

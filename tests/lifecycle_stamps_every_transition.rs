@@ -63,7 +63,9 @@ async fn a_run_is_queued_then_running_then_completed_with_every_time_stamped() {
 async fn records_serialise_as_the_original_api_did() {
     let rw = start(Runwarden::builder()).await;
     let id = rw
-        .submit(RunSpec::new("x"), |_| async { Err::<(), _>("nope") })
+        .submit(RunSpec::new("x"), |_| async {
+            Err::<(), _>(runwarden::JobError::msg("nope"))
+        })
         .expect("submit");
     let record = within("run to end", rw.wait(id)).await.expect("wait");
     let json = serde_json::to_value(&record).expect("serialise");

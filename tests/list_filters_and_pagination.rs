@@ -14,7 +14,11 @@ async fn filters_combine_newest_first_with_a_true_total() {
         let label = if i % 2 == 0 { "even" } else { "odd" };
         let id = rw
             .submit(RunSpec::new(label), move |_| async move {
-                if i % 3 == 0 { Err("third") } else { Ok(()) }
+                if i % 3 == 0 {
+                    Err(runwarden::JobError::msg("third"))
+                } else {
+                    Ok(())
+                }
             })
             .expect("submit");
         ids.push((i, id));

@@ -39,7 +39,7 @@ async fn fixed_delay_counts_runs_and_errors_and_stops_on_drain() {
             async move {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if k % 3 == 0 {
-                    Err(format!("occurrence {k} failed"))
+                    Err(runwarden::JobError::msg(format!("occurrence {k} failed")))
                 } else {
                     Ok(())
                 }
@@ -97,7 +97,7 @@ async fn fixed_rate_skips_overlaps_and_pauses_resumes_removes() {
     let id = rw
         .schedule(spec, |_| async {
             tokio::time::sleep(Duration::from_secs(25)).await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .await
         .expect("schedule");

@@ -37,7 +37,7 @@ async fn waiting_runs_start_by_priority_then_fifo() {
                 RunSpec::new("waiter").queue("one").priority(priority),
                 move |_| async move {
                     let _ = tx.send(tag);
-                    Ok::<_, String>(())
+                    Ok(())
                 },
             )
             .expect("submit"),
@@ -48,7 +48,7 @@ async fn waiting_runs_start_by_priority_then_fifo() {
     let elsewhere = rw
         .submit(RunSpec::new("elsewhere"), move |_| async move {
             let _ = tx.send(42);
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     assert_eq!(started.expect(1).await, vec![42]);

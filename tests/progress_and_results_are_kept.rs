@@ -19,7 +19,7 @@ async fn a_tight_loop_of_progress_reports_ends_with_the_latest() {
                     tokio::task::yield_now().await;
                 }
             }
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let r = within("run", rw.wait(id)).await.expect("wait");
@@ -44,7 +44,7 @@ async fn a_returned_value_is_stored_as_json() {
     let rw = start(Runwarden::builder()).await;
     let id = rw
         .submit_returning(RunSpec::new("thumb"), |_| async {
-            Ok::<_, String>(Thumbnail {
+            Ok(Thumbnail {
                 width: 128,
                 path: "/t/cat.png".into(),
             })
@@ -61,7 +61,7 @@ async fn a_returned_value_is_stored_as_json() {
     // A failed run stores no result.
     let failed = rw
         .submit_returning(RunSpec::new("thumb"), |_| async {
-            Err::<Thumbnail, _>("corrupt image")
+            Err::<Thumbnail, _>(runwarden::JobError::msg("corrupt image"))
         })
         .expect("submit");
     let r = within("run", rw.wait(failed)).await.expect("wait");

@@ -32,7 +32,7 @@ async fn submits_past_the_bound_are_refused_until_a_place_frees() {
     );
     // Other queues are not affected.
     let other = rw
-        .submit(RunSpec::new("other"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("other"), |_| async { Ok(()) })
         .expect("default queue is unbounded");
 
     rw.cancel(waiting[0]).await.expect("cancel a waiting run");
@@ -89,15 +89,13 @@ async fn submits_past_the_bound_are_refused_until_a_place_frees() {
 async fn an_unknown_queue_and_a_retried_run_once_job_are_typed_errors() {
     let rw = start(Runwarden::builder()).await;
     assert_eq!(
-        rw.submit(RunSpec::new("x").queue("nope"), |_| async {
-            Ok::<_, String>(())
-        }),
+        rw.submit(RunSpec::new("x").queue("nope"), |_| async { Ok(()) }),
         Err(SubmitError::UnknownQueue("nope".into()))
     );
     assert_eq!(
         rw.submit(
             RunSpec::new("x").retry(RetryPolicy::attempts(3)),
-            |_| async { Ok::<_, String>(()) }
+            |_| async { Ok(()) }
         ),
         Err(SubmitError::NotRepeatable)
     );

@@ -73,7 +73,7 @@ async fn limits_hold_for_five_thousand_random_runs() {
                 q.leave();
                 all.leave();
                 if i % 17 == 0 {
-                    Err("some fail")
+                    Err(runwarden::JobError::msg("some fail"))
                 } else {
                     Ok(())
                 }

@@ -63,7 +63,7 @@ async fn run_case(limit: usize, ops: Vec<Op>, deadline_ms: u64) -> Result<(), Te
                     .submit(RunSpec::new(format!("{b:?}")), move |ctx| async move {
                         match b {
                             Behaviour::Complete => Ok(()),
-                            Behaviour::Fail => Err("failed".to_owned()),
+                            Behaviour::Fail => Err(runwarden::JobError::msg("failed")),
                             Behaviour::Panic => panic!("panicked"),
                             Behaviour::SleepMs(ms) => {
                                 tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -57,11 +57,17 @@ async fn runs_left_active_are_requeued_or_failed_at_start() {
                 let n = params.get("n").cloned();
                 Ok(BoxedJob::repeatable(move |_| {
                     let n = n.clone();
-                    async move { if n.is_some() { Ok(()) } else { Err("no n") } }
+                    async move {
+                        if n.is_some() {
+                            Ok(())
+                        } else {
+                            Err(runwarden::JobError::msg("no n"))
+                        }
+                    }
                 }))
             })
             .job_kind("charge", OnInterrupt::Fail, |_| {
-                Ok(BoxedJob::repeatable(|_| async { Ok::<_, String>(()) }))
+                Ok(BoxedJob::repeatable(|_| async { Ok(()) }))
             }),
     )
     .await;

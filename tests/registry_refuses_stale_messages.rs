@@ -31,7 +31,7 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     let rw = start(Runwarden::builder()).await;
     let registry = rw.registry().clone();
     let id = rw
-        .submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("done"), |_| async { Ok(()) })
         .expect("submit");
     let done = within("run", rw.wait(id)).await.expect("wait");
     assert_eq!(done.status, RunStatus::Completed);
@@ -70,7 +70,7 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     let (ran_tx, mut ran_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let job = BoxedJob::new(move |_| async move {
         let _ = ran_tx.send(());
-        Ok::<_, String>(())
+        Ok(())
     });
     let dup = write(&registry, |r| faults::insert(impostor, job, r)).await;
     assert_eq!(dup, Err(TransitionError::DuplicateId(id)));
@@ -99,7 +99,7 @@ async fn out_of_order_transitions_are_refused() {
         .expect("submit");
     started.expect(1).await;
     let queued = rw
-        .submit(RunSpec::new("queued"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("queued"), |_| async { Ok(()) })
         .expect("submit");
 
     let again = Transition::Started {

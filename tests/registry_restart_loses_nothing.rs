@@ -19,7 +19,11 @@ async fn workload_with_faults(rw: &Runwarden, faults: usize) {
                     g.wait().await;
                 }
                 ctx.report(runwarden::Progress::items(1, 1));
-                if i % 5 == 0 { Err("five") } else { Ok(()) }
+                if i % 5 == 0 {
+                    Err(runwarden::JobError::msg("five"))
+                } else {
+                    Ok(())
+                }
             })
             .expect("submit");
         ids.push(id);

@@ -46,13 +46,13 @@ async fn in_memory_retention_keeps_the_newest_finished_runs_and_every_active_one
     let active = rw
         .submit(RunSpec::new("held"), move |_| async move {
             g.wait().await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let mut ids = Vec::new();
     for _ in 0..1000 {
         ids.push(
-            rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+            rw.submit(RunSpec::new("done"), |_| async { Ok(()) })
                 .expect("submit"),
         );
     }
@@ -85,7 +85,7 @@ async fn with_a_store_memory_holds_a_window_and_the_store_answers_the_rest() {
     let mut ids = Vec::new();
     for _ in 0..500 {
         ids.push(
-            rw.submit(RunSpec::new("done"), |_| async { Ok::<_, String>(()) })
+            rw.submit(RunSpec::new("done"), |_| async { Ok(()) })
                 .expect("submit"),
         );
     }
@@ -127,7 +127,7 @@ async fn pruned_runs_lose_their_log_files() {
         ids.push(
             rw.submit(RunSpec::new("noted"), move |ctx| async move {
                 ctx.info(format!("run {i}"));
-                Ok::<_, String>(())
+                Ok(())
             })
             .expect("submit"),
         );

@@ -31,7 +31,10 @@ async fn a_flaky_job_is_retried_with_exponential_backoff_then_completes() {
             async move {
                 s.lock().push((ctx.attempt(), tokio::time::Instant::now()));
                 if ctx.attempt() < 3 {
-                    Err(format!("attempt {} failed", ctx.attempt()))
+                    Err(runwarden::JobError::msg(format!(
+                        "attempt {} failed",
+                        ctx.attempt()
+                    )))
                 } else {
                     Ok(())
                 }
@@ -64,7 +67,12 @@ async fn attempts_run_out_and_the_run_fails_with_every_error_kept() {
     let id = rw
         .submit_repeatable(
             RunSpec::new("hopeless").retry(policy(3)),
-            |ctx| async move { Err::<(), _>(format!("no luck {}", ctx.attempt())) },
+            |ctx| async move {
+                Err::<(), _>(runwarden::JobError::msg(format!(
+                    "no luck {}",
+                    ctx.attempt()
+                )))
+            },
         )
         .expect("submit");
     let r = within("run", rw.wait(id)).await.expect("wait");
@@ -83,7 +91,7 @@ async fn retry_on_chooses_which_failures_retry() {
             if true {
                 panic!("bug");
             }
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let r = within("panics", rw.wait(panics)).await.expect("wait");
@@ -103,7 +111,7 @@ async fn retry_on_chooses_which_failures_retry() {
                     if ctx.attempt() == 1 {
                         std::future::pending::<()>().await;
                     }
-                    Ok::<_, String>(())
+                    Ok(())
                 }
             },
         )
@@ -121,7 +129,7 @@ async fn retry_on_chooses_which_failures_retry() {
     let not_retried = rw
         .submit_repeatable(
             RunSpec::new("err").retry(policy(3).retry_on(no_errors)),
-            |_| async { Err::<(), _>("plain error") },
+            |_| async { Err::<(), _>(runwarden::JobError::msg("plain error")) },
         )
         .expect("submit");
     let r = within("err", rw.wait(not_retried)).await.expect("wait");
@@ -144,7 +152,7 @@ async fn a_cancel_during_the_backoff_ends_the_run() {
             let tx = tx.clone();
             async move {
                 let _ = tx.send(u64::from(ctx.attempt()));
-                Err::<(), _>("fails")
+                Err::<(), _>(runwarden::JobError::msg("fails"))
             }
         })
         .expect("submit");

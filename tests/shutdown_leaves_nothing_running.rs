@@ -35,7 +35,7 @@ async fn shutdown_stops_every_actor_and_task() {
                 1 => ctx.cancelled().await,              // stops on cancel
                 _ => g.wait().await,                     // never released
             }
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     }
@@ -81,7 +81,7 @@ async fn shutdown_stops_every_actor_and_task() {
     })
     .await;
     assert_eq!(
-        rw.submit(RunSpec::new("late"), |_| async { Ok::<_, String>(()) }),
+        rw.submit(RunSpec::new("late"), |_| async { Ok(()) }),
         Err(SubmitError::ShuttingDown)
     );
     assert_eq!(

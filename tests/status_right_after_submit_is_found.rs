@@ -16,7 +16,11 @@ async fn status_right_after_submit_always_finds_the_run() {
             for i in 0..500 {
                 let id = rw
                     .submit(RunSpec::new(format!("t{t}")), move |_| async move {
-                        if i % 2 == 0 { Ok(()) } else { Err("odd") }
+                        if i % 2 == 0 {
+                            Ok(())
+                        } else {
+                            Err(runwarden::JobError::msg("odd"))
+                        }
                     })
                     .expect("submit");
                 let record = rw.status(id).await.expect("run found right after submit");

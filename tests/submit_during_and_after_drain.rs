@@ -21,7 +21,11 @@ async fn every_run_accepted_around_a_drain_is_covered_by_it() {
                     for i in 0u32.. {
                         match rw.submit(RunSpec::new("racer"), move |_| async move {
                             tokio::task::yield_now().await;
-                            if i % 5 == 0 { Err("five") } else { Ok(()) }
+                            if i % 5 == 0 {
+                                Err(runwarden::JobError::msg("five"))
+                            } else {
+                                Ok(())
+                            }
                         }) {
                             Ok(id) => accepted.push(id),
                             Err(SubmitError::ShuttingDown) => return accepted,
@@ -71,14 +75,14 @@ async fn every_run_accepted_around_a_drain_is_covered_by_it() {
         );
         // After the drain: refused, and nothing recorded.
         assert_eq!(
-            rw.submit(RunSpec::new("after"), |_| async { Ok::<_, String>(()) }),
+            rw.submit(RunSpec::new("after"), |_| async { Ok(()) }),
             Err(SubmitError::ShuttingDown)
         );
         assert_eq!(rw.stats().await.expect("stats").total(), accepted.len());
         rw.shutdown(support::STEP).await.expect("shutdown");
         // And after shutdown, too.
         assert_eq!(
-            rw.submit(RunSpec::new("after"), |_| async { Ok::<_, String>(()) }),
+            rw.submit(RunSpec::new("after"), |_| async { Ok(()) }),
             Err(SubmitError::ShuttingDown)
         );
     }
@@ -91,7 +95,7 @@ async fn a_message_submit_after_the_drain_is_refused() {
     use runwarden::{BoxedJob, SupervisorMessage};
     let rw = start(Runwarden::builder()).await;
     rw.drain(Duration::from_secs(1)).await.expect("drain");
-    let job = BoxedJob::new(|_| async { Ok::<_, String>(()) });
+    let job = BoxedJob::new(|_| async { Ok(()) });
     let answer = call_t!(
         rw.supervisor(),
         SupervisorMessage::Submit,

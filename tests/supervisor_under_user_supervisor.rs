@@ -99,7 +99,7 @@ async fn an_application_supervisor_drives_runwarden_by_messages_only() {
         SupervisorMessage::Submit,
         5000,
         RunSpec::new("ok"),
-        BoxedJob::new(|_| async { Ok::<_, String>(()) })
+        BoxedJob::new(|_| async { Ok(()) })
     )
     .expect("answer")
     .expect("accepted");
@@ -108,7 +108,7 @@ async fn an_application_supervisor_drives_runwarden_by_messages_only() {
         SupervisorMessage::Submit,
         5000,
         RunSpec::new("bad"),
-        BoxedJob::new(|_| async { Err::<(), _>("bad input") })
+        BoxedJob::new(|_| async { Err::<(), _>(runwarden::JobError::msg("bad input")) })
     )
     .expect("answer")
     .expect("accepted");
@@ -119,7 +119,7 @@ async fn an_application_supervisor_drives_runwarden_by_messages_only() {
         RunSpec::new("held"),
         BoxedJob::new(|ctx| async move {
             ctx.cancelled().await;
-            Ok::<_, String>(())
+            Ok(())
         })
     )
     .expect("answer")

@@ -26,7 +26,7 @@ async fn ten_thousand_mixed_runs_all_end_with_exact_counts() {
                     g.wait().await;
                     match i {
                         i if i % 11 == 0 => panic!("panic {i}"),
-                        i if i % 7 == 0 => Err(format!("error {i}")),
+                        i if i % 7 == 0 => Err(runwarden::JobError::msg(format!("error {i}"))),
                         _ => Ok(()),
                     }
                 },

@@ -17,19 +17,19 @@ async fn cooperative_and_stubborn_jobs_both_end_timed_out() {
     let cooperative = rw
         .submit(RunSpec::new("coop").timeout(limit), |ctx| async move {
             ctx.cancelled().await;
-            Err::<(), _>("stopped")
+            Err::<(), _>(runwarden::JobError::msg("stopped"))
         })
         .expect("submit");
     let stubborn = rw
         .submit(RunSpec::new("stubborn").timeout(limit), |_| async move {
             std::future::pending::<()>().await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let in_time = rw
         .submit(RunSpec::new("quick").timeout(limit), |_| async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
 
@@ -82,7 +82,7 @@ async fn a_job_that_never_awaits_still_ends_on_time() {
                 let _ = tx.send(0);
                 // Blocks this runtime thread until the test releases it: no `.await` at all.
                 let _ = release_rx.recv();
-                Ok::<_, String>(())
+                Ok(())
             },
         )
         .expect("submit");
@@ -114,7 +114,7 @@ async fn a_queue_default_time_limit_applies() {
     let id = rw
         .submit(RunSpec::new("x").queue("slow"), |_| async {
             std::future::pending::<()>().await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     let r = within("run", rw.wait(id)).await.expect("wait");

@@ -16,7 +16,7 @@ async fn many_waiters_are_all_answered_when_the_run_ends() {
         .submit(RunSpec::new("held"), move |_| async move {
             let _ = tx.send(0);
             g.wait().await;
-            Err::<(), _>("done badly")
+            Err::<(), _>(runwarden::JobError::msg("done badly"))
         })
         .expect("submit");
     started.expect(1).await;

@@ -17,7 +17,7 @@ async fn a_killed_worker_fails_its_run_and_nothing_else() {
         .submit(RunSpec::new("victim"), move |_| async move {
             let _ = tx.send(0);
             std::future::pending::<()>().await;
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     started.expect(1).await;
@@ -49,7 +49,7 @@ async fn a_killed_worker_fails_its_run_and_nothing_else() {
         RunStatus::Completed
     );
     let later = rw
-        .submit(RunSpec::new("later"), |_| async { Ok::<_, String>(()) })
+        .submit(RunSpec::new("later"), |_| async { Ok(()) })
         .expect("supervisor still accepts");
     assert_eq!(
         within("later", rw.wait(later)).await.expect("wait").status,
@@ -70,7 +70,7 @@ async fn a_worker_killed_after_a_cancel_leaves_its_run_cancelled() {
         .submit(RunSpec::new("stubborn"), move |_| async move {
             let _ = tx.send(0);
             std::future::pending::<()>().await; // ignores the cancel
-            Ok::<_, String>(())
+            Ok(())
         })
         .expect("submit");
     started.expect(1).await;

@@ -22,12 +22,30 @@ pub type JobOutput = Option<Json>;
 /// The future of a running job, type-erased.
 pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutput, JobError>> + Send + 'static>>;
 
-/// A job's failure with a typed kind, for jobs that know why they failed (a program that could
-/// not start, one that exited non-zero). Any other error type becomes
-/// [`ErrorKind::Returned`] with its `Display` as the message.
+/// Why a job failed: a kind and a message, as the run's record keeps them.
 ///
-/// It deliberately does not implement `Display`, so that every `Display` error converts into
-/// it through [`IntoJobError`] while it converts into itself unchanged.
+/// Every job returns `Result<T, JobError>`, so `Ok(())` needs no annotation, `?` works on any
+/// [`std::error::Error`] (it becomes [`ErrorKind::Returned`] with the error's message and its
+/// sources), and failing with a message is one call, [`JobError::msg`]. Jobs that know why they
+/// failed (a program that could not start, one that exited non-zero) give a kind with
+/// [`JobError::new`].
+///
+/// Like `anyhow::Error`, it does not implement [`std::error::Error`] itself: that is what lets
+/// every error type convert into it.
+///
+/// # Examples
+/// ```
+/// use runwarden_actors::{BoxedJob, JobError};
+///
+/// let job = BoxedJob::new(|_ctx| async {
+///     let n: u32 = "42".parse()?; // a `ParseIntError` would fail the run
+///     if n > 100 {
+///         return Err(JobError::msg(format!("{n} is too many")));
+///     }
+///     Ok(())
+/// });
+/// # let _ = job;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
     /// Why the job failed.
@@ -38,29 +56,39 @@ pub struct JobError {
 
 impl JobError {
     /// A failure of `kind`.
+    #[must_use]
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         JobError {
             kind,
             message: message.into(),
         }
     }
-}
 
-/// An error a job's future may return: any `Display` type, or a [`JobError`].
-pub trait IntoJobError {
-    /// Converts into the kind and message stored on the record.
-    fn into_job_error(self) -> JobError;
-}
-
-impl<E: fmt::Display> IntoJobError for E {
-    fn into_job_error(self) -> JobError {
-        JobError::new(ErrorKind::Returned, self.to_string())
+    /// A failure with `message` (kind [`ErrorKind::Returned`]).
+    #[must_use]
+    pub fn msg(message: impl fmt::Display) -> Self {
+        JobError::new(ErrorKind::Returned, message.to_string())
     }
 }
 
-impl IntoJobError for JobError {
-    fn into_job_error(self) -> JobError {
-        self
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Any error becomes a failure of kind [`ErrorKind::Returned`]: its message, then those of its
+/// sources, separated by `": "`.
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        JobError::new(ErrorKind::Returned, message)
     }
 }
 
@@ -101,52 +129,45 @@ enum Kind {
 /// job's code.
 pub struct BoxedJob(Kind);
 
-fn erase<Fut, T, E>(fut: Fut) -> JobFuture
+fn erase<Fut, T>(fut: Fut) -> JobFuture
 where
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    Fut: Future<Output = Result<T, JobError>> + Send + 'static,
     T: IntoJobOutput,
-    E: IntoJobError,
 {
-    Box::pin(async move {
-        fut.await
-            .map(IntoJobOutput::into_job_output)
-            .map_err(IntoJobError::into_job_error)
-    })
+    Box::pin(async move { fut.await.map(IntoJobOutput::into_job_output) })
 }
 
 impl BoxedJob {
-    /// Wraps `f`, whose future returns `Result<T, E>`: `Ok(())` or `Ok(json)` completes the
-    /// run (storing the value), `Err(e)` fails it with `e`'s `Display` as its message.
+    /// Wraps `f`, whose future returns `Result<T, JobError>`: `Ok(())` or `Ok(json)` completes
+    /// the run (storing the value), `Err(e)` fails it (see [`JobError`]).
     ///
     /// ```
-    /// use runwarden_actors::{BoxedJob, RunContext};
+    /// use runwarden_actors::{BoxedJob, JobError};
     ///
-    /// let job = BoxedJob::new(|ctx: RunContext| async move {
+    /// let job = BoxedJob::new(|ctx| async move {
     ///     if ctx.is_cancelled() {
-    ///         return Err("cancelled before doing anything");
+    ///         return Err(JobError::msg("cancelled before doing anything"));
     ///     }
     ///     Ok(())
     /// });
     /// assert!(!job.is_repeatable());
     /// ```
-    pub fn new<F, Fut, T, E>(f: F) -> Self
+    pub fn new<F, Fut, T>(f: F) -> Self
     where
         F: FnOnce(RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         BoxedJob(Kind::Once(Box::new(move |ctx| erase(f(ctx)))))
     }
 
     /// Wraps `f`, which can be called once per attempt (retries) or per occurrence (periodic
     /// schedules).
-    pub fn repeatable<F, Fut, T, E>(f: F) -> Self
+    pub fn repeatable<F, Fut, T>(f: F) -> Self
     where
         F: Fn(RunContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
-        E: IntoJobError,
     {
         BoxedJob(Kind::Repeatable(Arc::new(move |ctx| erase(f(ctx)))))
     }

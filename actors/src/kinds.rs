@@ -43,7 +43,7 @@ struct Kind {
 ///     };
 ///     Ok(BoxedJob::new(move |ctx| async move {
 ///         ctx.info(format!("hello, {who}"));
-///         Ok::<(), String>(())
+///         Ok(())
 ///     }))
 /// });
 /// assert!(kinds.contains("greet"));

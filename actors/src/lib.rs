@@ -23,7 +23,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (supervisor, _) =
 //!     Actor::spawn(None, SupervisorActor, SupervisorArguments::default()).await?;
-//! let job = BoxedJob::new(|_ctx| async { Ok::<(), String>(()) });
+//! let job = BoxedJob::new(|_ctx| async { Ok(()) });
 //! let id = call_t!(supervisor, SupervisorMessage::Submit, 1000, RunSpec::new("hello"), job)??;
 //! let submitter = call_t!(supervisor, SupervisorMessage::GetSubmitter, 1000)?;
 //! let record = call_t!(submitter.registry(), RegistryMessage::WaitTerminal, 5000, id)??;
@@ -68,8 +68,7 @@ mod worker;
 pub use error::{CancelError, NotFound, StoreError, SubmitError, UnknownQueue};
 pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
-    BoxedJob, IntoJobError, IntoJobOutput, JobError, JobFuture, JobOutcome, JobOutput,
-    ProgressSlot, RunContext,
+    BoxedJob, IntoJobOutput, JobError, JobFuture, JobOutcome, JobOutput, ProgressSlot, RunContext,
 };
 pub use json::{Json, JsonObject};
 pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};

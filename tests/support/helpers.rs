@@ -61,8 +61,9 @@ impl Started {
         tag: u64,
     ) -> impl FnOnce(
         runwarden::RunContext,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-    + Send
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<(), runwarden::JobError>> + Send>,
+    > + Send
     + 'static {
         let (gate, tx) = (gate.clone(), self.tx.clone());
         move |_| {

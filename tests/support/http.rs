@@ -37,20 +37,20 @@ pub async fn server(options: HttpOptions) -> Server {
                     ctx.report(Progress::items(i, 4));
                     tokio::time::sleep(Duration::from_millis(ms / 4 + 1)).await;
                 }
-                Ok::<_, String>(())
+                Ok(())
             }))
         })
         .job_kind("fail", OnInterrupt::Fail, |_| {
             Ok(BoxedJob::repeatable(|ctx| async move {
                 ctx.error("about to fail");
-                Err::<(), _>("failed on purpose")
+                Err::<(), _>(runwarden::JobError::msg("failed on purpose"))
             }))
         })
         .job_kind("hold", OnInterrupt::Fail, |_| {
             Ok(BoxedJob::repeatable(|ctx| async move {
                 ctx.info("holding until cancelled");
                 ctx.cancelled().await;
-                Ok::<_, String>(())
+                Ok(())
             }))
         })
         .start()
