@@ -3,7 +3,8 @@
 use std::fmt;
 
 use runwarden_actors::{
-    CancelError, NoSuchSchedule, NotFound, RunError, RunId, StoreError, SubmitError, UnknownQueue,
+    CallError, CancelError, NoSuchSchedule, NotFound, RunError, RunId, StoreError, SubmitError,
+    UnknownQueue,
 };
 
 /// Everything a [`crate::Runwarden`] call can fail with.
@@ -137,3 +138,14 @@ impl fmt::Display for BatchError {
 }
 
 impl std::error::Error for BatchError {}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Timeout { request } => Error::Timeout { request },
+            CallError::Unavailable { request } => Error::Unavailable { request },
+            // `CallError` is non-exhaustive: a cause added later is still a failed call.
+            _ => Error::Unavailable { request: "call" },
+        }
+    }
+}

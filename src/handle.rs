@@ -4,15 +4,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorRef, Message, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
 use ractor::OutputPort;
 use runwarden_actors::{
     BoxedJob, CancelOutcome, Dedup, DrainReport, ErrorKind, EventFilter, IntoJobOutput, Json,
-    ListQuery, QueueConfig, RegistryMessage, RegistryStats, RunError, RunEvent, RunId, RunPage,
+    ListQuery, QueueConfig, RegistryRef, RegistryStats, RunError, RunEvent, RunId, RunPage,
     RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError, Submitter,
-    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorStatus,
+    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus,
 };
 
 use crate::error::{BatchError, Error};
@@ -185,7 +185,7 @@ impl RunwardenBuilder {
         if let (Some(keeper), Some(config)) = (keeper, self.logs) {
             // Linked to the supervisor from now on: it goes when runwarden goes.
             keeper.get_cell().link(supervisor.get_cell());
-            let _ = keeper.cast(LogMessage::Registry(rw.registry().clone()));
+            let _ = keeper.cast(LogMessage::Registry(rw.registry().actor().clone()));
             rw.logs = Some((keeper, Arc::new(config)));
         }
         Ok(rw)
@@ -211,7 +211,8 @@ fn spawn_error(e: ractor::SpawnErr) -> Error {
 /// Dropping the handles does not stop the actors: call [`Runwarden::shutdown`].
 #[derive(Clone)]
 pub struct Runwarden {
-    supervisor: ActorRef<SupervisorMessage>,
+    supervisor: SupervisorRef,
+    registry: RegistryRef,
     submitter: Submitter,
     call_timeout: Duration,
     logs: Option<(ActorRef<LogMessage>, Arc<LogConfig>)>,
@@ -245,23 +246,14 @@ impl Runwarden {
         supervisor: ActorRef<SupervisorMessage>,
         call_timeout: Duration,
     ) -> Result<Self, Error> {
-        let timeout = Some(call_timeout);
-        let submitter = ask(
-            &supervisor,
-            SupervisorMessage::GetSubmitter,
-            timeout,
-            "get_submitter",
-        );
-        let recovery = ask(
-            &supervisor,
-            SupervisorMessage::Recovery,
-            timeout,
-            "recovery",
-        );
+        let supervisor = SupervisorRef::from(supervisor).with_timeout(call_timeout);
+        let submitter = supervisor.submitter().await?;
+        let registry = RegistryRef::from(submitter.registry().clone()).with_timeout(call_timeout);
         Ok(Runwarden {
-            submitter: submitter.await?,
-            recovery: recovery.await?,
+            recovery: supervisor.recovery().await?,
             supervisor,
+            registry,
+            submitter,
             call_timeout,
             logs: None,
         })
@@ -332,13 +324,7 @@ impl Runwarden {
 
     /// Runs a retention pass now (it also runs on its timer).
     pub async fn prune_now(&self) -> Result<(), Error> {
-        ask(
-            self.submitter.registry(),
-            RegistryMessage::PruneNow,
-            Some(self.call_timeout),
-            "prune_now",
-        )
-        .await
+        Ok(self.registry.prune_now().await?)
     }
 
     fn kind_job(&self, kind: &str, spec: RunSpec) -> Result<(RunSpec, BoxedJob), SubmitError> {
@@ -509,27 +495,14 @@ impl Runwarden {
 
     /// Live events: of all runs, of one label, or of one run (see [`EventStream`]).
     pub async fn events(&self, filter: EventFilter) -> Result<EventStream, Error> {
-        let registry = self.submitter.registry();
-        let sub = ask(
-            registry,
-            |r| RegistryMessage::Subscribe(filter, r),
-            Some(self.call_timeout),
-            "events",
-        )
-        .await??;
+        let sub = self.registry.subscribe(filter).await??;
         Ok(EventStream::new(sub))
     }
 
     /// The registry's output port of every run event, for actors:
     /// `port.subscribe(actor_ref, |event| Some(MyMessage::Run(event)))`.
     pub async fn event_port(&self) -> Result<Arc<OutputPort<RunEvent>>, Error> {
-        ask(
-            self.submitter.registry(),
-            RegistryMessage::EventPort,
-            Some(self.call_timeout),
-            "event_port",
-        )
-        .await
+        Ok(self.registry.event_port().await?)
     }
 
     /// Runs `f` once per item as tracked runs, at most `concurrency` at a time, and returns
@@ -613,80 +586,42 @@ impl Runwarden {
         T: IntoJobOutput,
     {
         let job = BoxedJob::repeatable(job);
-        Ok(self
-            .supervisor_call(|r| SupervisorMessage::Schedule(spec, job, r), "schedule")
-            .await??)
+        Ok(self.supervisor.schedule(spec, job).await??)
     }
 
     /// Pauses a schedule (an active occurrence carries on).
     pub async fn pause_schedule(&self, id: ScheduleId) -> Result<(), Error> {
-        Ok(self
-            .supervisor_call(
-                |r| SupervisorMessage::PauseSchedule(id, r),
-                "pause_schedule",
-            )
-            .await??)
+        Ok(self.supervisor.pause_schedule(id).await??)
     }
 
     /// Resumes a paused schedule; its next occurrence is submitted at once.
     pub async fn resume_schedule(&self, id: ScheduleId) -> Result<(), Error> {
-        Ok(self
-            .supervisor_call(
-                |r| SupervisorMessage::ResumeSchedule(id, r),
-                "resume_schedule",
-            )
-            .await??)
+        Ok(self.supervisor.resume_schedule(id).await??)
     }
 
     /// Removes a schedule and returns its final counters.
     pub async fn remove_schedule(&self, id: ScheduleId) -> Result<ScheduleInfo, Error> {
-        Ok(self
-            .supervisor_call(
-                |r| SupervisorMessage::RemoveSchedule(id, r),
-                "remove_schedule",
-            )
-            .await??)
+        Ok(self.supervisor.remove_schedule(id).await??)
     }
 
     /// Every schedule's counters.
     pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, Error> {
-        self.supervisor_call(SupervisorMessage::Schedules, "schedules")
-            .await
+        Ok(self.supervisor.schedules().await?)
     }
 
     /// Changes the global concurrency limit (`None`: unlimited) while running.
     pub async fn set_global_limit(&self, limit: Option<usize>) -> Result<(), Error> {
-        let answer = self
-            .supervisor_call(
-                |r| SupervisorMessage::SetLimit(None, limit, r),
-                "set_global_limit",
-            )
-            .await?;
-        answer.map_err(Error::from)
+        Ok(self.supervisor.set_limit(None, limit).await??)
     }
 
     /// Changes a queue's concurrency limit (`None`: only the global limit) while running.
     pub async fn set_queue_limit(&self, queue: &str, limit: Option<usize>) -> Result<(), Error> {
-        let name = queue.to_owned();
-        let answer = self
-            .supervisor_call(
-                |r| SupervisorMessage::SetLimit(Some(name), limit, r),
-                "set_queue_limit",
-            )
-            .await?;
-        answer.map_err(Error::from)
+        Ok(self.supervisor.set_limit(Some(queue), limit).await??)
     }
 
     /// Changes how many runs may wait in a queue (`None`: unbounded) while running.
     pub async fn set_queue_max_length(&self, queue: &str, max: Option<usize>) -> Result<(), Error> {
-        let name = queue.to_owned();
-        let answer = self
-            .supervisor_call(
-                |r| SupervisorMessage::SetMaxLength(name, max, r),
-                "set_queue_max_length",
-            )
-            .await?;
-        answer.map_err(Error::from)
+        Ok(self.supervisor.set_max_length(queue, max).await??)
     }
 
     /// Like [`Runwarden::submit`] with an already boxed job.
@@ -696,44 +631,37 @@ impl Runwarden {
 
     /// The run's current record.
     pub async fn status(&self, id: RunId) -> Result<RunRecord, Error> {
-        Ok(self
-            .registry_call(|r| RegistryMessage::Get(id, r), "status")
-            .await??)
+        Ok(self.registry.get(id).await??)
     }
 
     /// Runs matching `query`, newest first, with the true total.
     pub async fn list(&self, query: ListQuery) -> Result<RunPage, Error> {
-        self.registry_call(|r| RegistryMessage::List(query, r), "list")
-            .await
+        Ok(self.registry.list(query).await?)
     }
 
     /// How many runs are `Queued` or `Running`.
     pub async fn active_count(&self) -> Result<usize, Error> {
-        self.registry_call(RegistryMessage::ActiveCount, "active_count")
-            .await
+        Ok(self.registry.active_count().await?)
     }
 
     /// Ids of the runs that are `Queued` or `Running`, oldest first.
     pub async fn active_ids(&self) -> Result<Vec<RunId>, Error> {
-        self.registry_call(RegistryMessage::ActiveIds, "active_ids")
-            .await
+        Ok(self.registry.active_ids().await?)
     }
 
     /// Whether the run is `Queued` or `Running` (`false` for unknown ids).
     pub async fn is_active(&self, id: RunId) -> Result<bool, Error> {
-        self.registry_call(|r| RegistryMessage::IsActive(id, r), "is_active")
-            .await
+        Ok(self.registry.is_active(id).await?)
     }
 
     /// Counts per status, and how many status messages the registry refused.
     pub async fn stats(&self) -> Result<RegistryStats, Error> {
-        self.registry_call(RegistryMessage::Stats, "stats").await
+        Ok(self.registry.stats().await?)
     }
 
     /// The supervisor's queues, limits and drain state.
     pub async fn supervisor_status(&self) -> Result<SupervisorStatus, Error> {
-        self.supervisor_call(SupervisorMessage::Status, "supervisor_status")
-            .await
+        Ok(self.supervisor.status().await?)
     }
 
     /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.
@@ -747,55 +675,15 @@ impl Runwarden {
     /// [`runwarden_actors::CancelError::AlreadyFinished`] (with the final status) for a run
     /// that already ended.
     pub async fn cancel(&self, id: RunId) -> Result<CancelOutcome, Error> {
-        Ok(self
-            .supervisor_call(|r| SupervisorMessage::Cancel(id, r), "cancel")
-            .await??)
+        Ok(self.supervisor.cancel(id).await??)
     }
 
     /// Cancels many runs with one message to the supervisor; each answer is the one
     /// [`Runwarden::cancel`] would give, in the order of `ids`. Prefer it to a loop of
     /// `cancel` for batches: it costs one round trip, not one per run.
     pub async fn cancel_many(&self, ids: &[RunId]) -> Vec<Result<CancelOutcome, Error>> {
-        let mut requests = Vec::with_capacity(ids.len());
-        let mut answers = Vec::with_capacity(ids.len());
-        for id in ids {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            requests.push((*id, tx.into()));
-            answers.push(rx);
-        }
-        let sent = self
-            .supervisor
-            .cast(SupervisorMessage::CancelMany(requests))
-            .is_ok();
-        let n = answers.len();
-        let mut out = Vec::with_capacity(n);
-        if !sent {
-            out.resize_with(n, || {
-                Err(Error::Unavailable {
-                    request: "cancel_many",
-                })
-            });
-            return out;
-        }
-        // One deadline for the whole batch (one timer, not one per run); answers still missing
-        // when it passes are timeouts.
-        let collect = async {
-            for rx in answers {
-                out.push(match rx.await {
-                    Ok(answer) => answer.map_err(Error::from),
-                    Err(_) => Err(Error::Unavailable {
-                        request: "cancel_many",
-                    }),
-                });
-            }
-        };
-        let _ = tokio::time::timeout(self.call_timeout, collect).await;
-        out.resize_with(n, || {
-            Err(Error::Timeout {
-                request: "cancel_many",
-            })
-        });
-        out
+        let answers = self.supervisor.cancel_many(ids).await;
+        answers.into_iter().map(|answer| Ok(answer??)).collect()
     }
 
     /// Waits until the run is terminal and returns its final record. Wrap it in
@@ -804,14 +692,7 @@ impl Runwarden {
     /// # Cancel safety
     /// Cancel safe: dropping the future only abandons the wait.
     pub async fn wait(&self, id: RunId) -> Result<RunRecord, Error> {
-        let registry = self.submitter.registry();
-        Ok(ask(
-            registry,
-            |r| RegistryMessage::WaitTerminal(id, r),
-            None,
-            "wait",
-        )
-        .await??)
+        Ok(self.registry.wait(id).await??)
     }
 
     /// Stops accepting runs and waits until every accepted run is terminal. At `deadline` the
@@ -819,44 +700,15 @@ impl Runwarden {
     /// keep answering queries afterwards; submits are refused with
     /// [`SubmitError::ShuttingDown`].
     pub async fn drain(&self, deadline: Duration) -> Result<DrainReport, Error> {
-        ask(
-            &self.supervisor,
-            |r| SupervisorMessage::Drain(deadline, r),
-            None,
-            "drain",
-        )
-        .await
+        Ok(self.supervisor.drain(deadline).await?)
     }
 
     /// Drains (see [`Runwarden::drain`]), then stops the supervisor and the registry and waits
     /// until both have exited. Afterwards every call returns [`Error::Unavailable`] (or
     /// [`SubmitError::ShuttingDown`] for submits).
     pub async fn shutdown(&self, deadline: Duration) -> Result<DrainReport, Error> {
-        let report = self.drain(deadline).await?;
-        let timeout = |_| Error::Timeout {
-            request: "shutdown",
-        };
-        // Order matters. The registry goes first and drains: it applies every status message
-        // already in its mailbox (workers cast their terminal status before they exit, so
-        // some may still be queued after the drain finished), hands the last writes to its
-        // store and waits for them. Then the log keeper drains the ends the registry sent it.
-        // Then the supervisor, which treats its registry's exit after a drain as the end.
-        let registry = self.submitter.registry();
-        let _ = registry.drain_and_wait(Some(self.call_timeout)).await;
-        registry
-            .wait(Some(self.call_timeout))
-            .await
-            .map_err(timeout)?;
-        if let Some((keeper, _)) = &self.logs {
-            let _ = keeper.drain_and_wait(Some(self.call_timeout)).await;
-        }
-        let supervisor = &self.supervisor;
-        supervisor.stop(Some("shutdown".to_owned()));
-        supervisor
-            .wait(Some(self.call_timeout))
-            .await
-            .map_err(timeout)?;
-        Ok(report)
+        // The log keeper is one of the supervisor's children: it drains after the registry.
+        Ok(self.supervisor.shutdown(deadline).await?)
     }
 
     /// The submitter behind this handle (usable from synchronous code and other actors).
@@ -864,55 +716,26 @@ impl Runwarden {
         &self.submitter
     }
 
-    /// The supervisor actor.
-    pub fn supervisor(&self) -> &ActorRef<SupervisorMessage> {
+    /// The supervisor, as a typed ref (its address: [`SupervisorRef::actor`]).
+    pub fn supervisor(&self) -> &SupervisorRef {
         &self.supervisor
     }
 
-    /// The registry actor.
-    pub fn registry(&self) -> &ActorRef<RegistryMessage> {
-        self.submitter.registry()
+    /// The registry holding the run records, as a typed ref (its address:
+    /// [`RegistryRef::actor`]).
+    pub fn registry(&self) -> &RegistryRef {
+        &self.registry
     }
 }
 
-impl Runwarden {
-    /// A request to the registry, with the handle's call timeout.
-    async fn registry_call<T: Send + 'static>(
-        &self,
-        build: impl FnOnce(RpcReplyPort<T>) -> RegistryMessage,
-        request: &'static str,
-    ) -> Result<T, Error> {
-        ask(
-            self.submitter.registry(),
-            build,
-            Some(self.call_timeout),
-            request,
-        )
-        .await
-    }
-
-    /// A request to the supervisor, with the handle's call timeout.
-    async fn supervisor_call<T: Send + 'static>(
-        &self,
-        build: impl FnOnce(RpcReplyPort<T>) -> SupervisorMessage,
-        request: &'static str,
-    ) -> Result<T, Error> {
-        ask(&self.supervisor, build, Some(self.call_timeout), request).await
-    }
-}
-
-/// Sends a request and maps ractor's call results onto [`Error`].
-async fn ask<M, T>(
-    actor: &ActorRef<M>,
-    build: impl FnOnce(RpcReplyPort<T>) -> M,
+/// A request to the log keeper, with ractor's call results mapped onto [`Error`].
+async fn ask<T: Send + 'static>(
+    keeper: &ActorRef<LogMessage>,
+    build: impl FnOnce(RpcReplyPort<T>) -> LogMessage,
     timeout: Option<Duration>,
     request: &'static str,
-) -> Result<T, Error>
-where
-    M: Message,
-    T: Send + 'static,
-{
-    match actor.call(build, timeout).await {
+) -> Result<T, Error> {
+    match keeper.call(build, timeout).await {
         Ok(CallResult::Success(v)) => Ok(v),
         Ok(CallResult::Timeout) => Err(Error::Timeout { request }),
         Ok(CallResult::SenderError) | Err(_) => Err(Error::Unavailable { request }),

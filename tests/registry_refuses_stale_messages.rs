@@ -29,7 +29,7 @@ async fn write(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
     let rw = start(Runwarden::builder()).await;
-    let registry = rw.registry().clone();
+    let registry = rw.registry().actor().clone();
     let id = rw
         .submit(RunSpec::new("done"), |_| async { Ok(()) })
         .expect("submit");
@@ -91,7 +91,7 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_order_transitions_are_refused() {
     let rw = start(Runwarden::builder().max_concurrent(1)).await;
-    let registry = rw.registry().clone();
+    let registry = rw.registry().actor().clone();
     let gate = Gate::new();
     let mut started = Started::new();
     let running = rw

@@ -30,6 +30,7 @@ async fn workload_with_faults(rw: &Runwarden, faults: usize) {
         if i % (3000 / faults as u32) == 1000 % (3000 / faults as u32) {
             let _ = rw
                 .registry()
+                .actor()
                 .cast(runwarden::actors::faults::registry_panic(format!(
                     "fault at {i}"
                 )));
@@ -46,6 +47,7 @@ async fn workload_with_faults(rw: &Runwarden, faults: usize) {
         .collect();
     let _ = rw
         .registry()
+        .actor()
         .cast(runwarden::actors::faults::registry_panic(
             "while waiters wait",
         ));
@@ -103,8 +105,9 @@ async fn without_a_store_or_past_the_restart_limit_the_failure_escalates() {
     let rw = start(Runwarden::builder()).await;
     let _ = rw
         .registry()
+        .actor()
         .cast(runwarden::actors::faults::registry_panic("no store"));
-    within("the supervisor to stop", rw.supervisor().wait(None))
+    within("the supervisor to stop", rw.supervisor().actor().wait(None))
         .await
         .expect("stopped");
     assert!(matches!(
@@ -116,11 +119,15 @@ async fn without_a_store_or_past_the_restart_limit_the_failure_escalates() {
     for i in 0..=runwarden::actors::REGISTRY_RESTARTS {
         let _ = rw
             .registry()
+            .actor()
             .cast(runwarden::actors::faults::registry_panic(format!(
                 "fault {i}"
             )));
     }
-    within("the supervisor to give up", rw.supervisor().wait(None))
-        .await
-        .expect("stopped");
+    within(
+        "the supervisor to give up",
+        rw.supervisor().actor().wait(None),
+    )
+    .await
+    .expect("stopped");
 }

@@ -40,8 +40,8 @@ async fn shutdown_stops_every_actor_and_task() {
         .expect("submit");
     }
     started.expect(4).await; // four running, four queued
-    let supervisor = rw.supervisor().clone();
-    let registry = rw.registry().clone();
+    let supervisor = rw.supervisor().actor().clone();
+    let registry = rw.registry().actor().clone();
     let workers: Vec<_> = supervisor
         .get_children()
         .into_iter()

@@ -97,7 +97,7 @@ async fn a_message_submit_after_the_drain_is_refused() {
     rw.drain(Duration::from_secs(1)).await.expect("drain");
     let job = BoxedJob::new(|_| async { Ok(()) });
     let answer = call_t!(
-        rw.supervisor(),
+        rw.supervisor().actor(),
         SupervisorMessage::Submit,
         5000,
         RunSpec::new("x"),

@@ -94,9 +94,10 @@ async fn a_worker_killed_after_a_cancel_leaves_its_run_cancelled() {
 fn the_only_worker(rw: &Runwarden) -> runwarden::ractor::ActorCell {
     let mut workers: Vec<_> = rw
         .supervisor()
+        .actor()
         .get_children()
         .into_iter()
-        .filter(|c| c.get_id() != rw.registry().get_id())
+        .filter(|c| c.get_id() != rw.registry().actor().get_id())
         .collect();
     assert_eq!(workers.len(), 1, "expected exactly one running run");
     workers.remove(0)

@@ -194,3 +194,52 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// Why a request to one of runwarden's actors got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The actor did not answer within the call's timeout.
+    Timeout {
+        /// The request that timed out.
+        request: &'static str,
+    },
+    /// The actor is not running (it was shut down, or failed).
+    Unavailable {
+        /// The request that could not be delivered or answered.
+        request: &'static str,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout { request } => write!(f, "`{request}` timed out"),
+            CallError::Unavailable { request } => {
+                write!(f, "`{request}` failed: runwarden's actors are not running")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Sends a request built by `build` and waits for its answer (at most `timeout`, if given).
+pub(crate) async fn ask<M, T>(
+    actor: &ractor::ActorRef<M>,
+    build: impl FnOnce(ractor::RpcReplyPort<T>) -> M,
+    timeout: Option<std::time::Duration>,
+    request: &'static str,
+) -> Result<T, CallError>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    match actor.call(build, timeout).await {
+        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
+        Ok(ractor::rpc::CallResult::Timeout) => Err(CallError::Timeout { request }),
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+            Err(CallError::Unavailable { request })
+        }
+    }
+}

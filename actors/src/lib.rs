@@ -65,7 +65,7 @@ mod task;
 mod time;
 mod worker;
 
-pub use error::{CancelError, NotFound, StoreError, SubmitError, UnknownQueue};
+pub use error::{CallError, CancelError, NotFound, StoreError, SubmitError, UnknownQueue};
 pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
     BoxedJob, IntoJobOutput, JobError, JobFuture, JobOutcome, JobOutput, ProgressSlot, RunContext,
@@ -75,8 +75,9 @@ pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};
 pub use log::{LogEntry, LogLevel, LogSink, LogStream};
 pub use protocol::{
     Admission, AttemptEnd, CancelOutcome, CancelReason, CancelReply, Dedup, DrainReport,
-    DrainState, PreparedRun, QueueStatus, RegistryInternal, RegistryMessage, RegistryStats,
-    Retention, Submission, SupervisorInternal, SupervisorMessage, SupervisorStatus, WorkerMessage,
+    DrainState, PreparedRun, QueueStatus, RegistryInternal, RegistryMessage, RegistryRef,
+    RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage, SupervisorRef,
+    SupervisorStatus, WorkerMessage,
 };
 pub use query::{ListQuery, RunPage};
 pub use queue::{QueueConfig, QueueSlot};

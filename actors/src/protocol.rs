@@ -77,9 +77,12 @@ pub(crate) mod run;
 pub(crate) mod supervisor;
 pub(crate) mod worker;
 
-pub use registry::{Dedup, RegistryInternal, RegistryMessage, RegistryStats, Retention};
+pub use registry::{
+    Dedup, RegistryInternal, RegistryMessage, RegistryRef, RegistryStats, Retention,
+};
 pub use run::{Admission, CancelOutcome, CancelReason, CancelReply, PreparedRun, Submission};
 pub use supervisor::{
-    DrainReport, DrainState, QueueStatus, SupervisorInternal, SupervisorMessage, SupervisorStatus,
+    DrainReport, DrainState, QueueStatus, SupervisorInternal, SupervisorMessage, SupervisorRef,
+    SupervisorStatus,
 };
 pub use worker::{AttemptEnd, WorkerMessage};

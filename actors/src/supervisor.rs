@@ -7,11 +7,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ractor::SpawnErr;
 use ractor::rpc::CallResult;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
     SupervisionEvent,
 };
+use tokio::task::JoinHandle;
 
 use crate::error::{CancelError, SubmitError, UnknownQueue};
 use crate::hash::{IdMap, IdSet};
@@ -21,7 +23,8 @@ use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
-    DrainReport, DrainState, QueueStatus, SupervisorMessage, SupervisorStatus, SupervisorStep,
+    DrainReport, DrainState, QueueStatus, SupervisorMessage, SupervisorRef, SupervisorStatus,
+    SupervisorStep,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, QueueTable};
@@ -880,6 +883,36 @@ impl SupervisorState {
             }
         }
         Ok(())
+    }
+}
+
+impl SupervisorActor {
+    /// Spawns a supervisor (and its registry) with no parent; returns its typed ref and the
+    /// handle of its task.
+    ///
+    /// # Errors
+    /// ractor's spawn error; a store that could not be loaded is its
+    /// `SpawnErr::StartupFailed`, whose cause downcasts to [`crate::StoreError`].
+    pub async fn spawn(
+        args: SupervisorArguments,
+    ) -> Result<(SupervisorRef, JoinHandle<()>), SpawnErr> {
+        let (actor, handle) = Actor::spawn(None, SupervisorActor, args).await?;
+        Ok((SupervisorRef::from(actor), handle))
+    }
+
+    /// Spawns a supervisor linked under `parent` (an application's own supervisor), which
+    /// then receives its supervision events. `name` registers it in ractor's process-wide
+    /// registry (`None`: unnamed).
+    ///
+    /// # Errors
+    /// As [`SupervisorActor::spawn`], and a name already taken.
+    pub async fn spawn_linked(
+        name: Option<String>,
+        args: SupervisorArguments,
+        parent: ActorCell,
+    ) -> Result<(SupervisorRef, JoinHandle<()>), SpawnErr> {
+        let (actor, handle) = Actor::spawn_linked(name, SupervisorActor, args, parent).await?;
+        Ok((SupervisorRef::from(actor), handle))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ractor::{ActorRef, OutputPort, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CancelError, NotFound, StoreError, SubmitError};
+use crate::error::{CallError, CancelError, NotFound, StoreError, SubmitError, ask};
 use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{ProgressSlot, RunReports};
 use crate::protocol::run::{Admission, CancelOutcome, Submission};
@@ -218,5 +218,136 @@ impl Default for Retention {
             every: Duration::from_secs(10),
             batch: 5_000,
         }
+    }
+}
+
+/// The registry's address with a named method per request (ractor's `FactoryRef` pattern):
+/// what an application holds to ask about runs.
+///
+/// Every method sends one public [`RegistryMessage`] and waits for its answer, at most the
+/// ref's timeout (5 s unless set with [`RegistryRef::with_timeout`]); [`RegistryRef::wait`]
+/// waits as long as the run takes. The outer `Result` says whether the registry answered
+/// ([`CallError`]), the inner one is its answer.
+///
+/// # Examples
+/// ```
+/// use runwarden_actors::{BoxedJob, RunSpec, RunStatus, SupervisorActor, SupervisorArguments};
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (runs, _) = SupervisorActor::spawn(SupervisorArguments::default()).await?;
+/// let registry = runs.registry().await?;
+/// let job = BoxedJob::new(|_ctx| async { Ok(()) });
+/// let id = runs.submitter().await?.submit(RunSpec::new("hello"), job)?;
+/// let record = registry.wait(id).await??;
+/// assert_eq!(record.status, RunStatus::Completed);
+/// assert_eq!(registry.active_count().await?, 0);
+/// runs.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RegistryRef {
+    actor: ActorRef<RegistryMessage>,
+    timeout: Duration,
+}
+
+impl From<ActorRef<RegistryMessage>> for RegistryRef {
+    fn from(actor: ActorRef<RegistryMessage>) -> Self {
+        RegistryRef {
+            actor,
+            timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+}
+
+/// How long a typed ref waits for an answer unless told otherwise.
+pub(crate) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl RegistryRef {
+    /// The same registry, with requests waiting at most `timeout` for an answer.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The registry's address, to send it messages directly.
+    #[must_use]
+    pub fn actor(&self) -> &ActorRef<RegistryMessage> {
+        &self.actor
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<T>) -> RegistryMessage,
+        request: &'static str,
+    ) -> Result<T, CallError> {
+        ask(&self.actor, build, Some(self.timeout), request).await
+    }
+
+    /// One run's record.
+    pub async fn get(&self, id: RunId) -> Result<Result<RunRecord, NotFound>, CallError> {
+        self.ask(|r| RegistryMessage::Get(id, r), "status").await
+    }
+
+    /// Runs matching `query`, newest first, with the true total.
+    pub async fn list(&self, query: ListQuery) -> Result<RunPage, CallError> {
+        self.ask(|r| RegistryMessage::List(query, r), "list").await
+    }
+
+    /// How many runs are `Queued` or `Running`.
+    pub async fn active_count(&self) -> Result<usize, CallError> {
+        self.ask(RegistryMessage::ActiveCount, "active_count").await
+    }
+
+    /// Ids of the runs that are `Queued` or `Running`, oldest first.
+    pub async fn active_ids(&self) -> Result<Vec<RunId>, CallError> {
+        self.ask(RegistryMessage::ActiveIds, "active_ids").await
+    }
+
+    /// Whether the run is `Queued` or `Running` (`false` for unknown ids).
+    pub async fn is_active(&self, id: RunId) -> Result<bool, CallError> {
+        self.ask(|r| RegistryMessage::IsActive(id, r), "is_active")
+            .await
+    }
+
+    /// Waits until the run is terminal and returns its final record: no timeout of its own
+    /// (wrap it in `tokio::time::timeout` to bound it).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future only abandons the wait.
+    pub async fn wait(&self, id: RunId) -> Result<Result<RunRecord, NotFound>, CallError> {
+        ask(
+            &self.actor,
+            |r| RegistryMessage::WaitTerminal(id, r),
+            None,
+            "wait",
+        )
+        .await
+    }
+
+    /// Subscribes to live events matching `filter`.
+    pub async fn subscribe(
+        &self,
+        filter: EventFilter,
+    ) -> Result<Result<Subscription, NotFound>, CallError> {
+        self.ask(|r| RegistryMessage::Subscribe(filter, r), "events")
+            .await
+    }
+
+    /// The output port on which every [`RunEvent`] is published, for actors.
+    pub async fn event_port(&self) -> Result<Arc<OutputPort<RunEvent>>, CallError> {
+        self.ask(RegistryMessage::EventPort, "event_port").await
+    }
+
+    /// Counts per status, refusals, prunes and restarts.
+    pub async fn stats(&self) -> Result<RegistryStats, CallError> {
+        self.ask(RegistryMessage::Stats, "stats").await
+    }
+
+    /// Runs a retention pass now (it also runs on its timer).
+    pub async fn prune_now(&self) -> Result<(), CallError> {
+        self.ask(RegistryMessage::PruneNow, "prune_now").await
     }
 }

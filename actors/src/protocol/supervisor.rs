@@ -6,10 +6,13 @@ use std::time::Duration;
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{SubmitError, UnknownQueue};
+use ractor::ActorRef;
+
+use crate::error::{CallError, CancelError, SubmitError, UnknownQueue, ask};
 use crate::job::BoxedJob;
 use crate::kinds::RecoveryReport;
-use crate::protocol::run::{CancelReply, PreparedRun};
+use crate::protocol::registry::{DEFAULT_CALL_TIMEOUT, RegistryRef};
+use crate::protocol::run::{CancelOutcome, CancelReply, PreparedRun};
 use crate::run::{RunId, RunSpec};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleSpec};
 use crate::submitter::Submitter;
@@ -187,4 +190,266 @@ pub struct SupervisorStatus {
     pub queues: Vec<QueueStatus>,
     /// Drain progress.
     pub drain: DrainState,
+}
+
+/// The supervisor's address with a named method per request (ractor's `FactoryRef` pattern):
+/// what an application holds to submit, cancel, drain and shut down.
+///
+/// [`crate::SupervisorActor::spawn`] and [`crate::SupervisorActor::spawn_linked`] return one;
+/// `From<ActorRef<SupervisorMessage>>` wraps a supervisor spawned by hand. Every method sends
+/// one public [`SupervisorMessage`] and waits for its answer, at most the ref's timeout (5 s
+/// unless set with [`SupervisorRef::with_timeout`]); `drain` and `shutdown` wait as long as the
+/// drain takes. The outer `Result` says whether the supervisor answered ([`CallError`]), the
+/// inner one is its answer.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{BoxedJob, RunSpec, SupervisorActor, SupervisorArguments};
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (runs, _) = SupervisorActor::spawn(SupervisorArguments::default()).await?;
+/// let held = BoxedJob::new(|ctx| async move {
+///     ctx.cancelled().await;
+///     Ok(())
+/// });
+/// let id = runs.submit(RunSpec::new("held"), held).await??;
+/// runs.cancel(id).await??;
+/// let report = runs.shutdown(Duration::from_secs(1)).await?;
+/// assert_eq!(report.cancelled, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SupervisorRef {
+    actor: ActorRef<SupervisorMessage>,
+    timeout: Duration,
+}
+
+impl From<ActorRef<SupervisorMessage>> for SupervisorRef {
+    fn from(actor: ActorRef<SupervisorMessage>) -> Self {
+        SupervisorRef {
+            actor,
+            timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+}
+
+impl SupervisorRef {
+    /// The same supervisor, with requests waiting at most `timeout` for an answer.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long requests wait for an answer.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The supervisor's address, to send it messages directly or to link to it.
+    #[must_use]
+    pub fn actor(&self) -> &ActorRef<SupervisorMessage> {
+        &self.actor
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<T>) -> SupervisorMessage,
+        request: &'static str,
+    ) -> Result<T, CallError> {
+        ask(&self.actor, build, Some(self.timeout), request).await
+    }
+
+    /// A [`Submitter`]: the synchronous submit path, which needs no round trip per run.
+    pub async fn submitter(&self) -> Result<Submitter, CallError> {
+        self.ask(SupervisorMessage::GetSubmitter, "get_submitter")
+            .await
+    }
+
+    /// The supervisor's registry, with this ref's timeout.
+    pub async fn registry(&self) -> Result<RegistryRef, CallError> {
+        let submitter = self.submitter().await?;
+        Ok(RegistryRef::from(submitter.registry().clone()).with_timeout(self.timeout))
+    }
+
+    /// Submits a run by message (one round trip; [`Submitter::submit`] needs none).
+    pub async fn submit(
+        &self,
+        spec: RunSpec,
+        job: BoxedJob,
+    ) -> Result<Result<RunId, SubmitError>, CallError> {
+        self.ask(|r| SupervisorMessage::Submit(spec, job, r), "submit")
+            .await
+    }
+
+    /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.
+    pub async fn cancel(&self, id: RunId) -> Result<Result<CancelOutcome, CancelError>, CallError> {
+        self.ask(|r| SupervisorMessage::Cancel(id, r), "cancel")
+            .await
+    }
+
+    /// Cancels many runs with one message; each answer is the one [`SupervisorRef::cancel`]
+    /// would give, in the order of `ids`, all within one timeout.
+    pub async fn cancel_many(
+        &self,
+        ids: &[RunId],
+    ) -> Vec<Result<Result<CancelOutcome, CancelError>, CallError>> {
+        let request = "cancel_many";
+        let mut requests = Vec::with_capacity(ids.len());
+        let mut answers = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            requests.push((*id, tx.into()));
+            answers.push(rx);
+        }
+        let n = answers.len();
+        let mut out = Vec::with_capacity(n);
+        if self
+            .actor
+            .cast(SupervisorMessage::CancelMany(requests))
+            .is_err()
+        {
+            out.resize_with(n, || Err(CallError::Unavailable { request }));
+            return out;
+        }
+        // One deadline for the whole batch (one timer, not one per run); answers still missing
+        // when it passes are timeouts.
+        let collect = async {
+            for rx in answers {
+                out.push(rx.await.map_err(|_| CallError::Unavailable { request }));
+            }
+        };
+        let _ = tokio::time::timeout(self.timeout, collect).await;
+        out.resize_with(n, || Err(CallError::Timeout { request }));
+        out
+    }
+
+    /// Stops accepting runs and waits until every accepted run is terminal; at `deadline` the
+    /// runs still active are cancelled. The actors keep answering queries afterwards.
+    pub async fn drain(&self, deadline: Duration) -> Result<DrainReport, CallError> {
+        let drain = |r| SupervisorMessage::Drain(deadline, r);
+        ask(&self.actor, drain, None, "drain").await
+    }
+
+    /// Drains, then stops the registry, the supervisor's other children and the supervisor,
+    /// and waits until they have exited.
+    ///
+    /// Order matters. The registry goes first and drains: it applies every status message
+    /// already in its mailbox (workers cast their terminal status before they exit, so some
+    /// may still be queued after the drain finished), hands the last writes to its store and
+    /// waits for them. Then the supervisor's other children (a log keeper) drain what the
+    /// registry sent them. Then the supervisor, which treats its registry's exit after a
+    /// drain as the end; a supervisor that stops kills children that are still running.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<DrainReport, CallError> {
+        let report = self.drain(deadline).await?;
+        let request = "shutdown";
+        let registry = self.submitter().await?.registry().clone();
+        let _ = registry.drain_and_wait(Some(self.timeout)).await;
+        registry
+            .wait(Some(self.timeout))
+            .await
+            .map_err(|_| CallError::Timeout { request })?;
+        for child in self.actor.get_children() {
+            if child.get_id() != registry.get_id() {
+                let _ = child.drain_and_wait(Some(self.timeout)).await;
+            }
+        }
+        self.actor.stop(Some("shutdown".to_owned()));
+        self.actor
+            .wait(Some(self.timeout))
+            .await
+            .map_err(|_| CallError::Timeout { request })?;
+        Ok(report)
+    }
+
+    /// Queues, limits and drain state as the supervisor sees them.
+    pub async fn status(&self) -> Result<SupervisorStatus, CallError> {
+        self.ask(SupervisorMessage::Status, "supervisor_status")
+            .await
+    }
+
+    /// What start-up recovery did with the runs a previous process left active.
+    pub async fn recovery(&self) -> Result<Arc<RecoveryReport>, CallError> {
+        self.ask(SupervisorMessage::Recovery, "recovery").await
+    }
+
+    /// Changes the global limit (`queue: None`) or a queue's limit (`limit: None`: none).
+    pub async fn set_limit(
+        &self,
+        queue: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Result<(), UnknownQueue>, CallError> {
+        let queue = queue.map(str::to_owned);
+        self.ask(
+            |r| SupervisorMessage::SetLimit(queue, limit, r),
+            "set_limit",
+        )
+        .await
+    }
+
+    /// Changes how many runs may wait in a queue (`None`: unbounded).
+    pub async fn set_max_length(
+        &self,
+        queue: &str,
+        max: Option<usize>,
+    ) -> Result<Result<(), UnknownQueue>, CallError> {
+        let queue = queue.to_owned();
+        let set = |r| SupervisorMessage::SetMaxLength(queue, max, r);
+        self.ask(set, "set_queue_max_length").await
+    }
+
+    /// Runs a repeatable job periodically.
+    pub async fn schedule(
+        &self,
+        spec: ScheduleSpec,
+        job: BoxedJob,
+    ) -> Result<Result<ScheduleId, SubmitError>, CallError> {
+        self.ask(|r| SupervisorMessage::Schedule(spec, job, r), "schedule")
+            .await
+    }
+
+    /// Stops submitting a schedule's occurrences until resumed.
+    pub async fn pause_schedule(
+        &self,
+        id: ScheduleId,
+    ) -> Result<Result<(), NoSuchSchedule>, CallError> {
+        self.ask(
+            |r| SupervisorMessage::PauseSchedule(id, r),
+            "pause_schedule",
+        )
+        .await
+    }
+
+    /// Submits a schedule's occurrences again, the next one at once.
+    pub async fn resume_schedule(
+        &self,
+        id: ScheduleId,
+    ) -> Result<Result<(), NoSuchSchedule>, CallError> {
+        self.ask(
+            |r| SupervisorMessage::ResumeSchedule(id, r),
+            "resume_schedule",
+        )
+        .await
+    }
+
+    /// Forgets a schedule (an active occurrence carries on as a normal run).
+    pub async fn remove_schedule(
+        &self,
+        id: ScheduleId,
+    ) -> Result<Result<ScheduleInfo, NoSuchSchedule>, CallError> {
+        self.ask(
+            |r| SupervisorMessage::RemoveSchedule(id, r),
+            "remove_schedule",
+        )
+        .await
+    }
+
+    /// Every schedule's counters.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, CallError> {
+        self.ask(SupervisorMessage::Schedules, "schedules").await
+    }
 }
