@@ -68,6 +68,14 @@ impl RunwardenBuilder {
         self
     }
 
+    /// How many times recovery re-runs a run whose attempt a crash interrupted (default 3);
+    /// see [`SupervisorArguments::max_rescues`].
+    #[must_use]
+    pub fn max_rescues(mut self, n: u32) -> Self {
+        self.args.max_rescues = n;
+        self
+    }
+
     /// Adds (or reconfigures) a named queue. The queue `"default"` always exists; configure
     /// it here to bound or limit it.
     pub fn queue(mut self, name: impl Into<String>, config: QueueConfig) -> Self {

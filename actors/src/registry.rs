@@ -925,10 +925,19 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
             }
         },
         RegistryStep::Requeue(id, submission) => {
-            let t = Transition::Recovered {
-                at: Timestamp::now(),
+            // An interrupted attempt is recorded as such; a run that was still queued never
+            // started its attempt and goes to the supervisor as it is.
+            let status = state.records.get(&id).map(Stored::status);
+            let recorded = match status {
+                Some(RunStatus::Queued) => Ok(()),
+                _ => state.transition(
+                    id,
+                    Transition::Recovered {
+                        at: Timestamp::now(),
+                    },
+                ),
             };
-            match state.transition(id, t) {
+            match recorded {
                 Ok(()) => {
                     if let Some(record) = state.records.get(&id) {
                         let run = prepared(record, submission);

@@ -500,9 +500,9 @@ pub enum Transition {
         /// When the next attempt is due.
         next_attempt_at: Timestamp,
     },
-    /// `Queued | Running → Queued`: the run was left active by a process that stopped (a
-    /// crash), and is queued again at start-up. The interrupted attempt is recorded as an
-    /// error of kind `Interrupted` and the next attempt begins.
+    /// `Running → Queued`: the run was running in a process that stopped (a crash), and is
+    /// queued again at start-up. The interrupted attempt is recorded as an error of kind
+    /// `Interrupted` and the next attempt begins, with no progress.
     Recovered {
         /// When it was recovered.
         at: Timestamp,
@@ -703,6 +703,8 @@ pub(crate) trait Lifecycle {
     fn max_attempts(&self) -> u32;
     fn set_max_attempts(&mut self, max: u32);
     fn push_attempt_error(&mut self, error: RunError);
+    /// Forgets the progress an earlier attempt reported: a new attempt starts with none.
+    fn clear_progress(&mut self);
     fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>);
 }
 
@@ -746,6 +748,9 @@ impl Lifecycle for RunRecord {
     }
     fn push_attempt_error(&mut self, error: RunError) {
         self.attempt_errors.push(error);
+    }
+    fn clear_progress(&mut self) {
+        self.progress = None;
     }
     fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>) {
         self.error = error;
@@ -791,17 +796,25 @@ pub(crate) fn apply_transition<R: Lifecycle>(
             run.set_status(RunStatus::Queued);
             run.set_attempt(run.attempt() + 1);
             run.push_attempt_error(error);
+            run.clear_progress();
             run.set_next_attempt_at(Some(next_attempt_at));
         }
         Transition::Recovered { at } => {
+            // Only an interrupted attempt is recovered: a run that was queued never started
+            // the attempt it is waiting for, and is handed to the supervisor unchanged.
+            if from != RunStatus::Running {
+                return Err(TransitionError::OutOfOrder { id, from, to });
+            }
             run.push_attempt_error(RunError::new(
                 ErrorKind::Interrupted,
                 format!("attempt {} interrupted; recovered at {at}", run.attempt()),
             ));
             run.set_status(RunStatus::Queued);
             run.set_attempt(run.attempt() + 1);
-            // A recovered run gets its attempt even if its retry policy is spent.
+            // A recovered run gets its attempt even if its retry policy is spent; how many
+            // times a run is rescued is capped by recovery (`SupervisorArguments::max_rescues`).
             run.set_max_attempts(run.max_attempts().max(run.attempt()));
+            run.clear_progress();
             run.set_next_attempt_at(None);
         }
         Transition::Finished {

@@ -70,6 +70,11 @@ pub struct SupervisorArguments {
     /// The job kinds this supervisor can build from a name and parameters: what lets a run be
     /// submitted by kind, and re-run after a crash.
     pub kinds: JobKinds,
+    /// How many times recovery re-runs a run whose attempt a crash interrupted (default 3).
+    /// Each rescue counts as an attempt; a run interrupted more often than this ends `Failed`
+    /// with kind `Interrupted`, every attempt's error kept, so a job that kills its process
+    /// is not re-run forever.
+    pub max_rescues: u32,
     /// Retention of finished runs.
     pub retention: Retention,
 }
@@ -96,6 +101,7 @@ impl Default for SupervisorArguments {
             logs: None,
             store: None,
             kinds: JobKinds::default(),
+            max_rescues: 3,
             retention: Retention::default(),
         }
     }
@@ -959,7 +965,7 @@ impl Actor for SupervisorActor {
         // Recovery's messages reach the registry before any other sender can know its
         // address: the supervisor's own address is not handed out until `pre_start` returns.
         let recovery = match loaded {
-            Some(active) => recovery::recover(&registry, &args.kinds, active),
+            Some(active) => recovery::recover(&registry, &args.kinds, args.max_rescues, active),
             None => RecoveryReport::default(),
         };
         Ok(SupervisorState {

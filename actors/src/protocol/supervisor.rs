@@ -205,7 +205,7 @@ pub struct SupervisorStatus {
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use runwarden_actors::{BoxedJob, RunSpec, SupervisorActor, SupervisorArguments};
+/// use runwarden_actors::{BoxedJob, RunSpec, RunStatus, SupervisorActor, SupervisorArguments};
 ///
 /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -216,8 +216,10 @@ pub struct SupervisorStatus {
 /// });
 /// let id = runs.submit(RunSpec::new("held"), held).await??;
 /// runs.cancel(id).await??;
+/// let record = runs.registry().await?.wait(id).await??;
+/// assert_eq!(record.status, RunStatus::Cancelled);
 /// let report = runs.shutdown(Duration::from_secs(1)).await?;
-/// assert_eq!(report.cancelled, 1);
+/// assert!(!report.deadline_hit);
 /// # Ok(())
 /// # }
 /// ```

@@ -319,6 +319,11 @@ impl Lifecycle for Stored {
     fn push_attempt_error(&mut self, error: RunError) {
         self.more_mut().attempt_errors.push(error);
     }
+    fn clear_progress(&mut self) {
+        if let Some(more) = &mut self.more {
+            more.progress = None;
+        }
+    }
     fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>) {
         if error.is_none() && result.is_none() && self.more.is_none() {
             return;

@@ -59,13 +59,17 @@ pub(super) async fn load(
 /// Reconciles each run a previous process left active, by messages to the registry sent in
 /// order (a query sent after them is answered after they are applied):
 ///
-/// - a run whose kind is registered and whose job can be rebuilt is queued again, unless it
-///   was `Running` and its kind says [`OnInterrupt::Fail`]: a run that never started its
-///   attempt is queued again whatever its kind says, since running it cannot run it twice;
+/// - a run that was `Queued` never started the attempt it waits for: it is queued again as it
+///   is (no attempt is counted) if its kind is registered, whatever the kind's
+///   [`OnInterrupt`] says, since running it cannot run it twice;
+/// - a run that was `Running` had its attempt interrupted: it is queued again, the interrupted
+///   attempt recorded, if its kind is registered with [`OnInterrupt::Rerun`] and it has been
+///   interrupted fewer than `max_rescues` times before;
 /// - any other run ends `Failed` with kind `Interrupted`.
 pub(super) fn recover(
     registry: &ActorRef<RegistryMessage>,
     kinds: &JobKinds,
+    max_rescues: u32,
     active: Active,
 ) -> RecoveryReport {
     let mut report = RecoveryReport {
@@ -74,9 +78,16 @@ pub(super) fn recover(
     };
     for run in active.runs {
         let id = run.id;
-        let rerun = run.kind.as_deref().is_some_and(|k| {
-            run.status == RunStatus::Queued || kinds.on_interrupt(k) == Some(OnInterrupt::Rerun)
-        });
+        let rescued = run
+            .attempt_errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::Interrupted)
+            .count();
+        let spent = run.status == RunStatus::Running && rescued >= max_rescues as usize;
+        let rerun = !spent
+            && run.kind.as_deref().is_some_and(|k| {
+                run.status == RunStatus::Queued || kinds.on_interrupt(k) == Some(OnInterrupt::Rerun)
+            });
         let job = run
             .kind
             .as_deref()
@@ -90,13 +101,19 @@ pub(super) fn recover(
             }
             None => {
                 report.interrupted.push(id);
-                let t = Transition::failed(
-                    ErrorKind::Interrupted,
-                    format!(
-                        "interrupted: the process running it stopped; recovered at {}",
-                        Timestamp::now()
+                let at = Timestamp::now();
+                let message = match (run.status, spent) {
+                    (RunStatus::Queued, _) => format!(
+                        "not run: it was queued when its process stopped and its job cannot be \
+                         rebuilt (no registered kind); recovered at {at}"
                     ),
-                );
+                    (_, true) => format!(
+                        "interrupted {} times: not rescued again; recovered at {at}",
+                        rescued + 1
+                    ),
+                    _ => format!("interrupted: the process running it stopped; recovered at {at}"),
+                };
+                let t = Transition::failed(ErrorKind::Interrupted, message);
                 RegistryStep::Transition(id, t, None)
             }
         };
