@@ -434,7 +434,9 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
     }
     wait_for_count(&rw, RunStatus::Completed, n).await;
     // Writes commit in order: once this durable submit is acknowledged, so is everything before.
-    rw.submit_durable(RunSpec::new("fence"), |_| async { Ok(()) })
+    rw.request(RunSpec::new("fence"), |_| async { Ok(()) })
+        .durable()
+        .send()
         .await
         .expect("fence");
     let secs = start.elapsed().as_secs_f64();

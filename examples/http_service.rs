@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(Json::Int(n)) => n.to_string(),
                 _ => "10".into(),
             };
-            Ok(job.arg(n).into_job(params))
+            Ok(job.arg(n).job_for(params))
         })
         .start()
         .await?;

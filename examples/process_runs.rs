@@ -84,13 +84,13 @@ async fn run(flood_lines: u64, json: bool) -> Result<(), Box<dyn std::error::Err
         "trap 'echo WARNING got SIGTERM, ignoring it' TERM; while true; do sleep 0.05; done",
     )?;
 
-    let watched = rw.submit_process(
+    let watched = rw.submit_job(
         RunSpec::new("progress").param("name", "demo"),
         ProcessJob::new(&progress),
     )?;
-    let failed = rw.submit_process(RunSpec::new("failing"), ProcessJob::new(&failing))?;
-    let cancelled = rw.submit_process(RunSpec::new("long"), ProcessJob::new(&long))?;
-    let killed = rw.submit_process(
+    let failed = rw.submit_job(RunSpec::new("failing"), ProcessJob::new(&failing))?;
+    let cancelled = rw.submit_job(RunSpec::new("long"), ProcessJob::new(&long))?;
+    let killed = rw.submit_job(
         RunSpec::new("stubborn"),
         ProcessJob::new(&stubborn).kill_grace(Duration::from_millis(500)),
     )?;
@@ -133,7 +133,7 @@ async fn run(flood_lines: u64, json: bool) -> Result<(), Box<dyn std::error::Err
         &format!("yes 'a line of output from a busy program' | head -n {flood_lines}"),
     )?;
     let started = Instant::now();
-    let id = rw.submit_process(RunSpec::new("flood"), ProcessJob::new(&flood))?;
+    let id = rw.submit_job(RunSpec::new("flood"), ProcessJob::new(&flood))?;
     let r = rw.wait(id).await?;
     let secs = started.elapsed().as_secs_f64();
     let path = rw.log_file(id).await?;

@@ -310,35 +310,38 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => {}
         }
-        let id = rw.submit_repeatable(spec, move |ctx| async move {
-            match behaviour {
-                Behaviour::Work => {
-                    tokio::time::sleep(work).await;
-                    Ok(())
+        let id = rw.submit_job(
+            spec,
+            runwarden::BoxedJob::repeatable(move |ctx| async move {
+                match behaviour {
+                    Behaviour::Work => {
+                        tokio::time::sleep(work).await;
+                        Ok(())
+                    }
+                    Behaviour::Fail => Err(runwarden::JobError::msg(format!(
+                        "run {i} failed on purpose"
+                    ))),
+                    Behaviour::Panic => panic!("{PLANNED_PANIC} in run {i}"),
+                    Behaviour::Cancel => {
+                        ctx.cancelled().await;
+                        Ok(())
+                    }
+                    Behaviour::Timeout => {
+                        ctx.cancelled().await;
+                        Err(runwarden::JobError::msg(format!(
+                            "run {i} stopped at its time limit"
+                        )))
+                    }
+                    Behaviour::FailOnce if ctx.attempt() == 1 => Err(runwarden::JobError::msg(
+                        format!("run {i} failed its first attempt"),
+                    )),
+                    Behaviour::FailOnce => {
+                        tokio::time::sleep(work).await;
+                        Ok(())
+                    }
                 }
-                Behaviour::Fail => Err(runwarden::JobError::msg(format!(
-                    "run {i} failed on purpose"
-                ))),
-                Behaviour::Panic => panic!("{PLANNED_PANIC} in run {i}"),
-                Behaviour::Cancel => {
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-                Behaviour::Timeout => {
-                    ctx.cancelled().await;
-                    Err(runwarden::JobError::msg(format!(
-                        "run {i} stopped at its time limit"
-                    )))
-                }
-                Behaviour::FailOnce if ctx.attempt() == 1 => Err(runwarden::JobError::msg(
-                    format!("run {i} failed its first attempt"),
-                )),
-                Behaviour::FailOnce => {
-                    tokio::time::sleep(work).await;
-                    Ok(())
-                }
-            }
-        })?;
+            }),
+        )?;
         if behaviour == Behaviour::Cancel {
             rw.cancel(id).await?;
         }

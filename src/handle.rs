@@ -9,19 +9,18 @@ use std::sync::Arc;
 
 use ractor::OutputPort;
 use runwarden_actors::{
-    BoxedJob, CancelOutcome, Dedup, DrainReport, ErrorKind, EventFilter, IntoJobOutput, Json,
-    ListQuery, QueueConfig, RegistryRef, RegistryStats, RunError, RunEvent, RunId, RunPage,
-    RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError, Submitter,
+    BoxedJob, CancelOutcome, DrainReport, ErrorKind, EventFilter, IntoJobOutput, ListQuery,
+    QueueConfig, RegistryRef, RegistryStats, RunError, RunEvent, RunId, RunPage, RunRecord,
+    RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError, Submitter,
     SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus,
 };
 
 use crate::error::{BatchError, Error};
 use crate::events::EventStream;
 use crate::logs::{KeeperArgs, LogConfig, LogFollow, LogKeeper, LogMessage, ReadAnswer, ReadQuery};
-use crate::process::ProcessJob;
 use runwarden_actors::{
-    JobError, JobKinds, JsonObject, LogEntry, OnInterrupt, RecoveryReport, Retention, RunStore,
-    StoreError, Timestamp,
+    IntoJob, JobError, JobKinds, JsonObject, LogEntry, OnInterrupt, RecoveryReport, Retention,
+    RunStore, StoreError, SubmitRequest, Timestamp,
 };
 
 /// Configures and starts runwarden's actors.
@@ -85,7 +84,7 @@ impl RunwardenBuilder {
         self
     }
 
-    /// How long a finished run keeps its idempotency key for [`Runwarden::submit_unique`].
+    /// How long a finished run keeps its idempotency key (see [`Runwarden::request`]).
     /// Default 60 s.
     pub fn dedup_window(mut self, window: Duration) -> Self {
         self.args.dedup_window = window;
@@ -126,7 +125,7 @@ impl RunwardenBuilder {
     }
 
     /// Registers a job kind: `factory` builds a run's job from its parameters. Runs submitted
-    /// with [`Runwarden::submit_kind`] can be re-queued after a crash, as `on_interrupt` says.
+    /// with a [`crate::Kind`] can be re-queued after a crash, as `on_interrupt` says.
     pub fn job_kind(
         mut self,
         name: impl Into<String>,
@@ -272,59 +271,6 @@ impl Runwarden {
         &self.recovery
     }
 
-    /// Like [`Runwarden::submit`], but returns only once the run's record is committed to the
-    /// durable store: from then on the run survives a crash of this process. Without a store,
-    /// once it is recorded. Concurrent durable submits share commits.
-    ///
-    /// # Errors
-    /// As `submit`, and [`SubmitError::Store`] if the commit failed (the run was accepted
-    /// and runs, but is not durable).
-    pub async fn submit_durable<F, Fut, T>(
-        &self,
-        spec: RunSpec,
-        job: F,
-    ) -> Result<RunId, SubmitError>
-    where
-        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
-        T: IntoJobOutput,
-    {
-        self.submitter
-            .submit_durable(spec, BoxedJob::new(job))
-            .await
-    }
-
-    /// Submits a run of a registered job kind, built from `spec.params`.
-    ///
-    /// # Errors
-    /// [`SubmitError::UnknownKind`], [`SubmitError::BadParams`] if the factory refuses the
-    /// parameters, and those of `submit`.
-    pub fn submit_kind(&self, kind: &str, spec: RunSpec) -> Result<RunId, SubmitError> {
-        let (spec, job) = self.kind_job(kind, spec)?;
-        self.submitter.submit(spec, job)
-    }
-
-    /// [`Runwarden::submit_kind`] with the durability of [`Runwarden::submit_durable`].
-    pub async fn submit_kind_durable(
-        &self,
-        kind: &str,
-        spec: RunSpec,
-    ) -> Result<RunId, SubmitError> {
-        let (spec, job) = self.kind_job(kind, spec)?;
-        self.submitter.submit_durable(spec, job).await
-    }
-
-    /// [`Runwarden::submit_kind`] with an idempotency key (see [`Runwarden::submit_unique`]).
-    pub async fn submit_kind_unique(
-        &self,
-        key: impl Into<String>,
-        kind: &str,
-        spec: RunSpec,
-    ) -> Result<Dedup, SubmitError> {
-        let (spec, job) = self.kind_job(kind, spec)?;
-        self.submitter.submit_unique(key, spec, job).await
-    }
-
     /// Whether a job kind of this name is registered.
     pub fn has_kind(&self, kind: &str) -> bool {
         self.submitter.kinds().contains(kind)
@@ -333,17 +279,6 @@ impl Runwarden {
     /// Runs a retention pass now (it also runs on its timer).
     pub async fn prune_now(&self) -> Result<(), Error> {
         Ok(self.registry.prune_now().await?)
-    }
-
-    fn kind_job(&self, kind: &str, spec: RunSpec) -> Result<(RunSpec, BoxedJob), SubmitError> {
-        self.submitter.kind_job(kind, spec)
-    }
-
-    /// Runs an external program (see [`ProcessJob`]); the spec's parameters become its
-    /// `--key value` arguments unless the job says otherwise.
-    pub fn submit_process(&self, spec: RunSpec, job: ProcessJob) -> Result<RunId, SubmitError> {
-        let job = job.into_job(&spec.params);
-        self.submitter.submit(spec, job)
     }
 
     fn log_keeper(&self) -> Result<&(ActorRef<LogMessage>, Arc<LogConfig>), Error> {
@@ -427,78 +362,60 @@ impl Runwarden {
 
     /// Accepts a run of `job` and returns its id at once, without waiting for it to start.
     ///
-    /// The job is an async closure receiving a [`runwarden_actors::RunContext`]; returning
-    /// `Err(e)` fails the run with `e`'s `Display`, and a panic fails it with the panic
+    /// `job` is an async closure receiving a [`runwarden_actors::RunContext`] and returning
+    /// `Result<T, JobError>`: `Ok(())` or `Ok(json)` completes the run, an error (`?` on any
+    /// `std::error::Error`, or [`JobError::msg`]) fails it, and a panic fails it with the panic
     /// message. A [`Runwarden::status`] call made after `submit` returns always finds the run.
+    /// Other kinds of job go through [`Runwarden::submit_job`]; durability and idempotency
+    /// keys through [`Runwarden::request`].
     ///
     /// # Errors
-    /// [`SubmitError::ShuttingDown`] once a drain began; [`SubmitError::Unavailable`] if the
-    /// actors are gone.
+    /// [`SubmitError::ShuttingDown`] once a drain began, the queue's refusals
+    /// ([`SubmitError::QueueFull`], [`SubmitError::UnknownQueue`],
+    /// [`SubmitError::NotRepeatable`]); [`SubmitError::Unavailable`] if the actors are gone.
     pub fn submit<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
     where
         F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, JobError>> + Send + 'static,
         T: IntoJobOutput,
     {
-        self.submitter.submit(spec, BoxedJob::new(job))
-    }
-
-    /// Like [`Runwarden::submit`] for a job that can be called again: needed for a run with a
-    /// retry policy, where each attempt calls it anew.
-    pub fn submit_repeatable<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
-    where
-        F: Fn(runwarden_actors::RunContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
-        T: IntoJobOutput,
-    {
-        self.submitter.submit(spec, BoxedJob::repeatable(job))
-    }
-
-    /// Like [`Runwarden::submit`] for a job that returns a value: the value is serialised to
-    /// JSON and stored on the record (`result`) when the run completes. A value that cannot be
-    /// serialised fails the run with the serialisation error.
-    pub fn submit_returning<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
-    where
-        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
-        T: serde::Serialize,
-    {
-        let job = BoxedJob::new(move |ctx| {
-            let fut = job(ctx);
-            async move {
-                let value = fut.await?;
-                let json = serde_json::to_value(value)
-                    .and_then(serde_json::from_value::<Json>)
-                    .map_err(|e| {
-                        JobError::new(
-                            ErrorKind::Returned,
-                            format!("result could not be serialised: {e}"),
-                        )
-                    })?;
-                Ok(json)
-            }
-        });
         self.submitter.submit(spec, job)
     }
 
-    /// Accepts a run unless one with the same idempotency `key` is active or ended within the
-    /// dedup window; then that run's id comes back ([`Dedup::Existing`]) and `job` is dropped
-    /// unstarted. Takes one round trip to the registry.
-    pub async fn submit_unique<F, Fut, T>(
-        &self,
-        key: impl Into<String>,
-        spec: RunSpec,
-        job: F,
-    ) -> Result<Dedup, Error>
-    where
-        F: FnOnce(runwarden_actors::RunContext) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
-        T: IntoJobOutput,
-    {
-        Ok(self
-            .submitter
-            .submit_unique(key, spec, BoxedJob::new(job))
-            .await?)
+    /// Accepts a run of any kind of job ([`IntoJob`]): a [`BoxedJob`] (a closure, or a
+    /// repeatable one, which retries need: [`BoxedJob::repeatable`]), a registered job
+    /// [`crate::Kind`], a [`crate::ProcessJob`], or [`crate::returning`] (a closure whose value
+    /// is stored). Otherwise as [`Runwarden::submit`].
+    ///
+    /// # Errors
+    /// Those of [`Runwarden::submit`], and [`SubmitError::UnknownKind`] or
+    /// [`SubmitError::BadParams`] for a job kind.
+    pub fn submit_job(&self, spec: RunSpec, job: impl IntoJob) -> Result<RunId, SubmitError> {
+        self.submitter.submit_job(spec, job)
+    }
+
+    /// A submit with options, sent with `.send().await`: `.durable()` answers once the run
+    /// is committed to the store, `.idempotency_key(key)` refuses a second run with the same
+    /// key and answers with a [`runwarden_actors::Dedup`] (see [`SubmitRequest`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use runwarden::{Runwarden, RunSpec};
+    ///
+    /// let rw = Runwarden::builder().store(runwarden::MemoryStore::default()).start().await?;
+    /// let id = rw
+    ///     .request(RunSpec::new("charge"), |_ctx| async { Ok(()) })
+    ///     .durable()
+    ///     .send()
+    ///     .await?;
+    /// rw.wait(id).await?;
+    /// rw.shutdown(std::time::Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn request(&self, spec: RunSpec, job: impl IntoJob) -> SubmitRequest {
+        self.submitter.request(spec, job)
     }
 
     /// Live events: of all runs, of one label, or of one run (see [`EventStream`]).
@@ -630,11 +547,6 @@ impl Runwarden {
     /// Changes how many runs may wait in a queue (`None`: unbounded) while running.
     pub async fn set_queue_max_length(&self, queue: &str, max: Option<usize>) -> Result<(), Error> {
         Ok(self.supervisor.set_max_length(queue, max).await??)
-    }
-
-    /// Like [`Runwarden::submit`] with an already boxed job.
-    pub fn submit_boxed(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
-        self.submitter.submit(spec, job)
     }
 
     /// The run's current record.

@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 pub use axum;
 
 use crate::{
-    CancelError, Dedup, Error, EventFilter, EventItem, ListQuery, LogItem, RunEvent, RunId,
+    CancelError, Dedup, Error, EventFilter, EventItem, Kind, ListQuery, LogItem, RunEvent, RunId,
     RunSpec, RunStatus, Runwarden, SubmitError, Timestamp,
 };
 
@@ -457,11 +457,14 @@ async fn start_run(
         spec = spec.timeout(Duration::from_millis(ms));
     }
     let (id, created) = match body.idempotency_key {
-        Some(key) => match api.rw.submit_kind_unique(key, &body.kind, spec).await? {
-            Dedup::New(id) => (id, true),
-            Dedup::Existing(id) => (id, false),
-        },
-        None => (api.rw.submit_kind(&body.kind, spec)?, true),
+        Some(key) => {
+            let request = api.rw.request(spec, Kind(&body.kind)).idempotency_key(key);
+            match request.send().await? {
+                Dedup::New(id) => (id, true),
+                Dedup::Existing(id) => (id, false),
+            }
+        }
+        None => (api.rw.submit_job(spec, Kind(&body.kind))?, true),
     };
     let record = api.rw.status(id).await?;
     let location = format!("{}/{id}", uri.path().trim_end_matches('/'));

@@ -40,9 +40,14 @@
 //!
 //! # What is where
 //!
-//! - [`Runwarden`] and [`RunwardenBuilder`]: the handle. Submit (`submit`, `submit_durable`,
-//!   `submit_unique`, `submit_kind`, `submit_process`), ask (`status`, `list`, `wait`,
-//!   `events`), control (`cancel`, `cancel_many`, limits, schedules, `drain`, `shutdown`).
+//! - [`Runwarden`] and [`RunwardenBuilder`]: the handle. Submit (`submit` for a closure,
+//!   `submit_job` for any [`IntoJob`]: a [`BoxedJob`], a job [`Kind`], a [`ProcessJob`],
+//!   [`returning`]; `request(..)` with `.durable()` or `.idempotency_key(..)`), ask (`status`,
+//!   `list`, `wait`, `events`), control (`cancel`, `cancel_many`, limits, schedules, `drain`,
+//!   `shutdown`).
+//! - The actor path: [`SupervisorActor::spawn_linked`] returns a [`SupervisorRef`] (submit,
+//!   cancel, drain, shutdown, status, recovery) and its [`RegistryRef`] (get, list, wait,
+//!   subscribe); the messages themselves are in [`actors::protocol`].
 //! - Run control types: [`RunSpec`], [`QueueConfig`], [`RetryPolicy`], [`ScheduleSpec`],
 //!   [`Progress`], [`EventFilter`] / [`EventStream`].
 //! - Process runs and logs: [`ProcessJob`], [`LogConfig`], [`LogFollow`].
@@ -69,6 +74,7 @@ mod handle;
 pub mod http;
 mod logs;
 mod process;
+mod returning;
 mod sqlite;
 
 pub use error::{BatchError, Error};
@@ -76,16 +82,18 @@ pub use events::{EventItem, EventStream};
 pub use handle::{Runwarden, RunwardenBuilder};
 pub use logs::{LogConfig, LogEnd, LogFollow, LogItem};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
+pub use returning::returning;
 pub use runwarden_actors::{
-    BoxedJob, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup, DrainReport,
-    DrainState, ErrorKind, EventFilter, IntoJobOutput, JobError, JobKinds, JobOutput, Json,
-    JsonObject, ListQuery, LogEntry, LogLevel, LogStream, MemoryStore, NoSuchSchedule, NotFound,
-    OnInterrupt, Progress, QueueConfig, QueueStatus, RecoveryReport, RegistryMessage,
-    RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage,
-    RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec,
-    StoreError, StoreWrite, StoredState, SubmitError, Submitter, Subscription, SupervisorActor,
-    SupervisorArguments, SupervisorMessage, SupervisorStatus, Timestamp, Transition,
-    TransitionError, UnknownQueue, ractor,
+    BoxedJob, CallError, CancelError, CancelOutcome, CancelReason, DEFAULT_QUEUE, Dedup,
+    DrainReport, DrainState, ErrorKind, EventFilter, IntoJob, IntoJobOutput, JobError, JobKinds,
+    JobOutput, Json, JsonObject, Kind, ListQuery, LogEntry, LogLevel, LogStream, MemoryStore,
+    NoSuchSchedule, NotFound, OnInterrupt, Progress, QueueConfig, QueueStatus, RecoveryReport,
+    RegistryMessage, RegistryRef, RegistryStats, Retention, RetryOn, RetryPolicy, RunContext,
+    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, RunStore, ScheduleId,
+    ScheduleInfo, ScheduleMode, ScheduleSpec, StoreError, StoreWrite, StoredState, SubmitError,
+    SubmitRequest, Submitter, Subscription, SupervisorActor, SupervisorArguments,
+    SupervisorMessage, SupervisorRef, SupervisorStatus, Timestamp, Transition, TransitionError,
+    UnknownQueue, ractor,
 };
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use runwarden_actors::{
-    BoxedJob, ErrorKind, JobError, Json, JsonObject, LogEntry, LogLevel, LogStream, RunContext,
-    Timestamp,
+    BoxedJob, ErrorKind, IntoJob, JobError, JobKinds, Json, JsonObject, LogEntry, LogLevel,
+    LogStream, RunContext, RunSpec, SubmitError, Timestamp,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -38,7 +38,7 @@ const STDERR_TAIL_LINES: usize = 20;
 /// let job = ProcessJob::new("/opt/modules/resize.sh").arg("--verbose");
 /// let spec = RunSpec::new("resize").param("width", 640);
 /// // Runs `/opt/modules/resize.sh --verbose --width 640` in `/opt/modules`.
-/// let id = rw.submit_process(spec, job)?;
+/// let id = rw.submit_job(spec, job)?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -132,8 +132,10 @@ impl ProcessJob {
         out
     }
 
-    /// This program as a repeatable job for a run with these parameters.
-    pub fn into_job(self, params: &JsonObject) -> BoxedJob {
+    /// This program as a repeatable job for a run with these parameters (what a job kind's
+    /// factory returns for a program; submitting a `ProcessJob` directly does this itself).
+    #[must_use]
+    pub fn job_for(self, params: &JsonObject) -> BoxedJob {
         let mut args = self.args.clone();
         if self.params_as_args {
             args.extend(Self::param_args(params).into_iter().map(OsString::from));
@@ -434,6 +436,14 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             text.push_str(&format!(" …[line cut: {dropped} more bytes]"));
         }
         text
+    }
+}
+
+/// A program is a kind of job: submitted, its run's parameters become its `--key value`
+/// arguments unless the job says otherwise.
+impl IntoJob for ProcessJob {
+    fn into_job(self, spec: &mut RunSpec, _: &JobKinds) -> Result<BoxedJob, SubmitError> {
+        Ok(self.job_for(&spec.params))
     }
 }
 

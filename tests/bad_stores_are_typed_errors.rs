@@ -37,9 +37,11 @@ async fn damaged_and_foreign_files_are_refused_and_left_untouched() {
             .await
             .expect("start");
         for _ in 0..200 {
-            rw.submit_durable(RunSpec::new("x").param("pad", "p".repeat(500)), |_| async {
+            rw.request(RunSpec::new("x").param("pad", "p".repeat(500)), |_| async {
                 Ok(())
             })
+            .durable()
+            .send()
             .await
             .expect("submit");
         }
@@ -140,7 +142,12 @@ async fn a_full_store_fails_durable_submits_with_a_typed_error() {
         let spec = RunSpec::new("fill")
             .param("pad", "x".repeat(2000))
             .param("i", i);
-        match rw.submit_durable(spec, |_| async { Ok(()) }).await {
+        match rw
+            .request(spec, |_| async { Ok(()) })
+            .durable()
+            .send()
+            .await
+        {
             Ok(id) => durable.push(id),
             Err(e) => {
                 full = Some(e);

@@ -53,7 +53,7 @@ async fn sigterm_stops_a_cooperative_program_and_its_grandchild() {
         "sleep 1000 & echo \"pid $$\"; echo \"pid $!\"; wait",
     );
     let id = rw
-        .submit_process(RunSpec::new("polite"), ProcessJob::new(&script))
+        .submit_job(RunSpec::new("polite"), ProcessJob::new(&script))
         .expect("submit");
     let pids = printed_pids(&rw, id, 2).await;
     assert!(pids.iter().all(|p| pid_alive(*p)));
@@ -102,7 +102,7 @@ async fn sigkill_ends_a_program_that_ignores_sigterm() {
     );
     let job = ProcessJob::new(&script).kill_grace(Duration::from_millis(300));
     let id = rw
-        .submit_process(RunSpec::new("stubborn"), job)
+        .submit_job(RunSpec::new("stubborn"), job)
         .expect("submit");
     let mut events = rw.events(EventFilter::Run(id)).await.expect("subscribe");
     let pids = printed_pids(&rw, id, 2).await;
@@ -140,13 +140,13 @@ async fn time_limits_and_shutdown_leave_no_process_behind() {
         "sleep 1000 & echo \"pid $$\"; echo \"pid $!\"; wait",
     );
     let limited = rw
-        .submit_process(
+        .submit_job(
             RunSpec::new("limited").timeout(Duration::from_millis(200)),
             ProcessJob::new(&script),
         )
         .expect("submit");
     let open_ended = rw
-        .submit_process(RunSpec::new("open"), ProcessJob::new(&script))
+        .submit_job(RunSpec::new("open"), ProcessJob::new(&script))
         .expect("submit");
     let mut pids = printed_pids(&rw, limited, 2).await;
     pids.extend(printed_pids(&rw, open_ended, 2).await);

@@ -35,7 +35,9 @@ async fn child(path: String) {
     for i in 0u64.. {
         let kind = if i % 2 == 0 { "rerun" } else { "fragile" };
         let id = rw
-            .submit_kind_durable(kind, RunSpec::new(kind))
+            .request(RunSpec::new(kind), runwarden::Kind(kind))
+            .durable()
+            .send()
             .await
             .expect("durable submit");
         // Printed only after the commit was acknowledged.

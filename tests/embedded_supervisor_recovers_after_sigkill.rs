@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use runwarden::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, call_t};
 use runwarden::{
-    BoxedJob, CancelError, ErrorKind, JobKinds, OnInterrupt, RegistryMessage, RunId, RunSpec,
+    BoxedJob, CancelError, ErrorKind, JobKinds, Kind, OnInterrupt, RegistryMessage, RunId, RunSpec,
     RunStatus, SqliteStore, SupervisorActor, SupervisorArguments, SupervisorMessage,
 };
 use support::{TempDir, within};
@@ -82,11 +82,10 @@ async fn child(path: String) {
     let submitter = call_t!(runs, SupervisorMessage::GetSubmitter, 5_000).expect("submitter");
     for i in 0u64.. {
         let kind = if i % 2 == 0 { "rerun" } else { "fragile" };
-        let (spec, job) = submitter
-            .kind_job(kind, RunSpec::new(kind))
-            .expect("a registered kind");
         let id = submitter
-            .submit_durable(spec, job)
+            .request(RunSpec::new(kind), Kind(kind))
+            .durable()
+            .send()
             .await
             .expect("durable submit");
         println!("id {id}");

@@ -60,9 +60,7 @@ async fn a_follow_after_the_end_gets_the_lines_and_the_end_at_once() {
     let rw = start(Runwarden::builder().logs(LogConfig::new(&logs.0))).await;
     let script = dir.script("count.sh", "for i in 1 2 3; do echo \"n $i\"; done");
     let job = ProcessJob::new(&script);
-    let id = rw
-        .submit_process(RunSpec::new("count"), job)
-        .expect("submit");
+    let id = rw.submit_job(RunSpec::new("count"), job).expect("submit");
     within("run", rw.wait(id)).await.expect("wait");
     let mut follow = rw.follow_log(id).await.expect("follow");
     let (lines, end) = collect(&mut follow).await;

@@ -23,11 +23,9 @@ async fn the_same_key_returns_the_same_run() {
         }
     };
     let first = rw
-        .submit_unique(
-            "invoice-42",
-            RunSpec::new("bill"),
-            job(executions.clone(), gate.clone()),
-        )
+        .request(RunSpec::new("bill"), job(executions.clone(), gate.clone()))
+        .idempotency_key("invoice-42")
+        .send()
         .await
         .expect("submit");
     let Dedup::New(id) = first else {
@@ -35,21 +33,17 @@ async fn the_same_key_returns_the_same_run() {
     };
     // While it is active.
     let again = rw
-        .submit_unique(
-            "invoice-42",
-            RunSpec::new("bill"),
-            job(executions.clone(), gate.clone()),
-        )
+        .request(RunSpec::new("bill"), job(executions.clone(), gate.clone()))
+        .idempotency_key("invoice-42")
+        .send()
         .await
         .expect("submit");
     assert_eq!(again, Dedup::Existing(id));
     // Another key is another run.
     let other = rw
-        .submit_unique(
-            "invoice-43",
-            RunSpec::new("bill"),
-            job(executions.clone(), gate.clone()),
-        )
+        .request(RunSpec::new("bill"), job(executions.clone(), gate.clone()))
+        .idempotency_key("invoice-43")
+        .send()
         .await
         .expect("submit");
     assert!(matches!(other, Dedup::New(o) if o != id));
@@ -58,11 +52,9 @@ async fn the_same_key_returns_the_same_run() {
     within("run", rw.wait(other.run_id())).await.expect("wait");
     // After it finished, within the window.
     let after = rw
-        .submit_unique(
-            "invoice-42",
-            RunSpec::new("bill"),
-            job(executions.clone(), gate.clone()),
-        )
+        .request(RunSpec::new("bill"), job(executions.clone(), gate.clone()))
+        .idempotency_key("invoice-42")
+        .send()
         .await
         .expect("submit");
     assert_eq!(after, Dedup::Existing(id));
@@ -76,12 +68,16 @@ async fn the_same_key_returns_the_same_run() {
 async fn a_key_is_free_again_after_the_window() {
     let rw = start(Runwarden::builder().dedup_window(Duration::ZERO)).await;
     let first = rw
-        .submit_unique("k", RunSpec::new("x"), |_| async { Ok(()) })
+        .request(RunSpec::new("x"), |_| async { Ok(()) })
+        .idempotency_key("k")
+        .send()
         .await
         .expect("submit");
     within("run", rw.wait(first.run_id())).await.expect("wait");
     let second = rw
-        .submit_unique("k", RunSpec::new("x"), |_| async { Ok(()) })
+        .request(RunSpec::new("x"), |_| async { Ok(()) })
+        .idempotency_key("k")
+        .send()
         .await
         .expect("submit");
     assert!(matches!(second, Dedup::New(id) if id != first.run_id()));
@@ -101,7 +97,9 @@ async fn a_key_survives_a_restart_with_a_store() {
     )
     .await;
     let a = first
-        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async { Ok(()) })
+        .request(RunSpec::new("r"), |_| async { Ok(()) })
+        .idempotency_key("report-2026-11")
+        .send()
         .await
         .expect("submit");
     within("run", first.wait(a.run_id())).await.expect("wait");
@@ -114,7 +112,9 @@ async fn a_key_survives_a_restart_with_a_store() {
     )
     .await;
     let again = second
-        .submit_unique("report-2026-11", RunSpec::new("r"), |_| async { Ok(()) })
+        .request(RunSpec::new("r"), |_| async { Ok(()) })
+        .idempotency_key("report-2026-11")
+        .send()
         .await
         .expect("submit");
     assert_eq!(again, Dedup::Existing(a.run_id()));

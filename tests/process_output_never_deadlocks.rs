@@ -20,7 +20,7 @@ async fn megabytes_on_both_streams_are_all_captured() {
 wait"#,
     );
     let id = rw
-        .submit_process(RunSpec::new("flood"), ProcessJob::new(&flood))
+        .submit_job(RunSpec::new("flood"), ProcessJob::new(&flood))
         .expect("submit");
     let r = within("the flood to finish", rw.wait(id))
         .await

@@ -19,9 +19,7 @@ async fn exit_codes_become_statuses_and_records_keep_them() {
     );
 
     let spec = RunSpec::new("ok").param("width", 640).param("fast", true);
-    let id = rw
-        .submit_process(spec, ProcessJob::new(&ok))
-        .expect("submit");
+    let id = rw.submit_job(spec, ProcessJob::new(&ok)).expect("submit");
     let r = within("ok run", rw.wait(id)).await.expect("wait");
     assert_eq!((r.status, r.exit_code), (RunStatus::Completed, Some(0)));
     let lines: Vec<String> = rw
@@ -42,7 +40,7 @@ async fn exit_codes_become_statuses_and_records_keep_them() {
     );
 
     let id = rw
-        .submit_process(RunSpec::new("bad"), ProcessJob::new(&bad))
+        .submit_job(RunSpec::new("bad"), ProcessJob::new(&bad))
         .expect("submit");
     let r = within("bad run", rw.wait(id)).await.expect("wait");
     assert_eq!((r.status, r.exit_code), (RunStatus::Failed, Some(3)));
@@ -56,7 +54,7 @@ async fn exit_codes_become_statuses_and_records_keep_them() {
 
     let missing = dir.0.join("does-not-exist");
     let id = rw
-        .submit_process(RunSpec::new("missing"), ProcessJob::new(&missing))
+        .submit_job(RunSpec::new("missing"), ProcessJob::new(&missing))
         .expect("submit");
     let r = within("missing run", rw.wait(id)).await.expect("wait");
     assert_eq!(r.status, RunStatus::Failed);
@@ -67,7 +65,7 @@ async fn exit_codes_become_statuses_and_records_keep_them() {
     let not_executable = dir.0.join("plain.txt");
     std::fs::write(&not_executable, "not a program").expect("write");
     let id = rw
-        .submit_process(RunSpec::new("noexec"), ProcessJob::new(&not_executable))
+        .submit_job(RunSpec::new("noexec"), ProcessJob::new(&not_executable))
         .expect("submit");
     let r = within("noexec run", rw.wait(id)).await.expect("wait");
     assert_eq!(r.error.expect("error").kind, ErrorKind::SpawnFailed);

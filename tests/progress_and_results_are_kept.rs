@@ -43,12 +43,15 @@ struct Thumbnail {
 async fn a_returned_value_is_stored_as_json() {
     let rw = start(Runwarden::builder()).await;
     let id = rw
-        .submit_returning(RunSpec::new("thumb"), |_| async {
-            Ok(Thumbnail {
-                width: 128,
-                path: "/t/cat.png".into(),
-            })
-        })
+        .submit_job(
+            RunSpec::new("thumb"),
+            runwarden::returning(|_| async {
+                Ok(Thumbnail {
+                    width: 128,
+                    path: "/t/cat.png".into(),
+                })
+            }),
+        )
         .expect("submit");
     let r = within("run", rw.wait(id)).await.expect("wait");
     assert_eq!(r.status, RunStatus::Completed);
@@ -60,9 +63,12 @@ async fn a_returned_value_is_stored_as_json() {
 
     // A failed run stores no result.
     let failed = rw
-        .submit_returning(RunSpec::new("thumb"), |_| async {
-            Err::<Thumbnail, _>(runwarden::JobError::msg("corrupt image"))
-        })
+        .submit_job(
+            RunSpec::new("thumb"),
+            runwarden::returning(|_| async {
+                Err::<Thumbnail, _>(runwarden::JobError::msg("corrupt image"))
+            }),
+        )
         .expect("submit");
     let r = within("run", rw.wait(failed)).await.expect("wait");
     assert_eq!((r.status, r.result), (RunStatus::Failed, None::<Json>));

@@ -26,20 +26,23 @@ async fn a_flaky_job_is_retried_with_exponential_backoff_then_completes() {
     let starts = Arc::new(Mutex::new(Vec::new()));
     let s = starts.clone();
     let id = rw
-        .submit_repeatable(RunSpec::new("flaky").retry(policy(5)), move |ctx| {
-            let s = s.clone();
-            async move {
-                s.lock().push((ctx.attempt(), tokio::time::Instant::now()));
-                if ctx.attempt() < 3 {
-                    Err(runwarden::JobError::msg(format!(
-                        "attempt {} failed",
-                        ctx.attempt()
-                    )))
-                } else {
-                    Ok(())
+        .submit_job(
+            RunSpec::new("flaky").retry(policy(5)),
+            runwarden::BoxedJob::repeatable(move |ctx| {
+                let s = s.clone();
+                async move {
+                    s.lock().push((ctx.attempt(), tokio::time::Instant::now()));
+                    if ctx.attempt() < 3 {
+                        Err(runwarden::JobError::msg(format!(
+                            "attempt {} failed",
+                            ctx.attempt()
+                        )))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        })
+            }),
+        )
         .expect("submit");
     let r = within("run", rw.wait(id)).await.expect("wait");
     assert_eq!(r.status, RunStatus::Completed);
@@ -65,14 +68,14 @@ async fn a_flaky_job_is_retried_with_exponential_backoff_then_completes() {
 async fn attempts_run_out_and_the_run_fails_with_every_error_kept() {
     let rw = start(Runwarden::builder()).await;
     let id = rw
-        .submit_repeatable(
+        .submit_job(
             RunSpec::new("hopeless").retry(policy(3)),
-            |ctx| async move {
+            runwarden::BoxedJob::repeatable(|ctx| async move {
                 Err::<(), _>(runwarden::JobError::msg(format!(
                     "no luck {}",
                     ctx.attempt()
                 )))
-            },
+            }),
         )
         .expect("submit");
     let r = within("run", rw.wait(id)).await.expect("wait");
@@ -87,12 +90,15 @@ async fn attempts_run_out_and_the_run_fails_with_every_error_kept() {
 async fn retry_on_chooses_which_failures_retry() {
     let rw = start(Runwarden::builder().cancel_grace(Duration::from_millis(10))).await;
     let panics = rw
-        .submit_repeatable(RunSpec::new("panics").retry(policy(3)), |_| async {
-            if true {
-                panic!("bug");
-            }
-            Ok(())
-        })
+        .submit_job(
+            RunSpec::new("panics").retry(policy(3)),
+            runwarden::BoxedJob::repeatable(|_| async {
+                if true {
+                    panic!("bug");
+                }
+                Ok(())
+            }),
+        )
         .expect("submit");
     let r = within("panics", rw.wait(panics)).await.expect("wait");
     assert_eq!((r.status, r.attempt), (RunStatus::Failed, 1));
@@ -101,11 +107,11 @@ async fn retry_on_chooses_which_failures_retry() {
     let tries = Arc::new(AtomicU32::new(0));
     let t = tries.clone();
     let slow_once = rw
-        .submit_repeatable(
+        .submit_job(
             RunSpec::new("slow-once")
                 .timeout(Duration::from_secs(1))
                 .retry(policy(2)),
-            move |ctx| {
+            runwarden::BoxedJob::repeatable(move |ctx| {
                 t.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if ctx.attempt() == 1 {
@@ -113,7 +119,7 @@ async fn retry_on_chooses_which_failures_retry() {
                     }
                     Ok(())
                 }
-            },
+            }),
         )
         .expect("submit");
     let r = within("slow-once", rw.wait(slow_once)).await.expect("wait");
@@ -127,9 +133,11 @@ async fn retry_on_chooses_which_failures_retry() {
         timeouts: true,
     };
     let not_retried = rw
-        .submit_repeatable(
+        .submit_job(
             RunSpec::new("err").retry(policy(3).retry_on(no_errors)),
-            |_| async { Err::<(), _>(runwarden::JobError::msg("plain error")) },
+            runwarden::BoxedJob::repeatable(|_| async {
+                Err::<(), _>(runwarden::JobError::msg("plain error"))
+            }),
         )
         .expect("submit");
     let r = within("err", rw.wait(not_retried)).await.expect("wait");
@@ -148,13 +156,16 @@ async fn a_cancel_during_the_backoff_ends_the_run() {
         .backoff(Duration::from_secs(3600), Duration::from_secs(3600))
         .jitter(0.0);
     let id = rw
-        .submit_repeatable(RunSpec::new("waits").retry(slow_backoff), move |ctx| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(u64::from(ctx.attempt()));
-                Err::<(), _>(runwarden::JobError::msg("fails"))
-            }
-        })
+        .submit_job(
+            RunSpec::new("waits").retry(slow_backoff),
+            runwarden::BoxedJob::repeatable(move |ctx| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(u64::from(ctx.attempt()));
+                    Err::<(), _>(runwarden::JobError::msg("fails"))
+                }
+            }),
+        )
         .expect("submit");
     assert_eq!(started.expect(1).await, vec![1]);
     let waiting = within("the retry wait to begin", async {

@@ -25,7 +25,9 @@ async fn the_memory_store_backs_the_registry_through_the_seam() {
     let mut ids = Vec::new();
     for i in 0..20 {
         let id = rw
-            .submit_durable(RunSpec::new("m").param("i", i), |_| async { Ok(()) })
+            .request(RunSpec::new("m").param("i", i), |_| async { Ok(()) })
+            .durable()
+            .send()
             .await
             .expect("durable submit");
         ids.push(id);

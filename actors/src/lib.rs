@@ -59,6 +59,7 @@ mod run;
 mod schedule;
 mod serde_duration;
 mod store;
+mod submit;
 mod submitter;
 mod supervisor;
 mod task;
@@ -88,7 +89,8 @@ pub use run::{
 };
 pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 pub use store::{MemoryStore, RunStore, StoreWrite, StoredState};
-pub use submitter::Submitter;
+pub use submit::{IntoJob, Kind};
+pub use submitter::{SubmitRequest, Submitter, UniqueSubmitRequest};
 pub use supervisor::{
     REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorState,
 };

@@ -1,18 +1,20 @@
 //! [`Submitter`]: the fast, synchronous way to hand runs to a supervisor.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use ractor::{ActorRef, MessagingErr};
 
 use crate::error::SubmitError;
-use crate::job::BoxedJob;
+use crate::job::{BoxedJob, IntoJobOutput, JobError, RunContext};
 use crate::kinds::JobKinds;
 use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStep};
 use crate::protocol::run::{Admission, Submission};
 use crate::queue::QueueTable;
 use crate::run::{RunId, RunSpec};
+use crate::submit::IntoJob;
 
 /// The admission gate shared by a supervisor and its submitters: one flag, open until the
 /// supervisor starts draining.
@@ -106,81 +108,52 @@ impl Submitter {
         }
     }
 
-    /// A run of a registered job kind: its job built from `spec.params`, and `spec` marked
-    /// with the kind's name (which is what lets the run be rebuilt after a crash).
-    ///
-    /// # Errors
-    /// [`SubmitError::UnknownKind`], or [`SubmitError::BadParams`] if the kind's factory
-    /// refused the parameters.
-    pub fn kind_job(
-        &self,
-        kind: &str,
-        mut spec: RunSpec,
-    ) -> Result<(RunSpec, BoxedJob), SubmitError> {
-        let job = self
-            .kinds
-            .build(kind, &spec.params)
-            .ok_or_else(|| SubmitError::UnknownKind(kind.to_owned()))?
-            .map_err(SubmitError::BadParams)?;
-        spec.kind = Some(kind.to_owned());
-        Ok((spec, job))
-    }
-
-    /// Submits a run of a registered job kind, built from `spec.params` (see
-    /// [`Submitter::kind_job`]); otherwise as [`Submitter::submit`].
-    ///
-    /// # Errors
-    /// Those of [`Submitter::kind_job`] and of [`Submitter::submit`].
-    pub fn submit_kind(&self, kind: &str, spec: RunSpec) -> Result<RunId, SubmitError> {
-        let (spec, job) = self.kind_job(kind, spec)?;
-        self.submit(spec, job)
-    }
-
     /// The job kinds the supervisor knows.
     #[must_use]
     pub fn kinds(&self) -> &JobKinds {
         &self.kinds
     }
 
-    /// Accepts a run and returns its id at once; the job starts when a worker is free.
+    /// Accepts a run of the closure `job` and returns its id at once; the job starts when a
+    /// worker is free. The synchronous fast path: no round trip to any actor.
     ///
     /// # Errors
     /// [`SubmitError::ShuttingDown`] once a drain has begun; [`SubmitError::QueueFull`] when
     /// the run's queue is at its length bound; [`SubmitError::UnknownQueue`];
     /// [`SubmitError::NotRepeatable`] for a retry policy on a run-once job;
     /// [`SubmitError::Unavailable`] if the actors are gone. In every case nothing was recorded.
-    pub fn submit(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
+    pub fn submit<F, Fut, T>(&self, spec: RunSpec, job: F) -> Result<RunId, SubmitError>
+    where
+        F: FnOnce(RunContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
+        T: IntoJobOutput,
+    {
+        self.submit_job(spec, BoxedJob::new(job))
+    }
+
+    /// Accepts a run of any kind of job ([`IntoJob`]: a [`BoxedJob`], a registered job
+    /// [`crate::Kind`], ...); otherwise as [`Submitter::submit`].
+    ///
+    /// # Errors
+    /// Those of [`Submitter::submit`], and [`SubmitError::UnknownKind`] or
+    /// [`SubmitError::BadParams`] for a job kind.
+    pub fn submit_job(&self, mut spec: RunSpec, job: impl IntoJob) -> Result<RunId, SubmitError> {
+        let job = job.into_job(&mut spec, &self.kinds)?;
         // One message: the registry records the run, then hands the job to the supervisor.
         // Recording first is what makes a query right after `submit` find the run.
         self.send_new(spec, job, admit_step)
     }
 
-    /// Like [`Submitter::submit`], but returns only once the run's record is committed to the
-    /// durable store, so the run survives a crash of this process from then on (without a
-    /// store, once it is recorded in memory). Commits of concurrent submits are batched.
-    pub async fn submit_durable(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send_new(spec, job, |admission| {
-            RegistryStep::AdmitDurable(admission, tx.into()).into()
-        })?;
-        rx.await.map_err(|_| SubmitError::Unavailable)?
-    }
-
-    /// Accepts a run unless a run with the same idempotency key is active or ended within the
-    /// dedup window, in which case that run's id comes back and nothing new starts. Waits for
-    /// the registry's answer (one round trip); the admission checks are those of `submit`.
-    pub async fn submit_unique(
-        &self,
-        key: impl Into<String>,
-        spec: RunSpec,
-        job: BoxedJob,
-    ) -> Result<Dedup, SubmitError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let key = key.into();
-        self.send_new(spec, job, |admission| {
-            RegistryStep::AdmitUnique(admission, key, tx.into()).into()
-        })?;
-        rx.await.map_err(|_| SubmitError::Unavailable)
+    /// A submit with options: durability, an idempotency key. See [`SubmitRequest`].
+    pub fn request(&self, spec: RunSpec, job: impl IntoJob) -> SubmitRequest {
+        let mut spec = spec;
+        let job = job.into_job(&mut spec, &self.kinds);
+        SubmitRequest {
+            submitter: self.clone(),
+            spec,
+            job,
+            durable: false,
+        }
     }
 
     /// The admission path of every submit: the gate, then [`admit`].
@@ -217,5 +190,123 @@ impl fmt::Debug for Submitter {
         f.debug_struct("Submitter")
             .field("registry", &self.registry.get_id())
             .finish()
+    }
+}
+
+/// A submit with options, built by [`Submitter::request`] (or the handle's `request`) and sent
+/// with [`SubmitRequest::send`]: kameo's `ask(..).send()` style, one request instead of one
+/// method per combination of options.
+///
+/// # Examples
+/// ```
+/// use runwarden_actors::{Dedup, RunSpec, SupervisorActor, SupervisorArguments};
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (runs, _) = SupervisorActor::spawn(SupervisorArguments::default()).await?;
+/// let submitter = runs.submitter().await?;
+/// let id = submitter
+///     .request(RunSpec::new("charge"), |_ctx| async { Ok(()) })
+///     .durable()
+///     .send()
+///     .await?;
+/// let first = submitter
+///     .request(RunSpec::new("invoice"), |_ctx| async { Ok(()) })
+///     .idempotency_key("invoice-42")
+///     .send()
+///     .await?;
+/// let again = submitter
+///     .request(RunSpec::new("invoice"), |_ctx| async { Ok(()) })
+///     .idempotency_key("invoice-42")
+///     .send()
+///     .await?;
+/// assert_eq!(again, Dedup::Existing(first.run_id()));
+/// # let _ = id;
+/// # runs.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a request does nothing until it is sent"]
+pub struct SubmitRequest {
+    submitter: Submitter,
+    spec: RunSpec,
+    job: Result<BoxedJob, SubmitError>,
+    durable: bool,
+}
+
+impl fmt::Debug for SubmitRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitRequest")
+            .field("label", &self.spec.label)
+            .field("durable", &self.durable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SubmitRequest {
+    /// Answers only once the run's record is committed to the durable store, so the run
+    /// survives a crash of this process from then on (without a store, once it is recorded in
+    /// memory). Commits of concurrent submits are batched.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// Accepts the run unless a run with the same `key` is active or ended within the dedup
+    /// window: then that run's id comes back as [`Dedup::Existing`] and this job is dropped
+    /// unstarted. The answer waits for the registry (and, with a store, for the commit).
+    pub fn idempotency_key(self, key: impl Into<String>) -> UniqueSubmitRequest {
+        UniqueSubmitRequest {
+            request: self,
+            key: key.into(),
+        }
+    }
+
+    /// Sends the request. A durable one waits for the commit (one round trip); otherwise it
+    /// is [`Submitter::submit_job`].
+    ///
+    /// # Errors
+    /// Those of [`Submitter::submit_job`], and [`SubmitError::Store`] if a durable commit
+    /// failed (the run was accepted and runs, but is not durable).
+    pub async fn send(self) -> Result<RunId, SubmitError> {
+        let job = self.job?;
+        if !self.durable {
+            return self.submitter.send_new(self.spec, job, admit_step);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submitter.send_new(self.spec, job, |admission| {
+            RegistryStep::AdmitDurable(admission, tx.into()).into()
+        })?;
+        rx.await.map_err(|_| SubmitError::Unavailable)?
+    }
+}
+
+/// A [`SubmitRequest`] with an idempotency key: its answer says whether the run is new.
+#[must_use = "a request does nothing until it is sent"]
+#[derive(Debug)]
+pub struct UniqueSubmitRequest {
+    request: SubmitRequest,
+    key: String,
+}
+
+impl UniqueSubmitRequest {
+    /// Sends the request and waits for the registry's answer: [`Dedup::New`] with the new
+    /// run's id, or [`Dedup::Existing`] with the id of the run holding the key.
+    ///
+    /// # Errors
+    /// Those of [`Submitter::submit_job`].
+    pub async fn send(self) -> Result<Dedup, SubmitError> {
+        let SubmitRequest {
+            submitter,
+            spec,
+            job,
+            ..
+        } = self.request;
+        let key = self.key;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        submitter.send_new(spec, job?, |admission| {
+            RegistryStep::AdmitUnique(admission, key, tx.into()).into()
+        })?;
+        rx.await.map_err(|_| SubmitError::Unavailable)
     }
 }

@@ -231,14 +231,13 @@ impl Default for Retention {
 ///
 /// # Examples
 /// ```
-/// use runwarden_actors::{BoxedJob, RunSpec, RunStatus, SupervisorActor, SupervisorArguments};
+/// use runwarden_actors::{RunSpec, RunStatus, SupervisorActor, SupervisorArguments};
 ///
 /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (runs, _) = SupervisorActor::spawn(SupervisorArguments::default()).await?;
 /// let registry = runs.registry().await?;
-/// let job = BoxedJob::new(|_ctx| async { Ok(()) });
-/// let id = runs.submitter().await?.submit(RunSpec::new("hello"), job)?;
+/// let id = runs.submitter().await?.submit(RunSpec::new("hello"), |_ctx| async { Ok(()) })?;
 /// let record = registry.wait(id).await??;
 /// assert_eq!(record.status, RunStatus::Completed);
 /// assert_eq!(registry.active_count().await?, 0);
