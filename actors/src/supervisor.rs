@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{CancelError, SubmitError, UnknownQueue};
 use crate::hash::{IdMap, IdSet};
-use crate::job::{BoxedJob, RunReports};
+use crate::job::RunReports;
 use crate::kinds::{JobKinds, RecoveryReport};
 use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
@@ -30,13 +30,15 @@ use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, QueueTable};
 use crate::registry::{RegistryActor, RegistryArguments};
 use crate::run::{DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, TransitionError};
-use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 use crate::store::RunStore;
 
 mod recovery;
+mod schedules;
+
 use crate::submitter::{self, Gate, Submitter};
 use crate::task::AbortOnDrop;
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
+use schedules::{Admit, Schedules};
 
 /// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
 pub const REGISTRY_RESTARTS: usize = 5;
@@ -141,15 +143,6 @@ struct RetryWait {
     _timer: Timer,
 }
 
-struct ScheduleState {
-    spec: ScheduleSpec,
-    job: BoxedJob,
-    info: ScheduleInfo,
-    /// Bumped whenever the timer is re-armed or dropped, so a stale `ScheduleDue` is ignored.
-    generation: u64,
-    timer: Option<Timer>,
-}
-
 /// The supervisor's data.
 pub struct SupervisorState {
     registry: ActorRef<RegistryMessage>,
@@ -181,12 +174,9 @@ pub struct SupervisorState {
     /// Terminal statuses the supervisor has seen, since start.
     ended: Ended,
     drain: Drain,
-    schedules: BTreeMap<ScheduleId, ScheduleState>,
+    schedules: Schedules,
     /// When the registry restarted, within the last [`RESTART_WINDOW`].
     registry_restarts: VecDeque<std::time::Instant>,
-    /// Which schedule each active occurrence belongs to.
-    occurrence_of: IdMap<RunId, ScheduleId>,
-    next_schedule: u64,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -199,124 +189,7 @@ impl fmt::Debug for SupervisorState {
     }
 }
 
-/// Arms (or re-arms) a schedule's timer; the previous timer, if any, is aborted.
-fn arm(
-    myself: &ActorRef<SupervisorMessage>,
-    id: ScheduleId,
-    s: &mut ScheduleState,
-    after: Duration,
-) {
-    s.generation += 1;
-    let generation = s.generation;
-    let timer = myself.send_after(after, move || {
-        SupervisorStep::ScheduleDue(id, generation).into()
-    });
-    s.timer = Some(AbortOnDrop(timer));
-}
-
 impl SupervisorState {
-    /// Registers a schedule and submits its first occurrence.
-    fn add_schedule(
-        &mut self,
-        myself: &ActorRef<SupervisorMessage>,
-        spec: ScheduleSpec,
-        job: BoxedJob,
-    ) -> Result<ScheduleId, SubmitError> {
-        if !matches!(self.drain, Drain::NotDraining) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        if !job.is_repeatable() {
-            return Err(SubmitError::NotRepeatable);
-        }
-        if self.table.index(spec.run.queue_name()).is_none() {
-            return Err(SubmitError::UnknownQueue(spec.run.queue_name().to_owned()));
-        }
-        let id = ScheduleId(self.next_schedule);
-        self.next_schedule += 1;
-        let info = ScheduleInfo {
-            id,
-            label: spec.run.label.clone(),
-            every_ms: spec.every.as_millis() as u64,
-            mode: spec.mode,
-            paused: false,
-            runs: 0,
-            completed: 0,
-            failed: 0,
-            cancelled: 0,
-            skipped: 0,
-            last_run: None,
-            last_status: None,
-            active_run: None,
-        };
-        self.schedules.insert(
-            id,
-            ScheduleState {
-                spec,
-                job,
-                info,
-                generation: 0,
-                timer: None,
-            },
-        );
-        self.fire_schedule(myself, id);
-        tracing::info!(schedule = %id, "schedule added");
-        Ok(id)
-    }
-
-    /// A schedule's occurrence is due: submit it (or skip it), and plan the next one.
-    fn fire_schedule(&mut self, myself: &ActorRef<SupervisorMessage>, id: ScheduleId) {
-        if !matches!(self.drain, Drain::NotDraining) {
-            return;
-        }
-        let table = self.table.clone();
-        let registry = self.registry.clone();
-        let Some(s) = self.schedules.get_mut(&id) else {
-            return;
-        };
-        if s.info.paused {
-            return;
-        }
-        if s.spec.mode == ScheduleMode::FixedRate {
-            arm(myself, id, s, s.spec.every);
-        }
-        if s.info.active_run.is_some() {
-            s.info.skipped += 1;
-            return;
-        }
-        let Some(job) = s.job.try_clone() else {
-            return;
-        };
-        let spec = s.spec.run.clone();
-        let run_id = match submitter::admit(&table, &registry, spec, job, submitter::admit_step) {
-            Ok(run_id) => run_id,
-            Err(refused) if refused.error == SubmitError::Unavailable => {
-                tracing::error!(schedule = %id, "registry unreachable; occurrence not submitted");
-                return;
-            }
-            Err(refused) => {
-                let e = refused.error;
-                tracing::warn!(schedule = %id, error = %e, "schedule occurrence skipped");
-                s.info.skipped += 1;
-                if s.spec.mode == ScheduleMode::FixedDelay {
-                    arm(myself, id, s, s.spec.every);
-                }
-                return;
-            }
-        };
-        s.info.runs += 1;
-        s.info.last_run = Some(run_id);
-        s.info.active_run = Some(run_id);
-        self.occurrence_of.insert(run_id, id);
-    }
-
-    /// Stops every schedule's timer (a drain began): no occurrence is submitted any more.
-    fn stop_schedules(&mut self) {
-        for s in self.schedules.values_mut() {
-            s.generation += 1;
-            s.timer = None;
-        }
-    }
-
     fn drain_state(&self) -> DrainState {
         match self.drain {
             Drain::NotDraining => DrainState::NotDraining,
@@ -351,23 +224,13 @@ impl SupervisorState {
     /// Counts a run's terminal status, and lets its schedule (if any) plan the next occurrence.
     fn note_end(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, status: RunStatus) {
         self.ended[status.index()] += 1;
-        let Some(sid) = self.occurrence_of.remove(&id) else {
-            return;
-        };
-        let accepting = matches!(self.drain, Drain::NotDraining);
-        let Some(s) = self.schedules.get_mut(&sid) else {
-            return;
-        };
-        match status {
-            RunStatus::Completed => s.info.completed += 1,
-            RunStatus::Failed => s.info.failed += 1,
-            _ => s.info.cancelled += 1,
-        }
-        s.info.last_status = Some(status);
-        s.info.active_run = None;
-        if s.spec.mode == ScheduleMode::FixedDelay && !s.info.paused && accepting {
-            arm(myself, sid, s, s.spec.every);
-        }
+        let accepting = self.accepting();
+        self.schedules.run_ended(myself, accepting, id, status);
+    }
+
+    /// Whether runs are accepted: no drain has begun.
+    fn accepting(&self) -> bool {
+        matches!(self.drain, Drain::NotDraining)
     }
 
     /// Records a terminal status the supervisor decided itself (queued cancel, drain).
@@ -576,7 +439,7 @@ impl SupervisorState {
             Drain::Draining { waiters, .. } => waiters.push(reply),
             Drain::NotDraining => {
                 self.gate.close();
-                self.stop_schedules();
+                self.schedules.stop_all();
                 tracing::info!(
                     queued = self.queued_at.len(),
                     running = self.workers.len(),
@@ -860,13 +723,13 @@ impl SupervisorState {
                 self.check_drained();
             }
             SupervisorStep::ScheduleDue(id, generation) => {
-                if self
-                    .schedules
-                    .get(&id)
-                    .is_some_and(|s| s.generation == generation)
-                {
-                    self.fire_schedule(myself, id);
-                }
+                let accepting = self.accepting();
+                let at = Admit {
+                    myself,
+                    table: &self.table,
+                    registry: &self.registry,
+                };
+                self.schedules.due(&at, accepting, id, generation);
             }
             SupervisorStep::RegistryRestarted(reason) => {
                 let now = std::time::Instant::now();
@@ -988,10 +851,8 @@ impl Actor for SupervisorActor {
             parked_cancels: IdMap::default(),
             ended: [0; 5],
             drain: Drain::NotDraining,
-            schedules: BTreeMap::new(),
+            schedules: Schedules::new(),
             registry_restarts: VecDeque::new(),
-            occurrence_of: IdMap::default(),
-            next_schedule: 1,
         })
     }
 
@@ -1067,45 +928,31 @@ impl Actor for SupervisorActor {
                 let _ = reply.send(answer);
             }
             SupervisorMessage::Schedule(spec, job, reply) => {
-                let _ = reply.send(state.add_schedule(&myself, spec, job));
+                let accepting = state.accepting();
+                let at = Admit {
+                    myself: &myself,
+                    table: &state.table,
+                    registry: &state.registry,
+                };
+                let _ = reply.send(state.schedules.add(&at, accepting, spec, job));
             }
             SupervisorMessage::PauseSchedule(id, reply) => {
-                let answer = match state.schedules.get_mut(&id) {
-                    Some(s) => {
-                        s.info.paused = true;
-                        s.generation += 1;
-                        s.timer = None;
-                        Ok(())
-                    }
-                    None => Err(NoSuchSchedule(id)),
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(state.schedules.pause(id));
             }
             SupervisorMessage::ResumeSchedule(id, reply) => {
-                let answer = match state.schedules.get_mut(&id) {
-                    Some(s) => {
-                        let was_paused = std::mem::replace(&mut s.info.paused, false);
-                        if was_paused {
-                            state.fire_schedule(&myself, id);
-                        }
-                        Ok(())
-                    }
-                    None => Err(NoSuchSchedule(id)),
+                let accepting = state.accepting();
+                let at = Admit {
+                    myself: &myself,
+                    table: &state.table,
+                    registry: &state.registry,
                 };
-                let _ = reply.send(answer);
+                let _ = reply.send(state.schedules.resume(&at, accepting, id));
             }
             SupervisorMessage::RemoveSchedule(id, reply) => {
-                let answer = match state.schedules.remove(&id) {
-                    Some(s) => {
-                        state.occurrence_of.retain(|_, sid| *sid != id);
-                        Ok(s.info)
-                    }
-                    None => Err(NoSuchSchedule(id)),
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(state.schedules.remove(id));
             }
             SupervisorMessage::Schedules(reply) => {
-                let _ = reply.send(state.schedules.values().map(|s| s.info.clone()).collect());
+                let _ = reply.send(state.schedules.infos());
             }
             SupervisorMessage::GetSubmitter(reply) => {
                 let _ = reply.send(Submitter::new(
