@@ -9,14 +9,10 @@ use std::time::Duration;
 
 use ractor::SpawnErr;
 use ractor::rpc::CallResult;
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
-    SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::task::JoinHandle;
 
 use crate::error::{CancelError, SubmitError, UnknownQueue};
-use crate::hash::{IdMap, IdSet};
 use crate::job::RunReports;
 use crate::kinds::{JobKinds, RecoveryReport};
 use crate::log::LogSink;
@@ -33,11 +29,13 @@ use crate::run::{DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, Transit
 use crate::store::RunStore;
 
 mod recovery;
+mod runs;
 mod schedules;
 
 use crate::submitter::{self, Gate, Submitter};
 use crate::task::AbortOnDrop;
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
+use runs::{QueueKey, Runs, Timer, Waiting};
 use schedules::{Admit, Schedules};
 
 /// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
@@ -112,8 +110,6 @@ impl Default for SupervisorArguments {
 /// Counts of terminal statuses, by [`RunStatus::index`].
 type Ended = [usize; 5];
 
-type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
-
 enum Drain {
     NotDraining,
     Draining {
@@ -129,18 +125,10 @@ enum Drain {
     Drained(DrainReport),
 }
 
-/// Queue order: higher priority first, then submission order.
-type QueueKey = (Reverse<i32>, u64);
-
 struct QueueState {
     limit: Option<usize>,
     running: usize,
     waiting: BTreeMap<QueueKey, Box<PreparedRun>>,
-}
-
-struct RetryWait {
-    run: Box<PreparedRun>,
-    _timer: Timer,
 }
 
 /// The supervisor's data.
@@ -158,19 +146,10 @@ pub struct SupervisorState {
     logs: Option<Arc<dyn LogSink>>,
     /// Per queue, by the table's index.
     queues: Vec<QueueState>,
-    /// Where each waiting run sits, for cancels.
-    queued_at: IdMap<RunId, (usize, QueueKey)>,
+    /// Every run held here, from its `Start` to its worker's exit: one entry per run.
+    runs: Runs,
+    /// Arrival order within a priority, for queue keys.
     next_seq: u64,
-    /// Live workers by run (with their queue), and the reverse map for supervision events.
-    workers: IdMap<RunId, (ActorRef<WorkerMessage>, usize)>,
-    runs_by_actor: IdMap<ActorId, RunId>,
-    /// Runs waiting for their retry backoff. They own no actor; a timer task per run.
-    retry_waits: IdMap<RunId, RetryWait>,
-    /// Runs whose worker was sent a cancel: if the worker dies before ending the run, the run
-    /// ends `Cancelled`, as the cancel's `Ok` answer promised.
-    cancel_sent: IdSet<RunId>,
-    /// Cancel requests for runs whose worker is stopping: answered when its exit arrives.
-    parked_cancels: IdMap<RunId, Vec<CancelReply>>,
     /// Terminal statuses the supervisor has seen, since start.
     ended: Ended,
     drain: Drain,
@@ -182,9 +161,9 @@ pub struct SupervisorState {
 impl fmt::Debug for SupervisorState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupervisorState")
-            .field("queued", &self.queued_at.len())
-            .field("running", &self.workers.len())
-            .field("retry_waiting", &self.retry_waits.len())
+            .field("queued", &self.runs.queued())
+            .field("running", &self.runs.running())
+            .field("retry_waiting", &self.runs.retry_waiting())
             .finish_non_exhaustive()
     }
 }
@@ -212,9 +191,9 @@ impl SupervisorState {
             })
             .collect();
         SupervisorStatus {
-            queued: self.queued_at.len(),
-            running: self.workers.len(),
-            retry_waiting: self.retry_waits.len(),
+            queued: self.runs.queued(),
+            running: self.runs.running(),
+            retry_waiting: self.runs.retry_waiting(),
             global_limit: self.global_limit,
             queues,
             drain: self.drain_state(),
@@ -290,7 +269,7 @@ impl SupervisorState {
         }
         let key = (Reverse(run.priority), self.next_seq);
         self.next_seq += 1;
-        self.queued_at.insert(run.id, (queue, key));
+        self.runs.insert_queued(run.id, queue, key);
         self.queues[queue].waiting.insert(key, run);
         self.start_queued(myself).await;
     }
@@ -309,14 +288,13 @@ impl SupervisorState {
 
     /// Starts queued runs while the global and per-queue limits allow.
     async fn start_queued(&mut self, myself: &ActorRef<SupervisorMessage>) {
-        while self.global_limit.is_none_or(|l| self.workers.len() < l) {
+        while self.global_limit.is_none_or(|l| self.runs.running() < l) {
             let Some(q) = self.next_queue() else {
                 return;
             };
             let Some((_, run)) = self.queues[q].waiting.pop_first() else {
                 return;
             };
-            self.queued_at.remove(&run.id);
             self.spawn_worker(myself, q, run).await;
         }
     }
@@ -324,7 +302,7 @@ impl SupervisorState {
     /// Whether a run of queue `q` may start now under the global and the queue's limits.
     fn has_room(&self, q: usize) -> bool {
         let queue = &self.queues[q];
-        self.global_limit.is_none_or(|l| self.workers.len() < l)
+        self.global_limit.is_none_or(|l| self.runs.running() < l)
             && queue.limit.is_none_or(|l| queue.running < l)
     }
 
@@ -349,11 +327,12 @@ impl SupervisorState {
         // or its failure, so no attempt can end without the supervisor hearing of it.
         match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
             Ok((worker, _)) => {
-                self.runs_by_actor.insert(worker.get_id(), id);
-                self.workers.insert(id, (worker, q));
+                self.runs.insert_running(id, worker, q);
                 self.queues[q].running += 1;
             }
             Err(e) => {
+                // A run started from its queue is still entered as queued; it is over now.
+                let _ = self.runs.take_waiting(id);
                 tracing::error!(run_id = %id, error = %e, "could not start a worker");
                 let t = Transition::failed(
                     ErrorKind::WorkerDied,
@@ -372,10 +351,12 @@ impl SupervisorState {
         id: RunId,
         why: &str,
     ) -> bool {
-        let found = if let Some((q, key)) = self.queued_at.remove(&id) {
-            self.queues[q].waiting.remove(&key).is_some()
-        } else {
-            self.retry_waits.remove(&id).is_some()
+        let found = match self.runs.take_waiting(id) {
+            Some(Waiting::Queued { queue, key }) => {
+                self.queues[queue].waiting.remove(&key).is_some()
+            }
+            Some(Waiting::Retry(_)) => true,
+            None => false,
         };
         if found {
             self.end_here(
@@ -400,15 +381,14 @@ impl SupervisorState {
             let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
             return;
         }
-        if let Some((worker, _)) = self.workers.get(&id) {
-            match worker::try_send(worker, WorkerStep::Cancel(CancelReason::User, Some(reply))) {
-                Ok(()) => {
-                    self.cancel_sent.insert(id);
-                }
+        if let Some(run) = self.runs.running_mut(id) {
+            let cancel = WorkerStep::Cancel(CancelReason::User, Some(reply));
+            match worker::try_send(&run.worker, cancel) {
+                Ok(()) => run.cancel_sent = true,
                 // The worker is draining or stopping: its exit event is on its way, and the
                 // answer is given from it (see `worker_ended`).
                 Err(Some(WorkerMessage(WorkerStep::Cancel(_, Some(reply))))) => {
-                    self.parked_cancels.entry(id).or_default().push(reply);
+                    run.parked.push(reply);
                 }
                 Err(_) => {}
             }
@@ -441,9 +421,9 @@ impl SupervisorState {
                 self.gate.close();
                 self.schedules.stop_all();
                 tracing::info!(
-                    queued = self.queued_at.len(),
-                    running = self.workers.len(),
-                    retry_waiting = self.retry_waits.len(),
+                    queued = self.runs.queued(),
+                    running = self.runs.running(),
+                    retry_waiting = self.runs.retry_waiting(),
                     ?deadline,
                     "drain started"
                 );
@@ -471,17 +451,12 @@ impl SupervisorState {
         };
         *deadline_hit = true;
         tracing::warn!(
-            queued = self.queued_at.len(),
-            running = self.workers.len(),
-            retry_waiting = self.retry_waits.len(),
+            queued = self.runs.queued(),
+            running = self.runs.running(),
+            retry_waiting = self.runs.retry_waiting(),
             "drain deadline passed; cancelling what is left"
         );
-        let waiting: Vec<RunId> = self
-            .queued_at
-            .keys()
-            .chain(self.retry_waits.keys())
-            .copied()
-            .collect();
+        let waiting = self.runs.waiting_ids();
         for id in &waiting {
             self.cancel_waiting(myself, *id, "cancelled by the drain deadline while queued");
         }
@@ -493,10 +468,10 @@ impl SupervisorState {
         }
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
         // cancel that the deadline caused, so a run that finished first is not misreported.
-        for (id, (worker, _)) in &self.workers {
+        for (_, run) in self.runs.running_iter_mut() {
             let cancel = WorkerStep::Cancel(CancelReason::DrainDeadline, None);
-            if worker::try_send(worker, cancel).is_ok() {
-                self.cancel_sent.insert(*id);
+            if worker::try_send(&run.worker, cancel).is_ok() {
+                run.cancel_sent = true;
             }
         }
     }
@@ -509,7 +484,7 @@ impl SupervisorState {
         else {
             return;
         };
-        if !self.queued_at.is_empty() || !self.workers.is_empty() || !self.retry_waits.is_empty() {
+        if !self.runs.is_empty() {
             return;
         }
         let Drain::Draining {
@@ -544,8 +519,8 @@ impl SupervisorState {
 
     /// A run's retry backoff is over: back into its queue, unless it was cancelled meanwhile.
     async fn retry_due(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId) {
-        if let Some(wait) = self.retry_waits.remove(&id) {
-            self.accept(myself, wait.run).await;
+        if let Some(run) = self.runs.take_retry(id) {
+            self.accept(myself, run).await;
         }
     }
 
@@ -559,14 +534,12 @@ impl SupervisorState {
         final_state: Option<WorkerState>,
         cause: String,
     ) {
-        let Some(id) = self.runs_by_actor.remove(&who.get_id()) else {
+        let Some((id, running)) = self.runs.worker_gone(who.get_id()) else {
             return;
         };
-        if let Some((_, q)) = self.workers.remove(&id) {
-            self.queues[q].running -= 1;
-        }
-        let cancel_sent = self.cancel_sent.remove(&id);
-        let mut parked = self.parked_cancels.remove(&id).unwrap_or_default();
+        self.queues[running.queue].running -= 1;
+        let cancel_sent = running.cancel_sent;
+        let mut parked = running.parked;
         let by_deadline = final_state
             .as_ref()
             .is_some_and(|s| s.cancel_reason() == Some(CancelReason::DrainDeadline));
@@ -626,13 +599,7 @@ impl SupervisorState {
                 } else {
                     let timer =
                         myself.send_after(delay, move || SupervisorStep::RetryDue(id).into());
-                    self.retry_waits.insert(
-                        id,
-                        RetryWait {
-                            run,
-                            _timer: AbortOnDrop(timer),
-                        },
-                    );
+                    self.runs.insert_retry(id, run, AbortOnDrop(timer));
                 }
                 return;
             }
@@ -842,13 +809,8 @@ impl Actor for SupervisorActor {
             cancel_grace: args.cancel_grace,
             logs: args.logs,
             queues,
-            queued_at: IdMap::default(),
+            runs: Runs::default(),
             next_seq: 0,
-            workers: IdMap::default(),
-            runs_by_actor: IdMap::default(),
-            retry_waits: IdMap::default(),
-            cancel_sent: IdSet::default(),
-            parked_cancels: IdMap::default(),
             ended: [0; 5],
             drain: Drain::NotDraining,
             schedules: Schedules::new(),

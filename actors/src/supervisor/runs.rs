@@ -1,0 +1,201 @@
+//! The runs a supervisor holds, one entry per run: what the run is doing at this moment is
+//! the variant of its entry, never its membership in several maps.
+
+use std::cmp::Reverse;
+
+use ractor::{ActorId, ActorRef, MessagingErr};
+
+use crate::hash::IdMap;
+use crate::protocol::run::{CancelReply, PreparedRun};
+use crate::protocol::supervisor::SupervisorMessage;
+use crate::protocol::worker::WorkerMessage;
+use crate::run::RunId;
+use crate::task::AbortOnDrop;
+
+/// A timer task that sends the supervisor a message, aborted when dropped.
+pub(super) type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
+
+/// Queue order: higher priority first, then arrival order.
+pub(super) type QueueKey = (Reverse<i32>, u64);
+
+/// A run with a live worker.
+pub(super) struct Running {
+    pub(super) worker: ActorRef<WorkerMessage>,
+    /// The queue whose limit it counts against.
+    pub(super) queue: usize,
+    /// The worker was sent a cancel: if it dies before ending the run, the run ends
+    /// `Cancelled`, as the cancel's `Ok` answer promised.
+    pub(super) cancel_sent: bool,
+    /// Cancel requests that found the worker stopping: answered when its exit arrives.
+    pub(super) parked: Vec<CancelReply>,
+}
+
+/// What one held run is doing.
+enum Held {
+    /// Waiting for a slot; the run itself sits in its queue at `key`.
+    Queued {
+        queue: usize,
+        key: QueueKey,
+    },
+    /// Waiting for its retry backoff: it owns no actor, only its timer.
+    RetryWaiting {
+        run: Box<PreparedRun>,
+        _timer: Timer,
+    },
+    Running(Running),
+}
+
+/// A run taken out of its wait.
+pub(super) enum Waiting {
+    /// It was queued: the caller takes it out of queue `queue` at `key`.
+    Queued { queue: usize, key: QueueKey },
+    /// It was waiting for its retry.
+    Retry(Box<PreparedRun>),
+}
+
+/// Every run the supervisor holds (from its `Start` to its worker's exit), and the run of each
+/// live worker for supervision events.
+#[derive(Default)]
+pub(super) struct Runs {
+    held: IdMap<RunId, Held>,
+    by_worker: IdMap<ActorId, RunId>,
+    queued: usize,
+    retry_waiting: usize,
+    running: usize,
+}
+
+impl Runs {
+    pub(super) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub(super) fn retry_waiting(&self) -> usize {
+        self.retry_waiting
+    }
+
+    pub(super) fn running(&self) -> usize {
+        self.running
+    }
+
+    /// No run is held: a drain past its barrier is over.
+    pub(super) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// `id` waits in queue `queue` at `key`.
+    pub(super) fn insert_queued(&mut self, id: RunId, queue: usize, key: QueueKey) {
+        self.queued += 1;
+        self.replace(id, Held::Queued { queue, key });
+    }
+
+    /// `id` waits for its retry; `timer` sends its `RetryDue`.
+    pub(super) fn insert_retry(&mut self, id: RunId, run: Box<PreparedRun>, timer: Timer) {
+        self.retry_waiting += 1;
+        let held = Held::RetryWaiting { run, _timer: timer };
+        self.replace(id, held);
+    }
+
+    /// `id` runs on `worker`.
+    pub(super) fn insert_running(
+        &mut self,
+        id: RunId,
+        worker: ActorRef<WorkerMessage>,
+        queue: usize,
+    ) {
+        self.running += 1;
+        self.by_worker.insert(worker.get_id(), id);
+        let running = Running {
+            worker,
+            queue,
+            cancel_sent: false,
+            parked: Vec::new(),
+        };
+        self.replace(id, Held::Running(running));
+    }
+
+    fn replace(&mut self, id: RunId, held: Held) {
+        if let Some(old) = self.held.insert(id, held) {
+            self.uncount(&old);
+        }
+    }
+
+    fn uncount(&mut self, held: &Held) {
+        match held {
+            Held::Queued { .. } => self.queued -= 1,
+            Held::RetryWaiting { .. } => self.retry_waiting -= 1,
+            Held::Running(_) => self.running -= 1,
+        }
+    }
+
+    /// Takes a waiting run (queued or waiting for its retry) out of the table; `None` if `id`
+    /// is not waiting.
+    pub(super) fn take_waiting(&mut self, id: RunId) -> Option<Waiting> {
+        match self.held.get(&id)? {
+            Held::Running(_) => None,
+            _ => {
+                let held = self.held.remove(&id)?;
+                self.uncount(&held);
+                match held {
+                    Held::Queued { queue, key } => Some(Waiting::Queued { queue, key }),
+                    Held::RetryWaiting { run, .. } => Some(Waiting::Retry(run)),
+                    Held::Running(_) => None,
+                }
+            }
+        }
+    }
+
+    /// Takes a run whose retry is due; `None` if it is not waiting for one (cancelled meanwhile).
+    pub(super) fn take_retry(&mut self, id: RunId) -> Option<Box<PreparedRun>> {
+        match self.held.get(&id)? {
+            Held::RetryWaiting { .. } => match self.take_waiting(id)? {
+                Waiting::Retry(run) => Some(run),
+                Waiting::Queued { .. } => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The running run `id`, if it runs.
+    pub(super) fn running_mut(&mut self, id: RunId) -> Option<&mut Running> {
+        match self.held.get_mut(&id)? {
+            Held::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A worker exited: its run and what the supervisor knew of it.
+    pub(super) fn worker_gone(&mut self, worker: ActorId) -> Option<(RunId, Running)> {
+        let id = self.by_worker.remove(&worker)?;
+        match self.held.remove(&id)? {
+            Held::Running(r) => {
+                self.running -= 1;
+                Some((id, r))
+            }
+            other => {
+                // A run is only ever indexed by a worker while it runs.
+                self.held.insert(id, other);
+                None
+            }
+        }
+    }
+
+    /// The waiting runs (queued, then waiting for a retry).
+    pub(super) fn waiting_ids(&self) -> Vec<RunId> {
+        let mut ids: Vec<RunId> = Vec::with_capacity(self.queued + self.retry_waiting);
+        ids.extend(
+            self.held
+                .iter()
+                .filter(|(_, h)| !matches!(h, Held::Running(_)))
+                .map(|(id, _)| *id),
+        );
+        ids
+    }
+
+    /// Every running run, for a drain deadline's cancels.
+    pub(super) fn running_iter_mut(&mut self) -> impl Iterator<Item = (RunId, &mut Running)> {
+        self.held.iter_mut().filter_map(|(id, h)| match h {
+            Held::Running(r) => Some((*id, r)),
+            _ => None,
+        })
+    }
+}
