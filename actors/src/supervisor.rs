@@ -2,7 +2,7 @@
 //! worker per running attempt, retry waits, cancellation and drain.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +19,7 @@ use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
-    DrainReport, DrainState, QueueStatus, SupervisorMessage, SupervisorRef, SupervisorStatus,
-    SupervisorStep,
+    DrainReport, QueueStatus, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, QueueTable};
@@ -28,6 +27,8 @@ use crate::registry::{RegistryActor, RegistryArguments};
 use crate::run::{DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, TransitionError};
 use crate::store::RunStore;
 
+mod drain;
+mod intensity;
 mod recovery;
 mod runs;
 mod schedules;
@@ -35,7 +36,9 @@ mod schedules;
 use crate::submitter::{self, Gate, Submitter};
 use crate::task::AbortOnDrop;
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
-use runs::{QueueKey, Runs, Timer, Waiting};
+use drain::{Drain, Ended};
+use intensity::RestartIntensity;
+use runs::{QueueKey, Runs, Waiting};
 use schedules::{Admit, Schedules};
 
 /// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
@@ -107,24 +110,6 @@ impl Default for SupervisorArguments {
     }
 }
 
-/// Counts of terminal statuses, by [`RunStatus::index`].
-type Ended = [usize; 5];
-
-enum Drain {
-    NotDraining,
-    Draining {
-        waiters: Vec<RpcReplyPort<DrainReport>>,
-        /// `ended` when the drain began: the report counts what ended after.
-        ended_before: Ended,
-        barrier_seen: bool,
-        deadline_hit: bool,
-        cancelled_by_drain: Vec<RunId>,
-        /// Held only so that dropping the drain state cancels the deadline timer task.
-        _timer: Timer,
-    },
-    Drained(DrainReport),
-}
-
 struct QueueState {
     limit: Option<usize>,
     running: usize,
@@ -155,7 +140,7 @@ pub struct SupervisorState {
     drain: Drain,
     schedules: Schedules,
     /// When the registry restarted, within the last [`RESTART_WINDOW`].
-    registry_restarts: VecDeque<std::time::Instant>,
+    registry_restarts: RestartIntensity,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -169,14 +154,6 @@ impl fmt::Debug for SupervisorState {
 }
 
 impl SupervisorState {
-    fn drain_state(&self) -> DrainState {
-        match self.drain {
-            Drain::NotDraining => DrainState::NotDraining,
-            Drain::Draining { .. } => DrainState::Draining,
-            Drain::Drained(_) => DrainState::Drained,
-        }
-    }
-
     fn status(&self) -> SupervisorStatus {
         let queues = self
             .queues
@@ -196,7 +173,7 @@ impl SupervisorState {
             retry_waiting: self.runs.retry_waiting(),
             global_limit: self.global_limit,
             queues,
-            drain: self.drain_state(),
+            drain: self.drain.state(),
         }
     }
 
@@ -209,7 +186,7 @@ impl SupervisorState {
 
     /// Whether runs are accepted: no drain has begun.
     fn accepting(&self) -> bool {
-        matches!(self.drain, Drain::NotDraining)
+        self.drain.accepting()
     }
 
     /// Records a terminal status the supervisor decided itself (queued cancel, drain).
@@ -226,32 +203,25 @@ impl SupervisorState {
     /// Takes a newly accepted run (or one whose retry is due) into its queue, then starts
     /// what the limits allow.
     async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, run: Box<PreparedRun>) {
-        match &mut self.drain {
-            // Admitted before the gate closed, but its `Start` arrived after the deadline (the
-            // barrier's round trip through the registry can be slower than a zero deadline).
-            Drain::Draining {
-                deadline_hit: true,
-                cancelled_by_drain,
-                ..
-            } => {
-                cancelled_by_drain.push(run.id);
-                let t = Transition::cancelled(
-                    ErrorKind::CancelledWhileQueued,
-                    "cancelled by the drain deadline while queued",
-                );
-                self.end_here(myself, run.id, t);
-                return;
-            }
-            // Only an `Insert` sent to the registry by hand, past the gate, can get here.
-            Drain::Drained(_) => {
-                let t = Transition::cancelled(
-                    ErrorKind::CancelledWhileQueued,
-                    "refused: the supervisor had already drained",
-                );
-                self.end_here(myself, run.id, t);
-                return;
-            }
-            _ => {}
+        // Admitted before the gate closed, but its `Start` arrived after the deadline (the
+        // barrier's round trip through the registry can be slower than a zero deadline).
+        if self.drain.deadline_hit() {
+            self.drain.cancelled_by_deadline([run.id]);
+            let t = Transition::cancelled(
+                ErrorKind::CancelledWhileQueued,
+                "cancelled by the drain deadline while queued",
+            );
+            self.end_here(myself, run.id, t);
+            return;
+        }
+        // Only a run inserted past the gate (by fault injection) can get here.
+        if self.drain.is_drained() {
+            let t = Transition::cancelled(
+                ErrorKind::CancelledWhileQueued,
+                "refused: the supervisor had already drained",
+            );
+            self.end_here(myself, run.id, t);
+            return;
         }
         let queue = match self.table.index(&run.queue) {
             Some(q) => q,
@@ -412,44 +382,31 @@ impl SupervisorState {
         deadline: Duration,
         reply: RpcReplyPort<DrainReport>,
     ) {
-        match &mut self.drain {
-            Drain::Drained(report) => {
-                let _ = reply.send(report.clone());
-            }
-            Drain::Draining { waiters, .. } => waiters.push(reply),
-            Drain::NotDraining => {
-                self.gate.close();
-                self.schedules.stop_all();
-                tracing::info!(
-                    queued = self.runs.queued(),
-                    running = self.runs.running(),
-                    retry_waiting = self.runs.retry_waiting(),
-                    ?deadline,
-                    "drain started"
-                );
-                // The barrier travels through the registry, behind every admitted `Insert`, and
-                // comes back as `DrainBarrier` behind their `Start`s.
-                if let Err(e) = self.registry.cast(RegistryStep::Barrier.into()) {
-                    tracing::error!(error = %e, "registry unreachable; drain cannot complete");
-                }
-                let timer = myself.send_after(deadline, || SupervisorStep::DrainDeadline.into());
-                self.drain = Drain::Draining {
-                    waiters: vec![reply],
-                    ended_before: self.ended,
-                    barrier_seen: false,
-                    deadline_hit: false,
-                    cancelled_by_drain: Vec::new(),
-                    _timer: AbortOnDrop(timer),
-                };
-            }
+        let Some(reply) = self.drain.join(reply) else {
+            return;
+        };
+        self.gate.close();
+        self.schedules.stop_all();
+        tracing::info!(
+            queued = self.runs.queued(),
+            running = self.runs.running(),
+            retry_waiting = self.runs.retry_waiting(),
+            ?deadline,
+            "drain started"
+        );
+        // The barrier travels through the registry, behind every admitted `Admit`, and comes
+        // back as `DrainBarrier` behind their `Start`s.
+        if let Err(e) = self.registry.cast(RegistryStep::Barrier.into()) {
+            tracing::error!(error = %e, "registry unreachable; drain cannot complete");
         }
+        let timer = myself.send_after(deadline, || SupervisorStep::DrainDeadline.into());
+        self.drain.begin(reply, self.ended, AbortOnDrop(timer));
     }
 
     fn drain_deadline(&mut self, myself: &ActorRef<SupervisorMessage>) {
-        let Drain::Draining { deadline_hit, .. } = &mut self.drain else {
+        if !self.drain.hit_deadline() {
             return;
-        };
-        *deadline_hit = true;
+        }
         tracing::warn!(
             queued = self.runs.queued(),
             running = self.runs.running(),
@@ -460,12 +417,7 @@ impl SupervisorState {
         for id in &waiting {
             self.cancel_waiting(myself, *id, "cancelled by the drain deadline while queued");
         }
-        if let Drain::Draining {
-            cancelled_by_drain, ..
-        } = &mut self.drain
-        {
-            cancelled_by_drain.extend(waiting);
-        }
+        self.drain.cancelled_by_deadline(waiting);
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
         // cancel that the deadline caused, so a run that finished first is not misreported.
         for (_, run) in self.runs.running_iter_mut() {
@@ -478,43 +430,7 @@ impl SupervisorState {
 
     /// Finishes the drain once the barrier has passed and no run is left.
     fn check_drained(&mut self) {
-        let Drain::Draining {
-            barrier_seen: true, ..
-        } = self.drain
-        else {
-            return;
-        };
-        if !self.runs.is_empty() {
-            return;
-        }
-        let Drain::Draining {
-            waiters,
-            ended_before,
-            deadline_hit,
-            cancelled_by_drain,
-            ..
-        } = std::mem::replace(&mut self.drain, Drain::NotDraining)
-        else {
-            return;
-        };
-        let since = |s: RunStatus| self.ended[s.index()] - ended_before[s.index()];
-        let report = DrainReport {
-            completed: since(RunStatus::Completed),
-            failed: since(RunStatus::Failed),
-            cancelled: since(RunStatus::Cancelled),
-            cancelled_by_drain,
-            deadline_hit,
-        };
-        tracing::info!(
-            completed = report.completed,
-            failed = report.failed,
-            cancelled = report.cancelled,
-            "drain finished"
-        );
-        for w in waiters {
-            let _ = w.send(report.clone());
-        }
-        self.drain = Drain::Drained(report);
+        self.drain.finish_if(self.runs.is_empty(), &self.ended);
     }
 
     /// A run's retry backoff is over: back into its queue, unless it was cancelled meanwhile.
@@ -551,28 +467,15 @@ impl SupervisorState {
         let status = match end {
             Some(AttemptEnd::Ended(status)) => {
                 self.note_end(myself, id, status);
-                if let (
-                    RunStatus::Cancelled,
-                    true,
-                    Drain::Draining {
-                        cancelled_by_drain, ..
-                    },
-                ) = (status, by_deadline, &mut self.drain)
-                {
-                    cancelled_by_drain.push(id);
+                if status == RunStatus::Cancelled && by_deadline {
+                    self.drain.cancelled_by_deadline([id]);
                 }
                 status
             }
             Some(AttemptEnd::Retry { delay, run }) => {
                 // Cancels that reached the worker after it chose to retry, and a drain whose
                 // deadline has passed, both end the run now instead of waiting.
-                let deadline_hit = matches!(
-                    self.drain,
-                    Drain::Draining {
-                        deadline_hit: true,
-                        ..
-                    }
-                );
+                let deadline_hit = self.drain.deadline_hit();
                 if !parked.is_empty() || deadline_hit {
                     let why = if parked.is_empty() {
                         "cancelled by the drain deadline while waiting to retry"
@@ -584,14 +487,8 @@ impl SupervisorState {
                         id,
                         Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
                     );
-                    if let (
-                        true,
-                        Drain::Draining {
-                            cancelled_by_drain, ..
-                        },
-                    ) = (parked.is_empty(), &mut self.drain)
-                    {
-                        cancelled_by_drain.push(id);
+                    if parked.is_empty() {
+                        self.drain.cancelled_by_deadline([id]);
                     }
                     for reply in parked {
                         let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
@@ -676,9 +573,7 @@ impl SupervisorState {
                 self.check_drained();
             }
             SupervisorStep::DrainBarrier => {
-                if let Drain::Draining { barrier_seen, .. } = &mut self.drain {
-                    *barrier_seen = true;
-                }
+                self.drain.barrier_passed();
                 self.check_drained();
             }
             SupervisorStep::DrainDeadline => {
@@ -699,22 +594,14 @@ impl SupervisorState {
                 self.schedules.due(&at, accepting, id, generation);
             }
             SupervisorStep::RegistryRestarted(reason) => {
-                let now = std::time::Instant::now();
-                let restarts = &mut self.registry_restarts;
-                restarts.push_back(now);
-                while restarts
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
-                {
-                    restarts.pop_front();
-                }
-                tracing::warn!(%reason, restarts = restarts.len(), "registry restarted");
-                if restarts.len() > REGISTRY_RESTARTS {
-                    return Err(format!(
-                        "registry restarted {} times within {RESTART_WINDOW:?}; giving up: {reason}",
-                        restarts.len()
-                    )
-                    .into());
+                match self.registry_restarts.restarted(std::time::Instant::now()) {
+                    Ok(n) => tracing::warn!(%reason, restarts = n, "registry restarted"),
+                    Err(n) => {
+                        return Err(format!(
+                            "registry restarted {n} times within {RESTART_WINDOW:?}; giving up: {reason}"
+                        )
+                        .into());
+                    }
                 }
             }
         }
@@ -814,7 +701,7 @@ impl Actor for SupervisorActor {
             ended: [0; 5],
             drain: Drain::NotDraining,
             schedules: Schedules::new(),
-            registry_restarts: VecDeque::new(),
+            registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),
         })
     }
 
@@ -826,7 +713,7 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMessage::Submit(spec, job, reply) => {
-                let answer = if matches!(state.drain, Drain::NotDraining) {
+                let answer = if state.accepting() {
                     submitter::admit(
                         &state.table,
                         &state.registry,
@@ -943,7 +830,7 @@ impl Actor for SupervisorActor {
             SupervisionEvent::ActorTerminated(who, boxed, reason) => {
                 if who.get_id() == state.registry.get_id() {
                     // After a drain, the registry stopping is the shutdown's first step.
-                    if matches!(state.drain, Drain::Drained(_)) {
+                    if state.drain.is_drained() {
                         myself.stop(Some("shutdown".to_owned()));
                         return Ok(());
                     }
