@@ -5,12 +5,10 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use runwarden::{BoxedJob, OnInterrupt, RunId, RunSpec, Runwarden, SqliteStore};
-use support::{TempDir, within};
+use support::TempDir;
 
 const CHILD_ENV: &str = "RUNWARDEN_CRASH_CHILD_DB";
 
@@ -67,7 +65,6 @@ fn main() {
 async fn every_acknowledged_run_survives_sigkill() {
     let dir = TempDir::new("crash");
     let db = dir.0.join("runs.db");
-    let exe = std::env::current_exe().expect("test binary");
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut printed: Vec<RunId> = Vec::new();
     for round in 0..20 {
@@ -75,37 +72,7 @@ async fn every_acknowledged_run_survives_sigkill() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let kill_after = 1 + (seed % 60) as usize;
-        let mut child = Command::new(&exe)
-            .env(CHILD_ENV, &db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("stdout");
-        let ids = tokio::task::spawn_blocking(move || {
-            let mut ids = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(id) = line
-                    .strip_prefix("id ")
-                    .and_then(|s| s.parse::<RunId>().ok())
-                {
-                    ids.push(id);
-                    if ids.len() >= kill_after {
-                        break;
-                    }
-                }
-            }
-            ids
-        });
-        let ids = within("the child to print ids", ids).await.expect("reader");
-        // SIGKILL: no destructor, no flush, no goodbye.
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .expect("kill");
-        let _ = child.wait();
+        let ids = support::sigkill_after_ids((CHILD_ENV, &db), kill_after).await;
         assert_eq!(
             ids.len(),
             kill_after,

@@ -6,8 +6,6 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use runwarden::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, call_t};
@@ -15,7 +13,7 @@ use runwarden::{
     BoxedJob, CancelError, ErrorKind, JobKinds, Kind, OnInterrupt, RegistryMessage, RunId, RunSpec,
     RunStatus, SqliteStore, SupervisorActor, SupervisorArguments, SupervisorMessage,
 };
-use support::{TempDir, within};
+use support::TempDir;
 
 const CHILD_ENV: &str = "RUNWARDEN_EMBEDDED_CRASH_CHILD_DB";
 
@@ -115,40 +113,10 @@ async fn an_embedded_supervisor_recovers_every_run_after_sigkill() {
     let dir = TempDir::new("embedded-crash");
     let db = dir.0.join("runs.db");
     let path = db.to_string_lossy().into_owned();
-    let exe = std::env::current_exe().expect("test binary");
     let mut printed: Vec<RunId> = Vec::new();
     let mut interrupted_seen = 0;
     for (round, kill_after) in [7usize, 25, 3, 40, 12].into_iter().enumerate() {
-        let mut child = Command::new(&exe)
-            .env(CHILD_ENV, &db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("stdout");
-        let ids = tokio::task::spawn_blocking(move || {
-            let mut ids = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(id) = line
-                    .strip_prefix("id ")
-                    .and_then(|s| s.parse::<RunId>().ok())
-                {
-                    ids.push(id);
-                    if ids.len() >= kill_after {
-                        break;
-                    }
-                }
-            }
-            ids
-        });
-        let ids = within("the child to print ids", ids).await.expect("reader");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .expect("kill");
-        let _ = child.wait();
+        let ids = support::sigkill_after_ids((CHILD_ENV, &db), kill_after).await;
         assert_eq!(
             ids.len(),
             kill_after,

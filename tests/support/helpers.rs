@@ -181,3 +181,52 @@ pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
         .lock()
         .await
 }
+
+/// Starts this test binary again as a child process with `env` set (the child side of a crash
+/// test), reads the run ids it prints as `id <run id>` lines, and SIGKILLs it once `n` have
+/// been printed: no destructor, no flush, no goodbye. Its stdout stays open until it is dead,
+/// so it cannot die of a closed pipe first. Returns the ids (fewer than `n` only if the child
+/// stopped early) after the child has finished exiting.
+pub async fn sigkill_after_ids(env: (&str, &std::path::Path), n: usize) -> Vec<runwarden::RunId> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = Command::new(&exe)
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut ids = Vec::new();
+        let mut line = String::new();
+        while ids.len() < n {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Some(id) = line
+                .trim_end()
+                .strip_prefix("id ")
+                .and_then(|s| s.parse().ok())
+            {
+                ids.push(id);
+            }
+        }
+        (ids, reader)
+    });
+    let (ids, reader) = within("the child to print ids", read)
+        .await
+        .expect("reader");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let _ = child.wait();
+    drop(reader);
+    ids
+}
