@@ -62,6 +62,7 @@ impl Default for RunwardenBuilder {
 
 impl RunwardenBuilder {
     /// At most `n` runs execute at once (at least 1); the rest wait `Queued`. Default: no limit.
+    #[must_use]
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.args.max_concurrent = Some(n);
         self
@@ -86,18 +87,21 @@ impl RunwardenBuilder {
 
     /// How long a finished run keeps its idempotency key (see [`Runwarden::request`]).
     /// Default 60 s.
+    #[must_use]
     pub fn dedup_window(mut self, window: Duration) -> Self {
         self.args.dedup_window = window;
         self
     }
 
     /// How many live events a subscriber may fall behind before it lags. Default 4096.
+    #[must_use]
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.args.event_buffer = events;
         self
     }
 
     /// How long a cancelled job may take to stop before its future is dropped. Default 5 s.
+    #[must_use]
     pub fn cancel_grace(mut self, grace: Duration) -> Self {
         self.args.cancel_grace = grace;
         self
@@ -105,6 +109,7 @@ impl RunwardenBuilder {
 
     /// How long queries wait for the registry before [`Error::Timeout`]. Default 5 s.
     /// (`wait` and `drain` have no call timeout: they end when the runs do.)
+    #[must_use]
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
@@ -119,6 +124,7 @@ impl RunwardenBuilder {
     }
 
     /// How long finished runs are kept, and how many stay in memory.
+    #[must_use]
     pub fn retention(mut self, retention: Retention) -> Self {
         self.args.retention = retention;
         self
@@ -139,6 +145,7 @@ impl RunwardenBuilder {
     /// Keeps run logs: an in-memory ring per run and a file per run under `config.dir`.
     /// Without it, lines that jobs log are dropped and log queries fail with
     /// [`Error::LogsDisabled`].
+    #[must_use]
     pub fn logs(mut self, config: LogConfig) -> Self {
         self.logs = Some(config);
         self
@@ -237,6 +244,7 @@ impl std::fmt::Debug for Runwarden {
 
 impl Runwarden {
     /// A builder with default settings.
+    #[must_use]
     pub fn builder() -> RunwardenBuilder {
         RunwardenBuilder::default()
     }
@@ -267,11 +275,13 @@ impl Runwarden {
     }
 
     /// What start-up recovery did (empty without a store, or when nothing was left active).
+    #[must_use]
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }
 
     /// Whether a job kind of this name is registered.
+    #[must_use]
     pub fn has_kind(&self, kind: &str) -> bool {
         self.submitter.kinds().contains(kind)
     }
@@ -632,17 +642,20 @@ impl Runwarden {
     }
 
     /// The submitter behind this handle (usable from synchronous code and other actors).
+    #[must_use]
     pub fn submitter(&self) -> &Submitter {
         &self.submitter
     }
 
     /// The supervisor, as a typed ref (its address: [`SupervisorRef::actor`]).
+    #[must_use]
     pub fn supervisor(&self) -> &SupervisorRef {
         &self.supervisor
     }
 
     /// The registry holding the run records, as a typed ref (its address:
     /// [`RegistryRef::actor`]).
+    #[must_use]
     pub fn registry(&self) -> &RegistryRef {
         &self.registry
     }

@@ -835,6 +835,7 @@ async fn openapi() -> Json<Value> {
 }
 
 /// The OpenAPI 3.1 document of this API.
+#[must_use]
 pub fn openapi_document() -> Value {
     let err = json!({"$ref": "#/components/schemas/Error"});
     let run = json!({"$ref": "#/components/schemas/Run"});

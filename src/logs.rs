@@ -47,6 +47,7 @@ impl LogConfig {
     }
 
     /// The log file of a run.
+    #[must_use]
     pub fn path_of(&self, run: RunId) -> PathBuf {
         self.dir.join(format!("{run}.log"))
     }

@@ -83,6 +83,7 @@ impl ProcessJob {
     }
 
     /// Whether the run's parameters become `--key value` arguments (default `true`).
+    #[must_use]
     pub fn params_as_args(mut self, yes: bool) -> Self {
         self.params_as_args = yes;
         self
@@ -101,6 +102,7 @@ impl ProcessJob {
     }
 
     /// How long the program may take to exit after SIGTERM before it gets SIGKILL.
+    #[must_use]
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
         self
@@ -108,6 +110,7 @@ impl ProcessJob {
 
     /// The `--key value` arguments for `params` (sorted by key; `true` flags become `--key`,
     /// `false` and `null` are left out, arrays repeat the flag, objects are passed as JSON).
+    #[must_use]
     pub fn param_args(params: &JsonObject) -> Vec<String> {
         let mut out = Vec::new();
         for (key, value) in params {
@@ -360,6 +363,7 @@ impl<'a> Capture<'a> {
 
 /// Guesses a line's level from its text, as the original did; otherwise stderr is `ERROR` and
 /// stdout `INFO`.
+#[must_use]
 pub fn guess_level(text: &str, stream: LogStream) -> LogLevel {
     let upper = text.to_uppercase();
     let has = |w: &str| upper.contains(w);

@@ -40,6 +40,7 @@ pub enum RunEvent {
 
 impl RunEvent {
     /// The run the event is about.
+    #[must_use]
     pub fn run_id(&self) -> RunId {
         match self {
             RunEvent::Status { run_id, .. } | RunEvent::Progress { run_id, .. } => *run_id,
@@ -47,6 +48,7 @@ impl RunEvent {
     }
 
     /// The run's label.
+    #[must_use]
     pub fn label(&self) -> &str {
         match self {
             RunEvent::Status { label, .. } | RunEvent::Progress { label, .. } => label,
@@ -54,6 +56,7 @@ impl RunEvent {
     }
 
     /// The status, for a status event.
+    #[must_use]
     pub fn status(&self) -> Option<RunStatus> {
         match self {
             RunEvent::Status { status, .. } => Some(*status),
@@ -67,6 +70,7 @@ impl RunEvent {
     }
 
     /// The status event that a record in its current state corresponds to.
+    #[must_use]
     pub fn from_record(r: &RunRecord) -> Self {
         RunEvent::Status {
             run_id: r.id,
@@ -92,6 +96,7 @@ pub enum EventFilter {
 
 impl EventFilter {
     /// Whether `event` passes the filter.
+    #[must_use]
     pub fn matches(&self, event: &RunEvent) -> bool {
         match self {
             EventFilter::All => true,

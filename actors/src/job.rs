@@ -178,11 +178,13 @@ impl BoxedJob {
     }
 
     /// Whether the job can be called more than once.
+    #[must_use]
     pub fn is_repeatable(&self) -> bool {
         matches!(self.0, Kind::Repeatable(_))
     }
 
     /// A second handle to a repeatable job; `None` for a job that runs once.
+    #[must_use]
     pub fn try_clone(&self) -> Option<BoxedJob> {
         match &self.0 {
             Kind::Once(_) => None,
@@ -319,6 +321,7 @@ impl RunContext {
 
     /// A context attached to no runwarden instance, for calling a job directly in a unit
     /// test: it is never cancelled unless `cancel` is set, and progress goes nowhere.
+    #[must_use]
     pub fn detached(id: RunId, cancel: watch::Receiver<bool>) -> Self {
         RunContext {
             id,
@@ -331,17 +334,20 @@ impl RunContext {
     }
 
     /// The id of the run this job belongs to.
+    #[must_use]
     pub fn run_id(&self) -> RunId {
         self.id
     }
 
     /// Which attempt this is, from 1.
+    #[must_use]
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// `true` once the run has been asked to stop. Also `true` for a clone of the context
     /// that outlived its attempt, however the attempt ended: the run is over.
+    #[must_use]
     pub fn is_cancelled(&self) -> bool {
         match &self.cancel {
             CancelSource::Signal(s) => s.is_set(),

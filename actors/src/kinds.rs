@@ -85,6 +85,7 @@ impl JobKinds {
 
     /// Builds a job of kind `name` from `params`: `None` for an unknown kind, `Some(Err)` if
     /// the factory refused the parameters.
+    #[must_use]
     pub fn build(&self, name: &str, params: &JsonObject) -> Option<Result<BoxedJob, String>> {
         self.kinds.get(name).map(|k| (k.factory)(params))
     }
@@ -115,6 +116,7 @@ pub struct RecoveryReport {
 
 impl RecoveryReport {
     /// How many runs were reconciled.
+    #[must_use]
     pub fn recovered(&self) -> usize {
         self.requeued.len() + self.interrupted.len()
     }

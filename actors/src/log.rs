@@ -27,6 +27,7 @@ pub enum LogLevel {
 
 impl LogLevel {
     /// The upper-case name used in log files.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Debug => "DEBUG",
@@ -73,6 +74,7 @@ pub enum LogStream {
 
 impl LogStream {
     /// The lower-case name used in log files.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             LogStream::Stdout => "stdout",

@@ -34,11 +34,13 @@ impl Default for ListQuery {
 
 impl ListQuery {
     /// All runs, first page of 100.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Only runs with `status`.
+    #[must_use]
     pub fn status(mut self, status: RunStatus) -> Self {
         self.status = Some(status);
         self
@@ -57,12 +59,14 @@ impl ListQuery {
     }
 
     /// Page size.
+    #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
     }
 
     /// Number of matching runs to skip.
+    #[must_use]
     pub fn offset(mut self, offset: usize) -> Self {
         self.offset = offset;
         self

@@ -29,6 +29,7 @@ pub struct QueueConfig {
 
 impl QueueConfig {
     /// A queue running at most `limit` runs at once.
+    #[must_use]
     pub fn limited(limit: usize) -> Self {
         QueueConfig {
             limit: Some(limit),
@@ -37,18 +38,21 @@ impl QueueConfig {
     }
 
     /// Bounds the number of waiting runs.
+    #[must_use]
     pub fn max_length(mut self, max: usize) -> Self {
         self.max_length = Some(max);
         self
     }
 
     /// Sets the default time limit.
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Sets the default retry policy.
+    #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
         self

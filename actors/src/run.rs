@@ -25,16 +25,19 @@ pub struct RunId(Uuid);
 
 impl RunId {
     /// A fresh, time-ordered id.
+    #[must_use]
     pub fn new() -> Self {
         RunId(Uuid::now_v7())
     }
 
     /// Wraps an existing UUID (for example one read back from storage or an URL).
+    #[must_use]
     pub fn from_uuid(uuid: Uuid) -> Self {
         RunId(uuid)
     }
 
     /// The underlying UUID.
+    #[must_use]
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
     }
@@ -95,16 +98,19 @@ impl RunStatus {
     ];
 
     /// `Queued` or `Running`.
+    #[must_use]
     pub fn is_active(self) -> bool {
         matches!(self, RunStatus::Queued | RunStatus::Running)
     }
 
     /// `Completed`, `Failed` or `Cancelled`: the run will never change again.
+    #[must_use]
     pub fn is_terminal(self) -> bool {
         !self.is_active()
     }
 
     /// The lowercase name used in JSON.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
@@ -116,6 +122,7 @@ impl RunStatus {
     }
 
     /// Position in [`RunStatus::ALL`], for per-status counters.
+    #[must_use]
     pub fn index(self) -> usize {
         self as usize
     }
@@ -243,6 +250,7 @@ impl RunSpec {
     }
 
     /// Replaces all parameters.
+    #[must_use]
     pub fn params(mut self, params: JsonObject) -> Self {
         self.params = params;
         self
@@ -255,24 +263,28 @@ impl RunSpec {
     }
 
     /// Sets the priority (higher first).
+    #[must_use]
     pub fn priority(mut self, priority: i32) -> Self {
         self.priority = priority;
         self
     }
 
     /// Limits each attempt to `timeout`.
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Retries failed attempts by `policy` (the job must be repeatable).
+    #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
     /// The queue name this spec resolves to.
+    #[must_use]
     pub fn queue_name(&self) -> &str {
         self.queue.as_deref().unwrap_or(DEFAULT_QUEUE)
     }
@@ -339,6 +351,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// `max_attempts` attempts with the other defaults.
+    #[must_use]
     pub fn attempts(max_attempts: u32) -> Self {
         RetryPolicy {
             max_attempts,
@@ -347,6 +360,7 @@ impl RetryPolicy {
     }
 
     /// Sets the first wait and the cap.
+    #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max;
@@ -354,18 +368,21 @@ impl RetryPolicy {
     }
 
     /// Sets the jitter fraction (clamped to `0.0..=1.0`).
+    #[must_use]
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter.clamp(0.0, 1.0);
         self
     }
 
     /// Sets which failures retry.
+    #[must_use]
     pub fn retry_on(mut self, retry_on: RetryOn) -> Self {
         self.retry_on = retry_on;
         self
     }
 
     /// Whether a failure of `kind` after attempt `attempt` (1-based) is retried.
+    #[must_use]
     pub fn retries(&self, kind: ErrorKind, attempt: u32) -> bool {
         attempt < self.max_attempts
             && match kind {
@@ -379,6 +396,7 @@ impl RetryPolicy {
     }
 
     /// The wait after attempt `attempt` (1-based) failed. `unit` in `[0, 1)` picks the jitter.
+    #[must_use]
     pub fn backoff_after(&self, attempt: u32, unit: f64) -> Duration {
         let exp = self
             .multiplier
@@ -406,6 +424,7 @@ pub struct Progress {
 
 impl Progress {
     /// Progress as a percentage.
+    #[must_use]
     pub fn percent(percent: f64) -> Self {
         Progress {
             percent: Some(percent.clamp(0.0, 100.0)),
@@ -414,6 +433,7 @@ impl Progress {
     }
 
     /// Progress as items processed out of a total; the percentage is derived.
+    #[must_use]
     pub fn items(done: u64, total: u64) -> Self {
         let percent = (total > 0).then(|| (done as f64 * 100.0 / total as f64).min(100.0));
         Progress {
@@ -522,11 +542,13 @@ pub enum Transition {
 
 impl Transition {
     /// `Completed` now.
+    #[must_use]
     pub fn completed() -> Self {
         Self::completed_with(None)
     }
 
     /// `Completed` now with the job's returned value.
+    #[must_use]
     pub fn completed_with(result: Option<Json>) -> Self {
         Transition::Finished {
             status: RunStatus::Completed,
@@ -557,6 +579,7 @@ impl Transition {
     }
 
     /// The status the run has after this transition.
+    #[must_use]
     pub fn target(&self) -> RunStatus {
         match self {
             Transition::Started { .. } => RunStatus::Running,
@@ -630,6 +653,7 @@ impl std::error::Error for TransitionError {}
 
 impl RunRecord {
     /// A new `Queued` record created now, for its first attempt.
+    #[must_use]
     pub fn queued(id: RunId, spec: RunSpec) -> Self {
         let queue = spec.queue_name().to_owned();
         let max_attempts = spec.retry.map_or(1, |r| r.max_attempts.max(1));
@@ -680,6 +704,7 @@ impl RunRecord {
     }
 
     /// `finished_at - started_at` (or `- created_at` for a run that never started).
+    #[must_use]
     pub fn duration(&self) -> Option<Duration> {
         let end = self.finished_at?;
         Some(end.saturating_duration_since(self.started_at.unwrap_or(self.created_at)))

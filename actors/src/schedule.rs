@@ -44,6 +44,7 @@ pub struct ScheduleSpec {
 
 impl ScheduleSpec {
     /// Runs `run` every `every`, measured from the end of each occurrence.
+    #[must_use]
     pub fn fixed_delay(run: RunSpec, every: Duration) -> Self {
         ScheduleSpec {
             run,
@@ -53,6 +54,7 @@ impl ScheduleSpec {
     }
 
     /// Runs `run` every `every`, measured from the first occurrence, skipping overlaps.
+    #[must_use]
     pub fn fixed_rate(run: RunSpec, every: Duration) -> Self {
         ScheduleSpec {
             run,

@@ -175,11 +175,13 @@ impl Submitter {
     }
 
     /// The registry holding the supervisor's run records.
+    #[must_use]
     pub fn registry(&self) -> &ActorRef<RegistryMessage> {
         &self.registry
     }
 
     /// `true` once the supervisor has begun draining: every later `submit` is refused.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.gate.is_closed()
     }

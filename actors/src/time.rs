@@ -21,11 +21,13 @@ pub struct Timestamp {
 
 impl Timestamp {
     /// The current time, read from the system clock.
+    #[must_use]
     pub fn now() -> Self {
         Self::from_system_time(SystemTime::now())
     }
 
     /// Converts a [`SystemTime`]; instants before the Unix epoch clamp to the epoch.
+    #[must_use]
     pub fn from_system_time(t: SystemTime) -> Self {
         let micros = t
             .duration_since(UNIX_EPOCH)
@@ -35,26 +37,31 @@ impl Timestamp {
     }
 
     /// Microseconds since the Unix epoch.
+    #[must_use]
     pub fn from_unix_micros(micros: u64) -> Self {
         Self { micros }
     }
 
     /// Microseconds since the Unix epoch.
+    #[must_use]
     pub fn unix_micros(self) -> u64 {
         self.micros
     }
 
     /// This instant as a [`SystemTime`].
+    #[must_use]
     pub fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(self.micros)
     }
 
     /// Time elapsed from `earlier` to `self`, or zero if `earlier` is later (clock step).
+    #[must_use]
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.micros.saturating_sub(earlier.micros))
     }
 
     /// This instant moved back by `d`, clamped at the epoch.
+    #[must_use]
     pub fn saturating_sub(self, d: Duration) -> Timestamp {
         let d = d.as_micros().min(u128::from(u64::MAX)) as u64;
         Timestamp {

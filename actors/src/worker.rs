@@ -84,6 +84,7 @@ pub struct WorkerState {
 
 impl WorkerState {
     /// How the attempt ended, once the worker has reported it.
+    #[must_use]
     pub fn end(&self) -> Option<&AttemptEnd> {
         self.end.as_ref()
     }
@@ -100,6 +101,7 @@ impl WorkerState {
     }
 
     /// Who cancelled the run, if it was cancelled while this worker ran it.
+    #[must_use]
     pub fn cancel_reason(&self) -> Option<CancelReason> {
         match self.stop {
             Some(Stop::Cancel(r)) => Some(r),
@@ -108,6 +110,7 @@ impl WorkerState {
     }
 
     /// The run this worker executed.
+    #[must_use]
     pub fn run_id(&self) -> RunId {
         self.run_id
     }

@@ -156,6 +156,7 @@ pub enum Dedup {
 
 impl Dedup {
     /// The run's id, new or existing.
+    #[must_use]
     pub fn run_id(self) -> RunId {
         match self {
             Dedup::New(id) | Dedup::Existing(id) => id,
@@ -180,11 +181,13 @@ pub struct RegistryStats {
 
 impl RegistryStats {
     /// Runs with `status`.
+    #[must_use]
     pub fn count(&self, status: RunStatus) -> usize {
         self.by_status[status.index()]
     }
 
     /// All records held.
+    #[must_use]
     pub fn total(&self) -> usize {
         self.by_status.iter().sum()
     }
