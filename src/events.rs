@@ -25,6 +25,27 @@ pub enum EventItem {
 ///
 /// Use [`EventStream::next`] in a loop, or [`EventStream::into_stream`] for a
 /// `futures::Stream`.
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), runwarden::Error> {
+/// use runwarden::{EventFilter, EventItem, RunEvent, RunSpec, Runwarden};
+///
+/// let rw = Runwarden::start().await?;
+/// let id = rw.submit(RunSpec::new("watched"), |_ctx| async { Ok(()) })?;
+/// let mut events = rw.events(EventFilter::Run(id)).await?;
+/// let mut last = None;
+/// while let Some(item) = events.next().await {
+///     if let EventItem::Event(RunEvent::Status { status, .. }) = item {
+///         last = Some(status);
+///     }
+/// }
+/// assert!(last.is_some_and(|s| s.is_terminal()));
+/// # rw.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct EventStream {
     sub: Subscription,
     first: Option<RunEvent>,

@@ -223,6 +223,25 @@ fn spawn_error(e: ractor::SpawnErr) -> Error {
 /// every answer comes from the registry or supervisor actor by message.
 ///
 /// Dropping the handles does not stop the actors: call [`Runwarden::shutdown`].
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), runwarden::Error> {
+/// use std::time::Duration;
+/// use runwarden::{RunSpec, RunStatus, Runwarden};
+///
+/// let rw = Runwarden::builder().max_concurrent(4).start().await?;
+/// let id = rw.submit(RunSpec::new("held"), |ctx| async move {
+///     ctx.cancelled().await;
+///     Ok(())
+/// })?;
+/// rw.cancel(id).await?;
+/// assert_eq!(rw.wait(id).await?.status, RunStatus::Cancelled);
+/// rw.shutdown(Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Runwarden {
     supervisor: SupervisorRef,

@@ -30,6 +30,28 @@ pub struct SqliteOptions {
 }
 
 /// The durable run store. Open it, then give it to `RunwardenBuilder::store`.
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use runwarden::{RunSpec, Runwarden, SqliteStore};
+///
+/// # let dir = std::env::temp_dir().join(format!("runwarden-sqlite-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let store = SqliteStore::open(dir.join("runs.db"))?;
+/// let rw = Runwarden::builder().store(store).start().await?;
+/// let id = rw
+///     .request(RunSpec::new("invoice"), |_ctx| async { Ok(()) })
+///     .durable()
+///     .send()
+///     .await?; // committed: it survives a crash of this process from here on
+/// rw.wait(id).await?;
+/// rw.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct SqliteStore {
     path: PathBuf,
     conn: Connection,

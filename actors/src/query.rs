@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 use crate::run::{RunRecord, RunStatus};
 
 /// A filter for [`crate::RegistryMessage::List`]. Filters combine (status AND label).
+///
+/// # Examples
+/// ```
+/// use runwarden_actors::{ListQuery, RunStatus};
+///
+/// let failed_reports = ListQuery::new().status(RunStatus::Failed).label("report").limit(20);
+/// assert_eq!(failed_reports.limit, 20);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListQuery {
     /// Only runs with this status.

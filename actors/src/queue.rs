@@ -13,6 +13,19 @@ use crate::job::BoxedJob;
 use crate::run::{DEFAULT_QUEUE, RetryPolicy, RunSpec};
 
 /// The configuration of one named queue.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{QueueConfig, SupervisorArguments};
+///
+/// let media = QueueConfig::limited(2).max_length(1000).timeout(Duration::from_secs(60));
+/// let args = SupervisorArguments {
+///     queues: vec![("media".to_owned(), media)],
+///     ..SupervisorArguments::default()
+/// };
+/// # let _ = args;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueConfig {
     /// At most this many of the queue's runs execute at once (`None`: only the global limit).

@@ -192,6 +192,23 @@ impl fmt::Display for RunError {
 }
 
 /// What a caller says about a run when submitting it: what it is, and how to run it.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{RetryPolicy, RunSpec};
+///
+/// let spec = RunSpec::new("resize")
+///     .name("resize cat.png")
+///     .param("image", "cat.png")
+///     .param("width", 640)
+///     .queue("media")
+///     .priority(5)
+///     .timeout(Duration::from_secs(30))
+///     .retry(RetryPolicy::attempts(3));
+/// assert_eq!(spec.queue_name(), "media");
+/// assert_eq!(spec.params.len(), 2);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// What is run (a job kind, a module id): used for filtering.
@@ -317,6 +334,19 @@ impl Default for RetryOn {
 /// The wait before attempt `n + 1` is `initial_backoff * multiplier^(n - 1)`, capped at
 /// `max_backoff`, then reduced by a random fraction of at most `jitter` (0 = exact,
 /// 1 = anywhere between zero and the full wait). Cancels and drains never retry.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{ErrorKind, RetryPolicy};
+///
+/// let policy = RetryPolicy::attempts(4)
+///     .backoff(Duration::from_millis(100), Duration::from_secs(5))
+///     .jitter(0.0);
+/// assert!(policy.retries(ErrorKind::Returned, 1));
+/// assert!(!policy.retries(ErrorKind::Returned, 4));
+/// assert_eq!(policy.backoff_after(1, 0.5), Duration::from_millis(100));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Attempts in all, including the first (1 = no retry).
@@ -452,6 +482,19 @@ impl Progress {
 }
 
 /// Everything known about one run. Serialisable; times are RFC 3339 UTC strings.
+///
+/// # Examples
+/// ```
+/// use runwarden_actors::{RunId, RunRecord, RunSpec, RunStatus, Timestamp, Transition};
+///
+/// let mut record = RunRecord::queued(RunId::new(), RunSpec::new("report"));
+/// record.apply(Transition::Started { at: Timestamp::now() })?;
+/// record.apply(Transition::completed())?;
+/// assert_eq!(record.status, RunStatus::Completed);
+/// // A terminal status is final: a late report is refused and changes nothing.
+/// assert!(record.apply(Transition::completed()).is_err());
+/// # Ok::<(), runwarden_actors::TransitionError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// The run's id.

@@ -30,6 +30,15 @@ pub enum ScheduleMode {
 }
 
 /// A job to run periodically. The first occurrence is submitted at once.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{RunSpec, ScheduleMode, ScheduleSpec};
+///
+/// let every_minute = ScheduleSpec::fixed_rate(RunSpec::new("sync"), Duration::from_secs(60));
+/// assert_eq!(every_minute.mode, ScheduleMode::FixedRate);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleSpec {
     /// The spec every occurrence is submitted with (each occurrence is a normal run with its
