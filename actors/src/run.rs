@@ -518,6 +518,9 @@ pub struct RunRecord {
     pub duration_ms: Option<f64>,
     /// Why it did not complete (`Failed` and `Cancelled` runs).
     pub error: Option<RunError>,
+    /// Who cancelled it (`Cancelled` runs only).
+    #[serde(default)]
+    pub cancelled_by: Option<CancelReason>,
     /// The queue it runs in.
     pub queue: String,
     /// Its priority within the queue.
@@ -570,17 +573,67 @@ pub enum Transition {
         /// When it was recovered.
         at: Timestamp,
     },
-    /// `Queued | Running →` a terminal status.
+    /// `Queued | Running →` a terminal status: how the run ended, with exactly the data that
+    /// ending has. (A run that never started cannot complete.)
     Finished {
-        /// `Completed`, `Failed` or `Cancelled`.
-        status: RunStatus,
         /// When the run ended.
         at: Timestamp,
-        /// Required for `Failed` and `Cancelled`, absent for `Completed`.
-        error: Option<RunError>,
-        /// What a completed job returned, if anything.
-        result: Option<Json>,
+        /// How it ended.
+        outcome: Outcome,
     },
+}
+
+/// How a run ended. Each variant holds exactly its data, so a completed run with an error, or
+/// a cancelled one without its canceller, cannot be built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The job returned `Ok`, with the value it returned, if any.
+    Completed(Option<Json>),
+    /// The run failed: the job's error, a panic, a time limit, a dead worker, a crash.
+    Failed(RunError),
+    /// The run was cancelled, by `by`.
+    Cancelled {
+        /// Who cancelled it.
+        by: CancelReason,
+        /// When in its life (`CancelledWhileQueued`, `CancelledWhileRunning`,
+        /// `CancelGraceExpired`) and what happened.
+        error: RunError,
+    },
+}
+
+impl Outcome {
+    /// The terminal status this outcome gives the run.
+    #[must_use]
+    pub fn status(&self) -> RunStatus {
+        match self {
+            Outcome::Completed(_) => RunStatus::Completed,
+            Outcome::Failed(_) => RunStatus::Failed,
+            Outcome::Cancelled { .. } => RunStatus::Cancelled,
+        }
+    }
+}
+
+/// Who cancelled a run: kept on its record (`cancelled_by`) and in the HTTP API's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// A caller: a cancel request from the application, the API or the dashboard.
+    #[serde(rename = "caller")]
+    User,
+    /// The deadline of a drain passed while the run was still active.
+    DrainDeadline,
+    /// The supervisor had already drained and shut its gate when the run reached it.
+    Shutdown,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelReason::User => "a caller",
+            CancelReason::DrainDeadline => "the drain deadline",
+            CancelReason::Shutdown => "shutdown",
+        })
+    }
 }
 
 impl Transition {
@@ -594,30 +647,27 @@ impl Transition {
     #[must_use]
     pub fn completed_with(result: Option<Json>) -> Self {
         Transition::Finished {
-            status: RunStatus::Completed,
             at: Timestamp::now(),
-            error: None,
-            result,
+            outcome: Outcome::Completed(result),
         }
     }
 
     /// `Failed` now with this error.
     pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Self {
         Transition::Finished {
-            status: RunStatus::Failed,
             at: Timestamp::now(),
-            error: Some(RunError::new(kind, message)),
-            result: None,
+            outcome: Outcome::Failed(RunError::new(kind, message)),
         }
     }
 
-    /// `Cancelled` now with this error.
-    pub fn cancelled(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// `Cancelled` now, by `by`, with this error.
+    pub fn cancelled(by: CancelReason, kind: ErrorKind, message: impl Into<String>) -> Self {
         Transition::Finished {
-            status: RunStatus::Cancelled,
             at: Timestamp::now(),
-            error: Some(RunError::new(kind, message)),
-            result: None,
+            outcome: Outcome::Cancelled {
+                by,
+                error: RunError::new(kind, message),
+            },
         }
     }
 
@@ -627,7 +677,7 @@ impl Transition {
         match self {
             Transition::Started { .. } => RunStatus::Running,
             Transition::RetryScheduled { .. } | Transition::Recovered { .. } => RunStatus::Queued,
-            Transition::Finished { status, .. } => *status,
+            Transition::Finished { outcome, .. } => outcome.status(),
         }
     }
 }
@@ -659,14 +709,6 @@ pub enum TransitionError {
         /// The status the refused transition asked for.
         to: RunStatus,
     },
-    /// `Finished` named an active status, or its error does not fit the status (an error on
-    /// `Completed`, none on `Failed`/`Cancelled`).
-    Malformed {
-        /// The run.
-        id: RunId,
-        /// What is wrong.
-        reason: &'static str,
-    },
 }
 
 impl fmt::Display for TransitionError {
@@ -684,9 +726,6 @@ impl fmt::Display for TransitionError {
             ),
             TransitionError::OutOfOrder { id, from, to } => {
                 write!(f, "run {id}: transition {from} -> {to} is not allowed")
-            }
-            TransitionError::Malformed { id, reason } => {
-                write!(f, "run {id}: malformed transition: {reason}")
             }
         }
     }
@@ -730,6 +769,7 @@ impl RunRecord {
             finished_at: None,
             duration_ms: None,
             error: None,
+            cancelled_by: None,
         }
     }
 
@@ -773,7 +813,7 @@ pub(crate) trait Lifecycle {
     fn push_attempt_error(&mut self, error: RunError);
     /// Forgets the progress an earlier attempt reported: a new attempt starts with none.
     fn clear_progress(&mut self);
-    fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>);
+    fn set_outcome(&mut self, outcome: Outcome);
 }
 
 impl Lifecycle for RunRecord {
@@ -820,9 +860,15 @@ impl Lifecycle for RunRecord {
     fn clear_progress(&mut self) {
         self.progress = None;
     }
-    fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>) {
-        self.error = error;
-        self.result = result;
+    fn set_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed(result) => self.result = result,
+            Outcome::Failed(error) => self.error = Some(error),
+            Outcome::Cancelled { by, error } => {
+                self.error = Some(error);
+                self.cancelled_by = Some(by);
+            }
+        }
     }
 }
 
@@ -885,33 +931,8 @@ pub(crate) fn apply_transition<R: Lifecycle>(
             run.clear_progress();
             run.set_next_attempt_at(None);
         }
-        Transition::Finished {
-            status,
-            at,
-            error,
-            result,
-        } => {
-            match (status, &error) {
-                (RunStatus::Queued | RunStatus::Running, _) => {
-                    return Err(TransitionError::Malformed {
-                        id,
-                        reason: "Finished must name a terminal status",
-                    });
-                }
-                (RunStatus::Completed, Some(_)) => {
-                    return Err(TransitionError::Malformed {
-                        id,
-                        reason: "a completed run carries no error",
-                    });
-                }
-                (RunStatus::Failed | RunStatus::Cancelled, None) => {
-                    return Err(TransitionError::Malformed {
-                        id,
-                        reason: "a failed or cancelled run needs an error",
-                    });
-                }
-                _ => {}
-            }
+        Transition::Finished { at, outcome } => {
+            let status = outcome.status();
             if status == RunStatus::Completed && from == RunStatus::Queued {
                 return Err(TransitionError::OutOfOrder { id, from, to });
             }
@@ -922,7 +943,7 @@ pub(crate) fn apply_transition<R: Lifecycle>(
                 at,
                 at.saturating_duration_since(since).as_secs_f64() * 1000.0,
             );
-            run.set_outcome(error, result);
+            run.set_outcome(outcome);
             run.set_next_attempt_at(None);
         }
     }

@@ -208,6 +208,7 @@ impl SupervisorState {
         if self.drain.deadline_hit() {
             self.drain.cancelled_by_deadline([run.id]);
             let t = Transition::cancelled(
+                CancelReason::DrainDeadline,
                 ErrorKind::CancelledWhileQueued,
                 "cancelled by the drain deadline while queued",
             );
@@ -217,6 +218,7 @@ impl SupervisorState {
         // Only a run inserted past the gate (by fault injection) can get here.
         if self.drain.is_drained() {
             let t = Transition::cancelled(
+                CancelReason::Shutdown,
                 ErrorKind::CancelledWhileQueued,
                 "refused: the supervisor had already drained",
             );
@@ -319,7 +321,7 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMessage>,
         id: RunId,
-        why: &str,
+        by: CancelReason,
     ) -> bool {
         let found = match self.runs.take_waiting(id) {
             Some(Waiting::Queued { queue, key }) => {
@@ -332,7 +334,11 @@ impl SupervisorState {
             self.end_here(
                 myself,
                 id,
-                Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
+                Transition::cancelled(
+                    by,
+                    ErrorKind::CancelledWhileQueued,
+                    format!("cancelled by {by} while queued"),
+                ),
             );
         }
         found
@@ -347,14 +353,16 @@ impl SupervisorState {
         reply: CancelReply,
         forwarded: bool,
     ) {
-        if self.cancel_waiting(myself, id, "cancelled by a caller while queued") {
+        if self.cancel_waiting(myself, id, CancelReason::User) {
             let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
             return;
         }
         if let Some(run) = self.runs.running_mut(id) {
             let cancel = WorkerStep::Cancel(CancelReason::User, Some(reply));
             match worker::try_send(&run.worker, cancel) {
-                Ok(()) => run.cancel_sent = true,
+                Ok(()) => {
+                    run.cancel_sent.get_or_insert(CancelReason::User);
+                }
                 // The worker is draining or stopping: its exit event is on its way, and the
                 // answer is given from it (see `worker_ended`).
                 Err(Some(WorkerMessage(WorkerStep::Cancel(_, Some(reply))))) => {
@@ -415,7 +423,7 @@ impl SupervisorState {
         );
         let waiting = self.runs.waiting_ids();
         for id in &waiting {
-            self.cancel_waiting(myself, *id, "cancelled by the drain deadline while queued");
+            self.cancel_waiting(myself, *id, CancelReason::DrainDeadline);
         }
         self.drain.cancelled_by_deadline(waiting);
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
@@ -423,7 +431,7 @@ impl SupervisorState {
         for (_, run) in self.runs.running_iter_mut() {
             let cancel = WorkerStep::Cancel(CancelReason::DrainDeadline, None);
             if worker::try_send(&run.worker, cancel).is_ok() {
-                run.cancel_sent = true;
+                run.cancel_sent.get_or_insert(CancelReason::DrainDeadline);
             }
         }
     }
@@ -477,15 +485,16 @@ impl SupervisorState {
                 // deadline has passed, both end the run now instead of waiting.
                 let deadline_hit = self.drain.deadline_hit();
                 if !parked.is_empty() || deadline_hit {
-                    let why = if parked.is_empty() {
-                        "cancelled by the drain deadline while waiting to retry"
+                    let by = if parked.is_empty() {
+                        CancelReason::DrainDeadline
                     } else {
-                        "cancelled by a caller while waiting to retry"
+                        CancelReason::User
                     };
+                    let why = format!("cancelled by {by} while waiting to retry");
                     self.end_here(
                         myself,
                         id,
-                        Transition::cancelled(ErrorKind::CancelledWhileQueued, why),
+                        Transition::cancelled(by, ErrorKind::CancelledWhileQueued, why),
                     );
                     if parked.is_empty() {
                         self.drain.cancelled_by_deadline([id]);
@@ -504,8 +513,10 @@ impl SupervisorState {
                 tracing::warn!(run_id = %id, %cause, "worker ended before its run did");
                 // A cancel that was accepted (or is waiting for an answer) decides the outcome;
                 // otherwise the run failed with its worker.
-                let t = if cancel_sent || !parked.is_empty() {
+                let by = cancel_sent.or((!parked.is_empty()).then_some(CancelReason::User));
+                let t = if let Some(by) = by {
                     Transition::cancelled(
+                        by,
                         ErrorKind::CancelledWhileRunning,
                         format!("cancelled; its worker then ended: {cause}"),
                     )

@@ -14,7 +14,7 @@ use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::worker::{AttemptEnd, WorkerMessage, WorkerStep};
-use crate::run::{ErrorKind, RunError, RunId, RunStatus, Transition};
+use crate::run::{ErrorKind, Outcome, RunError, RunId, Transition};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
@@ -121,8 +121,7 @@ impl WorkerState {
     fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition, end: AttemptEnd) {
         match &t {
             Transition::Finished {
-                error: Some(e),
-                status: RunStatus::Failed,
+                outcome: Outcome::Failed(e),
                 ..
             } => {
                 tracing::warn!(run_id = %self.run_id, label = %self.label, kind = ?e.kind, error = %e.message, "run failed")
@@ -352,9 +351,10 @@ impl Actor for WorkerActor {
                 }
                 match (state.stop, outcome) {
                     // Whatever the job returns after a cancel was accepted, the run ends
-                    // `Cancelled`: the caller was told so (defect 5 of the original).
+                    // `Cancelled`: the caller was told so.
                     (Some(Stop::Cancel(reason)), outcome) => {
                         let t = Transition::cancelled(
+                            reason,
                             ErrorKind::CancelledWhileRunning,
                             format!("cancelled by {reason} while running; job then {outcome}"),
                         );
@@ -431,6 +431,7 @@ impl Actor for WorkerActor {
                             _ => CancelReason::User,
                         };
                         let t = Transition::cancelled(
+                            reason,
                             ErrorKind::CancelGraceExpired,
                             format!(
                                 "cancelled by {reason}; job did not stop within the {grace:?} grace period and was dropped"

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::CancelError;
 use crate::job::BoxedJob;
 use crate::queue::QueueSlot;
+pub use crate::run::CancelReason;
 use crate::run::{RetryPolicy, RunId, RunSpec};
 use crate::time::Timestamp;
 
@@ -147,25 +148,6 @@ impl fmt::Debug for PreparedRun {
             .field("priority", &self.priority)
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
-    }
-}
-
-/// Who asked for a cancel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelReason {
-    /// A caller, through [`crate::SupervisorMessage::Cancel`].
-    User,
-    /// The deadline of a drain passed while the run was still active.
-    DrainDeadline,
-}
-
-impl fmt::Display for CancelReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CancelReason::User => "a caller",
-            CancelReason::DrainDeadline => "the drain deadline",
-        })
     }
 }
 

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use crate::hash::IdMap;
 use crate::json::{Json, JsonObject};
 use crate::run::{
-    Lifecycle, Progress, RunError, RunId, RunRecord, RunSpec, RunStatus, Transition,
-    TransitionError, apply_transition,
+    CancelReason, Lifecycle, Outcome, Progress, RunError, RunId, RunRecord, RunSpec, RunStatus,
+    Transition, TransitionError, apply_transition,
 };
 use crate::time::Timestamp;
 
@@ -64,6 +64,7 @@ struct More {
     name: Option<String>,
     params: JsonObject,
     error: Option<RunError>,
+    cancelled_by: Option<CancelReason>,
     attempt_errors: Vec<RunError>,
     progress: Option<Progress>,
     result: Option<Json>,
@@ -91,6 +92,7 @@ impl Stored {
         let plain = r.name == r.label
             && r.params.is_empty()
             && r.error.is_none()
+            && r.cancelled_by.is_none()
             && r.attempt_errors.is_empty()
             && r.progress.is_none()
             && r.result.is_none()
@@ -102,6 +104,7 @@ impl Stored {
                 name: (r.name != r.label).then_some(r.name),
                 params: r.params,
                 error: r.error,
+                cancelled_by: r.cancelled_by,
                 attempt_errors: r.attempt_errors,
                 progress: r.progress,
                 result: r.result,
@@ -263,6 +266,7 @@ impl Stored {
             finished_at: micros(self.finished_at),
             duration_ms: (!self.duration_ms.is_nan()).then_some(self.duration_ms),
             error: more.and_then(|m| m.error.clone()),
+            cancelled_by: more.and_then(|m| m.cancelled_by),
             queue: self.queue.to_string(),
             priority: self.priority,
             attempt: self.attempt,
@@ -324,13 +328,18 @@ impl Lifecycle for Stored {
             more.progress = None;
         }
     }
-    fn set_outcome(&mut self, error: Option<RunError>, result: Option<Json>) {
-        if error.is_none() && result.is_none() && self.more.is_none() {
-            return;
+    fn set_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            // A plain completed run stays plain: nothing to keep.
+            Outcome::Completed(None) => {}
+            Outcome::Completed(Some(result)) => self.more_mut().result = Some(result),
+            Outcome::Failed(error) => self.more_mut().error = Some(error),
+            Outcome::Cancelled { by, error } => {
+                let more = self.more_mut();
+                more.error = Some(error);
+                more.cancelled_by = Some(by);
+            }
         }
-        let more = self.more_mut();
-        more.error = error;
-        more.result = result;
     }
 }
 
@@ -555,17 +564,13 @@ mod tests {
             (Transition::Started { at }, 0) => Transition::Recovered { at },
             (
                 Transition::Finished {
-                    status: RunStatus::Completed,
                     at,
-                    error: None,
-                    ..
+                    outcome: Outcome::Completed(None),
                 },
                 p,
             ) if p < 4 => Transition::Finished {
-                status: RunStatus::Completed,
                 at,
-                error: None,
-                result: Some(Json::from(i64::from(p))),
+                outcome: Outcome::Completed(Some(Json::from(i64::from(p)))),
             },
             (t, _) => t,
         })

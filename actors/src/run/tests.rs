@@ -32,11 +32,12 @@ fn queued_running_completed_stamps_every_transition() {
     assert!(r.duration_ms.expect("duration") >= 0.0);
 }
 
-// Defect 4 of the original: a terminal status is final.
+// A terminal status is final.
 #[test]
 fn a_terminal_status_refuses_every_later_transition() {
     let mut r = record();
     r.apply(Transition::cancelled(
+        CancelReason::User,
         ErrorKind::CancelledWhileQueued,
         "user",
     ))
@@ -88,27 +89,23 @@ fn completed_without_starting_is_out_of_order() {
     assert_eq!(r.status, RunStatus::Queued);
 }
 
+// Who cancelled is a typed field of the record, and only a cancelled record has one.
 #[test]
-fn malformed_finishes_are_refused() {
+fn a_cancelled_record_names_who_cancelled_it() {
     let mut r = record();
-    let bad = [
-        Transition::Finished {
-            status: RunStatus::Running,
-            at: Timestamp::now(),
-            error: None,
-            result: None,
-        },
-        Transition::Finished {
-            status: RunStatus::Failed,
-            at: Timestamp::now(),
-            error: None,
-            result: None,
-        },
-    ];
-    for t in bad {
-        assert!(matches!(r.apply(t), Err(TransitionError::Malformed { .. })));
-    }
-    assert_eq!(r.status, RunStatus::Queued);
+    r.apply(Transition::cancelled(
+        CancelReason::DrainDeadline,
+        ErrorKind::CancelledWhileQueued,
+        "deadline",
+    ))
+    .expect("queued -> cancelled");
+    assert_eq!(r.cancelled_by, Some(CancelReason::DrainDeadline));
+    let json = serde_json::to_value(&r).expect("serialise");
+    assert_eq!(json["cancelled_by"], "drain_deadline");
+    let mut done = record();
+    done.apply(started()).expect("start");
+    done.apply(Transition::completed()).expect("complete");
+    assert_eq!((done.cancelled_by, done.error), (None, None));
 }
 
 // A sender whose clock stepped back cannot make time run backwards on the record.
@@ -118,10 +115,8 @@ fn times_never_run_backwards() {
     let past = r.created_at.saturating_sub(Duration::from_secs(60));
     r.apply(Transition::Started { at: past }).expect("start");
     r.apply(Transition::Finished {
-        status: RunStatus::Completed,
         at: past,
-        error: None,
-        result: None,
+        outcome: Outcome::Completed(None),
     })
     .expect("finish");
     assert_eq!(r.started_at, Some(r.created_at));
@@ -171,12 +166,20 @@ pub(crate) fn any_transition() -> impl Strategy<Value = Transition> {
                     next_attempt_at: at,
                 }
             } else {
-                Transition::Finished {
-                    status,
-                    at,
-                    error: with_error.then(|| RunError::new(kind, "x")),
-                    result: None,
-                }
+                let error = RunError::new(kind, "x");
+                let outcome = match (status, with_error) {
+                    (RunStatus::Failed, _) => Outcome::Failed(error),
+                    (RunStatus::Cancelled, true) => Outcome::Cancelled {
+                        by: CancelReason::User,
+                        error,
+                    },
+                    (RunStatus::Cancelled, false) => Outcome::Cancelled {
+                        by: CancelReason::DrainDeadline,
+                        error,
+                    },
+                    _ => Outcome::Completed(None),
+                };
+                Transition::Finished { at, outcome }
             }
         },
     )

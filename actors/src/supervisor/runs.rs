@@ -9,7 +9,7 @@ use crate::hash::IdMap;
 use crate::protocol::run::{CancelReply, PreparedRun};
 use crate::protocol::supervisor::SupervisorMessage;
 use crate::protocol::worker::WorkerMessage;
-use crate::run::RunId;
+use crate::run::{CancelReason, RunId};
 use crate::task::AbortOnDrop;
 
 /// A timer task that sends the supervisor a message, aborted when dropped.
@@ -23,9 +23,9 @@ pub(super) struct Running {
     pub(super) worker: ActorRef<WorkerMessage>,
     /// The queue whose limit it counts against.
     pub(super) queue: usize,
-    /// The worker was sent a cancel: if it dies before ending the run, the run ends
-    /// `Cancelled`, as the cancel's `Ok` answer promised.
-    pub(super) cancel_sent: bool,
+    /// Who first had the worker sent a cancel: if it dies before ending the run, the run ends
+    /// `Cancelled` by them, as the cancel's `Ok` answer promised.
+    pub(super) cancel_sent: Option<CancelReason>,
     /// Cancel requests that found the worker stopping: answered when its exit arrives.
     pub(super) parked: Vec<CancelReply>,
 }
@@ -107,7 +107,7 @@ impl Runs {
         let running = Running {
             worker,
             queue,
-            cancel_sent: false,
+            cancel_sent: None,
             parked: Vec::new(),
         };
         self.replace(id, Held::Running(running));
