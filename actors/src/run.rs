@@ -166,6 +166,28 @@ pub enum ErrorKind {
     CancelGraceExpired,
 }
 
+/// When in its life a run was cancelled: the kind a cancelled run's error has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CancelKind {
+    /// Before it started (queued or waiting to retry): its job never ran, or not again.
+    WhileQueued,
+    /// While running; the job stopped within the grace period (or returned anyway, which does
+    /// not change the outcome).
+    WhileRunning,
+    /// While running; the job did not stop within the grace period, so its future was dropped.
+    GraceExpired,
+}
+
+impl From<CancelKind> for ErrorKind {
+    fn from(kind: CancelKind) -> Self {
+        match kind {
+            CancelKind::WhileQueued => ErrorKind::CancelledWhileQueued,
+            CancelKind::WhileRunning => ErrorKind::CancelledWhileRunning,
+            CancelKind::GraceExpired => ErrorKind::CancelGraceExpired,
+        }
+    }
+}
+
 /// What went wrong with a run that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
@@ -595,9 +617,10 @@ pub enum Outcome {
     Cancelled {
         /// Who cancelled it.
         by: CancelReason,
-        /// When in its life (`CancelledWhileQueued`, `CancelledWhileRunning`,
-        /// `CancelGraceExpired`) and what happened.
-        error: RunError,
+        /// When in its life.
+        kind: CancelKind,
+        /// What happened.
+        message: String,
     },
 }
 
@@ -660,13 +683,14 @@ impl Transition {
         }
     }
 
-    /// `Cancelled` now, by `by`, with this error.
-    pub fn cancelled(by: CancelReason, kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// `Cancelled` now, by `by`, at this point of its life.
+    pub fn cancelled(by: CancelReason, kind: CancelKind, message: impl Into<String>) -> Self {
         Transition::Finished {
             at: Timestamp::now(),
             outcome: Outcome::Cancelled {
                 by,
-                error: RunError::new(kind, message),
+                kind,
+                message: message.into(),
             },
         }
     }
@@ -864,8 +888,8 @@ impl Lifecycle for RunRecord {
         match outcome {
             Outcome::Completed(result) => self.result = result,
             Outcome::Failed(error) => self.error = Some(error),
-            Outcome::Cancelled { by, error } => {
-                self.error = Some(error);
+            Outcome::Cancelled { by, kind, message } => {
+                self.error = Some(RunError::new(kind.into(), message));
                 self.cancelled_by = Some(by);
             }
         }

@@ -24,7 +24,9 @@ use crate::protocol::supervisor::{
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, QueueTable};
 use crate::registry::{RegistryActor, RegistryArguments};
-use crate::run::{DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, TransitionError};
+use crate::run::{
+    CancelKind, DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, TransitionError,
+};
 use crate::store::RunStore;
 
 mod drain;
@@ -209,7 +211,7 @@ impl SupervisorState {
             self.drain.cancelled_by_deadline([run.id]);
             let t = Transition::cancelled(
                 CancelReason::DrainDeadline,
-                ErrorKind::CancelledWhileQueued,
+                CancelKind::WhileQueued,
                 "cancelled by the drain deadline while queued",
             );
             self.end_here(myself, run.id, t);
@@ -219,7 +221,7 @@ impl SupervisorState {
         if self.drain.is_drained() {
             let t = Transition::cancelled(
                 CancelReason::Shutdown,
-                ErrorKind::CancelledWhileQueued,
+                CancelKind::WhileQueued,
                 "refused: the supervisor had already drained",
             );
             self.end_here(myself, run.id, t);
@@ -336,7 +338,7 @@ impl SupervisorState {
                 id,
                 Transition::cancelled(
                     by,
-                    ErrorKind::CancelledWhileQueued,
+                    CancelKind::WhileQueued,
                     format!("cancelled by {by} while queued"),
                 ),
             );
@@ -494,7 +496,7 @@ impl SupervisorState {
                     self.end_here(
                         myself,
                         id,
-                        Transition::cancelled(by, ErrorKind::CancelledWhileQueued, why),
+                        Transition::cancelled(by, CancelKind::WhileQueued, why),
                     );
                     if parked.is_empty() {
                         self.drain.cancelled_by_deadline([id]);
@@ -517,7 +519,7 @@ impl SupervisorState {
                 let t = if let Some(by) = by {
                     Transition::cancelled(
                         by,
-                        ErrorKind::CancelledWhileRunning,
+                        CancelKind::WhileRunning,
                         format!("cancelled; its worker then ended: {cause}"),
                     )
                 } else {

@@ -14,7 +14,7 @@ use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::worker::{AttemptEnd, WorkerMessage, WorkerStep};
-use crate::run::{ErrorKind, Outcome, RunError, RunId, Transition};
+use crate::run::{CancelKind, ErrorKind, Outcome, RunError, RunId, Transition};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
@@ -355,7 +355,7 @@ impl Actor for WorkerActor {
                     (Some(Stop::Cancel(reason)), outcome) => {
                         let t = Transition::cancelled(
                             reason,
-                            ErrorKind::CancelledWhileRunning,
+                            CancelKind::WhileRunning,
                             format!("cancelled by {reason} while running; job then {outcome}"),
                         );
                         state.end_with(&myself, t);
@@ -432,7 +432,7 @@ impl Actor for WorkerActor {
                         };
                         let t = Transition::cancelled(
                             reason,
-                            ErrorKind::CancelGraceExpired,
+                            CancelKind::GraceExpired,
                             format!(
                                 "cancelled by {reason}; job did not stop within the {grace:?} grace period and was dropped"
                             ),

@@ -334,9 +334,9 @@ impl Lifecycle for Stored {
             Outcome::Completed(None) => {}
             Outcome::Completed(Some(result)) => self.more_mut().result = Some(result),
             Outcome::Failed(error) => self.more_mut().error = Some(error),
-            Outcome::Cancelled { by, error } => {
+            Outcome::Cancelled { by, kind, message } => {
                 let more = self.more_mut();
-                more.error = Some(error);
+                more.error = Some(RunError::new(kind.into(), message));
                 more.cancelled_by = Some(by);
             }
         }

@@ -38,7 +38,7 @@ fn a_terminal_status_refuses_every_later_transition() {
     let mut r = record();
     r.apply(Transition::cancelled(
         CancelReason::User,
-        ErrorKind::CancelledWhileQueued,
+        CancelKind::WhileQueued,
         "user",
     ))
     .expect("queued -> cancelled");
@@ -95,7 +95,7 @@ fn a_cancelled_record_names_who_cancelled_it() {
     let mut r = record();
     r.apply(Transition::cancelled(
         CancelReason::DrainDeadline,
-        ErrorKind::CancelledWhileQueued,
+        CancelKind::WhileQueued,
         "deadline",
     ))
     .expect("queued -> cancelled");
@@ -166,16 +166,17 @@ pub(crate) fn any_transition() -> impl Strategy<Value = Transition> {
                     next_attempt_at: at,
                 }
             } else {
-                let error = RunError::new(kind, "x");
                 let outcome = match (status, with_error) {
-                    (RunStatus::Failed, _) => Outcome::Failed(error),
+                    (RunStatus::Failed, _) => Outcome::Failed(RunError::new(kind, "x")),
                     (RunStatus::Cancelled, true) => Outcome::Cancelled {
                         by: CancelReason::User,
-                        error,
+                        kind: CancelKind::WhileRunning,
+                        message: "x".into(),
                     },
                     (RunStatus::Cancelled, false) => Outcome::Cancelled {
                         by: CancelReason::DrainDeadline,
-                        error,
+                        kind: CancelKind::WhileQueued,
+                        message: "x".into(),
                     },
                     _ => Outcome::Completed(None),
                 };
