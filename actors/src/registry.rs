@@ -25,9 +25,11 @@ use crate::store::{RunStore, StoreWrite, StoredState};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
+mod acks;
 mod records;
 mod writer;
 
+use acks::{Acks, Held};
 use records::{Records, Stored};
 use writer::{StoreOp, StoreWriter};
 
@@ -95,23 +97,6 @@ impl fmt::Debug for RegistryArguments {
     }
 }
 
-/// An acknowledgement held back until the writes before it are committed.
-enum Held {
-    Event(RunEvent),
-    /// A run's end: its waiters' answers, and (when `first`, the transition itself rather than
-    /// a later `wait`) the log keeper's notice.
-    Ended {
-        id: RunId,
-        status: RunStatus,
-        /// The full record, when there are waiters to answer with it.
-        record: Option<Box<RunRecord>>,
-        waiters: Vec<RpcReplyPort<Result<RunRecord, NotFound>>>,
-        first: bool,
-    },
-    Submitted(RunId, RpcReplyPort<Result<RunId, SubmitError>>),
-    Dedup(Dedup, RpcReplyPort<Dedup>),
-}
-
 /// The registry's data: the records it holds in memory, indexes kept in step with them, and
 /// (in durable mode) the writer thread and the acknowledgements waiting for it.
 pub struct RegistryState {
@@ -140,11 +125,8 @@ pub struct RegistryState {
     port: Option<Arc<OutputPort<RunEvent>>>,
     logs: Option<Arc<dyn LogSink>>,
     store: Option<StoreWriter>,
-    /// The number of the last write sent to the store, and of the last one committed.
-    written: u64,
-    committed: u64,
-    /// Acknowledgements waiting for their writes to commit, in order.
-    held: VecDeque<(u64, Held)>,
+    /// The store writes' numbering and the acknowledgements waiting for them to commit.
+    acks: Acks,
     retention: Retention,
     /// A retention pass is waiting for the store's answer: no second one is started, so no
     /// run is counted out twice.
@@ -157,7 +139,7 @@ impl fmt::Debug for RegistryState {
         f.debug_struct("RegistryState")
             .field("records", &self.records.len())
             .field("durable", &self.store.is_some())
-            .field("held", &self.held.len())
+            .field("held", &self.acks.waiting())
             .finish_non_exhaustive()
     }
 }
@@ -178,18 +160,16 @@ impl RegistryState {
         let Some(store) = &self.store else {
             return;
         };
-        self.written += 1;
+        let seq = self.acks.next_write();
         let id = record.id;
-        if !store.send(StoreOp::Write(self.written, StoreWrite::Put(record))) {
+        if !store.send(StoreOp::Write(seq, StoreWrite::Put(record))) {
             tracing::error!(run_id = %id, "store writer is gone; change not persisted");
         }
     }
 
     /// Delivers an acknowledgement now, or holds it until the last write is committed.
     fn deliver(&mut self, h: Held) {
-        if self.store.is_some() && self.written > self.committed {
-            self.held.push_back((self.written, h));
-        } else {
+        if let Some(h) = self.acks.hold(self.store.is_some(), h) {
             self.send_held(h, None);
         }
     }
@@ -227,11 +207,9 @@ impl RegistryState {
     }
 
     fn committed(&mut self, up_to: u64, failure: Option<StoreError>) {
-        self.committed = self.committed.max(up_to);
-        while self.held.front().is_some_and(|(seq, _)| *seq <= up_to) {
-            if let Some((_, h)) = self.held.pop_front() {
-                self.send_held(h, failure.as_ref());
-            }
+        self.acks.committed(up_to);
+        while let Some(h) = self.acks.next_released() {
+            self.send_held(h, failure.as_ref());
         }
     }
 
@@ -459,8 +437,8 @@ impl RegistryState {
             self.stats.by_status[status.index()] -= 1;
             self.stats.pruned += 1;
             if let Some(store) = &self.store {
-                self.written += 1;
-                let _ = store.send(StoreOp::Write(self.written, StoreWrite::Delete(id)));
+                let seq = self.acks.next_write();
+                let _ = store.send(StoreOp::Write(seq, StoreWrite::Delete(id)));
             }
             gone.push(id);
         }
@@ -752,9 +730,7 @@ impl Actor for RegistryActor {
             port: None,
             logs: args.logs,
             store: None,
-            written: 0,
-            committed: 0,
-            held: VecDeque::new(),
+            acks: Acks::default(),
             retention: args.retention,
             pruning: false,
             _prune_timer: None,
