@@ -27,6 +27,7 @@ use crate::time::Timestamp;
 
 mod acks;
 mod records;
+mod retention;
 mod writer;
 
 use acks::{Acks, Held};
@@ -36,28 +37,6 @@ use writer::{StoreOp, StoreWriter};
 /// The registry actor. Stateless itself; see [`RegistryState`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RegistryActor;
-
-/// Without a store, a retention pass runs once the finished runs exceed the limit by this
-/// many (or by `Retention::batch`, if smaller).
-const MEMORY_PRUNE_STEP: usize = 256;
-
-/// How many records the registry sizes its storage for: the finished runs retention keeps in
-/// memory, plus room for active runs; at most [`PRESIZE_LIMIT`] (beyond that it grows).
-fn presized(r: &Retention, durable: bool) -> usize {
-    let finished = if durable {
-        r.memory_window.min(r.max_finished)
-    } else {
-        r.max_finished
-    };
-    finished
-        .saturating_add(finished / 8)
-        .saturating_add(MEMORY_PRUNE_STEP)
-        .min(PRESIZE_LIMIT)
-}
-
-/// The most records storage is sized for up front (about 120 MB of address space; only the
-/// pages records use become resident).
-const PRESIZE_LIMIT: usize = 1 << 20;
 
 /// The status event for a record in its current state (what [`RunEvent::from_record`] gives
 /// for the full record).
@@ -354,17 +333,8 @@ impl RegistryState {
             self.finished.push_back(id);
             self.evict_beyond_window();
         }
-        // Retention keeps up with any rate: a pass also runs as soon as the finished runs
-        // exceed the limit by a step, not only on the timer. In memory the step is small, so
-        // every pass is small and allocates little (large short-lived buffers are what makes
-        // the allocator's footprint creep under sustained load); the store is asked once per
-        // batch.
         let finished = self.stats.total() - self.queued.len() - self.running.len();
-        let step = match self.store {
-            Some(_) => self.retention.batch,
-            None => MEMORY_PRUNE_STEP.min(self.retention.batch),
-        };
-        if finished > self.retention.max_finished.saturating_add(step) && !self.pruning {
+        if !self.pruning && retention::due(&self.retention, finished, self.store.is_some()) {
             self.retention_pass();
         }
         Ok(())
@@ -398,24 +368,8 @@ impl RegistryState {
             }
             return;
         }
-        // Oldest first by creation, as the store does: scan from the oldest record, skipping
-        // active ones, and stop after a bounded number of records either way.
-        let finished = self.records.len() - self.queued.len() - self.running.len();
-        let mut excess = finished.saturating_sub(r.max_finished);
-        let mut ids = Vec::new();
-        for rec in self.records.iter().take(r.batch.saturating_mul(4)) {
-            if ids.len() >= r.batch {
-                break;
-            }
-            if rec.status().is_active() {
-                continue;
-            }
-            let old = rec.finished_at().is_some_and(|t| t < ended_before);
-            if excess > 0 || old {
-                excess = excess.saturating_sub(1);
-                ids.push((rec.id(), rec.status()));
-            }
-        }
+        let active = self.queued.len() + self.running.len();
+        let ids = retention::in_memory(&self.records, &r, active, ended_before);
         self.prune(ids);
     }
 
@@ -718,7 +672,10 @@ impl Actor for RegistryActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut state = RegistryState {
             supervisor: args.supervisor,
-            records: Records::with_capacity(presized(&args.retention, args.store.is_some())),
+            records: Records::with_capacity(retention::presized(
+                &args.retention,
+                args.store.is_some(),
+            )),
             queued: BTreeSet::new(),
             running: BTreeSet::new(),
             finished: VecDeque::new(),
