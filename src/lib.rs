@@ -85,9 +85,9 @@ pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use returning::returning;
 pub use runwarden_actors::{
     BoxedJob, CallError, CancelError, CancelKind, CancelOutcome, CancelReason, DEFAULT_QUEUE,
-    Dedup, DrainReport, DrainState, ErrorKind, EventFilter, IntoJob, IntoJobOutput, JobError,
-    JobKinds, JobOutput, Json, JsonObject, Kind, ListQuery, LogEntry, LogLevel, LogStream,
-    MemoryStore, NoSuchSchedule, NotFound, OnInterrupt, Outcome, Progress, QueueConfig,
+    Dedup, DrainReport, DrainState, ErrorKind, EventFilter, FailureKind, IntoJob, IntoJobOutput,
+    JobError, JobKinds, JobOutput, Json, JsonObject, Kind, ListQuery, LogEntry, LogLevel,
+    LogStream, MemoryStore, NoSuchSchedule, NotFound, OnInterrupt, Outcome, Progress, QueueConfig,
     QueueStatus, RecoveryReport, RegistryMessage, RegistryRef, RegistryStats, Retention, RetryOn,
     RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus,
     RunStore, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec, StoreError, StoreWrite,

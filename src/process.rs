@@ -17,7 +17,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use runwarden_actors::{
-    BoxedJob, ErrorKind, IntoJob, JobError, JobKinds, Json, JsonObject, LogEntry, LogLevel,
+    BoxedJob, FailureKind, IntoJob, JobError, JobKinds, Json, JsonObject, LogEntry, LogLevel,
     LogStream, RunContext, RunSpec, SubmitError, Timestamp,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -175,7 +175,7 @@ impl ProcessJob {
         }
         let mut child = cmd.spawn().map_err(|e| {
             JobError::new(
-                ErrorKind::SpawnFailed,
+                FailureKind::SpawnFailed,
                 format!("could not start {}: {e}", self.program.display()),
             )
         })?;
@@ -190,7 +190,7 @@ impl ProcessJob {
 
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(JobError::new(
-                ErrorKind::SpawnFailed,
+                FailureKind::SpawnFailed,
                 "no pipes to the child",
             ));
         };
@@ -238,12 +238,12 @@ impl ProcessJob {
         }
         let Some(status) = exited else {
             return Err(JobError::new(
-                ErrorKind::Returned,
+                FailureKind::Returned,
                 "the program's exit was not seen",
             ));
         };
-        let status =
-            status.map_err(|e| JobError::new(ErrorKind::Returned, format!("wait failed: {e}")))?;
+        let status = status
+            .map_err(|e| JobError::new(FailureKind::Returned, format!("wait failed: {e}")))?;
         let code = status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
             -status.signal().unwrap_or(0)
@@ -260,7 +260,7 @@ impl ProcessJob {
             } else {
                 format!("exited with code {code}: {tail}")
             };
-            Err(JobError::new(ErrorKind::NonZeroExit, message))
+            Err(JobError::new(FailureKind::NonZeroExit, message))
         }
     }
 }

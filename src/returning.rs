@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use runwarden_actors::{BoxedJob, ErrorKind, JobError, Json, RunContext};
+use runwarden_actors::{BoxedJob, FailureKind, JobError, Json, RunContext};
 
 /// A job of a closure whose value (any `Serialize` type) is stored on the record as its
 /// `result` when the run completes. A value that cannot be serialised fails the run with the serialisation
@@ -39,7 +39,7 @@ where
                 .and_then(serde_json::from_value::<Json>)
                 .map_err(|e| {
                     JobError::new(
-                        ErrorKind::Returned,
+                        FailureKind::Returned,
                         format!("result could not be serialised: {e}"),
                     )
                 })

@@ -7,7 +7,7 @@ mod support;
 use runwarden::actors::faults;
 use runwarden::actors::{Transition, TransitionError};
 use runwarden::{
-    BoxedJob, ErrorKind, RegistryMessage, RunId, RunRecord, RunSpec, RunStatus, Runwarden,
+    BoxedJob, FailureKind, RegistryMessage, RunId, RunRecord, RunSpec, RunStatus, Runwarden,
     Timestamp,
 };
 use support::{Gate, Started, start, within};
@@ -38,7 +38,7 @@ async fn stale_out_of_order_unknown_and_duplicate_messages_are_refused() {
 
     // A late "failed" after completion .
     let late = write(&registry, |r| {
-        faults::transition(id, Transition::failed(ErrorKind::Returned, "late"), r)
+        faults::transition(id, Transition::failed(FailureKind::Returned, "late"), r)
     })
     .await;
     assert_eq!(

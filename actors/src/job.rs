@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::json::Json;
 use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
-use crate::run::{ErrorKind, Progress, RunId};
+use crate::run::{FailureKind, Progress, RunId};
 use crate::time::Timestamp;
 
 /// What a finished job hands back: a value to store on the record, if any.
@@ -25,7 +25,7 @@ pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutput, JobError>> + 
 /// Why a job failed: a kind and a message, as the run's record keeps them.
 ///
 /// Every job returns `Result<T, JobError>`, so `Ok(())` needs no annotation, `?` works on any
-/// [`std::error::Error`] (it becomes [`ErrorKind::Returned`] with the error's message and its
+/// [`std::error::Error`] (it becomes [`FailureKind::Returned`] with the error's message and its
 /// sources), and failing with a message is one call, [`JobError::msg`]. Jobs that know why they
 /// failed (a program that could not start, one that exited non-zero) give a kind with
 /// [`JobError::new`].
@@ -49,7 +49,7 @@ pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutput, JobError>> + 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
     /// Why the job failed.
-    pub kind: ErrorKind,
+    pub kind: FailureKind,
     /// What happened.
     pub message: String,
 }
@@ -57,17 +57,17 @@ pub struct JobError {
 impl JobError {
     /// A failure of `kind`.
     #[must_use]
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         JobError {
             kind,
             message: message.into(),
         }
     }
 
-    /// A failure with `message` (kind [`ErrorKind::Returned`]).
+    /// A failure with `message` (kind [`FailureKind::Returned`]).
     #[must_use]
     pub fn msg(message: impl fmt::Display) -> Self {
-        JobError::new(ErrorKind::Returned, message.to_string())
+        JobError::new(FailureKind::Returned, message.to_string())
     }
 }
 
@@ -77,7 +77,7 @@ impl fmt::Display for JobError {
     }
 }
 
-/// Any error becomes a failure of kind [`ErrorKind::Returned`]: its message, then those of its
+/// Any error becomes a failure of kind [`FailureKind::Returned`]: its message, then those of its
 /// sources, separated by `": "`.
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
     fn from(error: E) -> Self {
@@ -88,7 +88,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        JobError::new(ErrorKind::Returned, message)
+        JobError::new(FailureKind::Returned, message)
     }
 }
 
@@ -477,7 +477,7 @@ impl Future for CatchUnwind {
                 (Some(fut), _, _) => fut,
                 (slot @ None, Some(job), Some(ctx)) => slot.insert(job.start(ctx)),
                 _ => {
-                    let e = JobError::new(ErrorKind::Panicked, "job polled after completion");
+                    let e = JobError::new(FailureKind::Panicked, "job polled after completion");
                     return Poll::Ready(Err(e));
                 }
             };

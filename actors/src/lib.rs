@@ -84,8 +84,8 @@ pub use query::{ListQuery, RunPage};
 pub use queue::{QueueConfig, QueueSlot};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};
 pub use run::{
-    CancelKind, DEFAULT_QUEUE, ErrorKind, Outcome, Progress, RetryOn, RetryPolicy, RunError, RunId,
-    RunRecord, RunSpec, RunStatus, Transition, TransitionError,
+    CancelKind, DEFAULT_QUEUE, ErrorKind, FailureKind, Outcome, Progress, RetryOn, RetryPolicy,
+    RunError, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
 };
 pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 pub use store::{MemoryStore, RunStore, StoreWrite, StoredState};

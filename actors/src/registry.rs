@@ -20,7 +20,7 @@ use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStats, RegistryS
 use crate::protocol::run::{Admission, CancelOutcome, PreparedRun, Submission};
 use crate::protocol::supervisor::{SupervisorMessage, SupervisorStep};
 use crate::query::{ListQuery, RunPage};
-use crate::run::{ErrorKind, RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::run::{FailureKind, RunId, RunRecord, RunStatus, Transition, TransitionError};
 use crate::store::{RunStore, StoreWrite, StoredState};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
@@ -501,7 +501,7 @@ impl RegistryState {
         {
             // The run was accepted, so it must still end: record why it cannot run.
             let t = Transition::failed(
-                ErrorKind::SupervisorUnavailable,
+                FailureKind::SupervisorUnavailable,
                 "the supervisor stopped before the run could start",
             );
             if let Err(e) = self.transition(id, t) {

@@ -166,6 +166,42 @@ pub enum ErrorKind {
     CancelGraceExpired,
 }
 
+/// Why a run failed: the kind a failed run's error has (and a failed attempt's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The job returned `Err`.
+    Returned,
+    /// The job panicked.
+    Panicked,
+    /// A process run's program could not be started.
+    SpawnFailed,
+    /// A process run's program exited with a non-zero status.
+    NonZeroExit,
+    /// The run hit its time limit.
+    TimedOut,
+    /// The worker actor running the job failed.
+    WorkerDied,
+    /// The supervisor had stopped when the run was handed to it.
+    SupervisorUnavailable,
+    /// The process running it stopped (a crash).
+    Interrupted,
+}
+
+impl From<FailureKind> for ErrorKind {
+    fn from(kind: FailureKind) -> Self {
+        match kind {
+            FailureKind::Returned => ErrorKind::Returned,
+            FailureKind::Panicked => ErrorKind::Panicked,
+            FailureKind::SpawnFailed => ErrorKind::SpawnFailed,
+            FailureKind::NonZeroExit => ErrorKind::NonZeroExit,
+            FailureKind::TimedOut => ErrorKind::TimedOut,
+            FailureKind::WorkerDied => ErrorKind::WorkerDied,
+            FailureKind::SupervisorUnavailable => ErrorKind::SupervisorUnavailable,
+            FailureKind::Interrupted => ErrorKind::Interrupted,
+        }
+    }
+}
+
 /// When in its life a run was cancelled: the kind a cancelled run's error has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CancelKind {
@@ -360,13 +396,13 @@ impl Default for RetryOn {
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use runwarden_actors::{ErrorKind, RetryPolicy};
+/// use runwarden_actors::{FailureKind, RetryPolicy};
 ///
 /// let policy = RetryPolicy::attempts(4)
 ///     .backoff(Duration::from_millis(100), Duration::from_secs(5))
 ///     .jitter(0.0);
-/// assert!(policy.retries(ErrorKind::Returned, 1));
-/// assert!(!policy.retries(ErrorKind::Returned, 4));
+/// assert!(policy.retries(FailureKind::Returned, 1));
+/// assert!(!policy.retries(FailureKind::Returned, 4));
 /// assert_eq!(policy.backoff_after(1, 0.5), Duration::from_millis(100));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -435,14 +471,14 @@ impl RetryPolicy {
 
     /// Whether a failure of `kind` after attempt `attempt` (1-based) is retried.
     #[must_use]
-    pub fn retries(&self, kind: ErrorKind, attempt: u32) -> bool {
+    pub fn retries(&self, kind: FailureKind, attempt: u32) -> bool {
         attempt < self.max_attempts
             && match kind {
-                ErrorKind::Returned | ErrorKind::NonZeroExit | ErrorKind::SpawnFailed => {
+                FailureKind::Returned | FailureKind::NonZeroExit | FailureKind::SpawnFailed => {
                     self.retry_on.errors
                 }
-                ErrorKind::Panicked => self.retry_on.panics,
-                ErrorKind::TimedOut => self.retry_on.timeouts,
+                FailureKind::Panicked => self.retry_on.panics,
+                FailureKind::TimedOut => self.retry_on.timeouts,
                 _ => false,
             }
     }
@@ -612,7 +648,12 @@ pub enum Outcome {
     /// The job returned `Ok`, with the value it returned, if any.
     Completed(Option<Json>),
     /// The run failed: the job's error, a panic, a time limit, a dead worker, a crash.
-    Failed(RunError),
+    Failed {
+        /// Why.
+        kind: FailureKind,
+        /// What happened.
+        message: String,
+    },
     /// The run was cancelled, by `by`.
     Cancelled {
         /// Who cancelled it.
@@ -630,7 +671,7 @@ impl Outcome {
     pub fn status(&self) -> RunStatus {
         match self {
             Outcome::Completed(_) => RunStatus::Completed,
-            Outcome::Failed(_) => RunStatus::Failed,
+            Outcome::Failed { .. } => RunStatus::Failed,
             Outcome::Cancelled { .. } => RunStatus::Cancelled,
         }
     }
@@ -676,10 +717,13 @@ impl Transition {
     }
 
     /// `Failed` now with this error.
-    pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub fn failed(kind: FailureKind, message: impl Into<String>) -> Self {
         Transition::Finished {
             at: Timestamp::now(),
-            outcome: Outcome::Failed(RunError::new(kind, message)),
+            outcome: Outcome::Failed {
+                kind,
+                message: message.into(),
+            },
         }
     }
 
@@ -887,7 +931,9 @@ impl Lifecycle for RunRecord {
     fn set_outcome(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Completed(result) => self.result = result,
-            Outcome::Failed(error) => self.error = Some(error),
+            Outcome::Failed { kind, message } => {
+                self.error = Some(RunError::new(kind.into(), message));
+            }
             Outcome::Cancelled { by, kind, message } => {
                 self.error = Some(RunError::new(kind.into(), message));
                 self.cancelled_by = Some(by);

@@ -25,7 +25,7 @@ use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, QueueTable};
 use crate::registry::{RegistryActor, RegistryArguments};
 use crate::run::{
-    CancelKind, DEFAULT_QUEUE, ErrorKind, RunId, RunStatus, Transition, TransitionError,
+    CancelKind, DEFAULT_QUEUE, FailureKind, RunId, RunStatus, Transition, TransitionError,
 };
 use crate::store::RunStore;
 
@@ -309,7 +309,7 @@ impl SupervisorState {
                 let _ = self.runs.take_waiting(id);
                 tracing::error!(run_id = %id, error = %e, "could not start a worker");
                 let t = Transition::failed(
-                    ErrorKind::WorkerDied,
+                    FailureKind::WorkerDied,
                     format!("could not start a worker: {e}"),
                 );
                 self.end_here(myself, id, t);
@@ -523,7 +523,7 @@ impl SupervisorState {
                         format!("cancelled; its worker then ended: {cause}"),
                     )
                 } else {
-                    Transition::failed(ErrorKind::WorkerDied, format!("worker ended: {cause}"))
+                    Transition::failed(FailureKind::WorkerDied, format!("worker ended: {cause}"))
                 };
                 self.end_checked(myself, id, t).await
             }

@@ -14,7 +14,7 @@ use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::worker::{AttemptEnd, WorkerMessage, WorkerStep};
-use crate::run::{CancelKind, ErrorKind, Outcome, RunError, RunId, Transition};
+use crate::run::{CancelKind, FailureKind, Outcome, RunError, RunId, Transition};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
@@ -121,10 +121,10 @@ impl WorkerState {
     fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition, end: AttemptEnd) {
         match &t {
             Transition::Finished {
-                outcome: Outcome::Failed(e),
+                outcome: Outcome::Failed { kind, message },
                 ..
             } => {
-                tracing::warn!(run_id = %self.run_id, label = %self.label, kind = ?e.kind, error = %e.message, "run failed")
+                tracing::warn!(run_id = %self.run_id, label = %self.label, kind = ?kind, error = %message, "run failed")
             }
             Transition::RetryScheduled { error, .. } => {
                 tracing::info!(run_id = %self.run_id, label = %self.label, attempt = self.attempt, kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
@@ -153,7 +153,7 @@ impl WorkerState {
     }
 
     /// Fails the attempt: retried if the run's policy says so, otherwise the run fails.
-    fn fail(&mut self, myself: &ActorRef<WorkerMessage>, kind: ErrorKind, message: String) {
+    fn fail(&mut self, myself: &ActorRef<WorkerMessage>, kind: FailureKind, message: String) {
         // Only a run that still holds its (repeatable) job can be attempted again.
         let retry = self
             .again
@@ -166,7 +166,7 @@ impl WorkerState {
                 let now = Timestamp::now();
                 let t = Transition::RetryScheduled {
                     at: now,
-                    error: RunError::new(kind, message),
+                    error: RunError::new(kind.into(), message),
                     next_attempt_at: Timestamp::from_unix_micros(
                         now.unix_micros() + delay.as_micros() as u64,
                     ),
@@ -363,13 +363,15 @@ impl Actor for WorkerActor {
                     (Some(Stop::TimeLimit), outcome) => {
                         let limit = state.timeout.unwrap_or_default();
                         let msg = format!("timed out after {limit:?}; job then {outcome}");
-                        state.fail(&myself, ErrorKind::TimedOut, msg);
+                        state.fail(&myself, FailureKind::TimedOut, msg);
                     }
                     (None, JobOutcome::Ok(result)) => {
                         state.end_with(&myself, Transition::completed_with(result))
                     }
                     (None, JobOutcome::Err(e)) => state.fail(&myself, e.kind, e.message),
-                    (None, JobOutcome::Panicked(m)) => state.fail(&myself, ErrorKind::Panicked, m),
+                    (None, JobOutcome::Panicked(m)) => {
+                        state.fail(&myself, FailureKind::Panicked, m)
+                    }
                 }
             }
             WorkerStep::Cancel(reason, reply) => {
@@ -423,7 +425,7 @@ impl Actor for WorkerActor {
                         let msg = format!(
                             "timed out after {limit:?}; job did not stop within the {grace:?} grace period and was dropped"
                         );
-                        state.fail(&myself, ErrorKind::TimedOut, msg);
+                        state.fail(&myself, FailureKind::TimedOut, msg);
                     }
                     stop => {
                         let reason = match stop {

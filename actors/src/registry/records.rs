@@ -333,7 +333,9 @@ impl Lifecycle for Stored {
             // A plain completed run stays plain: nothing to keep.
             Outcome::Completed(None) => {}
             Outcome::Completed(Some(result)) => self.more_mut().result = Some(result),
-            Outcome::Failed(error) => self.more_mut().error = Some(error),
+            Outcome::Failed { kind, message } => {
+                self.more_mut().error = Some(RunError::new(kind.into(), message));
+            }
             Outcome::Cancelled { by, kind, message } => {
                 let more = self.more_mut();
                 more.error = Some(RunError::new(kind.into(), message));
@@ -519,7 +521,7 @@ impl Interner {
 mod tests {
     use super::*;
     use crate::json::Json;
-    use crate::run::{ErrorKind, RetryPolicy, RunSpec};
+    use crate::run::{FailureKind, RetryPolicy, RunSpec};
     use proptest::prelude::*;
 
     fn finished(spec: RunSpec, t: Transition) -> RunRecord {
@@ -539,7 +541,7 @@ mod tests {
             .name("another name")
             .queue("q")
             .param("n", 3i64);
-        let mut rich = finished(spec, Transition::failed(ErrorKind::Returned, "boom"));
+        let mut rich = finished(spec, Transition::failed(FailureKind::Returned, "boom"));
         rich.exit_code = Some(3);
         rich.idempotency_key = Some("k".into());
         let cases = [

@@ -46,7 +46,7 @@ fn a_terminal_status_refuses_every_later_transition() {
     for t in [
         started(),
         Transition::completed(),
-        Transition::failed(ErrorKind::Returned, "late"),
+        Transition::failed(FailureKind::Returned, "late"),
     ] {
         let target = t.target();
         assert_eq!(
@@ -128,7 +128,7 @@ fn times_never_run_backwards() {
 fn records_serialise_with_lowercase_status_and_rfc3339_times() {
     let mut r = record();
     r.apply(started()).expect("start");
-    r.apply(Transition::failed(ErrorKind::Panicked, "boom"))
+    r.apply(Transition::failed(FailureKind::Panicked, "boom"))
         .expect("fail");
     let json = serde_json::to_value(&r).expect("serialise");
     assert_eq!(json["status"], "failed");
@@ -149,9 +149,9 @@ fn run_ids_sort_by_creation() {
 
 pub(crate) fn any_transition() -> impl Strategy<Value = Transition> {
     let kind = prop_oneof![
-        Just(ErrorKind::Returned),
-        Just(ErrorKind::Panicked),
-        Just(ErrorKind::CancelledWhileQueued),
+        Just(FailureKind::Returned),
+        Just(FailureKind::Panicked),
+        Just(FailureKind::TimedOut),
     ];
     let status = prop::sample::select(RunStatus::ALL.to_vec());
     (0u8..3, status, kind, any::<bool>(), 0u64..10_000_000).prop_map(
@@ -162,12 +162,15 @@ pub(crate) fn any_transition() -> impl Strategy<Value = Transition> {
             } else if tag == 1 {
                 Transition::RetryScheduled {
                     at,
-                    error: RunError::new(kind, "retry"),
+                    error: RunError::new(kind.into(), "retry"),
                     next_attempt_at: at,
                 }
             } else {
                 let outcome = match (status, with_error) {
-                    (RunStatus::Failed, _) => Outcome::Failed(RunError::new(kind, "x")),
+                    (RunStatus::Failed, _) => Outcome::Failed {
+                        kind,
+                        message: "x".into(),
+                    },
                     (RunStatus::Cancelled, true) => Outcome::Cancelled {
                         by: CancelReason::User,
                         kind: CancelKind::WhileRunning,

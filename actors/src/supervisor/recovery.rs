@@ -6,7 +6,7 @@ use ractor::{ActorProcessingErr, ActorRef};
 use crate::kinds::{JobKinds, OnInterrupt, RecoveryReport};
 use crate::protocol::registry::{RegistryMessage, RegistryStep};
 use crate::protocol::run::Submission;
-use crate::run::{ErrorKind, RunRecord, RunStatus, Transition};
+use crate::run::{ErrorKind, FailureKind, RunRecord, RunStatus, Transition};
 use crate::store::{RunStore, StoredState};
 use crate::time::Timestamp;
 
@@ -113,7 +113,7 @@ pub(super) fn recover(
                     ),
                     _ => format!("interrupted: the process running it stopped; recovered at {at}"),
                 };
-                let t = Transition::failed(ErrorKind::Interrupted, message);
+                let t = Transition::failed(FailureKind::Interrupted, message);
                 RegistryStep::Transition(id, t, None)
             }
         };
