@@ -46,20 +46,12 @@ async fn child(path: String) {
 /// This file's entry point (`harness = false`): the child process when started with the
 /// store's path in the environment, otherwise the test.
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Ok(path) = std::env::var(CHILD_ENV) {
-        rt.block_on(child(path));
-        return;
-    }
-    println!("running 1 test");
-    rt.block_on(every_acknowledged_run_survives_sigkill());
-    println!("test every_acknowledged_run_survives_sigkill ... ok");
-    println!();
-    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+    support::crash_test_main(
+        CHILD_ENV,
+        child,
+        "every_acknowledged_run_survives_sigkill",
+        every_acknowledged_run_survives_sigkill,
+    );
 }
 
 async fn every_acknowledged_run_survives_sigkill() {

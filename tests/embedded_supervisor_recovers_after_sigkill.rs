@@ -93,20 +93,12 @@ async fn child(path: String) {
 /// This file's entry point (`harness = false`): the child process when started with the
 /// store's path in the environment, otherwise the test.
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Ok(path) = std::env::var(CHILD_ENV) {
-        rt.block_on(child(path));
-        return;
-    }
-    println!("running 1 test");
-    rt.block_on(an_embedded_supervisor_recovers_every_run_after_sigkill());
-    println!("test an_embedded_supervisor_recovers_every_run_after_sigkill ... ok");
-    println!();
-    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+    support::crash_test_main(
+        CHILD_ENV,
+        child,
+        "an_embedded_supervisor_recovers_every_run_after_sigkill",
+        an_embedded_supervisor_recovers_every_run_after_sigkill,
+    );
 }
 
 async fn an_embedded_supervisor_recovers_every_run_after_sigkill() {

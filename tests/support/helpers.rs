@@ -230,3 +230,31 @@ pub async fn sigkill_after_ids(env: (&str, &std::path::Path), n: usize) -> Vec<r
     drop(reader);
     ids
 }
+
+/// The entry point of a crash test (`harness = false`): the child process when started with
+/// `child_env` set (running `child` with its value), otherwise the test `name`, reported in
+/// the test harness's words.
+pub fn crash_test_main<C, T>(
+    child_env: &str,
+    child: impl FnOnce(String) -> C,
+    name: &str,
+    test: impl FnOnce() -> T,
+) where
+    C: Future<Output = ()>,
+    T: Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Ok(value) = std::env::var(child_env) {
+        rt.block_on(child(value));
+        return;
+    }
+    println!("running 1 test");
+    rt.block_on(test());
+    println!("test {name} ... ok");
+    println!();
+    println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+}
