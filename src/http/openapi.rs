@@ -1,0 +1,92 @@
+//! The OpenAPI document.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub(super) async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[must_use]
+pub fn openapi_document() -> Value {
+    let err = json!({"$ref": "#/components/schemas/Error"});
+    let run = json!({"$ref": "#/components/schemas/Run"});
+    let resp = |desc: &str, schema: &Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let errors = |codes: &[u16]| -> serde_json::Map<String, Value> {
+        codes
+            .iter()
+            .map(|c| (c.to_string(), resp("error", &err)))
+            .collect()
+    };
+    let with = |mut base: serde_json::Map<String, Value>, codes: &[u16]| {
+        base.extend(errors(codes));
+        Value::Object(base)
+    };
+    let one = |code: u16, r: Value| {
+        let mut m = serde_json::Map::new();
+        m.insert(code.to_string(), r);
+        m
+    };
+    let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
+    let sse = json!({"description": "server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+    let text =
+        json!({"description": "text", "content": {"text/plain": {"schema": {"type": "string"}}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "runwarden", "version": env!("CARGO_PKG_VERSION")},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error_code", "detail", "timestamp"],
+                    "properties": {"error_code": {"type": "string"}, "detail": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}}},
+                "Run": {"type": "object", "required": ["id", "label", "name", "status", "created_at", "attempt", "queue"],
+                    "properties": {"id": {"type": "string"}, "label": {"type": "string"}, "name": {"type": "string"},
+                        "status": {"type": "string", "enum": ["queued", "running", "completed", "failed", "cancelled"]},
+                        "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
+                        "attempt": {"type": "integer"}, "queue": {"type": "string"}, "params": {"type": "object"}, "error": {},
+                        "cancelled_by": {"type": ["string", "null"], "enum": ["caller", "drain_deadline", "shutdown", null]},
+                        "progress": {}, "result": {}, "exit_code": {}}},
+                "RunPage": {"type": "object", "required": ["runs", "total", "limit", "offset"],
+                    "properties": {"runs": {"type": "array", "items": run}, "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}},
+                "StartRun": {"type": "object", "required": ["kind"], "additionalProperties": false,
+                    "properties": {"kind": {"type": "string"}, "params": {"type": "object"}, "label": {"type": "string"}, "name": {"type": "string"},
+                        "queue": {"type": "string"}, "priority": {"type": "integer"}, "idempotency_key": {"type": "string"}, "timeout_ms": {"type": "integer"}}},
+                "Cancel": {"type": "object", "required": ["run_id", "outcome"], "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string"}}},
+                "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array"}}},
+                "Health": {"type": "object", "required": ["status", "uptime_secs", "active_runs", "queues", "draining"]},
+                "Stats": {"type": "object", "required": ["by_status", "total", "success_rate", "throughput_per_sec"]},
+                "Prune": {"type": "object", "required": ["started", "pruned_before"]}
+            }
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/runs": {
+                "post": {"summary": "Start a run of a registered job kind",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRun"}}}},
+                    "responses": with(one(202, resp("accepted; Location names the run", &run)).into_iter().chain(one(200, resp("an existing run with this idempotency key", &run))).collect(), &[400, 401, 413, 415, 422, 429, 503])},
+                "get": {"summary": "List runs, newest first",
+                    "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}, {"name": "label", "in": "query", "schema": {"type": "string"}},
+                        {"name": "queue", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                    "responses": with(one(200, resp("a page", &json!({"$ref": "#/components/schemas/RunPage"}))), &[401, 422])}
+            },
+            "/runs/{id}": {
+                "parameters": [id_param],
+                "get": {"summary": "One run", "responses": with(one(200, resp("the run", &run)), &[401, 404, 422])},
+                "delete": {"summary": "Cancel a run", "responses": with(one(202, resp("cancel accepted", &json!({"$ref": "#/components/schemas/Cancel"}))), &[401, 404, 409, 422])}
+            },
+            "/runs/{id}/logs": {"parameters": [id_param],
+                "get": {"summary": "Log lines (tail or since)", "parameters": [{"name": "tail", "in": "query", "schema": {"type": "integer"}}, {"name": "since", "in": "query", "schema": {"type": "string"}}],
+                    "responses": with(one(200, resp("lines", &json!({"$ref": "#/components/schemas/Logs"}))), &[401, 404, 422, 501])}},
+            "/runs/{id}/logs/download": {"parameters": [id_param], "get": {"summary": "The whole log file", "responses": with(one(200, text.clone()), &[401, 404, 422, 501])}},
+            "/runs/{id}/events": {"parameters": [id_param], "get": {"summary": "Status, progress and log lines live, then `end`; Last-Event-ID resumes", "responses": with(one(200, sse.clone()), &[401, 404, 422])}},
+            "/events": {"get": {"summary": "All runs' status events", "responses": with(one(200, sse), &[401])}},
+            "/health": {"get": {"summary": "Liveness and queue depths", "responses": with(one(200, resp("health", &json!({"$ref": "#/components/schemas/Health"}))), &[401])}},
+            "/stats": {"get": {"summary": "Totals and rates", "responses": with(one(200, resp("stats", &json!({"$ref": "#/components/schemas/Stats"}))), &[401])}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": with(one(200, text), &[401])}},
+            "/maintenance/prune": {"post": {"summary": "Run retention now", "responses": with(one(202, resp("started", &json!({"$ref": "#/components/schemas/Prune"}))), &[401])}},
+            "/openapi.json": {"get": {"security": [], "summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/": {"get": {"security": [], "summary": "The dashboard", "responses": {"200": {"description": "HTML"}}}}
+        }
+    })
+}

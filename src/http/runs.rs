@@ -1,0 +1,248 @@
+//! Run routes: start, list, get, cancel, logs.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{Dedup, Kind, ListQuery, RunSpec, RunStatus, Timestamp};
+
+use super::errors::*;
+use super::options::*;
+use super::state::Api;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StartRun {
+    kind: String,
+    #[serde(default)]
+    params: Option<Value>,
+    label: Option<String>,
+    name: Option<String>,
+    queue: Option<String>,
+    #[serde(default)]
+    priority: i32,
+    idempotency_key: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+pub(super) fn check_params(v: &Value, limits: &ParamLimits) -> Result<(), String> {
+    if !v.is_object() {
+        return Err("params must be a JSON object".into());
+    }
+    let bytes = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    if bytes > limits.max_bytes {
+        return Err(format!(
+            "params are {bytes} bytes; at most {} allowed",
+            limits.max_bytes
+        ));
+    }
+    fn walk(v: &Value, depth: usize, limits: &ParamLimits) -> Result<(), String> {
+        if depth > limits.max_depth {
+            return Err(format!("params nest deeper than {}", limits.max_depth));
+        }
+        match v {
+            Value::Object(map) => {
+                if map.len() > limits.max_keys {
+                    return Err(format!(
+                        "an object has {} keys; at most {} allowed",
+                        map.len(),
+                        limits.max_keys
+                    ));
+                }
+                for (k, child) in map {
+                    if limits.forbidden_keys.iter().any(|f| f == k) {
+                        return Err(format!("key `{k}` is not allowed"));
+                    }
+                    walk(child, depth + 1, limits)?;
+                }
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|c| walk(c, depth + 1, limits)),
+            _ => Ok(()),
+        }
+    }
+    walk(v, 1, limits)
+}
+
+pub(super) async fn start_run(
+    State(api): State<Api>,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(body): ApiJson<StartRun>,
+) -> Result<Response, ApiError> {
+    if !api.rw.has_kind(&body.kind) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UNKNOWN_KIND",
+            format!("no job kind named `{}`", body.kind),
+        ));
+    }
+    let params = body.params.unwrap_or_else(|| json!({}));
+    check_params(&params, &api.options.params).map_err(ApiError::validation)?;
+    let params =
+        crate::params_from_json(params).map_err(|e| ApiError::validation(e.to_string()))?;
+    let mut spec = RunSpec::new(body.label.unwrap_or_else(|| body.kind.clone()))
+        .params(params)
+        .priority(body.priority);
+    if let Some(name) = body.name {
+        spec = spec.name(name);
+    }
+    if let Some(q) = body.queue {
+        spec = spec.queue(q);
+    }
+    if let Some(ms) = body.timeout_ms {
+        spec = spec.timeout(Duration::from_millis(ms));
+    }
+    let (id, created) = match body.idempotency_key {
+        Some(key) => {
+            let request = api.rw.request(spec, Kind(&body.kind)).idempotency_key(key);
+            match request.send().await? {
+                Dedup::New(id) => (id, true),
+                Dedup::Existing(id) => (id, false),
+            }
+        }
+        None => (api.rw.submit_job(spec, Kind(&body.kind))?, true),
+    };
+    let record = api.rw.status(id).await?;
+    let location = format!("{}/{id}", uri.path().trim_end_matches('/'));
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(record)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListParams {
+    status: Option<String>,
+    label: Option<String>,
+    queue: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+pub(super) fn parse_status(s: &str) -> Result<RunStatus, ApiError> {
+    RunStatus::ALL
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| ApiError::validation(format!("unknown status `{s}`")))
+}
+
+pub(super) async fn list_runs(
+    State(api): State<Api>,
+    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    let mut q = ListQuery::new()
+        .limit(p.limit.unwrap_or(50).min(1000))
+        .offset(p.offset.unwrap_or(0));
+    if let Some(s) = p.status.as_deref() {
+        q = q.status(parse_status(s)?);
+    }
+    if let Some(l) = p.label {
+        q = q.label(l);
+    }
+    if let Some(qu) = p.queue {
+        q = q.queue(qu);
+    }
+    let (limit, offset) = (q.limit, q.offset);
+    let page = api.rw.list(q).await?;
+    Ok(Json(
+        json!({"runs": page.runs, "total": page.total, "limit": limit, "offset": offset}),
+    ))
+}
+
+pub(super) async fn get_run(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let record = api.rw.status(id).await?;
+    Ok(Json(json!(record)))
+}
+
+pub(super) async fn cancel_run(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_id(&id)?;
+    let outcome = api.rw.cancel(id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": id, "outcome": outcome})),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogParams {
+    tail: Option<usize>,
+    since: Option<String>,
+}
+
+pub(super) async fn run_logs(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    query: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Query(p) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    // The run must exist (or have existed: its log may outlive it).
+    let known = api.rw.status(id).await;
+    let lines = match (p.since, p.tail) {
+        (Some(since), _) => {
+            let t: Timestamp = since
+                .parse()
+                .map_err(|e: crate::actors::ParseTimestampError| {
+                    ApiError::validation(e.to_string())
+                })?;
+            api.rw.log_since(id, t).await?
+        }
+        (None, tail) => api.rw.log_tail(id, tail.unwrap_or(100).min(10_000)).await?,
+    };
+    if known.is_err() && lines.is_empty() {
+        return Err(ApiError::not_found(id));
+    }
+    Ok(Json(json!({"run_id": id, "lines": lines})))
+}
+
+pub(super) async fn download_log(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    // The path comes from the parsed id alone: no request text reaches the file system.
+    let path = api.rw.log_file(id).await?;
+    let text = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            api.rw.status(id).await?;
+            Vec::new()
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                e.to_string(),
+            ));
+        }
+    };
+    let mut r = (StatusCode::OK, text).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.log\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}

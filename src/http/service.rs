@@ -1,0 +1,108 @@
+//! Service routes: health, stats, metrics, retention, the dashboard.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::RunStatus;
+
+use super::errors::*;
+use super::state::Api;
+
+pub(super) async fn health(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let active = api.rw.active_count().await?;
+    let sup = api.rw.supervisor_status().await?;
+    let queues: Vec<Value> = sup
+        .queues
+        .iter()
+        .map(
+            |q| json!({"name": q.name, "queued": q.queued, "running": q.running, "limit": q.limit}),
+        )
+        .collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "uptime_secs": api.started.elapsed().as_secs_f64(),
+        "active_runs": active,
+        "queues": queues,
+        "draining": sup.drain != crate::DrainState::NotDraining,
+    })))
+}
+
+pub(super) async fn stats(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let s = api.rw.stats().await?;
+    let by_status: HashMap<&str, usize> = RunStatus::ALL
+        .iter()
+        .map(|st| (st.as_str(), s.count(*st)))
+        .collect();
+    let (done, failed) = (s.count(RunStatus::Completed), s.count(RunStatus::Failed));
+    let finished = done + failed + s.count(RunStatus::Cancelled);
+    let secs = api.started.elapsed().as_secs_f64().max(1e-9);
+    Ok(Json(json!({
+        "by_status": by_status,
+        "total": s.total(),
+        "success_rate": if finished == 0 { None } else { Some(done as f64 / finished as f64) },
+        "throughput_per_sec": finished as f64 / secs,
+        "peak_running": s.peak_running,
+        "refused_messages": s.refused,
+        "pruned": s.pruned,
+    })))
+}
+
+pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
+    let s = api.rw.stats().await?;
+    let sup = api.rw.supervisor_status().await?;
+    let mut out = String::new();
+    out.push_str("# HELP runwarden_runs Runs held, by status.\n# TYPE runwarden_runs gauge\n");
+    for st in RunStatus::ALL {
+        out.push_str(&format!(
+            "runwarden_runs{{status=\"{}\"}} {}\n",
+            st.as_str(),
+            s.count(st)
+        ));
+    }
+    out.push_str("# HELP runwarden_peak_running Most runs running at once.\n# TYPE runwarden_peak_running gauge\n");
+    out.push_str(&format!("runwarden_peak_running {}\n", s.peak_running));
+    out.push_str("# HELP runwarden_refused_messages_total Status messages the registry refused.\n# TYPE runwarden_refused_messages_total counter\n");
+    out.push_str(&format!("runwarden_refused_messages_total {}\n", s.refused));
+    out.push_str("# HELP runwarden_pruned_total Finished runs removed by retention.\n# TYPE runwarden_pruned_total counter\n");
+    out.push_str(&format!("runwarden_pruned_total {}\n", s.pruned));
+    out.push_str("# HELP runwarden_queue_runs Runs per queue and state.\n# TYPE runwarden_queue_runs gauge\n");
+    for q in &sup.queues {
+        out.push_str(&format!(
+            "runwarden_queue_runs{{queue=\"{}\",state=\"queued\"}} {}\n",
+            q.name, q.queued
+        ));
+        out.push_str(&format!(
+            "runwarden_queue_runs{{queue=\"{}\",state=\"running\"}} {}\n",
+            q.name, q.running
+        ));
+    }
+    out.push_str("# HELP runwarden_uptime_seconds Seconds since the API started.\n# TYPE runwarden_uptime_seconds gauge\n");
+    out.push_str(&format!(
+        "runwarden_uptime_seconds {:.3}\n",
+        api.started.elapsed().as_secs_f64()
+    ));
+    let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+pub(super) async fn prune(State(api): State<Api>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let before = api.rw.stats().await?.pruned;
+    api.rw.prune_now().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"started": true, "pruned_before": before})),
+    ))
+}
+
+pub(super) async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
