@@ -4,34 +4,40 @@
 //! ([`RunRecord::apply`]) and answers queries from its own state. Nothing else holds a copy
 //! that others read: there is no shared map behind a lock.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
-use tokio::sync::{broadcast, oneshot};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::oneshot;
 
 use crate::error::{CancelError, NotFound, StoreError, SubmitError};
 use crate::event::{EventFilter, RunEvent, Subscription};
-use crate::hash::{IdMap, IdSet};
+use crate::hash::IdSet;
 use crate::log::LogSink;
 use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStats, RegistryStep, Retention};
-use crate::protocol::run::{Admission, CancelOutcome, PreparedRun, Submission};
+use crate::protocol::run::{Admission, CancelOutcome, CancelReply, PreparedRun, Submission};
 use crate::protocol::supervisor::{SupervisorMessage, SupervisorStep};
 use crate::query::{ListQuery, RunPage};
-use crate::run::{FailureKind, RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::run::{FailureKind, Progress, RunId, RunRecord, RunStatus, Transition, TransitionError};
 use crate::store::{RunStore, StoreWrite, StoredState};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
 mod acks;
+mod active;
+mod keys;
 mod records;
 mod retention;
+mod subscribers;
 mod writer;
 
 use acks::{Acks, Held};
+use active::Active;
+use keys::Keys;
 use records::{Records, Stored};
+use subscribers::{Subscribers, Waiter};
 use writer::{StoreOp, StoreWriter};
 
 /// The registry actor. Stateless itself; see [`RegistryState`].
@@ -84,24 +90,17 @@ pub struct RegistryState {
     /// listings; for runs of one submitter that is creation order). With a store this is every
     /// active run plus a window of recent finished ones.
     records: Records,
-    /// Ids of `Queued` runs and of `Running` runs: indexes kept in step with the records, so
-    /// counting, listing and filtering active runs never scan the history.
-    queued: BTreeSet<RunId>,
-    running: BTreeSet<RunId>,
+    /// The ids of active runs, by status.
+    active: Active,
     /// With a store: the finished runs held in memory, in the order they ended (the memory
     /// window evicts from its front). Unused without a store, where retention scans records.
     finished: VecDeque<RunId>,
     /// Per-status counts over every record (memory and store), so counting never scans.
     stats: RegistryStats,
-    /// Callers waiting for a run to become terminal.
-    waiters: IdMap<RunId, Vec<RpcReplyPort<Result<RunRecord, NotFound>>>>,
+    /// Waiting callers and event subscribers.
+    subscribers: Subscribers,
     /// Idempotency keys and the run holding each.
-    keys: HashMap<String, RunId>,
-    dedup_window: Duration,
-    /// Live events for handle subscribers; sending never blocks (slow receivers lag).
-    events: broadcast::Sender<RunEvent>,
-    /// Live events for actor subscribers, once any actor asked for the port.
-    port: Option<Arc<OutputPort<RunEvent>>>,
+    keys: Keys,
     logs: Option<Arc<dyn LogSink>>,
     store: Option<StoreWriter>,
     /// The store writes' numbering and the acknowledgements waiting for them to commit.
@@ -199,7 +198,7 @@ impl RegistryState {
         }
         tracing::debug!(run_id = %id, label = %record.label(), "run queued");
         self.stats.by_status[record.status().index()] += 1;
-        self.index(id, None, record.status());
+        self.active.moved(id, None, record.status());
         let event = self.publishing().then(|| status_event(&record));
         if self.store.is_some() {
             self.persist_record(Box::new(record.to_record()));
@@ -213,69 +212,11 @@ impl RegistryState {
 
     /// Whether anyone listens; events are only built when someone does.
     fn publishing(&self) -> bool {
-        self.events.receiver_count() > 0 || self.port.is_some()
+        self.subscribers.publishing()
     }
 
     fn publish(&self, event: RunEvent) {
-        if let Some(port) = &self.port {
-            port.send(event.clone());
-        }
-        // An error only means no receiver is subscribed right now.
-        let _ = self.events.send(event);
-    }
-
-    fn index_of(&self, status: RunStatus) -> Option<&BTreeSet<RunId>> {
-        match status {
-            RunStatus::Queued => Some(&self.queued),
-            RunStatus::Running => Some(&self.running),
-            _ => None,
-        }
-    }
-
-    /// Moves `id` between the active-status indexes.
-    fn index(&mut self, id: RunId, from: Option<RunStatus>, to: RunStatus) {
-        match from {
-            Some(RunStatus::Queued) => {
-                self.queued.remove(&id);
-            }
-            Some(RunStatus::Running) => {
-                self.running.remove(&id);
-            }
-            _ => {}
-        }
-        match to {
-            RunStatus::Queued => {
-                self.queued.insert(id);
-            }
-            RunStatus::Running => {
-                self.running.insert(id);
-            }
-            _ => {}
-        }
-    }
-
-    fn is_active(&self, id: &RunId) -> bool {
-        self.queued.contains(id) || self.running.contains(id)
-    }
-
-    /// Active ids, oldest first: the two sorted indexes merged.
-    fn active_ids(&self) -> Vec<RunId> {
-        let mut ids = Vec::with_capacity(self.queued.len() + self.running.len());
-        let (mut q, mut r) = (
-            self.queued.iter().peekable(),
-            self.running.iter().peekable(),
-        );
-        loop {
-            let next = match (q.peek(), r.peek()) {
-                (Some(a), Some(b)) if a <= b => q.next(),
-                (Some(_), Some(_)) => r.next(),
-                (Some(_), None) => q.next(),
-                (None, Some(_)) => r.next(),
-                (None, None) => break,
-            };
-            ids.extend(next.copied());
-        }
-        ids
+        self.subscribers.publish(event);
     }
 
     fn transition(&mut self, id: RunId, t: Transition) -> Result<(), TransitionError> {
@@ -284,7 +225,7 @@ impl RegistryState {
         self.stats.by_status[to.index()] += 1;
         let running = self.stats.by_status[RunStatus::Running.index()];
         self.stats.peak_running = self.stats.peak_running.max(running);
-        self.index(id, Some(from), to);
+        self.active.moved(id, Some(from), to);
         tracing::debug!(run_id = %id, %from, %to, "run transition");
         // The event goes out before the waiters are answered: a subscriber that also waits on
         // the run's end (see `Subscription::terminal`) finds the event already in its buffer.
@@ -301,7 +242,7 @@ impl RegistryState {
         }
         // The run ended: its full record goes to the store (it is the write) and to the
         // callers waiting on the run; without either, none is built.
-        let waiters = self.waiters.remove(&id).unwrap_or_default();
+        let waiters = self.subscribers.take_waiters(id);
         let full = match self.records.get(&id) {
             Some(r) if self.store.is_some() || !waiters.is_empty() => Some(Box::new(r.to_record())),
             _ => None,
@@ -333,7 +274,7 @@ impl RegistryState {
             self.finished.push_back(id);
             self.evict_beyond_window();
         }
-        let finished = self.stats.total() - self.queued.len() - self.running.len();
+        let finished = self.stats.total() - self.active.len();
         if !self.pruning && retention::due(&self.retention, finished, self.store.is_some()) {
             self.retention_pass();
         }
@@ -368,7 +309,7 @@ impl RegistryState {
             }
             return;
         }
-        let active = self.queued.len() + self.running.len();
+        let active = self.active.len();
         let ids = retention::in_memory(&self.records, &r, active, ended_before);
         self.prune(ids);
     }
@@ -411,7 +352,7 @@ impl RegistryState {
         // A status filter alone on an indexed status: the index gives the total, and only the
         // page's records are looked up.
         if let (Some(index), None, None) =
-            (q.status.and_then(|s| self.index_of(s)), &q.label, &q.queue)
+            (q.status.and_then(|s| self.active.of(s)), &q.label, &q.queue)
         {
             let runs = index
                 .iter()
@@ -441,7 +382,7 @@ impl RegistryState {
             }
         };
         // Active statuses have an index: listing them scans those runs, not all history.
-        match q.status.and_then(|s| self.index_of(s)) {
+        match q.status.and_then(|s| self.active.of(s)) {
             Some(index) => index
                 .iter()
                 .rev()
@@ -454,7 +395,7 @@ impl RegistryState {
 
     /// The answer to a cancel of a run the supervisor does not hold, or `None` when the run
     /// is still active here.
-    fn answer_cancel(&self, id: RunId) -> Option<Result<CancelOutcome, CancelError>> {
+    fn cancel_answer(&self, id: RunId) -> Option<Result<CancelOutcome, CancelError>> {
         match self.records.get(&id) {
             None => Some(Err(CancelError::NotFound(id))),
             Some(r) if r.status().is_terminal() => Some(Err(CancelError::AlreadyFinished {
@@ -510,34 +451,14 @@ impl RegistryState {
         }
     }
 
-    /// The run that holds an idempotency key: an active run, or one that ended within the
-    /// dedup window. A key whose run is older (or gone) is forgotten.
-    fn holder_of(&mut self, key: &str) -> Option<RunId> {
-        let id = *self.keys.get(key)?;
-        let window = self.dedup_window;
-        let live = self
-            .records
-            .get(&id)
-            .is_some_and(|r| match r.finished_at() {
-                None => true,
-                Some(end) => Timestamp::now().saturating_duration_since(end) < window,
-            });
-        if live {
-            Some(id)
-        } else {
-            self.keys.remove(key);
-            None
-        }
-    }
-
     fn subscribe(&mut self, filter: EventFilter) -> Result<Subscription, NotFound> {
-        let events = self.events.subscribe();
+        let events = self.subscribers.receiver();
         let (current, terminal) = match &filter {
             EventFilter::Run(id) => {
                 let record = self.records.get(id).ok_or(NotFound(*id))?.to_record();
                 let terminal = record.status.is_active().then(|| {
                     let (tx, rx) = oneshot::channel();
-                    self.waiters.entry(*id).or_default().push(tx.into());
+                    self.subscribers.wait(*id, tx.into());
                     rx
                 });
                 (Some(record), terminal)
@@ -577,6 +498,25 @@ impl RegistryState {
 }
 
 impl RegistryState {
+    /// Takes in what was loaded from the store: its counts, and the records of every active
+    /// run and of the most recent finished ones.
+    fn load(&mut self, loaded: StoredState) {
+        self.stats.by_status = loaded.counts;
+        let mut records = loaded.records;
+        // Ids are time-ordered: oldest first, as they arrived.
+        records.sort_by_key(|r| r.id);
+        for r in records {
+            self.active.moved(r.id, None, r.status);
+            if r.status.is_terminal() {
+                self.finished.push_back(r.id);
+            }
+            if let Some(key) = &r.idempotency_key {
+                self.keys.insert(key.clone(), r.id);
+            }
+            self.records.insert(r);
+        }
+    }
+
     /// Restarts the registry's state after a failure: every record is loaded again from the
     /// store, after every write sent before the failure. What lives only in memory and cannot
     /// be wrong — waiting callers, subscribers, held acknowledgements — is kept. Without a
@@ -595,35 +535,22 @@ impl RegistryState {
             .map_err(|_| format!("store thread gone during restart: {reason}"))?
             .map_err(|e| format!("cannot reload the store during restart: {e}"))?;
         self.records.clear();
-        self.queued.clear();
-        self.running.clear();
+        self.active.clear();
         self.finished.clear();
-        self.stats.by_status = loaded.counts;
-        let mut records = loaded.records;
-        records.sort_by_key(|r| r.id);
-        for r in records {
-            self.index(r.id, None, r.status);
-            if r.status.is_terminal() {
-                self.finished.push_back(r.id);
-            }
-            if let Some(key) = &r.idempotency_key {
-                self.keys.insert(key.clone(), r.id);
-            }
-            self.records.insert(r);
-        }
+        self.load(loaded);
         // A caller waiting on a run that has ended by now gets its answer.
         let ended: Vec<RunId> = self
-            .waiters
-            .keys()
+            .subscribers
+            .waited_for()
+            .into_iter()
             .filter(|id| {
                 self.records
                     .get(id)
                     .is_none_or(|r| r.status().is_terminal())
             })
-            .copied()
             .collect();
         for id in ended {
-            let waiters = self.waiters.remove(&id).unwrap_or_default();
+            let waiters = self.subscribers.take_waiters(id);
             match self.records.get(&id) {
                 Some(r) => {
                     let held = Held::Ended {
@@ -676,15 +603,11 @@ impl Actor for RegistryActor {
                 &args.retention,
                 args.store.is_some(),
             )),
-            queued: BTreeSet::new(),
-            running: BTreeSet::new(),
+            active: Active::default(),
             finished: VecDeque::new(),
             stats: RegistryStats::default(),
-            waiters: IdMap::default(),
-            keys: HashMap::new(),
-            dedup_window: args.dedup_window,
-            events: broadcast::channel(args.event_buffer.max(1)).0,
-            port: None,
+            subscribers: Subscribers::new(args.event_buffer),
+            keys: Keys::new(args.dedup_window),
             logs: args.logs,
             store: None,
             acks: Acks::default(),
@@ -693,20 +616,7 @@ impl Actor for RegistryActor {
             _prune_timer: None,
         };
         if let Some((store, loaded)) = args.store {
-            state.stats.by_status = loaded.counts;
-            let mut records = loaded.records;
-            // Ids are time-ordered: oldest first, as they arrived.
-            records.sort_by_key(|r| r.id);
-            for r in records {
-                state.index(r.id, None, r.status);
-                if r.status.is_terminal() {
-                    state.finished.push_back(r.id);
-                }
-                if let Some(key) = &r.idempotency_key {
-                    state.keys.insert(key.clone(), r.id);
-                }
-                state.records.insert(r);
-            }
+            state.load(loaded);
             state.store = Some(StoreWriter::spawn(store, myself.clone()));
         }
         Ok(state)
@@ -745,22 +655,106 @@ impl Actor for RegistryActor {
     }
 }
 
-/// Handles one message. It never waits: every reply is a plain send, and anything slow (a
-/// store read) is handed to the store's thread.
+/// Handles one message: one call per message. It never waits: every reply is a plain send,
+/// and anything slow (a store read) is handed to the store's thread, so any actor may call
+/// the registry from inside a handler without risking a deadlock.
 fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
-    // Every reply below is a plain send (or comes from the store's thread): the registry
-    // never waits on another actor, so any actor may call it from inside a handler without
-    // risking a deadlock.
     match message {
         RegistryMessage::PruneNow(reply) => {
             state.retention_pass();
             let _ = reply.send(());
         }
-        RegistryMessage::Subscribe(filter, reply) => match state.subscribe(filter.clone()) {
-            Err(NotFound(id)) if state.store.is_some() => {
+        RegistryMessage::Subscribe(filter, reply) => state.subscribe_to(filter, reply),
+        RegistryMessage::EventPort(reply) => {
+            let _ = reply.send(state.subscribers.port());
+        }
+        RegistryMessage::Get(id, reply) => state.get(id, reply),
+        RegistryMessage::List(q, reply) => state.list_to(q, reply),
+        RegistryMessage::ActiveCount(reply) => {
+            let _ = reply.send(state.active.len());
+        }
+        RegistryMessage::ActiveIds(reply) => {
+            let _ = reply.send(state.active.ids());
+        }
+        RegistryMessage::IsActive(id, reply) => {
+            let _ = reply.send(state.active.contains(&id));
+        }
+        RegistryMessage::WaitTerminal(id, reply) => state.wait(id, reply),
+        RegistryMessage::Stats(reply) => {
+            let _ = reply.send(state.stats);
+        }
+        RegistryMessage::Internal(internal) => step(state, internal.0),
+    }
+}
+
+/// Handles one of the registry's internal steps (every change to a record): one call per
+/// step. Like `dispatch`, it never waits.
+fn step(state: &mut RegistryState, step: RegistryStep) {
+    match step {
+        RegistryStep::Insert(record, submission, reply) => {
+            let record = state.records.make(*record);
+            let result = state.insert_and_start(record, submission);
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        RegistryStep::Admit(admission) => {
+            let _ = state.admit(admission, None);
+        }
+        RegistryStep::AdmitDurable(admission, reply) => state.admit_durable(admission, reply),
+        RegistryStep::AdmitUnique(admission, key, reply) => {
+            state.admit_unique(admission, key, reply);
+        }
+        RegistryStep::Requeue(id, submission) => state.requeue(id, submission),
+        RegistryStep::Committed(up_to, failure) => state.committed(up_to, failure),
+        RegistryStep::Prunable(ids) => {
+            state.pruning = false;
+            state.prune(ids);
+        }
+        RegistryStep::PruneTick => state.retention_pass(),
+        RegistryStep::Fault(reason) => panic!("injected registry fault: {reason}"),
+        RegistryStep::Transition(id, t, reply) => {
+            let result = state.transition(id, t);
+            if let Err(e) = &result {
+                refuse(state, e);
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        RegistryStep::Progress(id, slot) => {
+            if let Some(progress) = slot.take() {
+                state.progress(id, progress);
+            }
+        }
+        RegistryStep::ExitCode(id, code) => {
+            if state
+                .records
+                .get_mut(&id)
+                .is_some_and(|r| r.set_exit_code(code))
+            {
+                state.persist(id);
+            }
+        }
+        RegistryStep::AnswerCancel(id, reply, bounced) => state.answer_cancel(id, reply, bounced),
+        RegistryStep::Barrier => {
+            let _ = state.supervisor.cast(SupervisorStep::DrainBarrier.into());
+        }
+    }
+}
+
+/// What the registry answers, one method per message that needs more than a line.
+impl RegistryState {
+    fn subscribe_to(
+        &mut self,
+        filter: EventFilter,
+        reply: RpcReplyPort<Result<Subscription, NotFound>>,
+    ) {
+        match self.subscribe(filter.clone()) {
+            Err(NotFound(id)) if self.store.is_some() => {
                 // A run outside the memory window is finished: its stream is its end.
-                let events = state.events.subscribe();
-                state.ask_store(
+                let events = self.subscribers.receiver();
+                self.ask_store(
                     id,
                     move |found| {
                         found.map(|record| Subscription {
@@ -776,41 +770,35 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             answer => {
                 let _ = reply.send(answer);
             }
-        },
-        RegistryMessage::EventPort(reply) => {
-            let port = state
-                .port
-                .get_or_insert_with(|| Arc::new(OutputPort::default()));
-            let _ = reply.send(port.clone());
         }
-        RegistryMessage::Get(id, reply) => match state.records.get(&id) {
+    }
+
+    fn get(&self, id: RunId, reply: Waiter) {
+        match self.records.get(&id) {
             Some(r) => {
                 let _ = reply.send(Ok(r.to_record()));
             }
-            None => state.ask_store(id, |found| found, reply),
-        },
-        RegistryMessage::List(q, reply) => match &state.store {
+            None => self.ask_store(id, |found| found, reply),
+        }
+    }
+
+    fn list_to(&self, q: ListQuery, reply: RpcReplyPort<RunPage>) {
+        match &self.store {
             // The store holds every record; it answers after every write sent before.
             Some(store) if !q.status.is_some_and(RunStatus::is_active) => {
-                if let Err(e) = store_list(store, q.clone(), reply) {
-                    let _ = e.send(state.list(&q));
+                if let Err(reply) = store_list(store, q.clone(), reply) {
+                    let _ = reply.send(self.list(&q));
                 }
             }
             _ => {
-                let _ = reply.send(state.list(&q));
+                let _ = reply.send(self.list(&q));
             }
-        },
-        RegistryMessage::ActiveCount(reply) => {
-            let _ = reply.send(state.queued.len() + state.running.len());
         }
-        RegistryMessage::ActiveIds(reply) => {
-            let _ = reply.send(state.active_ids());
-        }
-        RegistryMessage::IsActive(id, reply) => {
-            let _ = reply.send(state.is_active(&id));
-        }
-        RegistryMessage::WaitTerminal(id, reply) => match state.records.get(&id) {
-            None => state.ask_store(id, |found| found, reply),
+    }
+
+    fn wait(&mut self, id: RunId, reply: Waiter) {
+        match self.records.get(&id) {
+            None => self.ask_store(id, |found| found, reply),
             Some(r) if r.status().is_terminal() => {
                 // Its end may still be on its way to the store: answer with the rest.
                 let held = Held::Ended {
@@ -820,127 +808,90 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
                     waiters: vec![reply],
                     first: false,
                 };
-                state.deliver(held);
+                self.deliver(held);
             }
-            Some(_) => {
-                let waiters = state.waiters.entry(id).or_default();
-                // Callers that timed out leave closed ports behind; shed them here so a
-                // caller polling `wait` with short timeouts cannot grow this list forever.
-                waiters.retain(|w| !w.is_closed());
-                waiters.push(reply);
-            }
-        },
-        RegistryMessage::Stats(reply) => {
-            let _ = reply.send(state.stats);
+            Some(_) => self.subscribers.wait(id, reply),
         }
-        RegistryMessage::Internal(internal) => step(state, internal.0),
     }
-}
 
-/// Handles one of the registry's internal steps: every change to a record. Like `dispatch`,
-/// it never waits.
-fn step(state: &mut RegistryState, step: RegistryStep) {
-    match step {
-        RegistryStep::Insert(record, submission, reply) => {
-            let record = state.records.make(*record);
-            let result = state.insert_and_start(record, submission);
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
-            }
-        }
-        RegistryStep::Admit(admission) => {
-            let _ = state.admit(admission, None);
-        }
-        RegistryStep::AdmitDurable(admission, reply) => match state.admit(admission, None) {
-            Ok(id) => state.deliver(Held::Submitted(id, reply)),
+    fn admit_durable(
+        &mut self,
+        admission: Box<Admission>,
+        reply: RpcReplyPort<Result<RunId, SubmitError>>,
+    ) {
+        match self.admit(admission, None) {
+            Ok(id) => self.deliver(Held::Submitted(id, reply)),
             Err(_) => {
                 let _ = reply.send(Err(SubmitError::Unavailable));
             }
-        },
-        RegistryStep::Requeue(id, submission) => {
-            // An interrupted attempt is recorded as such; a run that was still queued never
-            // started its attempt and goes to the supervisor as it is.
-            let status = state.records.get(&id).map(Stored::status);
-            let recorded = match status {
-                Some(RunStatus::Queued) => Ok(()),
-                _ => state.transition(
-                    id,
-                    Transition::Recovered {
-                        at: Timestamp::now(),
-                    },
-                ),
-            };
-            match recorded {
-                Ok(()) => {
-                    if let Some(record) = state.records.get(&id) {
-                        let run = prepared(record, submission);
-                        state.start(id, run);
+        }
+    }
+
+    fn admit_unique(&mut self, admission: Box<Admission>, key: String, reply: RpcReplyPort<Dedup>) {
+        let answer = match self.keys.holder(&key, &self.records) {
+            // The new run's job and queue slot are dropped here, unstarted.
+            Some(existing) => Dedup::Existing(existing),
+            None => {
+                let id = admission.id;
+                match self.admit(admission, Some(key.clone())) {
+                    Ok(_) => {
+                        self.keys.insert(key, id);
+                        Dedup::New(id)
                     }
-                }
-                Err(e) => refuse(state, &e),
-            }
-        }
-        RegistryStep::Committed(up_to, failure) => state.committed(up_to, failure),
-        RegistryStep::Prunable(ids) => {
-            state.pruning = false;
-            state.prune(ids);
-        }
-        RegistryStep::PruneTick => state.retention_pass(),
-        RegistryStep::Fault(reason) => panic!("injected registry fault: {reason}"),
-        RegistryStep::AdmitUnique(admission, key, reply) => {
-            let answer = match state.holder_of(&key) {
-                // The new run's job and queue slot are dropped here, unstarted.
-                Some(existing) => Dedup::Existing(existing),
-                None => {
-                    let id = admission.id;
-                    match state.admit(admission, Some(key.clone())) {
-                        Ok(_) => {
-                            state.keys.insert(key, id);
-                            Dedup::New(id)
-                        }
-                        // Only a reused id can be refused, and ids come from `RunId::new`.
-                        Err(_) => Dedup::Existing(id),
-                    }
-                }
-            };
-            state.deliver(Held::Dedup(answer, reply));
-        }
-        RegistryStep::Transition(id, t, reply) => {
-            let result = state.transition(id, t);
-            if let Err(e) = &result {
-                refuse(state, e);
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
-            }
-        }
-        RegistryStep::Progress(id, slot) => {
-            if let (Some(progress), Some(record)) = (slot.take(), state.records.get_mut(&id)) {
-                let event = RunEvent::Progress {
-                    run_id: id,
-                    label: record.label().to_owned(),
-                    progress: progress.clone(),
-                };
-                if record.set_progress(progress) {
-                    state.persist(id);
-                    if state.publishing() {
-                        state.deliver(Held::Event(event));
-                    }
+                    // Only a reused id can be refused, and ids come from `RunId::new`.
+                    Err(_) => Dedup::Existing(id),
                 }
             }
+        };
+        self.deliver(Held::Dedup(answer, reply));
+    }
+
+    /// Recovery hands a run back to the supervisor. An interrupted attempt is recorded as
+    /// such; a run that was still queued never started its attempt and goes as it is.
+    fn requeue(&mut self, id: RunId, submission: Submission) {
+        let recorded = match self.records.get(&id).map(Stored::status) {
+            Some(RunStatus::Queued) => Ok(()),
+            _ => self.transition(
+                id,
+                Transition::Recovered {
+                    at: Timestamp::now(),
+                },
+            ),
+        };
+        match recorded {
+            Ok(()) => {
+                if let Some(record) = self.records.get(&id) {
+                    let run = prepared(record, submission);
+                    self.start(id, run);
+                }
+            }
+            Err(e) => refuse(self, &e),
         }
-        RegistryStep::ExitCode(id, code) => {
-            if state
-                .records
-                .get_mut(&id)
-                .is_some_and(|r| r.set_exit_code(code))
-            {
-                state.persist(id);
+    }
+
+    fn progress(&mut self, id: RunId, progress: Progress) {
+        let Some(record) = self.records.get_mut(&id) else {
+            return;
+        };
+        let event = RunEvent::Progress {
+            run_id: id,
+            label: record.label().to_owned(),
+            progress: progress.clone(),
+        };
+        if record.set_progress(progress) {
+            self.persist(id);
+            if self.publishing() {
+                self.deliver(Held::Event(event));
             }
         }
-        RegistryStep::AnswerCancel(id, reply, bounced) => match state.answer_cancel(id) {
-            Some(Err(CancelError::NotFound(_))) if state.store.is_some() => {
-                state.ask_store(
+    }
+
+    /// A cancel for a run the supervisor does not hold. `bounced`: the supervisor already
+    /// sent it back once, so it is never forwarded again.
+    fn answer_cancel(&self, id: RunId, reply: CancelReply, bounced: bool) {
+        match self.cancel_answer(id) {
+            Some(Err(CancelError::NotFound(_))) if self.store.is_some() => {
+                self.ask_store(
                     id,
                     move |found| match found {
                         Ok(r) => Err(CancelError::AlreadyFinished {
@@ -963,13 +914,10 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
             }
             None => {
                 let again = SupervisorStep::CancelForwarded(id, reply).into();
-                if let Err(e) = state.supervisor.cast(again) {
+                if let Err(e) = self.supervisor.cast(again) {
                     tracing::error!(run_id = %id, error = %e, "supervisor unreachable; cancel unanswered");
                 }
             }
-        },
-        RegistryStep::Barrier => {
-            let _ = state.supervisor.cast(SupervisorStep::DrainBarrier.into());
         }
     }
 }

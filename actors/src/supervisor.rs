@@ -1,8 +1,6 @@
 //! The supervisor actor: admission, named queues with limits and priorities, one linked
 //! worker per running attempt, retry waits, cancellation and drain.
 
-use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,25 +10,24 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::task::JoinHandle;
 
-use crate::error::{CancelError, SubmitError, UnknownQueue};
-use crate::job::RunReports;
+use crate::error::{CancelError, SubmitError};
+use crate::job::{BoxedJob, RunReports};
 use crate::kinds::{JobKinds, RecoveryReport};
 use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
-    DrainReport, QueueStatus, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
+    DrainReport, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
-use crate::queue::{QueueConfig, QueueTable};
+use crate::queue::QueueConfig;
 use crate::registry::{RegistryActor, RegistryArguments};
-use crate::run::{
-    CancelKind, DEFAULT_QUEUE, FailureKind, RunId, RunStatus, Transition, TransitionError,
-};
+use crate::run::{CancelKind, FailureKind, RunId, RunSpec, RunStatus, Transition, TransitionError};
 use crate::store::RunStore;
 
 mod drain;
 mod intensity;
+mod queues;
 mod recovery;
 mod runs;
 mod schedules;
@@ -40,7 +37,8 @@ use crate::task::AbortOnDrop;
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
 use drain::{Drain, Ended};
 use intensity::RestartIntensity;
-use runs::{QueueKey, Runs, Waiting};
+use queues::Queues;
+use runs::{Runs, Waiting};
 use schedules::{Admit, Schedules};
 
 /// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
@@ -112,12 +110,6 @@ impl Default for SupervisorArguments {
     }
 }
 
-struct QueueState {
-    limit: Option<usize>,
-    running: usize,
-    waiting: BTreeMap<QueueKey, Box<PreparedRun>>,
-}
-
 /// The supervisor's data.
 pub struct SupervisorState {
     registry: ActorRef<RegistryMessage>,
@@ -127,16 +119,12 @@ pub struct SupervisorState {
     kinds: Arc<JobKinds>,
     recovery: Arc<RecoveryReport>,
     gate: Gate,
-    table: Arc<QueueTable>,
-    global_limit: Option<usize>,
     cancel_grace: Duration,
     logs: Option<Arc<dyn LogSink>>,
-    /// Per queue, by the table's index.
-    queues: Vec<QueueState>,
+    /// The runs waiting for a slot, and the limits.
+    queues: Queues,
     /// Every run held here, from its `Start` to its worker's exit: one entry per run.
     runs: Runs,
-    /// Arrival order within a priority, for queue keys.
-    next_seq: u64,
     /// Terminal statuses the supervisor has seen, since start.
     ended: Ended,
     drain: Drain,
@@ -157,24 +145,12 @@ impl fmt::Debug for SupervisorState {
 
 impl SupervisorState {
     fn status(&self) -> SupervisorStatus {
-        let queues = self
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(i, q)| QueueStatus {
-                name: self.table.name(i).to_owned(),
-                limit: q.limit,
-                queued: q.waiting.len(),
-                running: q.running,
-                admitted_waiting: self.table.waiting(i),
-            })
-            .collect();
         SupervisorStatus {
             queued: self.runs.queued(),
             running: self.runs.running(),
             retry_waiting: self.runs.retry_waiting(),
-            global_limit: self.global_limit,
-            queues,
+            global_limit: self.queues.global_limit(),
+            queues: self.queues.status(),
             drain: self.drain.state(),
         }
     }
@@ -227,57 +203,23 @@ impl SupervisorState {
             self.end_here(myself, run.id, t);
             return;
         }
-        let queue = match self.table.index(&run.queue) {
-            Some(q) => q,
-            None => {
-                tracing::warn!(run_id = %run.id, queue = %run.queue, "unknown queue; using the default queue");
-                self.table.index(DEFAULT_QUEUE).unwrap_or(0)
-            }
-        };
-        // Between messages no waiting run could start (every handler ends by starting what
-        // it can), so a run whose queue has no one waiting and has room starts at once: the
-        // same choice the queue would make, without passing through it.
-        if self.queues[queue].waiting.is_empty() && self.has_room(queue) {
-            self.spawn_worker(myself, queue, run).await;
+        let q = self.queues.lane_of(&run);
+        // A run ahead of nobody starts at once: the choice the queue would make (see
+        // `Queues`), without passing through it.
+        if self.queues.may_start_now(q, self.runs.running()) {
+            self.spawn_worker(myself, q, run).await;
             return;
         }
-        let key = (Reverse(run.priority), self.next_seq);
-        self.next_seq += 1;
-        self.runs.insert_queued(run.id, queue, key);
-        self.queues[queue].waiting.insert(key, run);
-        self.start_queued(myself).await;
-    }
-
-    /// The queue whose head should start next: among queues under their limit, the head with
-    /// the highest priority, then the earliest submission.
-    fn next_queue(&self) -> Option<usize> {
-        self.queues
-            .iter()
-            .enumerate()
-            .filter(|(_, q)| q.limit.is_none_or(|l| q.running < l))
-            .filter_map(|(i, q)| q.waiting.keys().next().map(|k| (*k, i)))
-            .min()
-            .map(|(_, i)| i)
+        let id = run.id;
+        let key = self.queues.push(q, run);
+        self.runs.insert_queued(id, q, key);
     }
 
     /// Starts queued runs while the global and per-queue limits allow.
     async fn start_queued(&mut self, myself: &ActorRef<SupervisorMessage>) {
-        while self.global_limit.is_none_or(|l| self.runs.running() < l) {
-            let Some(q) = self.next_queue() else {
-                return;
-            };
-            let Some((_, run)) = self.queues[q].waiting.pop_first() else {
-                return;
-            };
+        while let Some((q, run)) = self.queues.pop_next(self.runs.running()) {
             self.spawn_worker(myself, q, run).await;
         }
-    }
-
-    /// Whether a run of queue `q` may start now under the global and the queue's limits.
-    fn has_room(&self, q: usize) -> bool {
-        let queue = &self.queues[q];
-        self.global_limit.is_none_or(|l| self.runs.running() < l)
-            && queue.limit.is_none_or(|l| queue.running < l)
     }
 
     /// Starts a worker for `run` in queue `q`.
@@ -302,7 +244,7 @@ impl SupervisorState {
         match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
             Ok((worker, _)) => {
                 self.runs.insert_running(id, worker, q);
-                self.queues[q].running += 1;
+                self.queues.started(q);
             }
             Err(e) => {
                 // A run started from its queue is still entered as queued; it is over now.
@@ -326,9 +268,7 @@ impl SupervisorState {
         by: CancelReason,
     ) -> bool {
         let found = match self.runs.take_waiting(id) {
-            Some(Waiting::Queued { queue, key }) => {
-                self.queues[queue].waiting.remove(&key).is_some()
-            }
+            Some(Waiting::Queued { queue, key }) => self.queues.remove(queue, &key),
             Some(Waiting::Retry(_)) => true,
             None => false,
         };
@@ -457,24 +397,22 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMessage>,
         who: &ActorCell,
-        final_state: Option<WorkerState>,
+        mut final_state: Option<WorkerState>,
         cause: String,
     ) {
         let Some((id, running)) = self.runs.worker_gone(who.get_id()) else {
             return;
         };
-        self.queues[running.queue].running -= 1;
-        let cancel_sent = running.cancel_sent;
+        self.queues.stopped(running.queue);
         let mut parked = running.parked;
         let by_deadline = final_state
             .as_ref()
             .is_some_and(|s| s.cancel_reason() == Some(CancelReason::DrainDeadline));
-        let mut final_state = final_state;
         if let Some(s) = final_state.as_mut() {
             parked.extend(s.take_deferred_cancels());
         }
-        let end = final_state.as_mut().and_then(WorkerState::take_end);
-        let status = match end {
+        let ended_here = final_state.is_none();
+        let status = match final_state.as_mut().and_then(WorkerState::take_end) {
             Some(AttemptEnd::Ended(status)) => {
                 self.note_end(myself, id, status);
                 if status == RunStatus::Cancelled && by_deadline {
@@ -483,52 +421,19 @@ impl SupervisorState {
                 status
             }
             Some(AttemptEnd::Retry { delay, run }) => {
-                // Cancels that reached the worker after it chose to retry, and a drain whose
-                // deadline has passed, both end the run now instead of waiting.
-                let deadline_hit = self.drain.deadline_hit();
-                if !parked.is_empty() || deadline_hit {
-                    let by = if parked.is_empty() {
-                        CancelReason::DrainDeadline
-                    } else {
-                        CancelReason::User
-                    };
-                    let why = format!("cancelled by {by} while waiting to retry");
-                    self.end_here(
-                        myself,
-                        id,
-                        Transition::cancelled(by, CancelKind::WhileQueued, why),
-                    );
-                    if parked.is_empty() {
-                        self.drain.cancelled_by_deadline([id]);
-                    }
-                    for reply in parked {
-                        let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
-                    }
-                } else {
-                    let timer =
-                        myself.send_after(delay, move || SupervisorStep::RetryDue(id).into());
-                    self.runs.insert_retry(id, run, AbortOnDrop(timer));
-                }
+                self.retry_later(myself, id, delay, run, parked);
                 return;
             }
             None => {
                 tracing::warn!(run_id = %id, %cause, "worker ended before its run did");
                 // A cancel that was accepted (or is waiting for an answer) decides the outcome;
                 // otherwise the run failed with its worker.
-                let by = cancel_sent.or((!parked.is_empty()).then_some(CancelReason::User));
-                let t = if let Some(by) = by {
-                    Transition::cancelled(
-                        by,
-                        CancelKind::WhileRunning,
-                        format!("cancelled; its worker then ended: {cause}"),
-                    )
-                } else {
-                    Transition::failed(FailureKind::WorkerDied, format!("worker ended: {cause}"))
-                };
-                self.end_checked(myself, id, t).await
+                let by = running
+                    .cancel_sent
+                    .or((!parked.is_empty()).then_some(CancelReason::User));
+                self.end_dead_worker(myself, id, by, &cause).await
             }
         };
-        let ended_here = final_state.is_none();
         for reply in parked {
             let answer = match status {
                 RunStatus::Cancelled if ended_here => Ok(CancelOutcome::Signalled),
@@ -536,6 +441,59 @@ impl SupervisorState {
             };
             let _ = reply.send(answer);
         }
+    }
+
+    /// A worker chose to retry its run after `delay`. Cancels that reached the worker after
+    /// that choice (`parked`), and a drain whose deadline has passed, end the run now instead.
+    fn retry_later(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        id: RunId,
+        delay: Duration,
+        run: Box<PreparedRun>,
+        parked: Vec<CancelReply>,
+    ) {
+        let by = if !parked.is_empty() {
+            CancelReason::User
+        } else if self.drain.deadline_hit() {
+            CancelReason::DrainDeadline
+        } else {
+            let timer = myself.send_after(delay, move || SupervisorStep::RetryDue(id).into());
+            self.runs.insert_retry(id, run, AbortOnDrop(timer));
+            return;
+        };
+        let why = format!("cancelled by {by} while waiting to retry");
+        self.end_here(
+            myself,
+            id,
+            Transition::cancelled(by, CancelKind::WhileQueued, why),
+        );
+        if by == CancelReason::DrainDeadline {
+            self.drain.cancelled_by_deadline([id]);
+        }
+        for reply in parked {
+            let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
+        }
+    }
+
+    /// Ends a run whose worker died before ending it: `Cancelled` by `by` if a cancel had
+    /// been accepted, else `Failed` with kind `WorkerDied`. Returns the status the run has.
+    async fn end_dead_worker(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        id: RunId,
+        by: Option<CancelReason>,
+        cause: &str,
+    ) -> RunStatus {
+        let t = match by {
+            Some(by) => Transition::cancelled(
+                by,
+                CancelKind::WhileRunning,
+                format!("cancelled; its worker then ended: {cause}"),
+            ),
+            None => Transition::failed(FailureKind::WorkerDied, format!("worker ended: {cause}")),
+        };
+        self.end_checked(myself, id, t).await
     }
 
     /// Records a terminal status for a run whose worker died, and counts the status the run
@@ -567,6 +525,61 @@ impl SupervisorState {
         status
     }
 
+    /// Handles one public message. Each arm is one call; what every message ends with is
+    /// [`SupervisorState::settle`].
+    async fn message(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        message: SupervisorMessage,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMessage::Submit(spec, job, reply) => {
+                let _ = reply.send(self.submit(spec, job));
+            }
+            SupervisorMessage::Internal(internal) => self.step(myself, internal.0).await?,
+            SupervisorMessage::Recovery(reply) => {
+                let _ = reply.send(self.recovery.clone());
+            }
+            SupervisorMessage::Cancel(id, reply) => self.cancel(myself, id, reply, false),
+            SupervisorMessage::CancelMany(requests) => {
+                for (id, reply) in requests {
+                    self.cancel(myself, id, reply, false);
+                }
+            }
+            SupervisorMessage::Drain(deadline, reply) => self.begin_drain(myself, deadline, reply),
+            SupervisorMessage::SetLimit(queue, limit, reply) => {
+                let _ = reply.send(self.queues.set_limit(queue, limit));
+            }
+            SupervisorMessage::SetMaxLength(name, max, reply) => {
+                let _ = reply.send(self.queues.set_max_length(name, max));
+            }
+            SupervisorMessage::Schedule(spec, job, reply) => {
+                let added = self.with_schedules(myself, |s, at, ok| s.add(at, ok, spec, job));
+                let _ = reply.send(added);
+            }
+            SupervisorMessage::PauseSchedule(id, reply) => {
+                let _ = reply.send(self.schedules.pause(id));
+            }
+            SupervisorMessage::ResumeSchedule(id, reply) => {
+                let resumed = self.with_schedules(myself, |s, at, ok| s.resume(at, ok, id));
+                let _ = reply.send(resumed);
+            }
+            SupervisorMessage::RemoveSchedule(id, reply) => {
+                let _ = reply.send(self.schedules.remove(id));
+            }
+            SupervisorMessage::Schedules(reply) => {
+                let _ = reply.send(self.schedules.infos());
+            }
+            SupervisorMessage::GetSubmitter(reply) => {
+                let _ = reply.send(self.submitter());
+            }
+            SupervisorMessage::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+        Ok(())
+    }
+
     /// Handles one of the supervisor's internal steps.
     async fn step(
         &mut self,
@@ -574,51 +587,81 @@ impl SupervisorState {
         step: SupervisorStep,
     ) -> Result<(), ActorProcessingErr> {
         match step {
-            SupervisorStep::Start(run) => {
-                self.accept(myself, run).await;
-                // A run refused here (drain past its deadline, a failed spawn) may have been
-                // the last one a drain waited for.
-                self.check_drained();
-            }
-            SupervisorStep::CancelForwarded(id, reply) => {
-                self.cancel(myself, id, reply, true);
-                self.start_queued(myself).await;
-                self.check_drained();
-            }
-            SupervisorStep::DrainBarrier => {
-                self.drain.barrier_passed();
-                self.check_drained();
-            }
-            SupervisorStep::DrainDeadline => {
-                self.drain_deadline(myself);
-                self.check_drained();
-            }
-            SupervisorStep::RetryDue(id) => {
-                self.retry_due(myself, id).await;
-                self.check_drained();
-            }
+            SupervisorStep::Start(run) => self.accept(myself, run).await,
+            SupervisorStep::CancelForwarded(id, reply) => self.cancel(myself, id, reply, true),
+            SupervisorStep::DrainBarrier => self.drain.barrier_passed(),
+            SupervisorStep::DrainDeadline => self.drain_deadline(myself),
+            SupervisorStep::RetryDue(id) => self.retry_due(myself, id).await,
             SupervisorStep::ScheduleDue(id, generation) => {
-                let accepting = self.accepting();
-                let at = Admit {
-                    myself,
-                    table: &self.table,
-                    registry: &self.registry,
-                };
-                self.schedules.due(&at, accepting, id, generation);
+                self.with_schedules(myself, |s, at, ok| s.due(at, ok, id, generation));
             }
-            SupervisorStep::RegistryRestarted(reason) => {
-                match self.registry_restarts.restarted(std::time::Instant::now()) {
-                    Ok(n) => tracing::warn!(%reason, restarts = n, "registry restarted"),
-                    Err(n) => {
-                        return Err(format!(
-                            "registry restarted {n} times within {RESTART_WINDOW:?}; giving up: {reason}"
-                        )
-                        .into());
-                    }
-                }
-            }
+            SupervisorStep::RegistryRestarted(reason) => self.registry_restarted(reason)?,
         }
         Ok(())
+    }
+
+    /// What every message ends with: start what the limits now allow, and finish a drain
+    /// that has nothing left to wait for. Both are no-ops when nothing changed, so running
+    /// them after every message keeps the queue invariant (see `Queues`) without each
+    /// handler having to know which changes matter.
+    async fn settle(&mut self, myself: &ActorRef<SupervisorMessage>) {
+        self.start_queued(myself).await;
+        self.check_drained();
+    }
+
+    /// A `Submit` message: the one admission path, while accepting.
+    fn submit(&self, spec: RunSpec, job: BoxedJob) -> Result<RunId, SubmitError> {
+        if !self.accepting() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        submitter::admit(
+            self.queues.table(),
+            &self.registry,
+            spec,
+            job,
+            submitter::admit_step,
+        )
+        .map_err(|refused| refused.error)
+    }
+
+    /// A submitter sharing this supervisor's gate, queue table and kinds.
+    fn submitter(&self) -> Submitter {
+        Submitter::new(
+            self.registry.clone(),
+            self.gate.clone(),
+            self.queues.table().clone(),
+            self.kinds.clone(),
+        )
+    }
+
+    /// Calls `f` with the schedules, what they need to admit a run, and whether runs are
+    /// accepted.
+    fn with_schedules<T>(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        f: impl FnOnce(&mut Schedules, &Admit<'_>, bool) -> T,
+    ) -> T {
+        let at = Admit {
+            myself,
+            table: self.queues.table(),
+            registry: &self.registry,
+        };
+        f(&mut self.schedules, &at, self.drain.accepting())
+    }
+
+    /// The registry restarted from its store: counted against the restart intensity, past
+    /// which the supervisor gives up (and its own supervisor hears of it).
+    fn registry_restarted(&mut self, reason: String) -> Result<(), ActorProcessingErr> {
+        match self.registry_restarts.restarted(std::time::Instant::now()) {
+            Ok(n) => {
+                tracing::warn!(%reason, restarts = n, "registry restarted");
+                Ok(())
+            }
+            Err(n) => Err(format!(
+                "registry restarted {n} times within {RESTART_WINDOW:?}; giving up: {reason}"
+            )
+            .into()),
+        }
     }
 }
 
@@ -662,19 +705,7 @@ impl Actor for SupervisorActor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let table = QueueTable::new(&args.queues);
-        let queues = (0..table.len())
-            .map(|i| QueueState {
-                limit: args
-                    .queues
-                    .iter()
-                    .find(|(name, _)| name == table.name(i))
-                    .and_then(|(_, c)| c.limit)
-                    .map(|l| l.max(1)),
-                running: 0,
-                waiting: BTreeMap::new(),
-            })
-            .collect();
+        let queues = Queues::new(&args.queues, args.max_concurrent);
         let (store, loaded) = match args.store {
             Some(store) => {
                 let (store, loaded) = recovery::load(store, args.retention.memory_window).await?;
@@ -704,13 +735,10 @@ impl Actor for SupervisorActor {
             recovery: Arc::new(recovery),
             registry,
             gate: Gate::default(),
-            table,
-            global_limit: args.max_concurrent.map(|l| l.max(1)),
             cancel_grace: args.cancel_grace,
             logs: args.logs,
             queues,
             runs: Runs::default(),
-            next_seq: 0,
             ended: [0; 5],
             drain: Drain::NotDraining,
             schedules: Schedules::new(),
@@ -724,110 +752,8 @@ impl Actor for SupervisorActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            SupervisorMessage::Submit(spec, job, reply) => {
-                let answer = if state.accepting() {
-                    submitter::admit(
-                        &state.table,
-                        &state.registry,
-                        spec,
-                        job,
-                        submitter::admit_step,
-                    )
-                    .map_err(|refused| refused.error)
-                } else {
-                    Err(SubmitError::ShuttingDown)
-                };
-                let _ = reply.send(answer);
-            }
-            SupervisorMessage::Internal(internal) => {
-                state.step(&myself, internal.0).await?;
-            }
-            SupervisorMessage::Recovery(reply) => {
-                let _ = reply.send(state.recovery.clone());
-            }
-            SupervisorMessage::Cancel(id, reply) => {
-                state.cancel(&myself, id, reply, false);
-                state.start_queued(&myself).await;
-                state.check_drained();
-            }
-            SupervisorMessage::CancelMany(requests) => {
-                for (id, reply) in requests {
-                    state.cancel(&myself, id, reply, false);
-                }
-                state.start_queued(&myself).await;
-                state.check_drained();
-            }
-            SupervisorMessage::Drain(deadline, reply) => {
-                state.begin_drain(&myself, deadline, reply)
-            }
-            SupervisorMessage::SetLimit(queue, limit, reply) => {
-                let limit = limit.map(|l| l.max(1));
-                let answer = match queue {
-                    None => {
-                        state.global_limit = limit;
-                        Ok(())
-                    }
-                    Some(name) => match state.table.index(&name) {
-                        Some(q) => {
-                            state.queues[q].limit = limit;
-                            Ok(())
-                        }
-                        None => Err(UnknownQueue(name)),
-                    },
-                };
-                let _ = reply.send(answer);
-                state.start_queued(&myself).await;
-            }
-            SupervisorMessage::SetMaxLength(name, max, reply) => {
-                let answer = match state.table.index(&name) {
-                    Some(q) => {
-                        state.table.set_max_length(q, max);
-                        Ok(())
-                    }
-                    None => Err(UnknownQueue(name)),
-                };
-                let _ = reply.send(answer);
-            }
-            SupervisorMessage::Schedule(spec, job, reply) => {
-                let accepting = state.accepting();
-                let at = Admit {
-                    myself: &myself,
-                    table: &state.table,
-                    registry: &state.registry,
-                };
-                let _ = reply.send(state.schedules.add(&at, accepting, spec, job));
-            }
-            SupervisorMessage::PauseSchedule(id, reply) => {
-                let _ = reply.send(state.schedules.pause(id));
-            }
-            SupervisorMessage::ResumeSchedule(id, reply) => {
-                let accepting = state.accepting();
-                let at = Admit {
-                    myself: &myself,
-                    table: &state.table,
-                    registry: &state.registry,
-                };
-                let _ = reply.send(state.schedules.resume(&at, accepting, id));
-            }
-            SupervisorMessage::RemoveSchedule(id, reply) => {
-                let _ = reply.send(state.schedules.remove(id));
-            }
-            SupervisorMessage::Schedules(reply) => {
-                let _ = reply.send(state.schedules.infos());
-            }
-            SupervisorMessage::GetSubmitter(reply) => {
-                let _ = reply.send(Submitter::new(
-                    state.registry.clone(),
-                    state.gate.clone(),
-                    state.table.clone(),
-                    state.kinds.clone(),
-                ));
-            }
-            SupervisorMessage::Status(reply) => {
-                let _ = reply.send(state.status());
-            }
-        }
+        state.message(&myself, message).await?;
+        state.settle(&myself).await;
         Ok(())
     }
 
@@ -864,8 +790,7 @@ impl Actor for SupervisorActor {
             }
             _ => return Ok(()),
         }
-        state.start_queued(&myself).await;
-        state.check_drained();
+        state.settle(&myself).await;
         Ok(())
     }
 
