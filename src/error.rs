@@ -3,8 +3,8 @@
 use std::fmt;
 
 use runwarden_actors::{
-    CallError, CancelError, NoSuchSchedule, NotFound, RunError, RunId, StoreError, SubmitError,
-    UnknownQueue,
+    CallError, CancelError, LogError, NoSuchSchedule, NotFound, RunError, RunId, StoreError,
+    SubmitError, UnknownQueue,
 };
 
 /// Everything a [`crate::Runwarden`] call can fail with.
@@ -146,6 +146,15 @@ impl From<CallError> for Error {
             CallError::Unavailable { request } => Error::Unavailable { request },
             // `CallError` is non-exhaustive: a cause added later is still a failed call.
             _ => Error::Unavailable { request: "call" },
+        }
+    }
+}
+
+impl From<LogError> for Error {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Call(e) => e.into(),
+            LogError::Io(e) => Error::LogIo(e),
         }
     }
 }

@@ -3,8 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorRef};
 use std::sync::Arc;
 
 use ractor::OutputPort;
@@ -17,10 +16,9 @@ use runwarden_actors::{
 
 use crate::error::{BatchError, Error};
 use crate::events::EventStream;
-use crate::logs::{KeeperArgs, LogConfig, LogFollow, LogKeeper, LogMessage, ReadAnswer, ReadQuery};
 use runwarden_actors::{
-    IntoJob, JobError, JobKinds, JsonObject, LogEntry, OnInterrupt, RecoveryReport, Retention,
-    RunStore, StoreError, SubmitRequest, Timestamp,
+    IntoJob, JobError, JobKinds, JsonObject, LogConfig, LogEntry, LogFollow, LogsRef, OnInterrupt,
+    RecoveryReport, Retention, RunStore, StoreError, SubmitRequest, Timestamp,
 };
 
 /// Configures and starts runwarden's actors.
@@ -165,44 +163,13 @@ impl RunwardenBuilder {
     async fn spawn(mut self, parent: Option<ActorCell>) -> Result<Runwarden, Error> {
         self.args.store = self.store.take();
         self.args.kinds = std::mem::take(&mut self.kinds);
-        // The log keeper starts first, so that lines and ends of runs the supervisor recovers
-        // as it starts already have somewhere to go.
-        let keeper = match &self.logs {
-            Some(config) => {
-                let args = KeeperArgs {
-                    config: config.clone(),
-                };
-                let (keeper, _) = Actor::spawn(None, LogKeeper, args)
-                    .await
-                    .map_err(|e| Error::Spawn(e.to_string()))?;
-                let sink = crate::logs::sink();
-                sink.connect(keeper.clone());
-                self.args.logs = Some(sink);
-                Some(keeper)
-            }
-            None => None,
-        };
+        self.args.logs = self.logs.take();
         let spawned = match parent {
             None => Actor::spawn(None, SupervisorActor, self.args).await,
             Some(p) => Actor::spawn_linked(None, SupervisorActor, self.args, p).await,
         };
-        let supervisor = match spawned {
-            Ok((supervisor, _)) => supervisor,
-            Err(e) => {
-                if let Some(keeper) = &keeper {
-                    keeper.stop(None);
-                }
-                return Err(spawn_error(e));
-            }
-        };
-        let mut rw = Runwarden::connect(supervisor.clone(), self.call_timeout).await?;
-        if let (Some(keeper), Some(config)) = (keeper, self.logs) {
-            // Linked to the supervisor from now on: it goes when runwarden goes.
-            keeper.get_cell().link(supervisor.get_cell());
-            let _ = keeper.cast(LogMessage::Registry(rw.registry().actor().clone()));
-            rw.logs = Some((keeper, Arc::new(config)));
-        }
-        Ok(rw)
+        let (supervisor, _) = spawned.map_err(spawn_error)?;
+        Runwarden::connect(supervisor, self.call_timeout).await
     }
 }
 
@@ -247,8 +214,7 @@ pub struct Runwarden {
     supervisor: SupervisorRef,
     registry: RegistryRef,
     submitter: Submitter,
-    call_timeout: Duration,
-    logs: Option<(ActorRef<LogMessage>, Arc<LogConfig>)>,
+    logs: Option<LogsRef>,
     recovery: Arc<RecoveryReport>,
 }
 
@@ -256,7 +222,7 @@ impl std::fmt::Debug for Runwarden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runwarden")
             .field("submitter", &self.submitter)
-            .field("logs", &self.logs.as_ref().map(|(_, c)| &c.dir))
+            .field("logs", &self.logs.as_ref().map(|l| &l.config().dir))
             .finish()
     }
 }
@@ -275,7 +241,7 @@ impl Runwarden {
 
     /// A handle to a supervisor spawned elsewhere (for example under an application's own
     /// supervisor): everything the handle does, it does by message to that supervisor and its
-    /// registry. Logs are only readable through a handle from [`RunwardenBuilder`].
+    /// registry, and its log keeper if it keeps logs.
     pub async fn connect(
         supervisor: ActorRef<SupervisorMessage>,
         call_timeout: Duration,
@@ -283,13 +249,16 @@ impl Runwarden {
         let supervisor = SupervisorRef::from(supervisor).with_timeout(call_timeout);
         let submitter = supervisor.submitter().await?;
         let registry = RegistryRef::from(submitter.registry().clone()).with_timeout(call_timeout);
+        let logs = supervisor
+            .logs()
+            .await?
+            .map(|l| l.with_timeout(call_timeout));
         Ok(Runwarden {
             recovery: supervisor.recovery().await?,
             supervisor,
             registry,
             submitter,
-            call_timeout,
-            logs: None,
+            logs,
         })
     }
 
@@ -310,83 +279,30 @@ impl Runwarden {
         Ok(self.registry.prune_now().await?)
     }
 
-    fn log_keeper(&self) -> Result<&(ActorRef<LogMessage>, Arc<LogConfig>), Error> {
+    fn log_keeper(&self) -> Result<&LogsRef, Error> {
         self.logs.as_ref().ok_or(Error::LogsDisabled)
-    }
-
-    async fn read_log(&self, id: RunId, q: ReadQuery) -> Result<Vec<LogEntry>, Error> {
-        let (keeper, _) = self.log_keeper()?;
-        let tail = match q {
-            ReadQuery::Tail(n) => Some(n),
-            ReadQuery::Since(_) => None,
-        };
-        let since = match q {
-            ReadQuery::Since(t) => Some(t),
-            ReadQuery::Tail(_) => None,
-        };
-        let answer = ask(
-            keeper,
-            |r| LogMessage::Read(id, q, r),
-            Some(self.call_timeout),
-            "read_log",
-        )
-        .await?;
-        match answer {
-            ReadAnswer::Lines(lines) => Ok(lines),
-            // The file is read off the actors' threads.
-            ReadAnswer::File(path) => {
-                let read =
-                    tokio::task::spawn_blocking(move || crate::logs::read_lines(&path, tail)).await;
-                match read {
-                    Ok(Ok(mut lines)) => {
-                        if let Some(t) = since {
-                            lines.retain(|e| e.at >= t);
-                        }
-                        Ok(lines)
-                    }
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                    Ok(Err(e)) => Err(Error::LogIo(e.to_string())),
-                    Err(e) => Err(Error::LogIo(e.to_string())),
-                }
-            }
-        }
     }
 
     /// The last `n` lines of a run's log (memory first, else its file: also after a restart).
     pub async fn log_tail(&self, id: RunId, n: usize) -> Result<Vec<LogEntry>, Error> {
-        self.read_log(id, ReadQuery::Tail(n)).await
+        Ok(self.log_keeper()?.tail(id, n).await?)
     }
 
     /// The lines of a run's log at or after `since`.
     pub async fn log_since(&self, id: RunId, since: Timestamp) -> Result<Vec<LogEntry>, Error> {
-        self.read_log(id, ReadQuery::Since(since)).await
+        Ok(self.log_keeper()?.since(id, since).await?)
     }
 
     /// The path of a run's log file, with everything logged so far written to it (for a
     /// download). The file may not exist for a run that logged nothing.
     pub async fn log_file(&self, id: RunId) -> Result<std::path::PathBuf, Error> {
-        let (keeper, config) = self.log_keeper()?;
-        ask(
-            keeper,
-            LogMessage::Flush,
-            Some(self.call_timeout),
-            "log_file",
-        )
-        .await?;
-        Ok(config.path_of(id))
+        Ok(self.log_keeper()?.file(id).await?)
     }
 
     /// Follows a run's log live: the lines so far, new lines, then always the run's end
     /// (see [`LogFollow`]).
     pub async fn follow_log(&self, id: RunId) -> Result<LogFollow, Error> {
-        let (keeper, _) = self.log_keeper()?;
-        Ok(ask(
-            keeper,
-            |r| LogMessage::Follow(id, r),
-            Some(self.call_timeout),
-            "follow_log",
-        )
-        .await??)
+        Ok(self.log_keeper()?.follow(id).await??)
     }
 
     /// Accepts a run of `job` and returns its id at once, without waiting for it to start.
@@ -677,19 +593,5 @@ impl Runwarden {
     #[must_use]
     pub fn registry(&self) -> &RegistryRef {
         &self.registry
-    }
-}
-
-/// A request to the log keeper, with ractor's call results mapped onto [`Error`].
-async fn ask<T: Send + 'static>(
-    keeper: &ActorRef<LogMessage>,
-    build: impl FnOnce(RpcReplyPort<T>) -> LogMessage,
-    timeout: Option<Duration>,
-    request: &'static str,
-) -> Result<T, Error> {
-    match keeper.call(build, timeout).await {
-        Ok(CallResult::Success(v)) => Ok(v),
-        Ok(CallResult::Timeout) => Err(Error::Timeout { request }),
-        Ok(CallResult::SenderError) | Err(_) => Err(Error::Unavailable { request }),
     }
 }

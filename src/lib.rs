@@ -72,7 +72,6 @@ mod events;
 mod handle;
 #[cfg(feature = "http")]
 pub mod http;
-mod logs;
 mod process;
 mod returning;
 mod sqlite;
@@ -80,7 +79,6 @@ mod sqlite;
 pub use error::{BatchError, Error};
 pub use events::{EventItem, EventStream};
 pub use handle::{Runwarden, RunwardenBuilder};
-pub use logs::{LogConfig, LogEnd, LogFollow, LogItem};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use returning::returning;
 pub use runwarden_actors::{
@@ -95,6 +93,7 @@ pub use runwarden_actors::{
     SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus, Timestamp, Transition,
     TransitionError, UnknownQueue, ractor,
 };
+pub use runwarden_actors::{LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The actors, protocols and run model, for applications that drive them by message.

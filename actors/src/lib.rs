@@ -51,6 +51,7 @@ mod job;
 mod json;
 mod kinds;
 mod log;
+mod log_keeper;
 pub mod protocol;
 mod query;
 mod queue;
@@ -73,12 +74,13 @@ pub use job::{
 };
 pub use json::{Json, JsonObject};
 pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};
-pub use log::{LogEntry, LogLevel, LogSink, LogStream};
+pub use log::{LogConfig, LogEntry, LogLevel, LogSink, LogStream};
 pub use protocol::{
     Admission, AttemptEnd, CancelOutcome, CancelReason, CancelReply, Dedup, DrainReport,
-    DrainState, PreparedRun, QueueStatus, RegistryInternal, RegistryMessage, RegistryRef,
-    RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage, SupervisorRef,
-    SupervisorStatus, WorkerMessage,
+    DrainState, LogEnd, LogError, LogFollow, LogInternal, LogItem, LogMessage, LogsRef,
+    PreparedRun, QueueStatus, ReadAnswer, ReadQuery, RegistryInternal, RegistryMessage,
+    RegistryRef, RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage,
+    SupervisorRef, SupervisorStatus, WorkerMessage,
 };
 pub use query::{ListQuery, RunPage};
 pub use queue::{QueueConfig, QueueSlot};

@@ -1,7 +1,10 @@
-//! Run logs: the entry type, and the [`LogSink`] seam through which jobs' log lines and runs'
-//! ends reach whatever stores the logs (the `runwarden` crate's log keeper).
+//! Run logs: the entry type and its file format, how logs are kept ([`LogConfig`]), and the
+//! [`LogSink`] seam through which jobs' log lines and runs' ends reach the log keeper.
 
 use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -149,8 +152,91 @@ impl FromStr for LogEntry {
     }
 }
 
-/// Where jobs' log lines and runs' ends go. Implemented by the `runwarden` crate's log keeper;
-/// every method must return at once (send a message, never wait or do I/O).
+/// How a run's log is kept: set it in [`crate::SupervisorArguments::logs`] and the
+/// supervisor starts a log keeper, reached through [`crate::LogsRef`].
+///
+/// # Examples
+///
+/// ```
+/// use runwarden_actors::{LogConfig, RunId};
+///
+/// let config = LogConfig::new("/var/log/myapp/runs");
+/// let id = RunId::new();
+/// assert_eq!(config.path_of(id).parent(), Some(config.dir.as_path()));
+/// assert_eq!(config.ring_lines, 10_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Where log files go (created if missing).
+    pub dir: PathBuf,
+    /// Lines kept in memory per run (default 10,000).
+    pub ring_lines: usize,
+    /// Finished runs whose rings stay in memory (default 1,000); older ones are read from
+    /// their files.
+    pub keep_finished: usize,
+    /// Log files held open at once (default 128); others are reopened on their next line.
+    pub max_open_files: usize,
+    /// Lines a follower may fall behind before lines are skipped for it (default 4,096).
+    pub follow_buffer: usize,
+}
+
+impl LogConfig {
+    /// Logs under `dir` with the defaults.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogConfig {
+            dir: dir.into(),
+            ring_lines: 10_000,
+            keep_finished: 1_000,
+            max_open_files: 128,
+            follow_buffer: 4_096,
+        }
+    }
+
+    /// The log file of a run: `<dir>/<run_id>.log`.
+    #[must_use]
+    pub fn path_of(&self, run: RunId) -> PathBuf {
+        self.dir.join(format!("{run}.log"))
+    }
+}
+
+/// Reads a log file's lines; with `tail`, only the last `tail` lines (reading backwards from
+/// the end, so a large file is not read whole). Lines that do not parse are skipped.
+pub(crate) fn read_lines(path: &Path, tail: Option<usize>) -> std::io::Result<Vec<LogEntry>> {
+    let mut file = File::open(path)?;
+    let text = match tail {
+        None => {
+            let mut s = String::new();
+            file.read_to_string(&mut s)?;
+            s
+        }
+        Some(n) => {
+            let len = file.metadata()?.len();
+            let mut start = len;
+            let mut buf: Vec<u8> = Vec::new();
+            const CHUNK: u64 = 64 * 1024;
+            while start > 0 && buf.iter().filter(|b| **b == b'\n').count() <= n {
+                let from = start.saturating_sub(CHUNK);
+                let mut chunk = vec![0; (start - from) as usize];
+                file.seek(SeekFrom::Start(from))?;
+                file.read_exact(&mut chunk)?;
+                chunk.extend_from_slice(&buf);
+                buf = chunk;
+                start = from;
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+    };
+    let mut lines: Vec<LogEntry> = text.lines().filter_map(|l| l.parse().ok()).collect();
+    if let Some(n) = tail {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    Ok(lines)
+}
+
+/// Where jobs' log lines and runs' ends go: the log keeper the supervisor starts (see
+/// [`LogConfig`]), or a sink of one's own for a hand-spawned [`crate::RegistryActor`]. Every
+/// method must return at once (send a message, never wait or do I/O).
 pub trait LogSink: Send + Sync + 'static {
     /// Lines logged by a run's job, in order. Called from the job's task.
     fn append(&self, run: RunId, entries: Vec<LogEntry>);

@@ -9,6 +9,7 @@
 //! | supervisor ([`SupervisorMessage`]) | submit, cancel, cancel many, drain, limits, schedules, status, recovery report, submitter | start a recorded run, forwarded cancel, drain barrier and deadline, retry due, schedule due, registry restarted |
 //! | registry ([`RegistryMessage`]) | get, list, wait, active count and ids, subscribe, event port, stats, prune now | admit (plain, durable, unique), transition, progress, exit code, answer a cancel, barrier, requeue, store committed, prunable, prune tick |
 //! | worker ([`WorkerMessage`]) | none | cancel (from the supervisor), job finished, time limit, grace expired |
+//! | log keeper ([`LogMessage`]) | read, follow, flush | lines (from jobs), a run's end, pruned runs, the registry's address |
 //!
 //! Each variant's documentation says who sends it and what the receiver does with it.
 //!
@@ -60,6 +61,10 @@
 //! ```compile_fail
 //! let _ = runwarden_actors::WorkerMessage;
 //! ```
+//! Writing lines into another run's log, or ending it:
+//! ```compile_fail
+//! let _ = runwarden_actors::LogMessage::Append;
+//! ```
 //!
 //! The public requests, written the same way, compile:
 //! ```
@@ -72,11 +77,15 @@
 //! Fault injection for runwarden's own tests is behind the `fault-injection` feature
 //! (the `faults` module), meant for `[dev-dependencies]` only.
 
+pub(crate) mod logs;
 pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod supervisor;
 pub(crate) mod worker;
 
+pub use logs::{
+    LogEnd, LogError, LogFollow, LogInternal, LogItem, LogMessage, LogsRef, ReadAnswer, ReadQuery,
+};
 pub use registry::{
     Dedup, RegistryInternal, RegistryMessage, RegistryRef, RegistryStats, Retention,
 };

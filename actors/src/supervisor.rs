@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 use crate::error::{CancelError, SubmitError};
 use crate::job::{BoxedJob, RunReports};
 use crate::kinds::{JobKinds, RecoveryReport};
-use crate::log::LogSink;
+use crate::log::{LogConfig, LogSink};
+use crate::log_keeper::{KeeperArgs, KeeperSink, LogKeeper};
+use crate::protocol::logs::{LogStep, LogsRef};
 use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
@@ -64,8 +66,10 @@ pub struct SupervisorArguments {
     pub dedup_window: Duration,
     /// How many live events a subscriber may fall behind before it lags (default 4096).
     pub event_buffer: usize,
-    /// Where jobs' log lines and runs' ends go (`None`: logs are dropped).
-    pub logs: Option<Arc<dyn LogSink>>,
+    /// Run logs: with a config, the supervisor starts a log keeper under itself (before
+    /// recovery, so recovered runs' lines have somewhere to go), reached through
+    /// [`crate::SupervisorRef::logs`]. `None`: lines that jobs log are dropped.
+    pub logs: Option<LogConfig>,
     /// The durable store (`None`: records only in memory). The supervisor loads it as it
     /// starts, and recovers the runs a previous process left active: see [`JobKinds`] and
     /// [`SupervisorMessage::Recovery`].
@@ -120,7 +124,9 @@ pub struct SupervisorState {
     recovery: Arc<RecoveryReport>,
     gate: Gate,
     cancel_grace: Duration,
+    /// Where jobs' lines go: the log keeper, if logs are kept.
     logs: Option<Arc<dyn LogSink>>,
+    keeper: Option<LogsRef>,
     /// The runs waiting for a slot, and the limits.
     queues: Queues,
     /// Every run held here, from its `Start` to its worker's exit: one entry per run.
@@ -540,6 +546,9 @@ impl SupervisorState {
             SupervisorMessage::Recovery(reply) => {
                 let _ = reply.send(self.recovery.clone());
             }
+            SupervisorMessage::Logs(reply) => {
+                let _ = reply.send(self.keeper.clone());
+            }
             SupervisorMessage::Cancel(id, reply) => self.cancel(myself, id, reply, false),
             SupervisorMessage::CancelMany(requests) => {
                 for (id, reply) in requests {
@@ -713,16 +722,49 @@ impl Actor for SupervisorActor {
             }
             None => (None, None),
         };
+        // The log keeper starts first, so that lines and ends of runs recovered below already
+        // have somewhere to go.
+        let keeper = match args.logs {
+            Some(config) => {
+                let keeper_args = KeeperArgs {
+                    config: config.clone(),
+                };
+                let (keeper, _) =
+                    Actor::spawn_linked(None, LogKeeper, keeper_args, myself.get_cell()).await?;
+                Some(LogsRef::new(keeper, Arc::new(config)))
+            }
+            None => None,
+        };
+        let logs = keeper
+            .as_ref()
+            .map(|k| Arc::new(KeeperSink(k.actor().clone())) as Arc<dyn LogSink>);
         let registry_args = RegistryArguments {
             supervisor: myself.clone(),
             dedup_window: args.dedup_window,
             event_buffer: args.event_buffer,
-            logs: args.logs.clone(),
+            logs: logs.clone(),
             store,
             retention: args.retention,
         };
-        let (registry, _) =
-            Actor::spawn_linked(None, RegistryActor, registry_args, myself.get_cell()).await?;
+        let registry = match Actor::spawn_linked(
+            None,
+            RegistryActor,
+            registry_args,
+            myself.get_cell(),
+        )
+        .await
+        {
+            Ok((registry, _)) => registry,
+            Err(e) => {
+                if let Some(k) = &keeper {
+                    k.actor().stop(None);
+                }
+                return Err(e.into());
+            }
+        };
+        if let Some(k) = &keeper {
+            let _ = k.actor().cast(LogStep::Registry(registry.clone()).into());
+        }
         // Recovery's messages reach the registry before any other sender can know its
         // address: the supervisor's own address is not handed out until `pre_start` returns.
         let recovery = match loaded {
@@ -736,7 +778,8 @@ impl Actor for SupervisorActor {
             registry,
             gate: Gate::default(),
             cancel_grace: args.cancel_grace,
-            logs: args.logs,
+            logs,
+            keeper,
             queues,
             runs: Runs::default(),
             ended: [0; 5],
@@ -765,11 +808,30 @@ impl Actor for SupervisorActor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        if let (Some(who), Some(keeper)) = (event.actor_cell(), &state.keeper) {
+            if who.get_id() == keeper.actor().get_id() {
+                // Runs go on without logs: lines sent to a stopped keeper are dropped, and log
+                // queries answer `CallError::Unavailable`.
+                if matches!(
+                    event,
+                    SupervisionEvent::ActorTerminated(..) | SupervisionEvent::ActorFailed(..)
+                ) && !state.drain.is_drained()
+                {
+                    tracing::error!(event = %event, "log keeper stopped; run logs are no longer kept");
+                }
+                return Ok(());
+            }
+        }
         match event {
             SupervisionEvent::ActorTerminated(who, boxed, reason) => {
                 if who.get_id() == state.registry.get_id() {
-                    // After a drain, the registry stopping is the shutdown's first step.
+                    // After a drain, the registry stopping is the shutdown's first step. The
+                    // registry told the keeper of every run's end before it stopped; the
+                    // keeper writes what it was sent before the supervisor goes.
                     if state.drain.is_drained() {
+                        if let Some(k) = &state.keeper {
+                            let _ = k.actor().drain_and_wait(Some(Duration::from_secs(5))).await;
+                        }
                         myself.stop(Some("shutdown".to_owned()));
                         return Ok(());
                     }

@@ -11,6 +11,7 @@ use ractor::ActorRef;
 use crate::error::{CallError, CancelError, SubmitError, UnknownQueue, ask};
 use crate::job::BoxedJob;
 use crate::kinds::RecoveryReport;
+use crate::protocol::logs::LogsRef;
 use crate::protocol::registry::{DEFAULT_CALL_TIMEOUT, RegistryRef};
 use crate::protocol::run::{CancelOutcome, CancelReply, PreparedRun};
 use crate::run::{RunId, RunSpec};
@@ -81,6 +82,9 @@ pub enum SupervisorMessage {
     Status(RpcReplyPort<SupervisorStatus>),
     /// Query: what start-up recovery did with the runs a previous process left active.
     Recovery(RpcReplyPort<Arc<RecoveryReport>>),
+    /// Query: the log keeper's ref, if the supervisor keeps logs
+    /// ([`crate::SupervisorArguments::logs`]).
+    Logs(RpcReplyPort<Option<LogsRef>>),
     /// One of runwarden's own steps; see [`SupervisorInternal`].
     Internal(SupervisorInternal),
 }
@@ -377,6 +381,11 @@ impl SupervisorRef {
     /// What start-up recovery did with the runs a previous process left active.
     pub async fn recovery(&self) -> Result<Arc<RecoveryReport>, CallError> {
         self.ask(SupervisorMessage::Recovery, "recovery").await
+    }
+
+    /// The log keeper's ref, if the supervisor keeps logs ([`crate::SupervisorArguments::logs`]).
+    pub async fn logs(&self) -> Result<Option<LogsRef>, CallError> {
+        self.ask(SupervisorMessage::Logs, "logs").await
     }
 
     /// Changes the global limit (`queue: None`) or a queue's limit (`limit: None`: none).

@@ -1,184 +1,45 @@
-//! Run logs: the log keeper actor, which owns every run's in-memory ring and log file, and the
-//! queries and live follow built on it.
+//! The log keeper actor: it owns every run's in-memory ring and log file, and answers reads
+//! and live follows.
 //!
-//! Lines reach the keeper from jobs through [`KeeperSink`] (the actors crate's `LogSink`
-//! seam), and each run's end from the registry through the same sink, after every line the
-//! job logged. Files are `<log_dir>/<run_id>.log`, one `[timestamp] [LEVEL] [stream] message`
-//! line each, appended through buffered writers; they outlive the process.
+//! Lines reach it from jobs through [`KeeperSink`] (the [`LogSink`] the supervisor hands its
+//! workers and registry), and each run's end from the registry through the same sink, after
+//! every line the job logged. Files are `<dir>/<run_id>.log`, one
+//! `[timestamp] [LEVEL] [stream] message` line each, appended through buffered writers; they
+//! outlive the process.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use runwarden_actors::{LogEntry, LogSink, RegistryMessage, RunId, RunStatus, Timestamp};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, oneshot};
 
-/// How a run's log is kept.
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    /// Where log files go (created if missing).
-    pub dir: PathBuf,
-    /// Lines kept in memory per run (default 10,000).
-    pub ring_lines: usize,
-    /// Finished runs whose rings stay in memory (default 1,000); older ones are read from
-    /// their files.
-    pub keep_finished: usize,
-    /// Log files held open at once (default 128); others are reopened on their next line.
-    pub max_open_files: usize,
-    /// Lines a follower may fall behind before lines are skipped for it (default 4,096).
-    pub follow_buffer: usize,
-}
+use crate::error::NotFound;
+use crate::log::{LogConfig, LogEntry, LogSink, read_lines};
+use crate::protocol::logs::{
+    LogEnd, LogFollow, LogItem, LogMessage, LogStep, ReadAnswer, ReadQuery,
+};
+use crate::protocol::registry::RegistryMessage;
+use crate::run::{RunId, RunStatus};
 
-impl LogConfig {
-    /// Logs under `dir` with the defaults.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        LogConfig {
-            dir: dir.into(),
-            ring_lines: 10_000,
-            keep_finished: 1_000,
-            max_open_files: 128,
-            follow_buffer: 4_096,
-        }
-    }
-
-    /// The log file of a run.
-    #[must_use]
-    pub fn path_of(&self, run: RunId) -> PathBuf {
-        self.dir.join(format!("{run}.log"))
-    }
-}
-
-/// How a followed run's log ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogEnd {
-    /// The run's terminal status (`None` for a run this instance's registry does not know,
-    /// whose log was found on disk).
-    pub status: Option<RunStatus>,
-    /// Lines skipped for this follower because it fell behind.
-    pub missed: u64,
-}
-
-/// One item of a [`LogFollow`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogItem {
-    /// A log line, in order.
-    Line(LogEntry),
-    /// This many lines were skipped here (the follower fell behind, or they had already left
-    /// the in-memory ring when it started).
-    Missed(u64),
-    /// The run ended; always the last item.
-    End(LogEnd),
-}
-
-/// A live follow of one run's log: the lines so far, new lines as they come, then always the
-/// run's end — also when the run ended before the follow started.
+/// The `LogSink` the supervisor hands its registry and workers: casts to the keeper.
 #[derive(Debug)]
-pub struct LogFollow {
-    backlog: VecDeque<LogItem>,
-    lines: Option<mpsc::Receiver<LogEntry>>,
-    end: Option<oneshot::Receiver<LogEnd>>,
-    done: bool,
-}
-
-impl LogFollow {
-    /// The next item, or `None` after the end.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn next(&mut self) -> Option<LogItem> {
-        if let Some(item) = self.backlog.pop_front() {
-            return Some(item);
-        }
-        if self.done {
-            return None;
-        }
-        if let Some(lines) = &mut self.lines {
-            // The keeper drops the sender after the last line, so `None` here means every
-            // line it could deliver has been read; the end comes next.
-            match lines.recv().await {
-                Some(line) => return Some(LogItem::Line(line)),
-                None => self.lines = None,
-            }
-        }
-        self.done = true;
-        let end = match self.end.take() {
-            Some(rx) => rx.await.unwrap_or(LogEnd {
-                status: None,
-                missed: 0,
-            }),
-            None => return None,
-        };
-        if end.missed > 0 {
-            self.backlog
-                .push_back(LogItem::End(LogEnd { missed: 0, ..end }));
-            return Some(LogItem::Missed(end.missed));
-        }
-        Some(LogItem::End(end))
-    }
-}
-
-/// Messages the log keeper handles.
-pub(crate) enum LogMessage {
-    Append(RunId, Vec<LogEntry>),
-    Ended(RunId, RunStatus),
-    Pruned(Vec<RunId>),
-    Read(RunId, ReadQuery, RpcReplyPort<ReadAnswer>),
-    Follow(
-        RunId,
-        RpcReplyPort<Result<LogFollow, runwarden_actors::NotFound>>,
-    ),
-    Flush(RpcReplyPort<()>),
-    /// The registry to ask about runs the keeper has no lines of. Sent once, right after the
-    /// supervisor (and so the registry) exists, before any caller can read a log.
-    Registry(ActorRef<RegistryMessage>),
-}
-
-pub(crate) enum ReadQuery {
-    Tail(usize),
-    Since(Timestamp),
-}
-
-pub(crate) enum ReadAnswer {
-    /// Served from memory.
-    Lines(Vec<LogEntry>),
-    /// Not all in memory: read the (flushed) file.
-    File(PathBuf),
-}
-
-/// The `LogSink` the supervisor and registry use: casts to the keeper, set once it runs.
-#[derive(Debug, Default)]
-pub(crate) struct KeeperSink {
-    keeper: OnceLock<ActorRef<LogMessage>>,
-}
-
-impl KeeperSink {
-    pub(crate) fn connect(&self, keeper: ActorRef<LogMessage>) {
-        let _ = self.keeper.set(keeper);
-    }
-}
+pub(crate) struct KeeperSink(pub(crate) ActorRef<LogMessage>);
 
 impl LogSink for KeeperSink {
     fn append(&self, run: RunId, entries: Vec<LogEntry>) {
-        if let Some(k) = self.keeper.get() {
-            let _ = k.cast(LogMessage::Append(run, entries));
-        }
+        let _ = self.0.cast(LogStep::Append(run, entries).into());
     }
 
     fn run_ended(&self, run: RunId, status: RunStatus) {
-        if let Some(k) = self.keeper.get() {
-            let _ = k.cast(LogMessage::Ended(run, status));
-        }
+        let _ = self.0.cast(LogStep::Ended(run, status).into());
     }
 
     fn runs_pruned(&self, runs: Vec<RunId>) {
-        if let Some(k) = self.keeper.get() {
-            let _ = k.cast(LogMessage::Pruned(runs));
-        }
+        let _ = self.0.cast(LogStep::Pruned(runs).into());
     }
 }
 
@@ -197,6 +58,8 @@ struct RunLog {
     followers: Vec<Follower>,
 }
 
+/// The log keeper actor.
+#[derive(Debug)]
 pub(crate) struct LogKeeper;
 
 pub(crate) struct KeeperArgs {
@@ -215,6 +78,32 @@ pub(crate) struct KeeperState {
 }
 
 impl KeeperState {
+    fn step(&mut self, step: LogStep) {
+        match step {
+            LogStep::Append(run, entries) => self.append(run, entries),
+            LogStep::Ended(run, status) => self.ended(run, status),
+            LogStep::Pruned(runs) => self.pruned(runs),
+            LogStep::Registry(registry) => self.registry = Some(registry),
+        }
+    }
+
+    /// Log retention follows run retention. The files are removed off the actor.
+    fn pruned(&mut self, runs: Vec<RunId>) {
+        let paths: Vec<PathBuf> = runs
+            .iter()
+            .map(|r| {
+                self.close(*r);
+                self.runs.remove(r);
+                self.config.path_of(*r)
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for p in paths {
+                let _ = std::fs::remove_file(p);
+            }
+        });
+    }
+
     fn writer(&mut self, run: RunId) -> Option<&mut BufWriter<File>> {
         if !self.writers.contains_key(&run) {
             while self.writers.len() >= self.config.max_open_files.max(1) {
@@ -325,7 +214,7 @@ impl KeeperState {
         ReadAnswer::File(self.config.path_of(run))
     }
 
-    async fn follow(&mut self, run: RunId) -> Result<Follow, runwarden_actors::NotFound> {
+    async fn follow(&mut self, run: RunId) -> Result<Follow, NotFound> {
         let known = self.runs.contains_key(&run);
         if !known {
             // Ask the registry whether the run is still going. It never waits on this actor,
@@ -352,7 +241,7 @@ impl KeeperState {
                     if self.config.path_of(run).exists() {
                         return Ok(Follow::FromFile(self.config.path_of(run), None));
                     }
-                    return Err(runwarden_actors::NotFound(run));
+                    return Err(NotFound(run));
                 }
             }
         }
@@ -369,12 +258,7 @@ impl KeeperState {
                 status: Some(status),
                 missed: 0,
             }));
-            return Ok(Follow::Ready(LogFollow {
-                backlog,
-                lines: None,
-                end: None,
-                done: true,
-            }));
+            return Ok(Follow::Ready(LogFollow::finished(backlog)));
         }
         let (tx, rx) = mpsc::channel(buffer);
         let (end_tx, end_rx) = oneshot::channel();
@@ -408,12 +292,7 @@ async fn finished_follow(path: PathBuf, status: Option<RunStatus>) -> LogFollow 
         .unwrap_or_default();
     let mut backlog: VecDeque<LogItem> = lines.into_iter().map(LogItem::Line).collect();
     backlog.push_back(LogItem::End(LogEnd { status, missed: 0 }));
-    LogFollow {
-        backlog,
-        lines: None,
-        end: None,
-        done: true,
-    }
+    LogFollow::finished(backlog)
 }
 
 impl Actor for LogKeeper {
@@ -449,24 +328,7 @@ impl Actor for LogKeeper {
         state: &mut KeeperState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LogMessage::Append(run, entries) => state.append(run, entries),
-            LogMessage::Ended(run, status) => state.ended(run, status),
-            LogMessage::Pruned(runs) => {
-                // Log retention follows run retention. The files are removed off the actor.
-                let paths: Vec<PathBuf> = runs
-                    .iter()
-                    .map(|r| {
-                        state.close(*r);
-                        state.runs.remove(r);
-                        state.config.path_of(*r)
-                    })
-                    .collect();
-                tokio::task::spawn_blocking(move || {
-                    for p in paths {
-                        let _ = std::fs::remove_file(p);
-                    }
-                });
-            }
+            LogMessage::Internal(step) => state.step(step.0),
             LogMessage::Read(run, q, reply) => {
                 let _ = reply.send(state.read(run, q));
             }
@@ -483,7 +345,6 @@ impl Actor for LogKeeper {
                     let _ = reply.send(Err(e));
                 }
             },
-            LogMessage::Registry(registry) => state.registry = Some(registry),
             LogMessage::Flush(reply) => {
                 for w in state.writers.values_mut() {
                     let _ = w.flush();
@@ -504,43 +365,4 @@ impl Actor for LogKeeper {
         }
         Ok(())
     }
-}
-
-/// Reads a log file's lines; with `tail`, only the last `tail` lines (reading backwards from
-/// the end, so a large file is not read whole). Lines that do not parse are skipped.
-pub(crate) fn read_lines(path: &Path, tail: Option<usize>) -> std::io::Result<Vec<LogEntry>> {
-    let mut file = File::open(path)?;
-    let text = match tail {
-        None => {
-            let mut s = String::new();
-            file.read_to_string(&mut s)?;
-            s
-        }
-        Some(n) => {
-            let len = file.metadata()?.len();
-            let mut start = len;
-            let mut buf: Vec<u8> = Vec::new();
-            const CHUNK: u64 = 64 * 1024;
-            while start > 0 && buf.iter().filter(|b| **b == b'\n').count() <= n {
-                let from = start.saturating_sub(CHUNK);
-                let mut chunk = vec![0; (start - from) as usize];
-                file.seek(SeekFrom::Start(from))?;
-                file.read_exact(&mut chunk)?;
-                chunk.extend_from_slice(&buf);
-                buf = chunk;
-                start = from;
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        }
-    };
-    let mut lines: Vec<LogEntry> = text.lines().filter_map(|l| l.parse().ok()).collect();
-    if let Some(n) = tail {
-        let skip = lines.len().saturating_sub(n);
-        lines.drain(..skip);
-    }
-    Ok(lines)
-}
-
-pub(crate) fn sink() -> Arc<KeeperSink> {
-    Arc::new(KeeperSink::default())
 }
