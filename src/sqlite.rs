@@ -97,13 +97,103 @@ fn err(path: &Path, e: rusqlite::Error) -> StoreError {
 
 const TERMINAL: &str = "('completed','failed','cancelled')";
 
+/// The tables (and their indexes) a runwarden store holds; SQLite's own are `sqlite_*`.
+const OURS: [&str; 5] = [
+    "schema_version",
+    "runs",
+    "runs_status",
+    "runs_label",
+    "runs_finished",
+];
+
+/// `path` for an SQLite URI: every byte but unreserved ones and `/` percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decides, on a read-only connection, whether the database at `path` may be opened as a
+/// store: sound, and either empty or a runwarden store this build can read.
+fn inspect(path: &Path) -> Result<(), StoreError> {
+    // With no write-ahead log beside it, everything is in the file itself: read it as
+    // immutable, so SQLite creates nothing (a read-only connection to a WAL database would
+    // leave `-wal` and `-shm` files behind). With a log, its companions exist already.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let conn = if Path::new(&wal).exists() {
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    } else {
+        Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_path(path)),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+    }
+    .map_err(|e| err(path, e))?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| err(path, e))?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            cause: check,
+        });
+    }
+    let mut names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| err(path, e))?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    // A store always has its version table (created with the rest, in one transaction).
+    let versioned = names.iter().any(|n| n == "schema_version");
+    if versioned {
+        names.retain(|n| !OURS.contains(&n.as_str()));
+    }
+    if !names.is_empty() {
+        let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+        let more = names.len().saturating_sub(shown.len());
+        let mut found = format!("tables and indexes {}", shown.join(", "));
+        if more > 0 {
+            found.push_str(&format!(" and {more} more"));
+        }
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    let version: Option<u32> = conn
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| err(path, e))?
+        .flatten();
+    match version {
+        Some(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the store at `path` with the default options.
     ///
     /// # Errors
     /// [`StoreError::Locked`] if another process has it open; [`StoreError::Open`] if it
     /// cannot be created or opened; [`StoreError::Corrupt`] for a file that is not a sound
-    /// runwarden database; [`StoreError::NewerSchema`] for one written by a newer build.
+    /// database; [`StoreError::Foreign`] for another application's database;
+    /// [`StoreError::NewerSchema`] for one written by a newer build. Each is decided on a
+    /// read-only connection: a refused file is left exactly as it was.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SqliteOptions::default())
     }
@@ -120,6 +210,15 @@ impl SqliteStore {
         };
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        // A refused file leaves nothing of ours behind, not even the lock file.
+        let lock_is_new = !lock_path.exists();
+        let refuse = |e: StoreError| {
+            if lock_is_new {
+                let _ = std::fs::remove_file(&lock_path);
+            }
+            e
+        };
         let lock_file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -140,23 +239,22 @@ impl SqliteStore {
             let mut header = [0u8; 16];
             let read = f.read(&mut header).map_err(|e| open_err(e.to_string()))?;
             if read > 0 && (read < 16 || &header != b"SQLite format 3\0") {
-                return Err(StoreError::Corrupt {
+                return Err(refuse(StoreError::Corrupt {
                     path,
                     cause: "the file is not an SQLite database".into(),
-                });
+                }));
             }
+        }
+        // What is in the file is decided read-only, before anything is written or a pragma
+        // is changed: only an empty database or one of ours goes on.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+            inspect(&path).map_err(refuse)?;
         }
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )
         .map_err(|e| err(&path, e))?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| err(&path, e))?;
-        if check != "ok" {
-            return Err(StoreError::Corrupt { path, cause: check });
-        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| err(&path, e))?;

@@ -125,6 +125,14 @@ pub enum StoreError {
         /// What the engine said.
         cause: String,
     },
+    /// The file is a database of something else (tables runwarden does not own). Nothing
+    /// was changed: not a byte, not a pragma.
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What was found in it (its tables).
+        found: String,
+    },
     /// The store was written by a newer runwarden. Nothing was changed.
     NewerSchema {
         /// The store.
@@ -170,6 +178,11 @@ impl fmt::Display for StoreError {
                     path.display()
                 )
             }
+            StoreError::Foreign { path, found } => write!(
+                f,
+                "{} is another application's database ({found}); runwarden leaves it alone",
+                path.display()
+            ),
             StoreError::NewerSchema {
                 path,
                 found,
