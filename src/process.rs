@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use runwarden_actors::{
     BoxedJob, FailureKind, IntoJob, JobError, JobKinds, Json, JsonObject, LogEntry, LogLevel,
-    LogStream, RunContext, RunSpec, SubmitError, Timestamp,
+    LogStream, RunContext, RunSpec, SubmitError,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -304,29 +304,21 @@ impl<'a> Capture<'a> {
         }
     }
 
-    fn line(&mut self, stream: LogStream, message: String) {
+    fn line(&mut self, stream: LogStream, line: Line) {
         if stream == LogStream::Stderr {
             if self.stderr_tail.len() == STDERR_TAIL_LINES {
                 self.stderr_tail.pop_front();
             }
-            self.stderr_tail.push_back(message.clone());
+            self.stderr_tail.push_back(line.text.clone());
         }
-        let level = guess_level(&message, stream);
-        self.push(LogEntry {
-            at: Timestamp::now(),
-            level,
-            stream,
-            message,
-        });
+        let level = guess_level(&line.text, stream);
+        let mut entry = LogEntry::new(level, stream, line.text);
+        entry.cut_bytes = line.cut_bytes;
+        self.push(entry);
     }
 
     fn note(&mut self, level: LogLevel, message: impl Into<String>) {
-        self.push(LogEntry {
-            at: Timestamp::now(),
-            level,
-            stream: LogStream::Job,
-            message: message.into(),
-        });
+        self.push(LogEntry::new(level, LogStream::Job, message));
     }
 
     fn push(&mut self, e: LogEntry) {
@@ -390,6 +382,15 @@ pub fn guess_level(text: &str, stream: LogStream) -> LogLevel {
 struct LineReader<R> {
     inner: BufReader<R>,
     line: Vec<u8>,
+    /// Bytes of the current line dropped so far (kept across calls, like `line`).
+    dropped: u64,
+}
+
+/// A captured line: its text (cut lines end with a marker) and how many bytes were dropped.
+#[derive(Debug, PartialEq, Eq)]
+struct Line {
+    text: String,
+    cut_bytes: u64,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -397,22 +398,23 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             inner: BufReader::with_capacity(64 * 1024, inner),
             line: Vec::new(),
+            dropped: 0,
         }
     }
 
     /// The next line without its ending, or `None` at end of stream.
     ///
     /// # Cancel safety
-    /// Cancel safe: a partly read line stays in `self.line` for the next call.
-    async fn next_line(&mut self) -> io::Result<Option<String>> {
-        let mut dropped = 0usize;
+    /// Cancel safe: everything read of a line so far, the bytes kept and the count of those
+    /// dropped, stays in `self` for the next call.
+    async fn next_line(&mut self) -> io::Result<Option<Line>> {
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
-                if self.line.is_empty() && dropped == 0 {
+                if self.line.is_empty() && self.dropped == 0 {
                     return Ok(None);
                 }
-                return Ok(Some(self.finish(dropped)));
+                return Ok(Some(self.finish()));
             }
             let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
                 Some(i) => (&available[..i], Some(i)),
@@ -421,25 +423,26 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             let room = MAX_LINE_BYTES.saturating_sub(self.line.len());
             let keep = chunk.len().min(room);
             self.line.extend_from_slice(&chunk[..keep]);
-            dropped += chunk.len() - keep;
+            self.dropped += (chunk.len() - keep) as u64;
             let consumed = found.map_or(chunk.len(), |i| i + 1);
             self.inner.consume(consumed);
             if found.is_some() {
-                return Ok(Some(self.finish(dropped)));
+                return Ok(Some(self.finish()));
             }
         }
     }
 
-    fn finish(&mut self, dropped: usize) -> String {
+    fn finish(&mut self) -> Line {
         if self.line.last() == Some(&b'\r') {
             self.line.pop();
         }
         let mut text = String::from_utf8_lossy(&self.line).into_owned();
         self.line.clear();
-        if dropped > 0 {
-            text.push_str(&format!(" …[line cut: {dropped} more bytes]"));
+        let cut_bytes = std::mem::take(&mut self.dropped);
+        if cut_bytes > 0 {
+            text.push_str(&format!(" …[line cut: {cut_bytes} more bytes]"));
         }
-        text
+        Line { text, cut_bytes }
     }
 }
 
@@ -510,12 +513,16 @@ mod tests {
         data.extend_from_slice(b"ok\xff\r\nlast");
         let mut r = LineReader::new(&data[..]);
         let long = r.next_line().await.expect("read").expect("line");
-        assert!(long.starts_with("aaa") && long.ends_with("[line cut: 10 more bytes]"));
-        assert_eq!(
-            r.next_line().await.expect("read"),
-            Some("ok\u{fffd}".to_owned())
-        );
-        assert_eq!(r.next_line().await.expect("read"), Some("last".to_owned()));
+        assert_eq!(long.cut_bytes, 10);
+        assert!(long.text.starts_with("aaa") && long.text.ends_with("[line cut: 10 more bytes]"));
+        let whole = |text: &str| {
+            Some(Line {
+                text: text.to_owned(),
+                cut_bytes: 0,
+            })
+        };
+        assert_eq!(r.next_line().await.expect("read"), whole("ok\u{fffd}"));
+        assert_eq!(r.next_line().await.expect("read"), whole("last"));
         assert_eq!(r.next_line().await.expect("read"), None);
     }
 }

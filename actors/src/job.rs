@@ -14,7 +14,6 @@ use tokio::sync::{Notify, watch};
 use crate::json::Json;
 use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
 use crate::run::{FailureKind, Progress, RunId};
-use crate::time::Timestamp;
 
 /// What a finished job hands back: a value to store on the record, if any.
 pub type JobOutput = Option<Json>;
@@ -372,12 +371,7 @@ impl RunContext {
 
     /// Adds a line to the run's log (stream `job`).
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
-        self.log_entries(vec![LogEntry {
-            at: Timestamp::now(),
-            level,
-            stream: LogStream::Job,
-            message: message.into(),
-        }]);
+        self.log_entries(vec![LogEntry::new(level, LogStream::Job, message)]);
     }
 
     /// Adds an `INFO` line to the run's log.

@@ -111,19 +111,40 @@ pub struct LogEntry {
     pub stream: LogStream,
     /// The text, without its line ending.
     pub message: String,
+    /// Bytes of the line that were dropped because it was longer than the capture limit
+    /// (0: the line is whole). The text then ends with a marker saying the same.
+    #[serde(default)]
+    pub cut_bytes: u64,
+}
+
+impl LogEntry {
+    /// A whole line logged now.
+    pub fn new(level: LogLevel, stream: LogStream, message: impl Into<String>) -> Self {
+        LogEntry {
+            at: Timestamp::now(),
+            level,
+            stream,
+            message: message.into(),
+            cut_bytes: 0,
+        }
+    }
 }
 
 impl fmt::Display for LogEntry {
-    /// `[timestamp] [LEVEL] [stream] message`, the log file's line format.
+    /// `[timestamp] [LEVEL] [stream] message`, the log file's line format; a cut line's
+    /// stream field is `[stream cut=N]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "[{}] [{}] [{}] {}",
+            "[{}] [{}] [{}",
             self.at,
             self.level,
-            self.stream.as_str(),
-            self.message
-        )
+            self.stream.as_str()
+        )?;
+        if self.cut_bytes > 0 {
+            write!(f, " cut={}", self.cut_bytes)?;
+        }
+        write!(f, "] {}", self.message)
     }
 }
 
@@ -142,12 +163,17 @@ impl FromStr for LogEntry {
         };
         let at = field()?.parse().map_err(|_| ())?;
         let level = field()?.parse()?;
-        let stream = field()?.parse()?;
+        let stream_field = field()?;
+        let (stream, cut_bytes) = match stream_field.split_once(" cut=") {
+            Some((stream, cut)) => (stream.parse()?, cut.parse().map_err(|_| ())?),
+            None => (stream_field.parse()?, 0),
+        };
         Ok(LogEntry {
             at,
             level,
             stream,
             message: rest.to_owned(),
+            cut_bytes,
         })
     }
 }
@@ -266,13 +292,24 @@ mod tests {
             level: LogLevel::Warning,
             stream: LogStream::Stderr,
             message: "disk [almost] full".into(),
+            cut_bytes: 0,
         };
         let line = e.to_string();
         assert_eq!(
             line,
             "[2024-02-29T12:34:56.789012Z] [WARNING] [stderr] disk [almost] full"
         );
-        assert_eq!(line.parse::<LogEntry>(), Ok(e));
+        assert_eq!(line.parse::<LogEntry>(), Ok(e.clone()));
         assert!("garbage".parse::<LogEntry>().is_err());
+        let cut = LogEntry {
+            cut_bytes: 49_934_464,
+            ..e
+        };
+        let line = cut.to_string();
+        assert_eq!(
+            line,
+            "[2024-02-29T12:34:56.789012Z] [WARNING] [stderr cut=49934464] disk [almost] full"
+        );
+        assert_eq!(line.parse::<LogEntry>(), Ok(cut));
     }
 }

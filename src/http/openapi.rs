@@ -53,7 +53,11 @@ pub fn openapi_document() -> Value {
                     "properties": {"kind": {"type": "string"}, "params": {"type": "object"}, "label": {"type": "string"}, "name": {"type": "string"},
                         "queue": {"type": "string"}, "priority": {"type": "integer"}, "idempotency_key": {"type": "string"}, "timeout_ms": {"type": "integer"}}},
                 "Cancel": {"type": "object", "required": ["run_id", "outcome"], "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string"}}},
-                "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array"}}},
+                "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array", "items": {"$ref": "#/components/schemas/LogEntry"}}}},
+                "LogEntry": {"type": "object", "required": ["at", "level", "stream", "message", "cut_bytes"], "properties": {
+                    "at": {"type": "string"}, "level": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
+                    "stream": {"type": "string", "enum": ["stdout", "stderr", "job"]}, "message": {"type": "string"},
+                    "cut_bytes": {"type": "integer", "description": "bytes dropped from a line longer than the capture limit (0: whole)"}}},
                 "Health": {"type": "object", "required": ["status", "uptime_secs", "active_runs", "queues", "draining"]},
                 "Stats": {"type": "object", "required": ["by_status", "total", "success_rate", "throughput_per_sec"]},
                 "Prune": {"type": "object", "required": ["started", "pruned_before"]}
