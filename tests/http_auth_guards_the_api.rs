@@ -1,5 +1,5 @@
-//! With tokens configured, every API endpoint needs a valid bearer token (event streams may
-//! pass it as `access_token`); the dashboard page and the OpenAPI document stay open. Without
+//! With tokens configured, every API endpoint needs a valid bearer token, its scheme in any
+//! case (event streams, and only they, may pass it as `access_token`); the dashboard page and the OpenAPI document stay open. Without
 //! tokens, the server refuses to start on a non-loopback address unless told to.
 #[path = "support/http.rs"]
 mod http_support;
@@ -41,12 +41,54 @@ async fn the_api_needs_a_valid_token() {
     assert_eq!(wrong.status(), 401);
     let right = s.client.get(s.url("/runs")).send().await.expect("send");
     assert_eq!(right.status(), 200);
-    let stream = anon
-        .get(s.url("/events?access_token=s3cret-token"))
+    // The scheme is case-insensitive (RFC 7235).
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let r = anon
+            .get(s.url("/runs"))
+            .header("authorization", format!("{scheme} s3cret-token"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "scheme {scheme}");
+    }
+    // A token in the query opens the event streams, and nothing else.
+    let id = s
+        .client
+        .post(s.url("/runs"))
+        .json(&json!({"kind": "sleep"}))
         .send()
         .await
         .expect("send");
-    assert_eq!(stream.status(), 200);
+    assert_eq!(id.status(), 202, "a run to stream");
+    let id: serde_json::Value = id.json().await.expect("json");
+    let id = id["id"].as_str().expect("run id").to_owned();
+    for path in ["/events".to_owned(), format!("/runs/{id}/events")] {
+        let stream = anon
+            .get(s.url(&format!("{path}?access_token=s3cret-token")))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(stream.status(), 200, "{path}");
+    }
+    for (method, path) in [
+        ("GET", "/runs".to_owned()),
+        ("GET", format!("/runs/{id}")),
+        ("GET", format!("/runs/{id}/logs")),
+        ("GET", "/stats".to_owned()),
+        ("GET", "/metrics".to_owned()),
+        ("POST", "/maintenance/prune".to_owned()),
+        ("DELETE", format!("/runs/{id}")),
+    ] {
+        let r = anon
+            .request(
+                method.parse().expect("method"),
+                s.url(&format!("{path}?access_token=s3cret-token")),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 401, "{method} {path} with a query token");
+    }
     assert_eq!(
         anon.get(s.url("/")).send().await.expect("send").status(),
         200
