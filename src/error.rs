@@ -39,6 +39,9 @@ pub enum Error {
     LogIo(String),
     /// The durable store could not be opened or loaded.
     Store(StoreError),
+    /// No supervisor is registered under this name (`None`: the handle's supervisor was
+    /// started without a name, so it cannot be found again; see `RunwardenBuilder::name`).
+    NoSuchSupervisor(Option<String>),
 }
 
 impl fmt::Display for Error {
@@ -57,6 +60,12 @@ impl fmt::Display for Error {
             Error::LogsDisabled => f.write_str("run logs are not configured"),
             Error::LogIo(e) => write!(f, "could not read a log file: {e}"),
             Error::Store(e) => e.fmt(f),
+            Error::NoSuchSupervisor(Some(name)) => {
+                write!(f, "no runwarden supervisor is registered as `{name}`")
+            }
+            Error::NoSuchSupervisor(None) => {
+                f.write_str("the supervisor has no name, so it cannot be found again")
+            }
         }
     }
 }

@@ -16,12 +16,23 @@ pub enum EventItem {
     Lagged(u64),
 }
 
+/// Why an [`EventStream`] ended (see [`EventStream::end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The followed run's terminal event was the last item.
+    RunEnded,
+    /// The registry stopped (a shutdown, or a failure its supervisor did not restart it
+    /// from): no further events can come. A run stream ending this way never saw its run's
+    /// end; ask the store-backed handle again after a restart.
+    RegistryStopped,
+}
+
 /// Live events from the registry, filtered for all runs, one label, or one run.
 ///
 /// A stream for one run starts with the run's current status and always ends with its
 /// terminal event — also when the run ended before the subscription, or when the subscriber
 /// lagged past the event — and then yields `None`. Streams for all runs or a label run until
-/// the registry stops.
+/// the registry stops. After `None`, [`EventStream::end`] says which of the two happened.
 ///
 /// Use [`EventStream::next`] in a loop, or [`EventStream::into_stream`] for a
 /// `futures::Stream`.
@@ -49,14 +60,30 @@ pub enum EventItem {
 pub struct EventStream {
     sub: Subscription,
     first: Option<RunEvent>,
-    done: bool,
+    end: Option<StreamEnd>,
 }
 
 impl EventStream {
     pub(crate) fn new(mut sub: Subscription) -> Self {
         let first = sub.current.take().map(|r| RunEvent::from_record(&r));
-        let done = false;
-        EventStream { sub, first, done }
+        EventStream {
+            sub,
+            first,
+            end: None,
+        }
+    }
+
+    /// Why the stream ended, once it has (`None` while it goes on).
+    #[must_use]
+    pub fn end(&self) -> Option<StreamEnd> {
+        self.end
+    }
+
+    /// Marks the stream ended by its run's terminal event if `event` is one (run streams).
+    fn ends_with(&mut self, by_run: bool, event: &RunEvent) {
+        if by_run && event.is_terminal() {
+            self.end = Some(StreamEnd::RunEnded);
+        }
     }
 
     /// The next event, or `None` when the stream has ended.
@@ -64,12 +91,12 @@ impl EventStream {
     /// # Cancel safety
     /// Cancel safe: an event is removed from the buffer only when it is returned.
     pub async fn next(&mut self) -> Option<EventItem> {
-        if self.done {
+        if self.end.is_some() {
             return None;
         }
         let by_run = matches!(self.sub.filter, EventFilter::Run(_));
         if let Some(first) = self.first.take() {
-            self.done = by_run && first.is_terminal();
+            self.ends_with(by_run, &first);
             return Some(EventItem::Event(first));
         }
         loop {
@@ -87,7 +114,7 @@ impl EventStream {
                 } => {
                     self.sub.terminal = None;
                     if let Ok(Ok(record)) = end {
-                        self.done = true;
+                        self.end = Some(StreamEnd::RunEnded);
                         return Some(EventItem::Event(RunEvent::from_record(&record)));
                     }
                     continue;
@@ -95,7 +122,7 @@ impl EventStream {
             };
             match received {
                 Ok(event) if self.sub.filter.matches(&event) => {
-                    self.done = by_run && event.is_terminal();
+                    self.ends_with(by_run, &event);
                     return Some(EventItem::Event(event));
                 }
                 Ok(_) => {}
@@ -104,11 +131,11 @@ impl EventStream {
                     // The registry stopped. A run stream still gets its end if it was sent.
                     if let Some(rx) = self.sub.terminal.take() {
                         if let Ok(Ok(record)) = rx.await {
-                            self.done = true;
+                            self.end = Some(StreamEnd::RunEnded);
                             return Some(EventItem::Event(RunEvent::from_record(&record)));
                         }
                     }
-                    self.done = true;
+                    self.end = Some(StreamEnd::RegistryStopped);
                     return None;
                 }
             }
@@ -128,7 +155,7 @@ impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventStream")
             .field("filter", &self.sub.filter)
-            .field("done", &self.done)
+            .field("end", &self.end)
             .finish()
     }
 }

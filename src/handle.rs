@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use ractor::OutputPort;
 use runwarden_actors::{
-    BoxedJob, CancelOutcome, DrainReport, ErrorKind, EventFilter, IntoJobOutput, ListQuery,
-    QueueConfig, RegistryRef, RegistryStats, RunError, RunEvent, RunId, RunPage, RunRecord,
-    RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError, Submitter,
-    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus,
+    BoxedJob, CallError, CancelOutcome, DrainReport, DrainState, ErrorKind, EventFilter,
+    IntoJobOutput, ListQuery, QueueConfig, RegistryRef, RegistryStats, RunError, RunEvent, RunId,
+    RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError,
+    Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef,
+    SupervisorStatus,
 };
 
 use crate::error::{BatchError, Error};
@@ -44,6 +45,7 @@ pub struct RunwardenBuilder {
     logs: Option<LogConfig>,
     store: Option<Box<dyn RunStore>>,
     kinds: JobKinds,
+    name: Option<String>,
 }
 
 impl Default for RunwardenBuilder {
@@ -54,6 +56,7 @@ impl Default for RunwardenBuilder {
             logs: None,
             store: None,
             kinds: JobKinds::default(),
+            name: None,
         }
     }
 }
@@ -149,6 +152,15 @@ impl RunwardenBuilder {
         self
     }
 
+    /// Registers the supervisor under `name` in ractor's process-wide registry, so a handle
+    /// can find it again: [`Runwarden::connect_named`], and [`Runwarden::reconnect`] after
+    /// an application's own supervisor restarted it under the same name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Spawns the supervisor (and its registry) unsupervised.
     pub async fn start(self) -> Result<Runwarden, Error> {
         self.spawn(None).await
@@ -164,9 +176,10 @@ impl RunwardenBuilder {
         self.args.store = self.store.take();
         self.args.kinds = std::mem::take(&mut self.kinds);
         self.args.logs = self.logs.take();
+        let name = self.name.take();
         let spawned = match parent {
-            None => Actor::spawn(None, SupervisorActor, self.args).await,
-            Some(p) => Actor::spawn_linked(None, SupervisorActor, self.args, p).await,
+            None => Actor::spawn(name, SupervisorActor, self.args).await,
+            Some(p) => Actor::spawn_linked(name, SupervisorActor, self.args, p).await,
         };
         let (supervisor, _) = spawned.map_err(spawn_error)?;
         Runwarden::connect(supervisor, self.call_timeout).await
@@ -260,6 +273,34 @@ impl Runwarden {
             submitter,
             logs,
         })
+    }
+
+    /// A handle to the supervisor registered under `name` (see [`RunwardenBuilder::name`], or
+    /// `SupervisorActor::spawn_linked` with a name).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchSupervisor`] if no actor is registered under `name`; as
+    /// [`Runwarden::connect`] otherwise.
+    pub async fn connect_named(name: &str, call_timeout: Duration) -> Result<Self, Error> {
+        let supervisor = ActorRef::<SupervisorMessage>::where_is(name.to_owned())
+            .ok_or_else(|| Error::NoSuchSupervisor(Some(name.to_owned())))?;
+        Self::connect(supervisor, call_timeout).await
+    }
+
+    /// A fresh handle to whichever supervisor now holds this one's name: after the
+    /// application's own supervisor restarted runwarden under the same name, the old handle
+    /// answers [`Error::Unavailable`] and this one is connected to the new instance.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchSupervisor`] if this handle's supervisor had no name, or nothing holds
+    /// it now.
+    pub async fn reconnect(&self) -> Result<Self, Error> {
+        let name = self
+            .supervisor
+            .actor()
+            .get_name()
+            .ok_or(Error::NoSuchSupervisor(None))?;
+        Self::connect_named(&name, self.supervisor.timeout()).await
     }
 
     /// What start-up recovery did (empty without a store, or when nothing was left active).
@@ -560,12 +601,36 @@ impl Runwarden {
         Ok(self.registry.wait(id).await??)
     }
 
+    /// Waits at most `timeout` for the run to be terminal: its final record, or `None` if it
+    /// is still active then (the run goes on; only the wait is abandoned).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown run, [`Error::Unavailable`] if the actors are gone.
+    pub async fn wait_timeout(
+        &self,
+        id: RunId,
+        timeout: Duration,
+    ) -> Result<Option<RunRecord>, Error> {
+        match self.registry.wait_timeout(id, timeout).await {
+            Ok(found) => Ok(Some(found?)),
+            Err(CallError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Stops accepting runs and waits until every accepted run is terminal. At `deadline` the
     /// runs still active are cancelled (and end within the cancel grace period). The actors
     /// keep answering queries afterwards; submits are refused with
     /// [`SubmitError::ShuttingDown`].
     pub async fn drain(&self, deadline: Duration) -> Result<DrainReport, Error> {
         Ok(self.supervisor.drain(deadline).await?)
+    }
+
+    /// Begins a drain with `deadline` (or joins the one under way) and returns as soon as it
+    /// has begun: from then on every submit is refused with [`SubmitError::ShuttingDown`], so
+    /// the caller can stop its own producers now. [`Runwarden::drain`] waits for the report.
+    pub async fn begin_drain(&self, deadline: Duration) -> Result<DrainState, Error> {
+        Ok(self.supervisor.begin_drain(deadline).await?)
     }
 
     /// Drains (see [`Runwarden::drain`]), then stops the supervisor and the registry and waits

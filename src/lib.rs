@@ -77,7 +77,7 @@ mod returning;
 mod sqlite;
 
 pub use error::{BatchError, Error};
-pub use events::{EventItem, EventStream};
+pub use events::{EventItem, EventStream, StreamEnd};
 pub use handle::{Runwarden, RunwardenBuilder};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use returning::returning;
@@ -93,7 +93,7 @@ pub use runwarden_actors::{
     SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus, Timestamp, Transition,
     TransitionError, UnknownQueue, ractor,
 };
-pub use runwarden_actors::{LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
+pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The actors, protocols and run model, for applications that drive them by message.

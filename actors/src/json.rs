@@ -63,9 +63,96 @@ impl From<f64> for Json {
     }
 }
 
+/// Integers that always fit in `i64`.
+macro_rules! from_small_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Json {
+            fn from(n: $t) -> Self {
+                Json::Int(i64::from(n))
+            }
+        }
+    )*};
+}
+from_small_int!(i8, i16, i32, u8, u16, u32);
+
+impl From<u64> for Json {
+    /// `Int` when it fits in `i64`, else `UInt`.
+    fn from(n: u64) -> Self {
+        i64::try_from(n).map_or(Json::UInt(n), Json::Int)
+    }
+}
+
+impl From<usize> for Json {
+    fn from(n: usize) -> Self {
+        Json::from(n as u64)
+    }
+}
+
+impl From<isize> for Json {
+    fn from(n: isize) -> Self {
+        Json::Int(n as i64)
+    }
+}
+
+impl From<f32> for Json {
+    fn from(n: f32) -> Self {
+        Json::Float(f64::from(n))
+    }
+}
+
+impl From<&String> for Json {
+    fn from(s: &String) -> Self {
+        Json::String(s.clone())
+    }
+}
+
+impl<T: Into<Json>> From<Option<T>> for Json {
+    /// `None` is `null`.
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Json::Null, Into::into)
+    }
+}
+
+impl<T: Into<Json>> From<Vec<T>> for Json {
+    fn from(v: Vec<T>) -> Self {
+        Json::Array(v.into_iter().map(Into::into).collect())
+    }
+}
+
+impl From<JsonObject> for Json {
+    fn from(o: JsonObject) -> Self {
+        Json::Object(o)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_integer_type_and_common_containers_convert() {
+        let i: usize = 7;
+        let spec = crate::RunSpec::new("x")
+            .param("usize", i)
+            .param("u32", 3u32)
+            .param("i32", -3i32)
+            .param("u8", 255u8)
+            .param("literal", 640)
+            .param("huge", u64::MAX)
+            .param("float", 1.5f32)
+            .param("none", None::<u32>)
+            .param("list", vec![1u16, 2]);
+        let p = &spec.params;
+        assert_eq!(p["usize"], Json::Int(7));
+        assert_eq!(p["u32"], Json::Int(3));
+        assert_eq!(p["i32"], Json::Int(-3));
+        assert_eq!(p["u8"], Json::Int(255));
+        assert_eq!(p["literal"], Json::Int(640));
+        assert_eq!(p["huge"], Json::UInt(u64::MAX));
+        assert_eq!(p["float"], Json::Float(1.5));
+        assert_eq!(p["none"], Json::Null);
+        assert_eq!(p["list"], Json::Array(vec![Json::Int(1), Json::Int(2)]));
+    }
 
     #[test]
     fn round_trips_through_serde_json_as_plain_json() {

@@ -97,7 +97,7 @@ pub use supervisor::{
     REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorState,
 };
 pub use time::{ParseTimestampError, Timestamp};
-pub use worker::{WorkerActor, WorkerArguments, WorkerState};
+pub use worker::{DROP_WAIT, WorkerActor, WorkerArguments, WorkerState};
 
 /// The actor framework runwarden is built on, re-exported so users match its version.
 pub use ractor;

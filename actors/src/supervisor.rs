@@ -332,15 +332,26 @@ impl SupervisorState {
         }
     }
 
-    fn begin_drain(
+    /// A `Drain`: joins the drain (beginning it if none has begun), answered with its report.
+    fn drain(
         &mut self,
         myself: &ActorRef<SupervisorMessage>,
         deadline: Duration,
         reply: RpcReplyPort<DrainReport>,
     ) {
-        let Some(reply) = self.drain.join(reply) else {
-            return;
-        };
+        if let Some(reply) = self.drain.join(reply) {
+            self.begin_drain(myself, deadline, Some(reply));
+        }
+    }
+
+    /// Begins a drain: the gate closes (from now on every submit is refused), schedules stop,
+    /// and a barrier goes through the registry; the deadline timer starts.
+    fn begin_drain(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        deadline: Duration,
+        reply: Option<RpcReplyPort<DrainReport>>,
+    ) {
         self.gate.close();
         self.schedules.stop_all();
         tracing::info!(
@@ -555,7 +566,13 @@ impl SupervisorState {
                     self.cancel(myself, id, reply, false);
                 }
             }
-            SupervisorMessage::Drain(deadline, reply) => self.begin_drain(myself, deadline, reply),
+            SupervisorMessage::Drain(deadline, reply) => self.drain(myself, deadline, reply),
+            SupervisorMessage::BeginDrain(deadline, reply) => {
+                if self.drain.accepting() {
+                    self.begin_drain(myself, deadline, None);
+                }
+                let _ = reply.send(self.drain.state());
+            }
             SupervisorMessage::SetLimit(queue, limit, reply) => {
                 let _ = reply.send(self.queues.set_limit(queue, limit));
             }

@@ -18,6 +18,11 @@ use crate::run::{CancelKind, FailureKind, Outcome, RunError, RunId, Transition};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
+/// After a cancel's (or time limit's) grace period, how long a worker waits for its job's
+/// aborted future to be dropped before it records the run's end anyway: a job that never
+/// yields cannot be dropped, but its run still ends.
+pub const DROP_WAIT: Duration = Duration::from_secs(1);
+
 /// The worker actor. Stateless itself; see [`WorkerState`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WorkerActor;
@@ -77,6 +82,9 @@ pub struct WorkerState {
     task: Option<AbortOnDrop<()>>,
     time_limit: Option<Timer>,
     grace_timer: Option<Timer>,
+    /// The grace period ran out and the job task was aborted: the outcome is decided by
+    /// `JobDropped`, not by what the task reports as it goes.
+    aborted: bool,
     stop: Option<Stop>,
     end: Option<AttemptEnd>,
     deferred_cancels: Vec<CancelReply>,
@@ -273,6 +281,7 @@ impl Actor for WorkerActor {
             task: None,
             time_limit: None,
             grace_timer: None,
+            aborted: false,
             stop: None,
             end: None,
             deferred_cancels: Vec::new(),
@@ -346,7 +355,7 @@ impl Actor for WorkerActor {
     ) -> Result<(), ActorProcessingErr> {
         match message.0 {
             WorkerStep::JobFinished(outcome) => {
-                if state.end.is_some() {
+                if state.end.is_some() || state.aborted {
                     return Ok(());
                 }
                 match (state.stop, outcome) {
@@ -415,15 +424,41 @@ impl Actor for WorkerActor {
                 if state.end.is_some() {
                     return Ok(());
                 }
-                // Dropping the job's future happens at its next `.await`; code that never
-                // yields keeps its thread, but the attempt's outcome is decided now regardless.
-                state.task = None;
+                // The job's future is dropped at its next `.await` (with everything it owns).
+                // The outcome is recorded once that has happened, so a caller told the run is
+                // cancelled can rely on the job's resources being released; code that never
+                // yields keeps its thread, and the run ends after `DROP_WAIT` regardless.
+                state.aborted = true;
+                match state.task.take() {
+                    Some(mut task) => {
+                        task.0.abort();
+                        let me = myself.clone();
+                        tokio::spawn(async move {
+                            let dropped =
+                                tokio::time::timeout(DROP_WAIT, &mut task.0).await.is_ok();
+                            let _ = me.cast(WorkerStep::JobDropped(dropped).into());
+                        });
+                    }
+                    None => {
+                        let _ = myself.cast(WorkerStep::JobDropped(true).into());
+                    }
+                }
+            }
+            WorkerStep::JobDropped(dropped) => {
+                if state.end.is_some() {
+                    return Ok(());
+                }
                 let grace = state.grace;
+                let how = if dropped {
+                    "was dropped"
+                } else {
+                    "does not yield; it is dropped at its next await"
+                };
                 match state.stop {
                     Some(Stop::TimeLimit) => {
                         let limit = state.timeout.unwrap_or_default();
                         let msg = format!(
-                            "timed out after {limit:?}; job did not stop within the {grace:?} grace period and was dropped"
+                            "timed out after {limit:?}; job did not stop within the {grace:?} grace period and {how}"
                         );
                         state.fail(&myself, FailureKind::TimedOut, msg);
                     }
@@ -436,7 +471,7 @@ impl Actor for WorkerActor {
                             reason,
                             CancelKind::GraceExpired,
                             format!(
-                                "cancelled by {reason}; job did not stop within the {grace:?} grace period and was dropped"
+                                "cancelled by {reason}; job did not stop within the {grace:?} grace period and {how}"
                             ),
                         );
                         state.end_with(&myself, t);

@@ -89,11 +89,13 @@ impl From<Error> for ApiError {
             Error::LogsDisabled => {
                 ApiError::new(StatusCode::NOT_IMPLEMENTED, "LOGS_DISABLED", e.to_string())
             }
-            Error::Timeout { .. } | Error::Unavailable { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                e.to_string(),
-            ),
+            Error::Timeout { .. } | Error::Unavailable { .. } | Error::NoSuchSupervisor(_) => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    e.to_string(),
+                )
+            }
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",

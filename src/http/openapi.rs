@@ -59,7 +59,7 @@ pub fn openapi_document() -> Value {
                     "stream": {"type": "string", "enum": ["stdout", "stderr", "job"]}, "message": {"type": "string"},
                     "cut_bytes": {"type": "integer", "description": "bytes dropped from a line longer than the capture limit (0: whole)"}}},
                 "Health": {"type": "object", "required": ["status", "uptime_secs", "active_runs", "queues", "draining"]},
-                "Stats": {"type": "object", "required": ["by_status", "total", "success_rate", "throughput_per_sec"]},
+                "Stats": {"type": "object", "required": ["by_status", "active", "total", "success_rate", "throughput_per_sec"], "properties": {"active": {"type": "integer", "description": "queued plus running, counted with by_status in one answer"}}},
                 "Prune": {"type": "object", "required": ["started", "pruned_before"]}
             }
         },

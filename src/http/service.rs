@@ -43,6 +43,7 @@ pub(super) async fn stats(State(api): State<Api>) -> Result<Json<Value>, ApiErro
     let secs = api.started.elapsed().as_secs_f64().max(1e-9);
     Ok(Json(json!({
         "by_status": by_status,
+        "active": s.active(),
         "total": s.total(),
         "success_rate": if finished == 0 { None } else { Some(done as f64 / finished as f64) },
         "throughput_per_sec": finished as f64 / secs,

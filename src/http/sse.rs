@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde_json::json;
 
-use crate::{Error, EventFilter, EventItem, LogItem, RunEvent, RunId, RunStatus, Runwarden};
+use crate::{
+    Error, EventFilter, EventItem, EventStream, LogItem, RunEvent, RunId, RunStatus, Runwarden,
+    StreamEnd,
+};
 
 use super::errors::*;
 use super::state::Api;
@@ -62,6 +65,8 @@ pub(super) async fn run_events(
         status: Option<RunStatus>,
         rw: Runwarden,
         run: RunId,
+        /// Why the event half ended, once it has.
+        ended: Option<StreamEnd>,
         done: bool,
     }
     let state = S {
@@ -72,6 +77,7 @@ pub(super) async fn run_events(
         status: None,
         rw: api.rw.clone(),
         run: id,
+        ended: None,
         done: false,
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
@@ -83,7 +89,12 @@ pub(super) async fn run_events(
                 // Both the run and its log have ended: the final event carries the record.
                 s.done = true;
                 let record = s.rw.status(s.run).await.ok();
-                let data = json!({"run_id": s.run, "status": s.status, "run": record});
+                let data = json!({
+                    "run_id": s.run,
+                    "status": s.status,
+                    "run": record,
+                    "reason": end_reason(s.ended),
+                });
                 let e = Event::default()
                     .event("end")
                     .id(s.lines.to_string())
@@ -103,7 +114,10 @@ pub(super) async fn run_events(
                         let ev = Event::default().event("lagged").data(json!({"missed": n}).to_string());
                         return Some((Ok(ev), s));
                     }
-                    None => s.events = None,
+                    None => {
+                        s.ended = s.events.as_ref().and_then(EventStream::end);
+                        s.events = None;
+                    }
                 },
                 item = async { s.logs.as_mut()?.next().await }, if s.logs.is_some() => match item {
                     Some(LogItem::Line(line)) => {
@@ -133,14 +147,29 @@ pub(super) async fn run_events(
 /// Every run's status events, live.
 pub(super) async fn all_events(State(api): State<Api>) -> Result<SseStream, ApiError> {
     let events = api.rw.events(EventFilter::All).await?;
-    let stream = futures_util::stream::unfold((events, 0u64), |(mut events, n)| async move {
-        let ev = match events.next().await? {
-            EventItem::Event(e) => status_event(&e, n + 1),
-            EventItem::Lagged(m) => Event::default()
+    let stream = futures_util::stream::unfold(Some((events, 0u64)), |state| async move {
+        let (mut events, n) = state?;
+        let ev = match events.next().await {
+            Some(EventItem::Event(e)) => status_event(&e, n + 1),
+            Some(EventItem::Lagged(m)) => Event::default()
                 .event("lagged")
                 .data(json!({"missed": m}).to_string()),
+            // The registry stopped: one last event says so, then the stream closes.
+            None => {
+                let data = json!({"reason": end_reason(events.end())});
+                let ev = Event::default().event("end").data(data.to_string());
+                return Some((Ok(ev), None));
+            }
         };
-        Some((Ok(ev), (events, n + 1)))
+        Some((Ok(ev), Some((events, n + 1))))
     });
     Ok(sse(stream))
+}
+
+/// The `reason` of a stream's `end` event.
+fn end_reason(end: Option<StreamEnd>) -> &'static str {
+    match end {
+        Some(StreamEnd::RegistryStopped) => "registry_stopped",
+        Some(StreamEnd::RunEnded) | None => "run_ended",
+    }
 }

@@ -186,6 +186,13 @@ impl RegistryStats {
         self.by_status[status.index()]
     }
 
+    /// Runs `Queued` or `Running`, counted at the same instant as the per-status counts (what
+    /// [`RegistryRef::active_count`] answers, in the same answer as the rest).
+    #[must_use]
+    pub fn active(&self) -> usize {
+        self.count(RunStatus::Queued) + self.count(RunStatus::Running)
+    }
+
     /// All records held.
     #[must_use]
     pub fn total(&self) -> usize {
@@ -324,6 +331,25 @@ impl RegistryRef {
             &self.actor,
             |r| RegistryMessage::WaitTerminal(id, r),
             None,
+            "wait",
+        )
+        .await
+    }
+
+    /// As [`RegistryRef::wait`], for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`CallError::Timeout`] when the run is still active after `timeout` (the wait is
+    /// abandoned; the run goes on); the inner `NotFound` for an unknown run.
+    pub async fn wait_timeout(
+        &self,
+        id: RunId,
+        timeout: Duration,
+    ) -> Result<Result<RunRecord, NotFound>, CallError> {
+        ask(
+            &self.actor,
+            |r| RegistryMessage::WaitTerminal(id, r),
+            Some(timeout),
             "wait",
         )
         .await

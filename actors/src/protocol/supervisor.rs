@@ -43,6 +43,10 @@ pub enum SupervisorMessage {
     /// reply with the report. At `deadline` the runs still active are cancelled. Several
     /// drains share the first one's deadline; a drain after the end replies at once.
     Drain(Duration, RpcReplyPort<DrainReport>),
+    /// Sent by anyone: begin a drain as `Drain` does (or join the one under way), and reply
+    /// at once with the drain's state: from that answer on, every submit is refused, so a
+    /// caller can stop its own producers at that moment. `Drain` then waits for the report.
+    BeginDrain(Duration, RpcReplyPort<DrainState>),
     /// Sent by anyone: change the global limit (`queue: None`) or a queue's limit. `None` as
     /// the limit means unlimited. Runs start at once if the new limit allows.
     SetLimit(
@@ -339,6 +343,16 @@ impl SupervisorRef {
     pub async fn drain(&self, deadline: Duration) -> Result<DrainReport, CallError> {
         let drain = |r| SupervisorMessage::Drain(deadline, r);
         ask(&self.actor, drain, None, "drain").await
+    }
+
+    /// Begins a drain (see [`SupervisorMessage::BeginDrain`]) and returns once it has begun:
+    /// from then on every submit is refused. [`SupervisorRef::drain`] waits for its end.
+    pub async fn begin_drain(&self, deadline: Duration) -> Result<DrainState, CallError> {
+        self.ask(
+            |r| SupervisorMessage::BeginDrain(deadline, r),
+            "begin_drain",
+        )
+        .await
     }
 
     /// Drains, then stops the registry, the supervisor's other children and the supervisor,

@@ -27,8 +27,11 @@ pub(crate) enum WorkerStep {
     /// like a cancel, and the attempt fails with [`crate::ErrorKind::TimedOut`] (or is retried).
     TimeLimit,
     /// Sent by the worker to itself when the grace period after a cancel or time limit has run
-    /// out: the job task is aborted and the attempt ends now.
+    /// out: the job task is aborted, and the attempt ends once its future is dropped.
     GraceExpired,
+    /// Sent by the task watching the aborted job task: its future has been dropped (`true`),
+    /// or it did not yield within [`crate::worker::DROP_WAIT`] (`false`). The attempt ends now.
+    JobDropped(bool),
 }
 
 impl From<WorkerStep> for WorkerMessage {

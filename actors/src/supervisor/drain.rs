@@ -75,10 +75,16 @@ impl Drain {
         }
     }
 
-    /// The drain begins, with `ended` the terminal counts so far and `timer` its deadline's.
-    pub(super) fn begin(&mut self, reply: RpcReplyPort<DrainReport>, ended: Ended, timer: Timer) {
+    /// The drain begins, with `ended` the terminal counts so far and `timer` its deadline's;
+    /// `reply` (if any) waits for its report.
+    pub(super) fn begin(
+        &mut self,
+        reply: Option<RpcReplyPort<DrainReport>>,
+        ended: Ended,
+        timer: Timer,
+    ) {
         *self = Drain::Draining {
-            waiters: vec![reply],
+            waiters: reply.into_iter().collect(),
             ended_before: ended,
             barrier_seen: false,
             deadline_hit: false,
