@@ -282,7 +282,7 @@ impl Runwarden {
     /// [`Error::NoSuchSupervisor`] if no actor is registered under `name`; as
     /// [`Runwarden::connect`] otherwise.
     pub async fn connect_named(name: &str, call_timeout: Duration) -> Result<Self, Error> {
-        let supervisor = ActorRef::<SupervisorMessage>::where_is(name.to_owned())
+        let supervisor = ActorRef::<SupervisorMessage>::where_is(name)
             .ok_or_else(|| Error::NoSuchSupervisor(Some(name.to_owned())))?;
         Self::connect(supervisor, call_timeout).await
     }

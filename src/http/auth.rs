@@ -58,35 +58,6 @@ fn percent_decode(value: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{bearer_token, percent_decode};
-
-    #[test]
-    fn query_tokens_are_percent_decoded() {
-        assert_eq!(percent_decode("a%2Fb%3D%3D").as_deref(), Some("a/b=="));
-        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("bad%zz"), None);
-    }
-
-    #[test]
-    fn the_bearer_scheme_is_matched_without_regard_to_case() {
-        for value in [
-            "Bearer tok",
-            "bearer tok",
-            "BEARER tok",
-            "bEaReR  tok ",
-            " Bearer tok",
-        ] {
-            assert_eq!(bearer_token(value), Some("tok"), "{value:?}");
-        }
-        for value in ["Basic tok", "Bearer", "Bearer ", "Bearertok", "tok"] {
-            assert_eq!(bearer_token(value), None, "{value:?}");
-        }
-    }
-}
-
 pub(super) async fn authenticate(State(api): State<Api>, req: Request, next: Next) -> Response {
     if api.options.tokens.is_empty() {
         return next.run(req).await;
@@ -125,5 +96,34 @@ pub(super) async fn authenticate(State(api): State<Api>, req: Request, next: Nex
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bearer_token, percent_decode};
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        assert_eq!(percent_decode("a%2Fb%3D%3D").as_deref(), Some("a/b=="));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        for value in [
+            "Bearer tok",
+            "bearer tok",
+            "BEARER tok",
+            "bEaReR  tok ",
+            " Bearer tok",
+        ] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value:?}");
+        }
+        for value in ["Basic tok", "Bearer", "Bearer ", "Bearertok", "tok"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }
