@@ -102,10 +102,15 @@ async fn an_event_stream_says_why_it_ended() {
         Some(EventItem::Event(_))
     ));
     assert_eq!(events.end(), None, "still going");
-    rw.registry().actor().stop(Some("test: the registry goes".into()));
+    rw.registry()
+        .actor()
+        .stop(Some("test: the registry goes".into()));
     while within("the stream to end", events.next()).await.is_some() {}
     assert_eq!(events.end(), Some(StreamEnd::RegistryStopped));
-    while within("the all-runs stream to end", all.next()).await.is_some() {}
+    while within("the all-runs stream to end", all.next())
+        .await
+        .is_some()
+    {}
     assert_eq!(all.end(), Some(StreamEnd::RegistryStopped));
     gate.open();
 }
@@ -141,7 +146,10 @@ async fn begin_drain_returns_once_submits_are_refused_and_drain_reports_later() 
     let report = within("the drain", rw.drain(Duration::from_secs(30)))
         .await
         .expect("drain");
-    assert!(!report.deadline_hit, "the first drain's deadline holds: {report:?}");
+    assert!(
+        !report.deadline_hit,
+        "the first drain's deadline holds: {report:?}"
+    );
     assert_eq!(
         rw.status(id).await.expect("status").status,
         RunStatus::Completed
