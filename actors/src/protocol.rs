@@ -6,7 +6,7 @@
 //!
 //! | actor | public requests (anyone holding the address) | internal steps (runwarden only) |
 //! |---|---|---|
-//! | supervisor ([`SupervisorMessage`]) | submit, cancel, cancel many, drain, limits, schedules, status, recovery report, submitter | start a recorded run, forwarded cancel, drain barrier and deadline, retry due, schedule due, registry restarted |
+//! | supervisor ([`SupervisorMessage`]) | submit, cancel, cancel many, drain, begin drain, limits, schedules, status, recovery report, log keeper, submitter | start a recorded run, forwarded cancel, drain barrier and deadline, retry due, schedule due, registry restarted |
 //! | registry ([`RegistryMessage`]) | get, list, wait, active count and ids, subscribe, event port, stats, prune now | admit (plain, durable, unique), transition, progress, exit code, answer a cancel, barrier, requeue, store committed, prunable, prune tick |
 //! | worker ([`WorkerMessage`]) | none | cancel (from the supervisor), job finished, time limit, grace expired |
 //! | log keeper ([`LogMessage`]) | read, follow, flush | lines (from jobs), a run's end, pruned runs, the registry's address |
