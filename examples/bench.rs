@@ -2,7 +2,12 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--json] [--reps 3] [--runs 100000] [--parked 50000]
+//!     [--latency-secs 10]
 //! ```
+//!
+//! The latency scenario (`bench/latency.rs`) submits 1 ms jobs at a steady 25%, 50% and 90% of
+//! the trivial-run capacity measured in the same run, `--latency-secs` at each load, for
+//! runwarden and for the baseline at the same rate.
 //!
 //! The baseline is what a user would write without runwarden: `tokio::spawn` into a `JoinSet`
 //! and a `parking_lot::Mutex<HashMap<id, status>>`. Every scenario reports the median of
@@ -24,6 +29,9 @@ use parking_lot::Mutex;
 use runwarden::{ListQuery, Retention, RunId, RunSpec, RunStatus, Runwarden, SqliteStore};
 use tokio::task::JoinSet;
 
+#[path = "bench/latency.rs"]
+mod latency;
+
 #[derive(Debug, Clone)]
 struct Flags {
     json: bool,
@@ -32,6 +40,7 @@ struct Flags {
     parked: usize,
     child: Option<String>,
     only: Option<String>,
+    latency_secs: usize,
 }
 
 fn parse() -> Result<Flags, String> {
@@ -42,6 +51,7 @@ fn parse() -> Result<Flags, String> {
         parked: 50_000,
         child: None,
         only: None,
+        latency_secs: 10,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +65,7 @@ fn parse() -> Result<Flags, String> {
             "--reps" => f.reps = num("--reps")?.max(1),
             "--runs" => f.runs = num("--runs")?.max(1),
             "--parked" => f.parked = num("--parked")?.max(1),
+            "--latency-secs" => f.latency_secs = num("--latency-secs")?.max(1),
             "--child" => f.child = args.next(),
             "--only" => f.only = args.next(),
             other => return Err(format!("unknown flag {other}")),
@@ -179,14 +190,16 @@ mod floor {
 
     pub(crate) struct Registry;
 
+    /// Statuses: 0 queued, 1 running, 2 completed, 3 failed, 4 cancelled.
     pub(crate) enum RegistryMsg {
         Status(u64, u8),
         Completed(RpcReplyPort<usize>),
+        Count(u8, RpcReplyPort<usize>),
     }
 
     impl Actor for Registry {
         type Msg = RegistryMsg;
-        type State = (HashMap<u64, u8>, usize);
+        type State = (HashMap<u64, u8>, [usize; 5]);
         type Arguments = ();
 
         async fn pre_start(
@@ -194,22 +207,27 @@ mod floor {
             _: ActorRef<RegistryMsg>,
             _: (),
         ) -> Result<Self::State, ActorProcessingErr> {
-            Ok((HashMap::new(), 0))
+            Ok((HashMap::new(), [0; 5]))
         }
 
         async fn handle(
             &self,
             _: ActorRef<RegistryMsg>,
             msg: RegistryMsg,
-            (map, done): &mut Self::State,
+            (map, counts): &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
             match msg {
                 RegistryMsg::Status(id, status) => {
-                    map.insert(id, status);
-                    *done += usize::from(status == 2);
+                    if let Some(old) = map.insert(id, status) {
+                        counts[usize::from(old)] -= 1;
+                    }
+                    counts[usize::from(status)] += 1;
                 }
                 RegistryMsg::Completed(reply) => {
-                    let _ = reply.send(*done);
+                    let _ = reply.send(counts[2]);
+                }
+                RegistryMsg::Count(status, reply) => {
+                    let _ = reply.send(counts[usize::from(status)]);
                 }
             }
             Ok(())
@@ -293,6 +311,152 @@ mod floor {
         supervisor.stop(None);
         registry.stop(None);
         rate
+    }
+
+    /// The floor's supervisor for cancel-all: spawns parked workers, then stops them all.
+    pub(crate) struct CancelSupervisor;
+
+    pub(crate) enum CancelMsg {
+        Spawn(u64),
+        StopAll,
+    }
+
+    impl Actor for CancelSupervisor {
+        type Msg = CancelMsg;
+        type State = ActorRef<RegistryMsg>;
+        type Arguments = ActorRef<RegistryMsg>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<CancelMsg>,
+            registry: ActorRef<RegistryMsg>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(registry)
+        }
+
+        async fn handle(
+            &self,
+            myself: ActorRef<CancelMsg>,
+            msg: CancelMsg,
+            registry: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            match msg {
+                CancelMsg::Spawn(id) => {
+                    registry.cast(RegistryMsg::Status(id, 0))?;
+                    let args = (id, registry.clone());
+                    Actor::spawn_linked(None, ParkedWorker, args, myself.get_cell()).await?;
+                }
+                CancelMsg::StopAll => myself.stop_children(None),
+            }
+            Ok(())
+        }
+
+        async fn handle_supervisor_evt(
+            &self,
+            _: ActorRef<CancelMsg>,
+            _: SupervisionEvent,
+            _: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    /// A worker that reports `Running`, waits to be stopped, and reports `Cancelled`.
+    pub(crate) struct ParkedWorker;
+
+    impl Actor for ParkedWorker {
+        type Msg = ();
+        type State = (u64, ActorRef<RegistryMsg>);
+        type Arguments = (u64, ActorRef<RegistryMsg>);
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<()>,
+            (id, registry): (u64, ActorRef<RegistryMsg>),
+        ) -> Result<Self::State, ActorProcessingErr> {
+            registry.cast(RegistryMsg::Status(id, 1))?;
+            Ok((id, registry))
+        }
+
+        async fn post_stop(
+            &self,
+            _: ActorRef<()>,
+            (id, registry): &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            registry.cast(RegistryMsg::Status(*id, 4))?;
+            Ok(())
+        }
+    }
+
+    async fn wait_count(registry: &ActorRef<RegistryMsg>, status: u8, n: usize) {
+        loop {
+            let got = ractor::call!(registry, RegistryMsg::Count, status).expect("count");
+            if got >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// ms for the floor to cancel `m` running bare actors: its supervisor stops them all, and
+    /// each reports `Cancelled` to the registry as it stops.
+    pub(crate) async fn cancel_all(m: usize) -> f64 {
+        let (registry, _) = Actor::spawn(None, Registry, ()).await.expect("registry");
+        let (supervisor, _) = Actor::spawn(None, CancelSupervisor, registry.clone())
+            .await
+            .expect("supervisor");
+        for id in 0..m as u64 {
+            supervisor.cast(CancelMsg::Spawn(id)).expect("spawn");
+        }
+        wait_count(&registry, 1, m).await;
+        let start = Instant::now();
+        supervisor.cast(CancelMsg::StopAll).expect("stop all");
+        wait_count(&registry, 4, m).await;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        supervisor.stop(None);
+        registry.stop(None);
+        ms
+    }
+
+    /// An actor that answers a `call` at once: the queries' floor.
+    pub(crate) struct Echo;
+
+    impl Actor for Echo {
+        type Msg = RpcReplyPort<u64>;
+        type State = u64;
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<Self::Msg>,
+            _: (),
+        ) -> Result<u64, ActorProcessingErr> {
+            Ok(0)
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<Self::Msg>,
+            reply: RpcReplyPort<u64>,
+            n: &mut u64,
+        ) -> Result<(), ActorProcessingErr> {
+            *n += 1;
+            let _ = reply.send(*n);
+            Ok(())
+        }
+    }
+
+    /// A bare ractor `call` round trip, ns (median of 1,000).
+    pub(crate) async fn call_rtt() -> f64 {
+        let (echo, _) = Actor::spawn(None, Echo, ()).await.expect("echo");
+        let mut xs = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            let t = Instant::now();
+            let _ = echo.call(|r| r, None).await.expect("call");
+            xs.push(t.elapsed().as_secs_f64() * 1e9);
+        }
+        echo.stop(None);
+        super::stat(xs).median
     }
 
     /// A bare actor that does nothing, for the memory of one parked actor.
@@ -670,7 +834,7 @@ async fn on_worker<T: Send + 'static>(
 async fn run(f: Flags) -> ExitCode {
     let (mut rw_tp, mut base_tp, mut submit_ns, mut rw_cancel, mut base_cancel) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let mut floor_tp = vec![];
+    let (mut floor_tp, mut floor_cancel) = (vec![], vec![]);
     for rep in 0..f.reps {
         eprintln!("rep {}/{}: throughput", rep + 1, f.reps);
         // Alternate which side goes first, so neither always gets the warmer process.
@@ -688,9 +852,21 @@ async fn run(f: Flags) -> ExitCode {
         eprintln!("rep {}/{}: cancel_all", rep + 1, f.reps);
         rw_cancel.push(runwarden_cancel_all(f.parked).await);
         base_cancel.push(baseline_cancel_all(f.parked).await);
+        floor_cancel.push(floor::cancel_all(f.parked).await);
+    }
+    let capacity = stat(rw_tp.clone()).median;
+    let loads = [0.25, 0.5, 0.9];
+    let mut lat = Vec::new();
+    for load in loads {
+        eprintln!("latency at {:.0}% of {capacity:.0} runs/s", load * 100.0);
+        let secs = f.latency_secs as f64;
+        let rw = latency::runwarden(capacity * load, secs).await;
+        let base = latency::baseline(capacity * load, secs).await;
+        lat.push((load, rw, base));
     }
     eprintln!("queries");
     let q = runwarden_queries().await;
+    let call_floor = floor::call_rtt().await;
     eprintln!("memory");
     let mem = |kind: &str| {
         stat(
@@ -729,6 +905,7 @@ async fn run(f: Flags) -> ExitCode {
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
     let floor_tp = stat(floor_tp);
     let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
+    let floor_cancel = stat(floor_cancel);
     let row = |name: &str, s: Stat, unit: &str| {
         println!(
             "{name:<34} {:>14.0} {unit:<8} (min {:.0}, max {:.0})",
@@ -772,6 +949,37 @@ async fn run(f: Flags) -> ExitCode {
         "cancel_all ratio (rw/baseline)",
         rw_cancel.median / base_cancel.median
     );
+    println!(
+        "{:<34} {:>14.1} ms  (min {:.1}, max {:.1})",
+        "floor: cancel_all", floor_cancel.median, floor_cancel.min, floor_cancel.max
+    );
+    println!(
+        "{:<34} {:>14.2}",
+        "cancel_all speed (floor/rw)",
+        floor_cancel.median / rw_cancel.median
+    );
+    println!(
+        "latency, 1 ms jobs (µs: p50 / p99 / p99.9)  submit → start          job end → visible"
+    );
+    for (load, rw, base) in &lat {
+        for (who, l) in [("runwarden", rw), ("baseline", base)] {
+            println!(
+                "  {:>3.0}% {who:<10} {:>8.0} runs/s  {:>7.0} / {:>7.0} / {:>7.0}    {:>7.0} / {:>7.0} / {:>7.0}",
+                load * 100.0,
+                l.rate,
+                l.start[0],
+                l.start[1],
+                l.start[2],
+                l.end[0],
+                l.end[1],
+                l.end[2]
+            );
+        }
+    }
+    println!(
+        "{:<34} {:>14.0} ns",
+        "floor: bare ractor call rtt", call_floor
+    );
     println!("{:<34} {:>14.0} ns", "status(id) rtt", q[0]);
     println!("{:<34} {:>14.0} ns", "active_count rtt", q[1]);
     println!("{:<34} {:>14.0} ns", "active_ids rtt (1,000 active)", q[2]);
@@ -814,6 +1022,15 @@ async fn run(f: Flags) -> ExitCode {
             "active_count_rtt_ns": q[1],
             "active_ids_rtt_ns": q[2],
             "list_running_rtt_ns": q[3],
+            "call_floor_rtt_ns": call_floor,
+            "floor_cancel_all_ms": floor_cancel.median,
+            "p99_start_us_50": lat[1].1.start[1],
+            "baseline_p99_start_us_50": lat[1].2.start[1],
+            "latency": lat.iter().map(|(load, rw, base)| serde_json::json!({
+                "load": load,
+                "runwarden": {"rate": rw.rate, "start_us": rw.start, "end_us": rw.end},
+                "baseline": {"rate": base.rate, "start_us": base.start, "end_us": base.end},
+            })).collect::<Vec<_>>(),
             "durable_runs_per_sec": durable.median,
             "memory_runs_per_sec_same_run": memory_same_run.median,
             "rss_ratio_1m_vs_100k": flat.map(|s| s.median),
