@@ -9,10 +9,10 @@ use std::sync::Arc;
 use ractor::OutputPort;
 use runwarden_actors::{
     BoxedJob, CallError, CancelOutcome, DrainReport, DrainState, ErrorKind, EventFilter,
-    IntoJobOutput, ListQuery, QueueConfig, RegistryRef, RegistryStats, RunError, RunEvent, RunId,
-    RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo, ScheduleSpec, SubmitError,
-    Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef,
-    SupervisorStatus,
+    IntoJobOutput, ListQuery, QueueConfig, RateLimit, RegistryRef, RegistryStats, RunError,
+    RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo,
+    ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage,
+    SupervisorRef, SupervisorStatus,
 };
 
 use crate::error::{BatchError, Error};
@@ -533,6 +533,23 @@ impl Runwarden {
     /// Changes how many runs may wait in a queue (`None`: unbounded) while running.
     pub async fn set_queue_max_length(&self, queue: &str, max: Option<usize>) -> Result<(), Error> {
         Ok(self.supervisor.set_max_length(queue, max).await??)
+    }
+
+    /// Pauses a queue: nothing of it starts until [`Runwarden::resume_queue`]; submits are
+    /// still accepted and its running runs go on. Shown in [`Runwarden::supervisor_status`].
+    pub async fn pause_queue(&self, queue: &str) -> Result<(), Error> {
+        Ok(self.supervisor.pause_queue(queue).await??)
+    }
+
+    /// Resumes a paused queue: its runs start in the order they would have.
+    pub async fn resume_queue(&self, queue: &str) -> Result<(), Error> {
+        Ok(self.supervisor.resume_queue(queue).await??)
+    }
+
+    /// Sets or lifts (`None`) a queue's rate limit while running ([`RateLimit`]: at most
+    /// `max` starts in any window of `per`; runs over it wait `Queued`).
+    pub async fn set_queue_rate(&self, queue: &str, rate: Option<RateLimit>) -> Result<(), Error> {
+        Ok(self.supervisor.set_rate(queue, rate).await??)
     }
 
     /// The run's current record.

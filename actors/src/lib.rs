@@ -83,7 +83,7 @@ pub use protocol::{
     SupervisorRef, SupervisorStatus, WorkerMessage,
 };
 pub use query::{ListQuery, RunPage};
-pub use queue::{QueueConfig, QueueSlot};
+pub use queue::{QueueConfig, QueueSlot, RateLimit};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};
 pub use run::{
     CancelKind, DEFAULT_QUEUE, ErrorKind, FailureKind, Outcome, Progress, RetryOn, RetryPolicy,

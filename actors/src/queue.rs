@@ -38,6 +38,49 @@ pub struct QueueConfig {
     pub timeout: Option<Duration>,
     /// Retry policy for runs that set none.
     pub retry: Option<RetryPolicy>,
+    /// At most this many of the queue's runs start per time window (`None`: no rate limit).
+    #[serde(default)]
+    pub rate: Option<RateLimit>,
+}
+
+/// At most `max` starts in any window of length `per`: a sliding window over the last `max`
+/// start times, so a queue with a backlog starts `max` runs, then the next one exactly `per`
+/// after the first of them, and so on. A burst of up to `max` is allowed after a quiet window.
+/// A run over the limit is not failed: it stays `Queued` until a start is allowed.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{QueueConfig, RateLimit};
+///
+/// // An upstream API that allows 100 calls a minute, at most 4 at once.
+/// let calls = QueueConfig::limited(4).rate(RateLimit::new(100, Duration::from_secs(60)));
+/// assert_eq!(calls.rate.map(|r| r.max), Some(100));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Starts allowed per window (at least 1).
+    pub max: u32,
+    /// The window.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// At most `max` starts (0 is read as 1) in any window of `per`.
+    #[must_use]
+    pub fn new(max: u32, per: Duration) -> Self {
+        RateLimit {
+            max: max.max(1),
+            per,
+        }
+    }
+
+    /// At most `max` starts per second.
+    #[must_use]
+    pub fn per_second(max: u32) -> Self {
+        Self::new(max, Duration::from_secs(1))
+    }
 }
 
 impl QueueConfig {
@@ -68,6 +111,13 @@ impl QueueConfig {
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
+        self
+    }
+
+    /// Limits how many of the queue's runs start per time window.
+    #[must_use]
+    pub fn rate(mut self, rate: RateLimit) -> Self {
+        self.rate = Some(rate);
         self
     }
 }

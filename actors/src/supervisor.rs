@@ -137,6 +137,8 @@ pub struct SupervisorState {
     schedules: Schedules,
     /// When the registry restarted, within the last [`RESTART_WINDOW`].
     registry_restarts: RestartIntensity,
+    /// The timer for the next start a rate limit allows, and when it fires.
+    rate_timer: Option<(tokio::time::Instant, runs::Timer)>,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -579,6 +581,12 @@ impl SupervisorState {
             SupervisorMessage::SetMaxLength(name, max, reply) => {
                 let _ = reply.send(self.queues.set_max_length(name, max));
             }
+            SupervisorMessage::SetPaused(name, paused, reply) => {
+                let _ = reply.send(self.queues.set_paused(&name, paused));
+            }
+            SupervisorMessage::SetRate(name, rate, reply) => {
+                let _ = reply.send(self.queues.set_rate(&name, rate));
+            }
             SupervisorMessage::Schedule(spec, job, reply) => {
                 let added = self.with_schedules(myself, |s, at, ok| s.add(at, ok, spec, job));
                 let _ = reply.send(added);
@@ -618,6 +626,8 @@ impl SupervisorState {
             SupervisorStep::DrainBarrier => self.drain.barrier_passed(),
             SupervisorStep::DrainDeadline => self.drain_deadline(myself),
             SupervisorStep::RetryDue(id) => self.retry_due(myself, id).await,
+            // `settle` starts what the rate limit now allows.
+            SupervisorStep::RateDue => self.rate_timer = None,
             SupervisorStep::ScheduleDue(id, generation) => {
                 self.with_schedules(myself, |s, at, ok| s.due(at, ok, id, generation));
             }
@@ -632,7 +642,21 @@ impl SupervisorState {
     /// handler having to know which changes matter.
     async fn settle(&mut self, myself: &ActorRef<SupervisorMessage>) {
         self.start_queued(myself).await;
+        self.arm_rate_timer(myself);
         self.check_drained();
+    }
+
+    /// One timer, for the earliest time a rate limit lets a waiting run start.
+    fn arm_rate_timer(&mut self, myself: &ActorRef<SupervisorMessage>) {
+        let Some(at) = self.queues.next_rate_due() else {
+            return;
+        };
+        if self.rate_timer.as_ref().is_some_and(|(due, _)| *due <= at) {
+            return;
+        }
+        let wait = at.saturating_duration_since(tokio::time::Instant::now());
+        let timer = myself.send_after(wait, || SupervisorStep::RateDue.into());
+        self.rate_timer = Some((at, AbortOnDrop(timer)));
     }
 
     /// A `Submit` message: the one admission path, while accepting.
@@ -803,6 +827,7 @@ impl Actor for SupervisorActor {
             drain: Drain::NotDraining,
             schedules: Schedules::new(),
             registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),
+            rate_timer: None,
         })
     }
 

@@ -89,6 +89,9 @@ impl From<Error> for ApiError {
             Error::LogsDisabled => {
                 ApiError::new(StatusCode::NOT_IMPLEMENTED, "LOGS_DISABLED", e.to_string())
             }
+            Error::UnknownQueue(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "UNKNOWN_QUEUE", e.to_string())
+            }
             Error::Timeout { .. } | Error::Unavailable { .. } | Error::NoSuchSupervisor(_) => {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

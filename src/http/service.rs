@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
@@ -30,6 +30,39 @@ pub(super) async fn health(State(api): State<Api>) -> Result<Json<Value>, ApiErr
         "queues": queues,
         "draining": sup.drain != crate::DrainState::NotDraining,
     })))
+}
+
+/// Every queue's status: limits, rate limit, paused, counts.
+pub(super) async fn queues(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let sup = api.rw.supervisor_status().await?;
+    Ok(Json(json!({
+        "global_limit": sup.global_limit,
+        "queues": sup.queues,
+    })))
+}
+
+/// `POST /queues/{name}/pause`: nothing of the queue starts until it is resumed.
+pub(super) async fn pause_queue(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    api.rw.pause_queue(&name).await?;
+    queue_status(&api, &name).await
+}
+
+/// `POST /queues/{name}/resume`.
+pub(super) async fn resume_queue(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    api.rw.resume_queue(&name).await?;
+    queue_status(&api, &name).await
+}
+
+async fn queue_status(api: &Api, name: &str) -> Result<Json<Value>, ApiError> {
+    let sup = api.rw.supervisor_status().await?;
+    let q = sup.queues.into_iter().find(|q| q.name == name);
+    Ok(Json(json!(q)))
 }
 
 pub(super) async fn stats(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
@@ -80,6 +113,14 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError
         out.push_str(&format!(
             "runwarden_queue_runs{{queue=\"{}\",state=\"running\"}} {}\n",
             q.name, q.running
+        ));
+    }
+    out.push_str("# HELP runwarden_queue_paused Whether a queue is paused (1) or not (0).\n# TYPE runwarden_queue_paused gauge\n");
+    for q in &sup.queues {
+        out.push_str(&format!(
+            "runwarden_queue_paused{{queue=\"{}\"}} {}\n",
+            q.name,
+            u8::from(q.paused)
         ));
     }
     out.push_str("# HELP runwarden_uptime_seconds Seconds since the API started.\n# TYPE runwarden_uptime_seconds gauge\n");

@@ -14,6 +14,7 @@ use crate::kinds::RecoveryReport;
 use crate::protocol::logs::LogsRef;
 use crate::protocol::registry::{DEFAULT_CALL_TIMEOUT, RegistryRef};
 use crate::protocol::run::{CancelOutcome, CancelReply, PreparedRun};
+use crate::queue::RateLimit;
 use crate::run::{RunId, RunSpec};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleSpec};
 use crate::submitter::Submitter;
@@ -59,6 +60,16 @@ pub enum SupervisorMessage {
     SetMaxLength(
         String,
         Option<usize>,
+        RpcReplyPort<Result<(), UnknownQueue>>,
+    ),
+    /// Sent by anyone: pause (`true`) or resume a queue. While paused nothing of it starts;
+    /// submits are still accepted and running runs go on. Resumed, its runs start in the order
+    /// they would have.
+    SetPaused(String, bool, RpcReplyPort<Result<(), UnknownQueue>>),
+    /// Sent by anyone: set or lift (`None`) a queue's rate limit. Runs over it wait `Queued`.
+    SetRate(
+        String,
+        Option<RateLimit>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
     /// Sent by anyone: run a repeatable job periodically. The first occurrence is submitted
@@ -121,6 +132,8 @@ pub(crate) enum SupervisorStep {
     /// Sent by the supervisor to itself when a run's retry backoff has passed: the run goes
     /// back into its queue.
     RetryDue(RunId),
+    /// Sent by the supervisor to itself when a queue's rate limit allows its next start.
+    RateDue,
     /// Sent by the supervisor to itself when a schedule's next occurrence is due (the
     /// generation tells a stale timer from the current one).
     ScheduleDue(ScheduleId, u64),
@@ -181,6 +194,12 @@ pub struct QueueStatus {
     pub running: usize,
     /// Runs admitted and not yet started, as counted against `max_length`.
     pub admitted_waiting: usize,
+    /// Nothing new starts while paused.
+    #[serde(default)]
+    pub paused: bool,
+    /// Its rate limit, if any.
+    #[serde(default)]
+    pub rate: Option<RateLimit>,
 }
 
 /// The supervisor's view of its runs.
@@ -425,6 +444,41 @@ impl SupervisorRef {
         let queue = queue.to_owned();
         let set = |r| SupervisorMessage::SetMaxLength(queue, max, r);
         self.ask(set, "set_queue_max_length").await
+    }
+
+    /// Pauses a queue: nothing of it starts until [`SupervisorRef::resume_queue`]; submits
+    /// are still accepted and running runs go on.
+    pub async fn pause_queue(&self, queue: &str) -> Result<Result<(), UnknownQueue>, CallError> {
+        let queue = queue.to_owned();
+        self.ask(
+            |r| SupervisorMessage::SetPaused(queue, true, r),
+            "pause_queue",
+        )
+        .await
+    }
+
+    /// Resumes a paused queue: its runs start in the order they would have.
+    pub async fn resume_queue(&self, queue: &str) -> Result<Result<(), UnknownQueue>, CallError> {
+        let queue = queue.to_owned();
+        self.ask(
+            |r| SupervisorMessage::SetPaused(queue, false, r),
+            "resume_queue",
+        )
+        .await
+    }
+
+    /// Sets or lifts (`None`) a queue's rate limit.
+    pub async fn set_rate(
+        &self,
+        queue: &str,
+        rate: Option<RateLimit>,
+    ) -> Result<Result<(), UnknownQueue>, CallError> {
+        let queue = queue.to_owned();
+        self.ask(
+            |r| SupervisorMessage::SetRate(queue, rate, r),
+            "set_queue_rate",
+        )
+        .await
     }
 
     /// Runs a repeatable job periodically.

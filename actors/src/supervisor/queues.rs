@@ -1,14 +1,17 @@
 //! The supervisor's run queues: the runs waiting for a slot, one lane per named queue ordered
-//! by priority then arrival, and the global and per-queue limits that decide which starts next.
+//! by priority then arrival, and what decides which starts next: the global and per-queue
+//! concurrency limits, a queue's rate limit, and whether it is paused.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+
+use tokio::time::Instant;
 
 use crate::error::UnknownQueue;
 use crate::protocol::run::PreparedRun;
 use crate::protocol::supervisor::QueueStatus;
-use crate::queue::{QueueConfig, QueueTable};
+use crate::queue::{QueueConfig, QueueTable, RateLimit};
 use crate::run::DEFAULT_QUEUE;
 
 use super::runs::QueueKey;
@@ -18,6 +21,32 @@ struct Lane {
     limit: Option<usize>,
     running: usize,
     waiting: BTreeMap<QueueKey, Box<PreparedRun>>,
+    /// Nothing new starts while paused (submits are still accepted).
+    paused: bool,
+    rate: Option<RateLimit>,
+    /// With a rate limit: the last `rate.max` start times, oldest first.
+    starts: VecDeque<Instant>,
+}
+
+impl Lane {
+    /// When the rate limit allows the next start (`now` or earlier if it allows one now).
+    fn rate_allows_at(&self, now: Instant) -> Instant {
+        match self.rate {
+            Some(r) if self.starts.len() >= r.max as usize => {
+                self.starts.front().map_or(now, |first| *first + r.per)
+            }
+            _ => now,
+        }
+    }
+
+    /// Whether a run of this lane may start at `now`, concurrency limits aside.
+    fn open_at(&self, now: Instant) -> bool {
+        !self.paused && self.rate_allows_at(now) <= now
+    }
+
+    fn under_limit(&self) -> bool {
+        self.limit.is_none_or(|l| self.running < l)
+    }
 }
 
 /// Every queue's waiting runs and limits.
@@ -47,6 +76,12 @@ impl Queues {
                     .map(|l| l.max(1)),
                 running: 0,
                 waiting: BTreeMap::new(),
+                paused: false,
+                rate: configs
+                    .iter()
+                    .find(|(name, _)| name == table.name(i))
+                    .and_then(|(_, c)| c.rate),
+                starts: VecDeque::new(),
             })
             .collect();
         Queues {
@@ -75,13 +110,15 @@ impl Queues {
         })
     }
 
-    /// Whether a run of lane `q` may start now, ahead of nobody: none waits in its lane and
-    /// the limits have room, with `running` runs running over all lanes.
+    /// Whether a run of lane `q` may start now, ahead of nobody: none waits in its lane, the
+    /// lane is open (not paused, its rate allows it) and the limits have room, with `running`
+    /// runs running over all lanes.
     pub(super) fn may_start_now(&self, q: usize, running: usize) -> bool {
         let lane = &self.lanes[q];
         lane.waiting.is_empty()
             && self.global_limit.is_none_or(|l| running < l)
-            && lane.limit.is_none_or(|l| lane.running < l)
+            && lane.under_limit()
+            && lane.open_at(Instant::now())
     }
 
     /// Puts `run` at the back of its priority in lane `q`; returns its place.
@@ -103,11 +140,12 @@ impl Queues {
         if self.global_limit.is_some_and(|l| running >= l) {
             return None;
         }
+        let now = Instant::now();
         let q = self
             .lanes
             .iter()
             .enumerate()
-            .filter(|(_, lane)| lane.limit.is_none_or(|l| lane.running < l))
+            .filter(|(_, lane)| lane.under_limit() && lane.open_at(now))
             .filter_map(|(i, lane)| lane.waiting.keys().next().map(|k| (*k, i)))
             .min()
             .map(|(_, i)| i)?;
@@ -117,7 +155,61 @@ impl Queues {
 
     /// A run of lane `q` got a worker.
     pub(super) fn started(&mut self, q: usize) {
-        self.lanes[q].running += 1;
+        let lane = &mut self.lanes[q];
+        lane.running += 1;
+        if let Some(r) = lane.rate {
+            lane.starts.push_back(Instant::now());
+            while lane.starts.len() > r.max as usize {
+                lane.starts.pop_front();
+            }
+        }
+    }
+
+    /// The earliest time a waiting run that only a rate limit holds back may start: when the
+    /// supervisor should look again (`None`: no run waits for a rate limit alone).
+    pub(super) fn next_rate_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.lanes
+            .iter()
+            .filter(|lane| !lane.waiting.is_empty() && !lane.paused && lane.under_limit())
+            .map(|lane| lane.rate_allows_at(now))
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// Pauses (`true`) or resumes a queue: while paused nothing of it starts, submits are
+    /// still accepted, and running runs go on.
+    pub(super) fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), UnknownQueue> {
+        let q = self
+            .table
+            .index(name)
+            .ok_or_else(|| UnknownQueue(name.to_owned()))?;
+        self.lanes[q].paused = paused;
+        Ok(())
+    }
+
+    /// Sets or lifts (`None`) a queue's rate limit; starts already made count against the new
+    /// one.
+    pub(super) fn set_rate(
+        &mut self,
+        name: &str,
+        rate: Option<RateLimit>,
+    ) -> Result<(), UnknownQueue> {
+        let q = self
+            .table
+            .index(name)
+            .ok_or_else(|| UnknownQueue(name.to_owned()))?;
+        let lane = &mut self.lanes[q];
+        lane.rate = rate.map(|r| RateLimit::new(r.max, r.per));
+        match lane.rate {
+            Some(r) => {
+                while lane.starts.len() > r.max as usize {
+                    lane.starts.pop_front();
+                }
+            }
+            None => lane.starts.clear(),
+        }
+        Ok(())
     }
 
     /// A worker of lane `q` exited.
@@ -164,6 +256,8 @@ impl Queues {
                 queued: lane.waiting.len(),
                 running: lane.running,
                 admitted_waiting: self.table.waiting(i),
+                paused: lane.paused,
+                rate: lane.rate,
             })
             .collect()
     }
