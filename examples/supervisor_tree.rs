@@ -29,9 +29,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use runwarden::actors::WorkerMessage;
 use runwarden::ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use runwarden::{
-    ErrorKind, EventFilter, EventItem, EventStream, LogConfig, RetryPolicy, RunId, RunSpec,
-    RunStatus, Runwarden, SqliteStore,
+    ErrorKind, EventFilter, EventItem, EventStream, LogConfig, QueueConfig, RateLimit, RetryPolicy,
+    RunId, RunSpec, RunStatus, Runwarden, SqliteStore,
 };
 
 const PLANNED_PANIC: &str = "planned panic";
@@ -53,6 +56,8 @@ struct Flags {
     drain_ms: u64,
     /// `None`: no limit.
     max_concurrent: Option<usize>,
+    /// At most this many starts per second (`None`: no rate limit).
+    rate_limit: Option<u32>,
     db: Option<String>,
     log_dir: Option<String>,
     json: bool,
@@ -74,6 +79,7 @@ impl Flags {
             grace_ms: 1000,
             drain_ms: 60_000,
             max_concurrent: Some(8),
+            rate_limit: None,
             db: None,
             log_dir: None,
             json: false,
@@ -133,7 +139,7 @@ impl Flags {
                 }
                 "--runs" | "--work-ms" | "--fail-every" | "--panic-every" | "--cancel-every"
                 | "--timeout-every" | "--timeout-ms" | "--retry-every" | "--grace-ms"
-                | "--drain-ms" | "--max-concurrent" | "--db" | "--log-dir" => {}
+                | "--drain-ms" | "--max-concurrent" | "--rate-limit" | "--db" | "--log-dir" => {}
                 other => return Err(format!("unknown flag `{other}`")),
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -164,6 +170,9 @@ impl Flags {
                 "--drain-ms" => f.drain_ms = n,
                 "--max-concurrent" => {
                     f.max_concurrent = (n > 0).then(|| usize::try_from(n).unwrap_or(usize::MAX))
+                }
+                "--rate-limit" => {
+                    f.rate_limit = (n > 0).then(|| u32::try_from(n).unwrap_or(u32::MAX))
                 }
                 _ => unreachable!("every flag taking a value is listed above"),
             }
@@ -255,6 +264,11 @@ fn usage() -> String {
             "--max-concurrent N",
             "at most N runs at a time".to_owned(),
             limit,
+        ),
+        (
+            "--rate-limit N",
+            "at most N runs start in any one second (the JSON's max_starts_per_second)".to_owned(),
+            "default: no rate limit".to_owned(),
         ),
         (
             "--db PATH",
@@ -557,6 +571,20 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The most of `times` within any window of length `window`.
+fn most_within(times: &mut [Instant], window: Duration) -> usize {
+    times.sort_unstable();
+    let mut most = 0;
+    let mut first = 0;
+    for last in 0..times.len() {
+        while times[last].duration_since(times[first]) >= window {
+            first += 1;
+        }
+        most = most.max(last - first + 1);
+    }
+    most
+}
+
 /// How the runs ended, counted from the registry's records.
 #[derive(Debug, Default)]
 struct Counts {
@@ -581,6 +609,10 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
         .call_timeout(Duration::from_secs(30));
     if let Some(n) = flags.max_concurrent {
         builder = builder.max_concurrent(n);
+    }
+    if let Some(n) = flags.rate_limit {
+        let default = QueueConfig::default().rate(RateLimit::per_second(n));
+        builder = builder.queue(runwarden::DEFAULT_QUEUE, default);
     }
     if let Some(db) = &flags.db {
         builder = builder.store(SqliteStore::open(db)?);
@@ -623,6 +655,8 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let mut progress = spawn_progress(rw.clone(), flags.runs, ended_before);
     let peak_watch = watch_peak(rw.events(EventFilter::All).await?, flags.runs);
     let work = Duration::from_millis(flags.work_ms);
+    // When each attempt's job started, measured inside the jobs.
+    let job_starts = Arc::new(Mutex::new(Vec::with_capacity(flags.runs as usize)));
     let mut ids: Vec<RunId> = Vec::with_capacity(flags.runs as usize);
     for i in 1..=flags.runs {
         let behaviour = flags.behaviour(i);
@@ -638,34 +672,38 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => {}
         }
+        let starts = job_starts.clone();
         let id = rw.submit_job(
             spec,
-            runwarden::BoxedJob::repeatable(move |ctx| async move {
-                match behaviour {
-                    Behaviour::Work => {
-                        tokio::time::sleep(work).await;
-                        Ok(())
-                    }
-                    Behaviour::Fail => Err(runwarden::JobError::msg(format!(
-                        "run {i} failed on purpose"
-                    ))),
-                    Behaviour::Panic => panic!("{PLANNED_PANIC} in run {i}"),
-                    Behaviour::Cancel => {
-                        ctx.cancelled().await;
-                        Ok(())
-                    }
-                    Behaviour::Timeout => {
-                        ctx.cancelled().await;
-                        Err(runwarden::JobError::msg(format!(
-                            "run {i} stopped at its time limit"
-                        )))
-                    }
-                    Behaviour::FailOnce if ctx.attempt() == 1 => Err(runwarden::JobError::msg(
-                        format!("run {i} failed its first attempt"),
-                    )),
-                    Behaviour::FailOnce => {
-                        tokio::time::sleep(work).await;
-                        Ok(())
+            runwarden::BoxedJob::repeatable(move |ctx| {
+                starts.lock().push(Instant::now());
+                async move {
+                    match behaviour {
+                        Behaviour::Work => {
+                            tokio::time::sleep(work).await;
+                            Ok(())
+                        }
+                        Behaviour::Fail => Err(runwarden::JobError::msg(format!(
+                            "run {i} failed on purpose"
+                        ))),
+                        Behaviour::Panic => panic!("{PLANNED_PANIC} in run {i}"),
+                        Behaviour::Cancel => {
+                            ctx.cancelled().await;
+                            Ok(())
+                        }
+                        Behaviour::Timeout => {
+                            ctx.cancelled().await;
+                            Err(runwarden::JobError::msg(format!(
+                                "run {i} stopped at its time limit"
+                            )))
+                        }
+                        Behaviour::FailOnce if ctx.attempt() == 1 => Err(runwarden::JobError::msg(
+                            format!("run {i} failed its first attempt"),
+                        )),
+                        Behaviour::FailOnce => {
+                            tokio::time::sleep(work).await;
+                            Ok(())
+                        }
                     }
                 }
             }),
@@ -717,6 +755,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     root_handle.await?;
 
     let peak_running = events_peak.unwrap_or(stats.peak_running);
+    let max_starts_per_second = most_within(&mut job_starts.lock(), Duration::from_secs(1));
     let secs = elapsed.as_secs_f64();
     let rate = ids.len() as f64 / secs;
     let by_deadline = report.cancelled_by_drain.len();
@@ -793,6 +832,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             "refused_messages": stats.refused,
             "elapsed_ms": (secs * 1e3).round() as u64,
             "runs_per_sec": rate.round(),
+            "max_starts_per_second": max_starts_per_second,
         });
         println!("{line}");
     }
