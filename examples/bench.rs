@@ -486,7 +486,22 @@ async fn wait_for_count(rw: &Runwarden, status: RunStatus, n: usize) {
 }
 
 async fn runwarden_throughput(n: usize) -> (f64, f64) {
-    let rw = Runwarden::start().await.expect("start");
+    runwarden_throughput_on(Runwarden::builder(), n).await
+}
+
+/// Throughput through a queue whose rate limit is high enough never to hold a run back: what
+/// keeping the window of start times costs.
+async fn rate_limited_throughput(n: usize) -> f64 {
+    let rate = runwarden::RateLimit::new(u32::MAX, Duration::from_secs(1));
+    let builder = Runwarden::builder().queue(
+        runwarden::DEFAULT_QUEUE,
+        runwarden::QueueConfig::default().rate(rate),
+    );
+    runwarden_throughput_on(builder, n).await.0
+}
+
+async fn runwarden_throughput_on(builder: runwarden::RunwardenBuilder, n: usize) -> (f64, f64) {
+    let rw = builder.start().await.expect("start");
     let start = Instant::now();
     for _ in 0..n {
         rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
@@ -834,7 +849,7 @@ async fn on_worker<T: Send + 'static>(
 async fn run(f: Flags) -> ExitCode {
     let (mut rw_tp, mut base_tp, mut submit_ns, mut rw_cancel, mut base_cancel) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let (mut floor_tp, mut floor_cancel) = (vec![], vec![]);
+    let (mut floor_tp, mut floor_cancel, mut rate_tp) = (vec![], vec![], vec![]);
     for rep in 0..f.reps {
         eprintln!("rep {}/{}: throughput", rep + 1, f.reps);
         // Alternate which side goes first, so neither always gets the warmer process.
@@ -848,6 +863,7 @@ async fn run(f: Flags) -> ExitCode {
         };
         rw_tp.push(a);
         floor_tp.push(floor::throughput(f.runs).await);
+        rate_tp.push(rate_limited_throughput(f.runs).await);
         submit_ns.push(s);
         eprintln!("rep {}/{}: cancel_all", rep + 1, f.reps);
         rw_cancel.push(runwarden_cancel_all(f.parked).await);
@@ -904,6 +920,7 @@ async fn run(f: Flags) -> ExitCode {
 
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
     let floor_tp = stat(floor_tp);
+    let rate_tp = stat(rate_tp);
     let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
     let floor_cancel = stat(floor_cancel);
     let row = |name: &str, s: Stat, unit: &str| {
@@ -929,6 +946,12 @@ async fn run(f: Flags) -> ExitCode {
         "{:<34} {:>14.2}",
         "floor ratio (floor/baseline)",
         floor_tp.median / base_tp.median
+    );
+    row("throughput, rate-limited queue", rate_tp, "runs/s");
+    println!(
+        "{:<34} {:>14.2}",
+        "rate-limited ratio (to plain)",
+        rate_tp.median / rw_tp.median
     );
     row("submit", submit_ns, "ns/call");
     row("bytes per running run", m_run, "B");
@@ -1023,6 +1046,8 @@ async fn run(f: Flags) -> ExitCode {
             "active_ids_rtt_ns": q[2],
             "list_running_rtt_ns": q[3],
             "call_floor_rtt_ns": call_floor,
+            "rate_limited_runs_per_sec": rate_tp.median,
+            "rate_limited_ratio": rate_tp.median / rw_tp.median,
             "floor_cancel_all_ms": floor_cancel.median,
             "p99_start_us_50": lat[1].1.start[1],
             "baseline_p99_start_us_50": lat[1].2.start[1],
