@@ -13,17 +13,21 @@ use runwarden::{
 };
 use support::{Gate, start, within};
 
+/// Submits a run that waits for `gate` before it completes.
+fn submit_held(rw: &Runwarden, gate: &Gate) -> runwarden::RunId {
+    let g = gate.clone();
+    rw.submit(RunSpec::new("held"), move |_ctx| async move {
+        g.wait().await;
+        Ok(())
+    })
+    .expect("submit")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_timeout_answers_none_while_the_run_is_active_then_its_record() {
     let rw = start(Runwarden::builder()).await;
     let gate = Gate::new();
-    let g = gate.clone();
-    let id = rw
-        .submit(RunSpec::new("held"), move |_ctx| async move {
-            g.wait().await;
-            Ok(())
-        })
-        .expect("submit");
+    let id = submit_held(&rw, &gate);
     let still = rw
         .wait_timeout(id, Duration::from_millis(50))
         .await
@@ -52,12 +56,7 @@ async fn stats_count_every_status_and_the_active_runs_in_one_answer() {
     let rw = start(Runwarden::builder().max_concurrent(4)).await;
     let gate = Gate::new();
     for _ in 0..20 {
-        let g = gate.clone();
-        rw.submit(RunSpec::new("held"), move |_ctx| async move {
-            g.wait().await;
-            Ok(())
-        })
-        .expect("submit");
+        submit_held(&rw, &gate);
     }
     let s = rw.stats().await.expect("stats");
     assert_eq!(s.count(RunStatus::Queued) + s.count(RunStatus::Running), 20);
@@ -88,13 +87,7 @@ async fn an_event_stream_says_why_it_ended() {
 
     // A run whose registry stops first: the stream ends saying so.
     let gate = Gate::new();
-    let g = gate.clone();
-    let held = rw
-        .submit(RunSpec::new("held"), move |_ctx| async move {
-            g.wait().await;
-            Ok(())
-        })
-        .expect("submit");
+    let held = submit_held(&rw, &gate);
     let mut events = rw.events(EventFilter::Run(held)).await.expect("subscribe");
     let mut all = rw.events(EventFilter::All).await.expect("subscribe");
     assert!(matches!(
@@ -119,13 +112,7 @@ async fn an_event_stream_says_why_it_ended() {
 async fn begin_drain_returns_once_submits_are_refused_and_drain_reports_later() {
     let rw = start(Runwarden::builder()).await;
     let gate = Gate::new();
-    let g = gate.clone();
-    let id = rw
-        .submit(RunSpec::new("held"), move |_ctx| async move {
-            g.wait().await;
-            Ok(())
-        })
-        .expect("submit");
+    let id = submit_held(&rw, &gate);
     let state = rw
         .begin_drain(Duration::from_secs(30))
         .await
