@@ -55,17 +55,15 @@ async fn wait_timeout_answers_none_while_the_run_is_active_then_its_record() {
 async fn stats_count_every_status_and_the_active_runs_in_one_answer() {
     let rw = start(Runwarden::builder().max_concurrent(4)).await;
     let gate = Gate::new();
-    for _ in 0..20 {
-        submit_held(&rw, &gate);
-    }
+    let ids: Vec<_> = (0..20).map(|_| submit_held(&rw, &gate)).collect();
     let s = rw.stats().await.expect("stats");
     assert_eq!(s.count(RunStatus::Queued) + s.count(RunStatus::Running), 20);
     assert_eq!(s.active(), 20);
     assert_eq!(s.active(), rw.active_count().await.expect("count"));
     gate.open();
     within("all to end", async {
-        while rw.active_count().await.expect("count") > 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        for id in &ids {
+            rw.wait(*id).await.expect("wait");
         }
     })
     .await;

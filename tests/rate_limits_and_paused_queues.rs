@@ -129,21 +129,20 @@ async fn a_paused_queue_holds_new_starts_and_resumes_them_in_order() {
     // A run already running when the queue is paused goes on to its end.
     let gate = Gate::new();
     let g = gate.clone();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let running = rw
         .submit(
             RunSpec::new("running").queue("batch"),
             move |_ctx| async move {
+                let _ = started_tx.send(());
                 g.wait().await;
                 Ok(())
             },
         )
         .expect("submit");
-    within("the first run to start", async {
-        while rw.status(running).await.expect("status").status != RunStatus::Running {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    within("the first run to start", started_rx)
+        .await
+        .expect("its job started");
     rw.pause_queue("batch").await.expect("pause");
     let ids: Vec<_> = (0..10)
         .map(|i| {

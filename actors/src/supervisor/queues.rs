@@ -63,25 +63,26 @@ pub(super) struct Queues {
 }
 
 impl Queues {
-    /// Lanes for the table built from `configs` (the default queue included); limits of 0 are
-    /// read as 1.
+    /// Lanes for the table built from `configs` (the default queue included); limits and rate
+    /// limits of 0 are read as 1.
     pub(super) fn new(configs: &[(String, QueueConfig)], global_limit: Option<usize>) -> Self {
         let table = QueueTable::new(configs);
         let lanes = (0..table.len())
-            .map(|i| Lane {
-                limit: configs
+            .map(|i| {
+                let config = configs
                     .iter()
                     .find(|(name, _)| name == table.name(i))
-                    .and_then(|(_, c)| c.limit)
-                    .map(|l| l.max(1)),
-                running: 0,
-                waiting: BTreeMap::new(),
-                paused: false,
-                rate: configs
-                    .iter()
-                    .find(|(name, _)| name == table.name(i))
-                    .and_then(|(_, c)| c.rate),
-                starts: VecDeque::new(),
+                    .map(|(_, c)| c);
+                Lane {
+                    limit: config.and_then(|c| c.limit).map(|l| l.max(1)),
+                    running: 0,
+                    waiting: BTreeMap::new(),
+                    paused: false,
+                    rate: config
+                        .and_then(|c| c.rate)
+                        .map(|r| RateLimit::new(r.max, r.per)),
+                    starts: VecDeque::new(),
+                }
             })
             .collect();
         Queues {
