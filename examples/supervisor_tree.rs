@@ -58,6 +58,10 @@ struct Flags {
     max_concurrent: Option<usize>,
     /// At most this many starts per second (`None`: no rate limit).
     rate_limit: Option<u32>,
+    /// Run `i` gets partition key `i % keys` (0: no keys).
+    keys: u64,
+    /// At most this many running per key (`None`: no per-key limit).
+    per_key: Option<usize>,
     db: Option<String>,
     log_dir: Option<String>,
     json: bool,
@@ -80,6 +84,8 @@ impl Flags {
             drain_ms: 60_000,
             max_concurrent: Some(8),
             rate_limit: None,
+            keys: 0,
+            per_key: None,
             db: None,
             log_dir: None,
             json: false,
@@ -139,7 +145,8 @@ impl Flags {
                 }
                 "--runs" | "--work-ms" | "--fail-every" | "--panic-every" | "--cancel-every"
                 | "--timeout-every" | "--timeout-ms" | "--retry-every" | "--grace-ms"
-                | "--drain-ms" | "--max-concurrent" | "--rate-limit" | "--db" | "--log-dir" => {}
+                | "--drain-ms" | "--max-concurrent" | "--rate-limit" | "--keys" | "--per-key"
+                | "--db" | "--log-dir" => {}
                 other => return Err(format!("unknown flag `{other}`")),
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -173,6 +180,10 @@ impl Flags {
                 }
                 "--rate-limit" => {
                     f.rate_limit = (n > 0).then(|| u32::try_from(n).unwrap_or(u32::MAX))
+                }
+                "--keys" => f.keys = n,
+                "--per-key" => {
+                    f.per_key = (n > 0).then(|| usize::try_from(n).unwrap_or(usize::MAX))
                 }
                 _ => unreachable!("every flag taking a value is listed above"),
             }
@@ -269,6 +280,16 @@ fn usage() -> String {
             "--rate-limit N",
             "at most N runs start in any one second (the JSON's max_starts_per_second)".to_owned(),
             "default: no rate limit".to_owned(),
+        ),
+        (
+            "--keys K",
+            "run i gets partition key i % K (the JSON's peak_per_key)".to_owned(),
+            "default 0: no keys".to_owned(),
+        ),
+        (
+            "--per-key M",
+            "at most M runs of one key at a time; keys take turns".to_owned(),
+            "default: no per-key limit".to_owned(),
         ),
         (
             "--db PATH",
@@ -585,6 +606,39 @@ fn most_within(times: &mut [Instant], window: Duration) -> usize {
     most
 }
 
+/// Runs of each partition key inside their jobs, measured by the jobs themselves.
+struct KeyPeaks {
+    now: Vec<usize>,
+    /// The most runs of one key seen running at once.
+    peak: usize,
+}
+
+impl KeyPeaks {
+    fn new(keys: u64) -> Self {
+        KeyPeaks {
+            now: vec![0; keys as usize],
+            peak: 0,
+        }
+    }
+
+    /// Counts a job of key `k` in until the guard drops (however the job ends).
+    fn enter(peaks: &Arc<Mutex<KeyPeaks>>, k: usize) -> KeyGuard {
+        let mut p = peaks.lock();
+        p.now[k] += 1;
+        p.peak = p.peak.max(p.now[k]);
+        KeyGuard(peaks.clone(), k)
+    }
+}
+
+/// A job of one key, counted in [`KeyPeaks`] while it lives.
+struct KeyGuard(Arc<Mutex<KeyPeaks>>, usize);
+
+impl Drop for KeyGuard {
+    fn drop(&mut self) {
+        self.0.lock().now[self.1] -= 1;
+    }
+}
+
 /// How the runs ended, counted from the registry's records.
 #[derive(Debug, Default)]
 struct Counts {
@@ -610,8 +664,10 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(n) = flags.max_concurrent {
         builder = builder.max_concurrent(n);
     }
-    if let Some(n) = flags.rate_limit {
-        let default = QueueConfig::default().rate(RateLimit::per_second(n));
+    if flags.rate_limit.is_some() || flags.per_key.is_some() {
+        let mut default = QueueConfig::default();
+        default.rate = flags.rate_limit.map(RateLimit::per_second);
+        default.per_key = flags.per_key;
         builder = builder.queue(runwarden::DEFAULT_QUEUE, default);
     }
     if let Some(db) = &flags.db {
@@ -657,6 +713,8 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let work = Duration::from_millis(flags.work_ms);
     // When each attempt's job started, measured inside the jobs.
     let job_starts = Arc::new(Mutex::new(Vec::with_capacity(flags.runs as usize)));
+    // Runs of each key inside their jobs now, and the most seen at once.
+    let per_key = Arc::new(Mutex::new(KeyPeaks::new(flags.keys)));
     let mut ids: Vec<RunId> = Vec::with_capacity(flags.runs as usize);
     for i in 1..=flags.runs {
         let behaviour = flags.behaviour(i);
@@ -672,12 +730,19 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => {}
         }
+        let key = (flags.keys > 0).then(|| (i % flags.keys) as usize);
+        if let Some(k) = key {
+            spec = spec.partition_key(format!("key-{k}"));
+        }
+        let per_key = per_key.clone();
         let starts = job_starts.clone();
         let id = rw.submit_job(
             spec,
             runwarden::BoxedJob::repeatable(move |ctx| {
                 starts.lock().push(Instant::now());
+                let in_key = key.map(|k| KeyPeaks::enter(&per_key, k));
                 async move {
+                    let _in_key = in_key;
                     match behaviour {
                         Behaviour::Work => {
                             tokio::time::sleep(work).await;
@@ -756,6 +821,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
 
     let peak_running = events_peak.unwrap_or(stats.peak_running);
     let max_starts_per_second = most_within(&mut job_starts.lock(), Duration::from_secs(1));
+    let peak_per_key = per_key.lock().peak;
     let secs = elapsed.as_secs_f64();
     let rate = ids.len() as f64 / secs;
     let by_deadline = report.cancelled_by_drain.len();
@@ -833,6 +899,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             "elapsed_ms": (secs * 1e3).round() as u64,
             "runs_per_sec": rate.round(),
             "max_starts_per_second": max_starts_per_second,
+            "peak_per_key": peak_per_key,
         });
         println!("{line}");
     }

@@ -552,6 +552,12 @@ impl Runwarden {
         Ok(self.supervisor.set_rate(queue, rate).await??)
     }
 
+    /// Sets or lifts (`None`) a queue's per-key concurrency limit while running: at most
+    /// `limit` runs of one partition key at once ([`RunSpec::partition_key`]).
+    pub async fn set_queue_per_key(&self, queue: &str, limit: Option<usize>) -> Result<(), Error> {
+        Ok(self.supervisor.set_per_key(queue, limit).await??)
+    }
+
     /// The run's current record.
     pub async fn status(&self, id: RunId) -> Result<RunRecord, Error> {
         Ok(self.registry.get(id).await??)

@@ -41,6 +41,10 @@ pub struct QueueConfig {
     /// At most this many of the queue's runs start per time window (`None`: no rate limit).
     #[serde(default)]
     pub rate: Option<RateLimit>,
+    /// At most this many runs of one partition key execute at once (`None`: no per-key
+    /// limit). Runs without a key are not limited by it.
+    #[serde(default)]
+    pub per_key: Option<usize>,
 }
 
 /// At most `max` starts in any window of length `per`: a sliding window over the last `max`
@@ -118,6 +122,18 @@ impl QueueConfig {
     #[must_use]
     pub fn rate(mut self, rate: RateLimit) -> Self {
         self.rate = Some(rate);
+        self
+    }
+
+    /// Runs at most `limit` runs of one partition key at once (0 is read as 1).
+    ///
+    /// Whatever the limit, the keys with runs waiting take turns: the next run to start is
+    /// the first (by priority, then arrival) of the key whose turn it is, and that key goes
+    /// to the back of the line, so a key with a deep backlog cannot starve the others.
+    /// Runs without a partition key take their turns as one key of their own.
+    #[must_use]
+    pub fn per_key(mut self, limit: usize) -> Self {
+        self.per_key = Some(limit);
         self
     }
 }

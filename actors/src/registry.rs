@@ -945,7 +945,10 @@ fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
     PreparedRun::new(
         record.id(),
         record.shared_label().clone(),
-        record.shared_queue().clone(),
+        (
+            record.shared_queue().clone(),
+            record.partition_key().cloned(),
+        ),
         (record.priority(), record.attempt()),
         submission,
     )

@@ -291,6 +291,11 @@ pub struct RunSpec {
     /// `submit_kind`); a run with a kind can be re-queued after a crash.
     #[serde(default)]
     pub kind: Option<String>,
+    /// The run's partition key (a customer, a tenant): runs of one key share the queue's
+    /// per-key concurrency limit, and keys take turns, so one key's backlog cannot starve the
+    /// others (see [`QueueConfig::per_key`](crate::QueueConfig::per_key)).
+    #[serde(default)]
+    pub partition_key: Option<String>,
 }
 
 /// The queue a run uses when its spec names none.
@@ -309,6 +314,7 @@ impl RunSpec {
             timeout: None,
             retry: None,
             kind: None,
+            partition_key: None,
         }
     }
 
@@ -355,6 +361,13 @@ impl RunSpec {
     #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Sets the partition key: runs of one key share the queue's per-key limit and take turns
+    /// with other keys.
+    pub fn partition_key(mut self, key: impl Into<String>) -> Self {
+        self.partition_key = Some(key.into());
         self
     }
 
@@ -604,6 +617,9 @@ pub struct RunRecord {
     /// a restart of the registry or of the process).
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Its partition key, if it has one.
+    #[serde(default)]
+    pub partition_key: Option<String>,
 }
 
 /// A change to a run, sent to the registry by the actor that observed it.
@@ -813,11 +829,13 @@ impl RunRecord {
             params,
             priority,
             kind,
+            partition_key,
             ..
         } = spec;
         RunRecord {
             kind,
             idempotency_key: None,
+            partition_key,
             queue,
             priority,
             attempt: 1,

@@ -214,13 +214,13 @@ impl SupervisorState {
         let q = self.queues.lane_of(&run);
         // A run ahead of nobody starts at once: the choice the queue would make (see
         // `Queues`), without passing through it.
-        if self.queues.may_start_now(q, self.runs.running()) {
+        if self.queues.may_start_now(q, &run, self.runs.running()) {
             self.spawn_worker(myself, q, run).await;
             return;
         }
         let id = run.id;
-        let key = self.queues.push(q, run);
-        self.runs.insert_queued(id, q, key);
+        let place = self.queues.push(q, run);
+        self.runs.insert_queued(id, place);
     }
 
     /// Starts queued runs while the global and per-queue limits allow.
@@ -240,6 +240,8 @@ impl SupervisorState {
         // Starting frees the run's place in the queue's length bound.
         run.slot = None;
         let id = run.id;
+        let part = run.partition.clone();
+        self.queues.started(q, &part);
         let args = WorkerArguments {
             run,
             registry: self.registry.clone(),
@@ -250,11 +252,9 @@ impl SupervisorState {
         // Linking makes this supervisor receive the worker's exit (with its final state)
         // or its failure, so no attempt can end without the supervisor hearing of it.
         match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
-            Ok((worker, _)) => {
-                self.runs.insert_running(id, worker, q);
-                self.queues.started(q);
-            }
+            Ok((worker, _)) => self.runs.insert_running(id, worker, (q, part)),
             Err(e) => {
+                self.queues.stopped(q, &part);
                 // A run started from its queue is still entered as queued; it is over now.
                 let _ = self.runs.take_waiting(id);
                 tracing::error!(run_id = %id, error = %e, "could not start a worker");
@@ -276,7 +276,7 @@ impl SupervisorState {
         by: CancelReason,
     ) -> bool {
         let found = match self.runs.take_waiting(id) {
-            Some(Waiting::Queued { queue, key }) => self.queues.remove(queue, &key),
+            Some(Waiting::Queued(place)) => self.queues.remove(&place),
             Some(Waiting::Retry(_)) => true,
             None => false,
         };
@@ -422,7 +422,7 @@ impl SupervisorState {
         let Some((id, running)) = self.runs.worker_gone(who.get_id()) else {
             return;
         };
-        self.queues.stopped(running.queue);
+        self.queues.stopped(running.queue, &running.part);
         let mut parked = running.parked;
         let by_deadline = final_state
             .as_ref()
@@ -586,6 +586,9 @@ impl SupervisorState {
             }
             SupervisorMessage::SetRate(name, rate, reply) => {
                 let _ = reply.send(self.queues.set_rate(&name, rate));
+            }
+            SupervisorMessage::SetPerKey(name, limit, reply) => {
+                let _ = reply.send(self.queues.set_per_key(&name, limit));
             }
             SupervisorMessage::Schedule(spec, job, reply) => {
                 let added = self.with_schedules(myself, |s, at, ok| s.add(at, ok, spec, job));

@@ -27,6 +27,7 @@ pub(super) struct StartRun {
     #[serde(default)]
     priority: i32,
     idempotency_key: Option<String>,
+    partition_key: Option<String>,
     timeout_ms: Option<u64>,
 }
 
@@ -96,6 +97,9 @@ pub(super) async fn start_run(
     }
     if let Some(ms) = body.timeout_ms {
         spec = spec.timeout(Duration::from_millis(ms));
+    }
+    if let Some(key) = body.partition_key {
+        spec = spec.partition_key(key);
     }
     let (id, created) = match body.idempotency_key {
         Some(key) => {

@@ -123,6 +123,13 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError
             u8::from(q.paused)
         ));
     }
+    out.push_str("# HELP runwarden_queue_keys Partition keys with runs waiting or running in a queue.\n# TYPE runwarden_queue_keys gauge\n");
+    for q in &sup.queues {
+        out.push_str(&format!(
+            "runwarden_queue_keys{{queue=\"{}\"}} {}\n",
+            q.name, q.keys
+        ));
+    }
     out.push_str("# HELP runwarden_uptime_seconds Seconds since the API started.\n# TYPE runwarden_uptime_seconds gauge\n");
     out.push_str(&format!(
         "runwarden_uptime_seconds {:.3}\n",

@@ -93,6 +93,8 @@ pub struct PreparedRun {
     pub(crate) id: RunId,
     pub(crate) label: Arc<str>,
     pub(crate) queue: Arc<str>,
+    /// The partition key, shared with the record.
+    pub(crate) partition: Option<Arc<str>>,
     pub(crate) priority: i32,
     pub(crate) attempt: u32,
     pub(crate) timeout: Option<Duration>,
@@ -108,7 +110,7 @@ impl PreparedRun {
     pub(crate) fn new(
         id: RunId,
         label: Arc<str>,
-        queue: Arc<str>,
+        (queue, partition): (Arc<str>, Option<Arc<str>>),
         (priority, attempt): (i32, u32),
         submission: Submission,
     ) -> Box<Self> {
@@ -116,6 +118,7 @@ impl PreparedRun {
             id,
             label,
             queue,
+            partition,
             priority,
             attempt,
             timeout: submission.timeout,

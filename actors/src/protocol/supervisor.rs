@@ -72,6 +72,13 @@ pub enum SupervisorMessage {
         Option<RateLimit>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
+    /// Sent by anyone: set or lift (`None`) a queue's per-key concurrency limit (0 is read as
+    /// 1). Runs of a key at its limit wait `Queued`; running runs go on.
+    SetPerKey(
+        String,
+        Option<usize>,
+        RpcReplyPort<Result<(), UnknownQueue>>,
+    ),
     /// Sent by anyone: run a repeatable job periodically. The first occurrence is submitted
     /// at once; each is a normal run. Refused once draining, or for a run-once job.
     Schedule(
@@ -200,6 +207,12 @@ pub struct QueueStatus {
     /// Its rate limit, if any.
     #[serde(default)]
     pub rate: Option<RateLimit>,
+    /// Its per-key concurrency limit, if any.
+    #[serde(default)]
+    pub per_key: Option<usize>,
+    /// Partition keys with runs waiting or running in it.
+    #[serde(default)]
+    pub keys: usize,
 }
 
 /// The supervisor's view of its runs.
@@ -463,6 +476,20 @@ impl SupervisorRef {
         self.ask(
             |r| SupervisorMessage::SetPaused(queue, false, r),
             "resume_queue",
+        )
+        .await
+    }
+
+    /// Sets or lifts (`None`) a queue's per-key concurrency limit.
+    pub async fn set_per_key(
+        &self,
+        queue: &str,
+        limit: Option<usize>,
+    ) -> Result<Result<(), UnknownQueue>, CallError> {
+        let queue = queue.to_owned();
+        self.ask(
+            |r| SupervisorMessage::SetPerKey(queue, limit, r),
+            "set_queue_per_key",
         )
         .await
     }

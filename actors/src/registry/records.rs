@@ -71,6 +71,8 @@ struct More {
     exit_code: Option<i32>,
     kind: Option<String>,
     idempotency_key: Option<String>,
+    /// Shared with the run's queued and running entries in the supervisor.
+    partition_key: Option<Arc<str>>,
 }
 
 /// "No timestamp": not a time any clock gives (Unix time 0 is, for a clock before 1970).
@@ -98,7 +100,8 @@ impl Stored {
             && r.result.is_none()
             && r.exit_code.is_none()
             && r.kind.is_none()
-            && r.idempotency_key.is_none();
+            && r.idempotency_key.is_none()
+            && r.partition_key.is_none();
         let more = (!plain).then(|| {
             Box::new(More {
                 name: (r.name != r.label).then_some(r.name),
@@ -111,6 +114,7 @@ impl Stored {
                 exit_code: r.exit_code,
                 kind: r.kind,
                 idempotency_key: r.idempotency_key,
+                partition_key: r.partition_key.map(Arc::from),
             })
         });
         Stored {
@@ -148,16 +152,21 @@ impl Stored {
             params,
             priority,
             kind,
+            partition_key,
             ..
         } = spec;
-        let plain =
-            name == label_text && params.is_empty() && kind.is_none() && idempotency_key.is_none();
+        let plain = name == label_text
+            && params.is_empty()
+            && kind.is_none()
+            && idempotency_key.is_none()
+            && partition_key.is_none();
         let more = (!plain).then(|| {
             Box::new(More {
                 name: (name != label_text).then_some(name),
                 params,
                 kind,
                 idempotency_key,
+                partition_key: partition_key.map(Arc::from),
                 ..More::default()
             })
         });
@@ -190,6 +199,11 @@ impl Stored {
     /// The queue name, shared.
     pub(crate) fn shared_queue(&self) -> &Arc<str> {
         &self.queue
+    }
+
+    /// The partition key, shared.
+    pub(crate) fn partition_key(&self) -> Option<&Arc<str>> {
+        self.more.as_deref()?.partition_key.as_ref()
     }
 
     pub(crate) fn priority(&self) -> i32 {
@@ -278,6 +292,7 @@ impl Stored {
             exit_code: more.and_then(|m| m.exit_code),
             kind: more.and_then(|m| m.kind.clone()),
             idempotency_key: more.and_then(|m| m.idempotency_key.clone()),
+            partition_key: more.and_then(|m| m.partition_key.as_deref().map(str::to_owned)),
         }
     }
 }
@@ -544,6 +559,7 @@ mod tests {
         let mut rich = finished(spec, Transition::failed(FailureKind::Returned, "boom"));
         rich.exit_code = Some(3);
         rich.idempotency_key = Some("k".into());
+        rich.partition_key = Some("tenant".into());
         let cases = [
             RunRecord::queued(RunId::new(), RunSpec::new("queued")),
             finished(RunSpec::new("plain"), Transition::completed()),
@@ -610,6 +626,7 @@ mod tests {
             RunSpec::new("rich")
                 .param("n", 1i64)
                 .retry(RetryPolicy::attempts(4)),
+            RunSpec::new("keyed").partition_key("customer-7"),
         ];
         for (i, spec) in specs.into_iter().enumerate() {
             let mut want = RunRecord::queued(RunId::new(), spec.clone());

@@ -12,6 +12,8 @@ use crate::protocol::worker::WorkerMessage;
 use crate::run::{CancelReason, RunId};
 use crate::task::AbortOnDrop;
 
+use super::queues::{Part, Place};
+
 /// A timer task that sends the supervisor a message, aborted when dropped.
 pub(super) type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
 
@@ -23,6 +25,8 @@ pub(super) struct Running {
     pub(super) worker: ActorRef<WorkerMessage>,
     /// The queue whose limit it counts against.
     pub(super) queue: usize,
+    /// The partition key whose limit it counts against.
+    pub(super) part: Part,
     /// Who first had the worker sent a cancel: if it dies before ending the run, the run ends
     /// `Cancelled` by them, as the cancel's `Ok` answer promised.
     pub(super) cancel_sent: Option<CancelReason>,
@@ -32,11 +36,8 @@ pub(super) struct Running {
 
 /// What one held run is doing.
 enum Held {
-    /// Waiting for a slot; the run itself sits in its queue at `key`.
-    Queued {
-        queue: usize,
-        key: QueueKey,
-    },
+    /// Waiting for a slot; the run itself sits in its queue at `place`.
+    Queued(Place),
     /// Waiting for its retry backoff: it owns no actor, only its timer.
     RetryWaiting {
         run: Box<PreparedRun>,
@@ -47,8 +48,8 @@ enum Held {
 
 /// A run taken out of its wait.
 pub(super) enum Waiting {
-    /// It was queued: the caller takes it out of queue `queue` at `key`.
-    Queued { queue: usize, key: QueueKey },
+    /// It was queued: the caller takes it out of its queue at this place.
+    Queued(Place),
     /// It was waiting for its retry.
     Retry(Box<PreparedRun>),
 }
@@ -82,10 +83,10 @@ impl Runs {
         self.held.is_empty()
     }
 
-    /// `id` waits in queue `queue` at `key`.
-    pub(super) fn insert_queued(&mut self, id: RunId, queue: usize, key: QueueKey) {
+    /// `id` waits in its queue at `place`.
+    pub(super) fn insert_queued(&mut self, id: RunId, place: Place) {
         self.queued += 1;
-        self.replace(id, Held::Queued { queue, key });
+        self.replace(id, Held::Queued(place));
     }
 
     /// `id` waits for its retry; `timer` sends its `RetryDue`.
@@ -100,13 +101,14 @@ impl Runs {
         &mut self,
         id: RunId,
         worker: ActorRef<WorkerMessage>,
-        queue: usize,
+        (queue, part): (usize, Part),
     ) {
         self.running += 1;
         self.by_worker.insert(worker.get_id(), id);
         let running = Running {
             worker,
             queue,
+            part,
             cancel_sent: None,
             parked: Vec::new(),
         };
@@ -121,7 +123,7 @@ impl Runs {
 
     fn uncount(&mut self, held: &Held) {
         match held {
-            Held::Queued { .. } => self.queued -= 1,
+            Held::Queued(_) => self.queued -= 1,
             Held::RetryWaiting { .. } => self.retry_waiting -= 1,
             Held::Running(_) => self.running -= 1,
         }
@@ -136,7 +138,7 @@ impl Runs {
                 let held = self.held.remove(&id)?;
                 self.uncount(&held);
                 match held {
-                    Held::Queued { queue, key } => Some(Waiting::Queued { queue, key }),
+                    Held::Queued(place) => Some(Waiting::Queued(place)),
                     Held::RetryWaiting { run, .. } => Some(Waiting::Retry(run)),
                     Held::Running(_) => None,
                 }
@@ -149,7 +151,7 @@ impl Runs {
         match self.held.get(&id)? {
             Held::RetryWaiting { .. } => match self.take_waiting(id)? {
                 Waiting::Retry(run) => Some(run),
-                Waiting::Queued { .. } => None,
+                Waiting::Queued(_) => None,
             },
             _ => None,
         }
