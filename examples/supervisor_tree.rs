@@ -665,9 +665,11 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.max_concurrent(n);
     }
     if flags.rate_limit.is_some() || flags.per_key.is_some() {
-        let mut default = QueueConfig::default();
-        default.rate = flags.rate_limit.map(RateLimit::per_second);
-        default.per_key = flags.per_key;
+        let default = QueueConfig {
+            rate: flags.rate_limit.map(RateLimit::per_second),
+            per_key: flags.per_key,
+            ..QueueConfig::default()
+        };
         builder = builder.queue(runwarden::DEFAULT_QUEUE, default);
     }
     if let Some(db) = &flags.db {
