@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
@@ -51,6 +52,8 @@ pub struct JobError {
     pub kind: FailureKind,
     /// What happened.
     pub message: String,
+    /// Set by [`JobError::snooze`]: not a failure, the run goes back to `Queued` for this long.
+    snooze: Option<Duration>,
 }
 
 impl JobError {
@@ -60,7 +63,43 @@ impl JobError {
         JobError {
             kind,
             message: message.into(),
+            snooze: None,
         }
+    }
+
+    /// Not a failure: "run me again in `delay`", e.g. when an upstream says "try later".
+    ///
+    /// The run goes back to `Queued` with `next_attempt_at` set to when it may start again,
+    /// its record's `snoozes` counts it, and its attempt number and retry budget are
+    /// unchanged. A cancel while it waits cancels it. Only a repeatable job can run again:
+    /// a run-once job that snoozes fails, saying so.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use runwarden_actors::{BoxedJob, JobError};
+    ///
+    /// let job = BoxedJob::repeatable(|ctx| async move {
+    ///     if ctx.attempt() == 1 && ctx.snoozes() < 3 {
+    ///         return Err(JobError::snooze(Duration::from_secs(30)));
+    ///     }
+    ///     Ok(())
+    /// });
+    /// # let _ = job;
+    /// ```
+    #[must_use]
+    pub fn snooze(delay: Duration) -> Self {
+        JobError {
+            kind: FailureKind::Returned,
+            message: format!("snoozed for {delay:?}"),
+            snooze: Some(delay),
+        }
+    }
+
+    /// The delay a [`JobError::snooze`] asked for; `None` for a failure.
+    #[must_use]
+    pub fn snoozed_for(&self) -> Option<Duration> {
+        self.snooze
     }
 
     /// A failure with `message` (kind [`FailureKind::Returned`]).
@@ -294,6 +333,7 @@ enum CancelSource {
 pub struct RunContext {
     id: RunId,
     attempt: u32,
+    snoozes: u32,
     cancel: CancelSource,
     progress: Arc<ProgressSlot>,
     reports: Option<Arc<dyn RunReports>>,
@@ -303,7 +343,7 @@ pub struct RunContext {
 impl RunContext {
     pub(crate) fn new(
         id: RunId,
-        attempt: u32,
+        (attempt, snoozes): (u32, u32),
         cancel: Arc<CancelSignal>,
         reports: Arc<dyn RunReports>,
         logs: Option<Arc<dyn LogSink>>,
@@ -311,6 +351,7 @@ impl RunContext {
         RunContext {
             id,
             attempt,
+            snoozes,
             cancel: CancelSource::Signal(cancel),
             progress: Arc::default(),
             reports: Some(reports),
@@ -325,6 +366,7 @@ impl RunContext {
         RunContext {
             id,
             attempt: 1,
+            snoozes: 0,
             cancel: CancelSource::Watch(cancel),
             progress: Arc::default(),
             reports: None,
@@ -342,6 +384,12 @@ impl RunContext {
     #[must_use]
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// How many times this run has snoozed so far ([`JobError::snooze`]).
+    #[must_use]
+    pub fn snoozes(&self) -> u32 {
+        self.snoozes
     }
 
     /// `true` once the run has been asked to stop. Also `true` for a clone of the context
@@ -416,6 +464,7 @@ impl fmt::Debug for RunContext {
         f.debug_struct("RunContext")
             .field("run_id", &self.id)
             .field("attempt", &self.attempt)
+            .field("snoozes", &self.snoozes)
             .field("cancelled", &self.is_cancelled())
             .finish()
     }

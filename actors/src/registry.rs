@@ -940,16 +940,23 @@ fn store_list(
     Ok(())
 }
 
-/// The next attempt of a recorded run, for the supervisor.
+/// The next attempt of a recorded run, for the supervisor: not to start before the record's
+/// `next_attempt_at` (a run recovered while it waited for a retry or a snooze).
 fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
-    PreparedRun::new(
+    let mut run = PreparedRun::new(
         record.id(),
         record.shared_label().clone(),
         (
             record.shared_queue().clone(),
             record.partition_key().cloned(),
         ),
-        (record.priority(), record.attempt()),
+        (
+            record.priority(),
+            record.attempt(),
+            crate::run::Lifecycle::snoozes(record),
+        ),
         submission,
-    )
+    );
+    run.not_before = record.next_attempt_at();
+    run
 }

@@ -602,8 +602,11 @@ pub struct RunRecord {
     pub max_attempts: u32,
     /// The errors of earlier attempts, oldest first.
     pub attempt_errors: Vec<RunError>,
-    /// When the next attempt is due, while the run waits to be retried.
+    /// When the run may start again, while it waits for a retry's backoff or a snooze.
     pub next_attempt_at: Option<Timestamp>,
+    /// How many times the job snoozed (asked to run again later, which is not an attempt).
+    #[serde(default)]
+    pub snoozes: u32,
     /// The job's latest progress report.
     pub progress: Option<Progress>,
     /// The value the job returned, for completed runs that return one.
@@ -639,6 +642,15 @@ pub enum Transition {
         error: RunError,
         /// When the next attempt is due.
         next_attempt_at: Timestamp,
+    },
+    /// `Running → Queued`: the job asked to run again after a delay (a snooze, e.g. an upstream
+    /// said "try later"). Not a failure and not an attempt: the attempt number stays, the
+    /// record's `snoozes` goes up by one, and the run may start again at `until`.
+    Snoozed {
+        /// When the attempt ended.
+        at: Timestamp,
+        /// When the run may start again.
+        until: Timestamp,
     },
     /// `Running → Queued`: the run was running in a process that stopped (a crash), and is
     /// queued again at start-up. The interrupted attempt is recorded as an error of kind
@@ -760,7 +772,9 @@ impl Transition {
     pub fn target(&self) -> RunStatus {
         match self {
             Transition::Started { .. } => RunStatus::Running,
-            Transition::RetryScheduled { .. } | Transition::Recovered { .. } => RunStatus::Queued,
+            Transition::RetryScheduled { .. }
+            | Transition::Snoozed { .. }
+            | Transition::Recovered { .. } => RunStatus::Queued,
             Transition::Finished { outcome, .. } => outcome.status(),
         }
     }
@@ -842,6 +856,7 @@ impl RunRecord {
             max_attempts,
             attempt_errors: Vec::new(),
             next_attempt_at: None,
+            snoozes: 0,
             progress: None,
             result: None,
             exit_code: None,
@@ -864,7 +879,8 @@ impl RunRecord {
     ///
     /// Allowed: `Queued → Running`, `Queued → Failed | Cancelled`,
     /// `Running → Completed | Failed | Cancelled`, and `Running → Queued` as a
-    /// `RetryScheduled` that starts the next attempt (so `(attempt, status)` only ever moves
+    /// `RetryScheduled` that starts the next attempt or a `Snoozed` that counts a snooze (so
+    /// `(attempt, snoozes, status)` only ever moves
     /// forwards). A terminal status is final. Times are
     /// clamped so they never run backwards (`created ≤ started ≤ finished`) even if the
     /// sender's clock stepped.
@@ -896,6 +912,8 @@ pub(crate) trait Lifecycle {
     fn set_attempt(&mut self, attempt: u32);
     fn max_attempts(&self) -> u32;
     fn set_max_attempts(&mut self, max: u32);
+    fn snoozes(&self) -> u32;
+    fn set_snoozes(&mut self, n: u32);
     fn push_attempt_error(&mut self, error: RunError);
     /// Forgets the progress an earlier attempt reported: a new attempt starts with none.
     fn clear_progress(&mut self);
@@ -939,6 +957,12 @@ impl Lifecycle for RunRecord {
     }
     fn set_max_attempts(&mut self, max: u32) {
         self.max_attempts = max;
+    }
+    fn snoozes(&self) -> u32 {
+        self.snoozes
+    }
+    fn set_snoozes(&mut self, n: u32) {
+        self.snoozes = n;
     }
     fn push_attempt_error(&mut self, error: RunError) {
         self.attempt_errors.push(error);
@@ -1000,6 +1024,15 @@ pub(crate) fn apply_transition<R: Lifecycle>(
             run.push_attempt_error(error);
             run.clear_progress();
             run.set_next_attempt_at(Some(next_attempt_at));
+        }
+        Transition::Snoozed { at: _, until } => {
+            if from != RunStatus::Running {
+                return Err(TransitionError::OutOfOrder { id, from, to });
+            }
+            run.set_status(RunStatus::Queued);
+            run.set_snoozes(run.snoozes().saturating_add(1));
+            run.clear_progress();
+            run.set_next_attempt_at(Some(until));
         }
         Transition::Recovered { at } => {
             // Only an interrupted attempt is recovered: a run that was queued never started

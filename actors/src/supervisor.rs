@@ -36,6 +36,7 @@ mod schedules;
 
 use crate::submitter::{self, Gate, Submitter};
 use crate::task::AbortOnDrop;
+use crate::time::Timestamp;
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
 use drain::{Drain, Ended};
 use intensity::RestartIntensity;
@@ -188,7 +189,7 @@ impl SupervisorState {
 
     /// Takes a newly accepted run (or one whose retry is due) into its queue, then starts
     /// what the limits allow.
-    async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, run: Box<PreparedRun>) {
+    async fn accept(&mut self, myself: &ActorRef<SupervisorMessage>, mut run: Box<PreparedRun>) {
         // Admitted before the gate closed, but its `Start` arrived after the deadline (the
         // barrier's round trip through the registry can be slower than a zero deadline).
         if self.drain.deadline_hit() {
@@ -209,6 +210,18 @@ impl SupervisorState {
                 "refused: the supervisor had already drained",
             );
             self.end_here(myself, run.id, t);
+            return;
+        }
+        // A run recovered while it waited for a retry or a snooze waits out the rest first.
+        if let Some(wait) = run
+            .not_before
+            .take()
+            .map(|at| at.saturating_duration_since(Timestamp::now()))
+            && !wait.is_zero()
+        {
+            let id = run.id;
+            let timer = myself.send_after(wait, move || SupervisorStep::RetryDue(id).into());
+            self.runs.insert_retry(id, run, AbortOnDrop(timer));
             return;
         }
         let q = self.queues.lane_of(&run);

@@ -66,10 +66,11 @@ pub struct WorkerState {
     run_id: RunId,
     label: Arc<str>,
     attempt: u32,
+    snoozes: u32,
     timeout: Option<Duration>,
-    /// The run itself, kept only when it may be attempted again (a repeatable job with a
-    /// retry policy): it goes back to the supervisor for the next attempt. Any other run's
-    /// worker keeps just the fields above.
+    /// The run itself, kept only when it may run again (a repeatable job, for a retry or a
+    /// snooze): it goes back to the supervisor for that. A run-once job's worker keeps just
+    /// the fields above.
     again: Option<Box<PreparedRun>>,
     /// The attempt's job, from start-up until its task is spawned.
     job: Option<BoxedJob>,
@@ -137,6 +138,9 @@ impl WorkerState {
             Transition::RetryScheduled { error, .. } => {
                 tracing::info!(run_id = %self.run_id, label = %self.label, attempt = self.attempt, kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
             }
+            Transition::Snoozed { until, .. } => {
+                tracing::debug!(run_id = %self.run_id, label = %self.label, %until, "snoozed")
+            }
             _ => {
                 tracing::info!(run_id = %self.run_id, label = %self.label, status = %t.target(), "run ended")
             }
@@ -187,6 +191,26 @@ impl WorkerState {
             }
             _ => self.end_with(myself, Transition::failed(kind, message)),
         }
+    }
+
+    /// Ends the attempt with the job's snooze: the run waits `delay` to start again, with the
+    /// same attempt number. A run-once job cannot run again, so its run fails, saying why.
+    fn snooze(&mut self, myself: &ActorRef<WorkerMessage>, delay: Duration) {
+        let Some(mut run) = self.again.take() else {
+            let why = format!(
+                "the job snoozed for {delay:?}, but a run-once job cannot run again (use a repeatable job)"
+            );
+            self.end_with(myself, Transition::failed(FailureKind::Returned, why));
+            return;
+        };
+        let now = Timestamp::now();
+        let until = Timestamp::from_unix_micros(
+            now.unix_micros()
+                .saturating_add(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX)),
+        );
+        run.snoozes = run.snoozes.saturating_add(1);
+        let t = Transition::Snoozed { at: now, until };
+        self.finish(myself, t, AttemptEnd::Retry { delay, run });
     }
 
     /// Drops what the attempt held (its task, timers, job, cancel signal, log sink), on the
@@ -263,13 +287,15 @@ impl Actor for WorkerActor {
         let mut run = args.run;
         // A repeatable job stays with the run (for a retry); a run-once job is taken.
         let job = run.take_job_for_attempt();
-        let (run_id, attempt, timeout) = (run.id, run.attempt, run.timeout);
+        let (run_id, attempt, snoozes, timeout) = (run.id, run.attempt, run.snoozes, run.timeout);
         let label = run.label.clone();
-        let again = (run.has_job() && run.retry.is_some()).then_some(run);
+        // Only a repeatable job runs again: a retry or a snooze needs it.
+        let again = run.has_job().then_some(run);
         Ok(WorkerState {
             run_id,
             label,
             attempt,
+            snoozes,
             timeout,
             again,
             job,
@@ -311,7 +337,7 @@ impl Actor for WorkerActor {
         };
         let ctx = RunContext::new(
             state.run_id,
-            state.attempt,
+            (state.attempt, state.snoozes),
             cancel.0.clone(),
             state.reports.clone(),
             state.logs.clone(),
@@ -377,7 +403,10 @@ impl Actor for WorkerActor {
                     (None, JobOutcome::Ok(result)) => {
                         state.end_with(&myself, Transition::completed_with(result))
                     }
-                    (None, JobOutcome::Err(e)) => state.fail(&myself, e.kind, e.message),
+                    (None, JobOutcome::Err(e)) => match e.snoozed_for() {
+                        Some(delay) => state.snooze(&myself, delay),
+                        None => state.fail(&myself, e.kind, e.message),
+                    },
                     (None, JobOutcome::Panicked(m)) => {
                         state.fail(&myself, FailureKind::Panicked, m)
                     }

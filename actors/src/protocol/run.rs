@@ -97,6 +97,11 @@ pub struct PreparedRun {
     pub(crate) partition: Option<Arc<str>>,
     pub(crate) priority: i32,
     pub(crate) attempt: u32,
+    /// Snoozes so far, for the job's context.
+    pub(crate) snoozes: u32,
+    /// Not to start before this (a recovered run's `next_attempt_at`); the supervisor holds
+    /// it until then.
+    pub(crate) not_before: Option<Timestamp>,
     pub(crate) timeout: Option<Duration>,
     /// Boxed: most runs have none, and a queued run's size counts.
     pub(crate) retry: Option<Box<RetryPolicy>>,
@@ -111,7 +116,7 @@ impl PreparedRun {
         id: RunId,
         label: Arc<str>,
         (queue, partition): (Arc<str>, Option<Arc<str>>),
-        (priority, attempt): (i32, u32),
+        (priority, attempt, snoozes): (i32, u32, u32),
         submission: Submission,
     ) -> Box<Self> {
         Box::new(PreparedRun {
@@ -121,6 +126,8 @@ impl PreparedRun {
             partition,
             priority,
             attempt,
+            snoozes,
+            not_before: None,
             timeout: submission.timeout,
             retry: submission.retry.map(Box::new),
             job: Some(submission.job),

@@ -222,7 +222,7 @@ pub struct SupervisorStatus {
     pub queued: usize,
     /// Runs with a live worker.
     pub running: usize,
-    /// Runs waiting for their retry backoff to pass.
+    /// Runs waiting for their retry backoff or their snooze to pass.
     pub retry_waiting: usize,
     /// The global limit (`None`: unlimited).
     pub global_limit: Option<usize>,

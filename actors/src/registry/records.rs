@@ -73,6 +73,7 @@ struct More {
     idempotency_key: Option<String>,
     /// Shared with the run's queued and running entries in the supervisor.
     partition_key: Option<Arc<str>>,
+    snoozes: u32,
 }
 
 /// "No timestamp": not a time any clock gives (Unix time 0 is, for a clock before 1970).
@@ -101,7 +102,8 @@ impl Stored {
             && r.exit_code.is_none()
             && r.kind.is_none()
             && r.idempotency_key.is_none()
-            && r.partition_key.is_none();
+            && r.partition_key.is_none()
+            && r.snoozes == 0;
         let more = (!plain).then(|| {
             Box::new(More {
                 name: (r.name != r.label).then_some(r.name),
@@ -115,6 +117,7 @@ impl Stored {
                 kind: r.kind,
                 idempotency_key: r.idempotency_key,
                 partition_key: r.partition_key.map(Arc::from),
+                snoozes: r.snoozes,
             })
         });
         Stored {
@@ -199,6 +202,11 @@ impl Stored {
     /// The queue name, shared.
     pub(crate) fn shared_queue(&self) -> &Arc<str> {
         &self.queue
+    }
+
+    /// When the run may start again, while it waits for a retry or a snooze.
+    pub(crate) fn next_attempt_at(&self) -> Option<Timestamp> {
+        micros(self.next_attempt_at)
     }
 
     /// The partition key, shared.
@@ -287,6 +295,7 @@ impl Stored {
             max_attempts: self.max_attempts,
             attempt_errors: more.map(|m| m.attempt_errors.clone()).unwrap_or_default(),
             next_attempt_at: micros(self.next_attempt_at),
+            snoozes: more.map_or(0, |m| m.snoozes),
             progress: more.and_then(|m| m.progress.clone()),
             result: more.and_then(|m| m.result.clone()),
             exit_code: more.and_then(|m| m.exit_code),
@@ -334,6 +343,12 @@ impl Lifecycle for Stored {
     }
     fn set_max_attempts(&mut self, max: u32) {
         self.max_attempts = max;
+    }
+    fn snoozes(&self) -> u32 {
+        self.more.as_ref().map_or(0, |m| m.snoozes)
+    }
+    fn set_snoozes(&mut self, n: u32) {
+        self.more_mut().snoozes = n;
     }
     fn push_attempt_error(&mut self, error: RunError) {
         self.more_mut().attempt_errors.push(error);
@@ -560,6 +575,7 @@ mod tests {
         rich.exit_code = Some(3);
         rich.idempotency_key = Some("k".into());
         rich.partition_key = Some("tenant".into());
+        rich.snoozes = 2;
         let cases = [
             RunRecord::queued(RunId::new(), RunSpec::new("queued")),
             finished(RunSpec::new("plain"), Transition::completed()),

@@ -154,11 +154,13 @@ pub(crate) fn any_transition() -> impl Strategy<Value = Transition> {
         Just(FailureKind::TimedOut),
     ];
     let status = prop::sample::select(RunStatus::ALL.to_vec());
-    (0u8..3, status, kind, any::<bool>(), 0u64..10_000_000).prop_map(
+    (0u8..4, status, kind, any::<bool>(), 0u64..10_000_000).prop_map(
         |(tag, status, kind, with_error, offset)| {
             let at = Timestamp::from_unix_micros(1_700_000_000_000_000 + offset);
             if tag == 0 {
                 Transition::Started { at }
+            } else if tag == 3 {
+                Transition::Snoozed { at, until: at }
             } else if tag == 1 {
                 Transition::RetryScheduled {
                     at,
@@ -198,7 +200,7 @@ fn rank(s: RunStatus) -> u8 {
 }
 
 proptest! {
-    // Any sequence of transitions, legal or not: (attempt, status) never moves backwards, a
+    // Any sequence of transitions, legal or not: (attempt, snoozes, status) never moves backwards, a
     // terminal status never changes, refused transitions change nothing, attempts stay within
     // the policy, and times stay ordered.
     #[test]
@@ -210,7 +212,10 @@ proptest! {
             match r.apply(t) {
                 Ok(()) => {
                     prop_assert!(terminal.is_none(), "a terminal record changed");
-                    prop_assert!((r.attempt, rank(r.status)) > (before.attempt, rank(before.status)));
+                    prop_assert!(
+                        (r.attempt, r.snoozes, rank(r.status))
+                            > (before.attempt, before.snoozes, rank(before.status))
+                    );
                     prop_assert!(r.attempt <= r.max_attempts);
                     prop_assert_eq!(r.attempt_errors.len() as u32, r.attempt - 1);
                 }
