@@ -19,7 +19,7 @@ use crate::error::{BatchError, Error};
 use crate::events::EventStream;
 use runwarden_actors::{
     IntoJob, JobError, JobKinds, JsonObject, LogConfig, LogEntry, LogFollow, LogsRef, OnInterrupt,
-    RecoveryReport, Retention, RunStore, StoreError, SubmitRequest, Timestamp,
+    RecoveryReport, Retention, RunStore, StoreError, SubmitRequest, Timestamp, WallClock,
 };
 
 /// Configures and starts runwarden's actors.
@@ -91,6 +91,15 @@ impl RunwardenBuilder {
     #[must_use]
     pub fn dedup_window(mut self, window: Duration) -> Self {
         self.args.dedup_window = window;
+        self
+    }
+
+    /// Where cron schedules read the time of day (default: the system clock). For tests on
+    /// tokio's paused clock, [`WallClock::StartingAt`] makes schedules fire exactly when the
+    /// test advances time.
+    #[must_use]
+    pub fn wall_clock(mut self, clock: WallClock) -> Self {
+        self.args.wall_clock = clock;
         self
     }
 

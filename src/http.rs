@@ -45,7 +45,9 @@ use auth::authenticate;
 use errors::not_found_route;
 use openapi::openapi;
 use runs::{cancel_run, download_log, get_run, list_runs, run_logs, start_run};
-use service::{dashboard, health, metrics, pause_queue, prune, queues, resume_queue, stats};
+use service::{
+    dashboard, health, metrics, pause_queue, prune, queues, resume_queue, schedules, stats,
+};
 use sse::{all_events, run_events};
 use state::Api;
 
@@ -115,6 +117,7 @@ pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
         .route("/metrics", get(metrics))
         .route("/maintenance/prune", post(prune))
         .route("/queues", get(queues))
+        .route("/schedules", get(schedules))
         .route("/queues/{name}/pause", post(pause_queue))
         .route("/queues/{name}/resume", post(resume_queue))
         .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));

@@ -93,6 +93,7 @@ pub use runwarden_actors::{
     SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus, Timestamp, Transition,
     TransitionError, UnknownQueue, ractor,
 };
+pub use runwarden_actors::{CronError, CronSchedule, MissedFires, Overlap, WallClock};
 pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 

@@ -30,6 +30,9 @@ pub enum SubmitError {
     UnknownKind(String),
     /// The job kind's factory refused the parameters.
     BadParams(String),
+    /// A schedule that cannot fire: a cron mode without its cron schedule, or an interval of
+    /// zero.
+    InvalidSchedule(String),
 }
 
 impl fmt::Display for SubmitError {
@@ -49,6 +52,7 @@ impl fmt::Display for SubmitError {
             SubmitError::Store(e) => write!(f, "run accepted but not made durable: {e}"),
             SubmitError::UnknownKind(k) => write!(f, "no job kind named `{k}`"),
             SubmitError::BadParams(e) => write!(f, "parameters refused: {e}"),
+            SubmitError::InvalidSchedule(e) => write!(f, "schedule refused: {e}"),
         }
     }
 }

@@ -42,6 +42,7 @@
     rust_2018_idioms
 )]
 
+mod cron;
 mod error;
 mod event;
 #[cfg(feature = "fault-injection")]
@@ -67,6 +68,7 @@ mod task;
 mod time;
 mod worker;
 
+pub use cron::{CronError, CronSchedule, MissedFires, Overlap};
 pub use error::{CallError, CancelError, NotFound, StoreError, SubmitError, UnknownQueue};
 pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
@@ -96,7 +98,7 @@ pub use submitter::{SubmitRequest, Submitter, UniqueSubmitRequest};
 pub use supervisor::{
     REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorState,
 };
-pub use time::{ParseTimestampError, Timestamp};
+pub use time::{ParseTimestampError, Timestamp, WallClock};
 pub use worker::{DROP_WAIT, WorkerActor, WorkerArguments, WorkerState};
 
 /// The actor framework runwarden is built on, re-exported so users match its version.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cron::CronSchedule;
 use crate::run::{RunId, RunSpec, RunStatus};
+use crate::time::Timestamp;
 
 /// Identifies one schedule of a supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,6 +29,9 @@ pub enum ScheduleMode {
     /// Occurrences are due every `every` from the first; a due occurrence is skipped (and
     /// counted) while the previous one is still active, so runs never overlap.
     FixedRate,
+    /// Occurrences are due at the fire times of a [`CronSchedule`] (`every` is unused), with
+    /// its overlap and missed-fire policies. Nothing is submitted when it is added.
+    Cron,
 }
 
 /// A job to run periodically. The first occurrence is submitted at once.
@@ -49,9 +54,32 @@ pub struct ScheduleSpec {
     pub every: Duration,
     /// How the interval is measured.
     pub mode: ScheduleMode,
+    /// The cron schedule of a [`ScheduleMode::Cron`] schedule.
+    #[serde(default)]
+    pub cron: Option<CronSchedule>,
 }
 
 impl ScheduleSpec {
+    /// Runs `run` at the fire times of `cron`.
+    ///
+    /// # Examples
+    /// ```
+    /// use runwarden_actors::{CronSchedule, RunSpec, ScheduleSpec};
+    ///
+    /// let cron = CronSchedule::new("0 2 * * *", "Europe/Berlin").expect("valid");
+    /// let nightly = ScheduleSpec::cron(RunSpec::new("backup"), cron);
+    /// # let _ = nightly;
+    /// ```
+    #[must_use]
+    pub fn cron(run: RunSpec, cron: CronSchedule) -> Self {
+        ScheduleSpec {
+            run,
+            every: Duration::ZERO,
+            mode: ScheduleMode::Cron,
+            cron: Some(cron),
+        }
+    }
+
     /// Runs `run` every `every`, measured from the end of each occurrence.
     #[must_use]
     pub fn fixed_delay(run: RunSpec, every: Duration) -> Self {
@@ -59,6 +87,7 @@ impl ScheduleSpec {
             run,
             every,
             mode: ScheduleMode::FixedDelay,
+            cron: None,
         }
     }
 
@@ -69,6 +98,7 @@ impl ScheduleSpec {
             run,
             every,
             mode: ScheduleMode::FixedRate,
+            cron: None,
         }
     }
 }
@@ -96,12 +126,28 @@ pub struct ScheduleInfo {
     pub cancelled: u64,
     /// Due occurrences skipped (overlap, full queue).
     pub skipped: u64,
+    /// Cron fire times missed (process down, paused, timer late) that the missed-fire policy
+    /// did not run.
+    #[serde(default)]
+    pub missed: u64,
+    /// A cron schedule's expression and time zone, e.g. `0 2 * * * (Europe/Berlin)`.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// When a cron schedule fires next (`None` while paused or stopped, and for intervals).
+    #[serde(default)]
+    pub next_fire_at: Option<Timestamp>,
     /// The latest occurrence.
     pub last_run: Option<RunId>,
     /// How the latest finished occurrence ended.
     pub last_status: Option<RunStatus>,
-    /// The occurrence still active, if any.
+    /// The occurrence still active (the latest, if a cron schedule allows overlaps).
     pub active_run: Option<RunId>,
+    /// Occurrences active now (more than one only with [`crate::Overlap::Allow`]).
+    #[serde(default)]
+    pub active: usize,
+    /// A due occurrence waiting for the active one to end ([`crate::Overlap::QueueOne`]).
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// No schedule has this id (it was never made, or was removed).

@@ -36,7 +36,7 @@ mod schedules;
 
 use crate::submitter::{self, Gate, Submitter};
 use crate::task::AbortOnDrop;
-use crate::time::Timestamp;
+use crate::time::{Timestamp, WallClock};
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
 use drain::{Drain, Ended};
 use intensity::RestartIntensity;
@@ -85,6 +85,9 @@ pub struct SupervisorArguments {
     pub max_rescues: u32,
     /// Retention of finished runs.
     pub retention: Retention,
+    /// Where cron schedules read the time of day: the system clock, or for tests on tokio's
+    /// paused clock, one that starts at a chosen instant and moves with tokio's time.
+    pub wall_clock: WallClock,
 }
 
 impl fmt::Debug for SupervisorArguments {
@@ -111,6 +114,7 @@ impl Default for SupervisorArguments {
             kinds: JobKinds::default(),
             max_rescues: 3,
             retention: Retention::default(),
+            wall_clock: WallClock::default(),
         }
     }
 }
@@ -167,8 +171,7 @@ impl SupervisorState {
     /// Counts a run's terminal status, and lets its schedule (if any) plan the next occurrence.
     fn note_end(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, status: RunStatus) {
         self.ended[status.index()] += 1;
-        let accepting = self.accepting();
-        self.schedules.run_ended(myself, accepting, id, status);
+        self.with_schedules(myself, |s, at, ok| s.run_ended(at, ok, id, status));
     }
 
     /// Whether runs are accepted: no drain has begun.
@@ -604,7 +607,7 @@ impl SupervisorState {
                 let _ = reply.send(self.queues.set_per_key(&name, limit));
             }
             SupervisorMessage::Schedule(spec, job, reply) => {
-                let added = self.with_schedules(myself, |s, at, ok| s.add(at, ok, spec, job));
+                let added = self.with_schedules(myself, |s, at, ok| s.add(at, ok, *spec, job));
                 let _ = reply.send(added);
             }
             SupervisorMessage::PauseSchedule(id, reply) => {
@@ -841,7 +844,7 @@ impl Actor for SupervisorActor {
             runs: Runs::default(),
             ended: [0; 5],
             drain: Drain::NotDraining,
-            schedules: Schedules::new(),
+            schedules: Schedules::new(args.wall_clock.start()),
             registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),
             rate_timer: None,
         })

@@ -1,14 +1,54 @@
 //! [`Timestamp`]: a UTC instant that serialises as ISO-8601 / RFC 3339.
 //!
-//! The actors crate keeps its dependency list short (no `chrono`, no `time`), so this module
-//! carries the few lines of calendar arithmetic needed to print and parse
-//! `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+//! This module carries the few lines of calendar arithmetic needed to print and parse
+//! `YYYY-MM-DDTHH:MM:SS.ffffffZ` (chrono is used only for cron schedules' time zones), and
+//! [`WallClock`], where cron schedules read the time of day.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Where cron schedules read the time of day.
+///
+/// The system clock in production. For tests on tokio's paused clock, a clock that starts at
+/// a chosen instant and moves with tokio's time, so a schedule fires exactly when the test
+/// advances time: `0 2 * * *` can be run across a DST change in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WallClock {
+    /// [`Timestamp::now`].
+    #[default]
+    System,
+    /// This instant when the supervisor starts, then moving with tokio's clock.
+    StartingAt(Timestamp),
+}
+
+impl WallClock {
+    /// Fixes the clock's start: a running clock for one supervisor.
+    pub(crate) fn start(self) -> RunningClock {
+        match self {
+            WallClock::System => RunningClock(None),
+            WallClock::StartingAt(at) => RunningClock(Some((at, tokio::time::Instant::now()))),
+        }
+    }
+}
+
+/// A [`WallClock`] as one supervisor reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunningClock(Option<(Timestamp, tokio::time::Instant)>);
+
+impl RunningClock {
+    pub(crate) fn now(&self) -> Timestamp {
+        match self.0 {
+            None => Timestamp::now(),
+            Some((at, since)) => {
+                let us = since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                Timestamp::from_unix_micros(at.unix_micros().saturating_add(us))
+            }
+        }
+    }
+}
 
 /// A UTC instant with microsecond precision, serialised as an RFC 3339 string such as
 /// `2026-11-26T05:12:37.123456Z`.

@@ -62,9 +62,9 @@ impl From<SubmitError> for ApiError {
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
             SubmitError::UnknownKind(_) => (StatusCode::BAD_REQUEST, "UNKNOWN_KIND"),
             SubmitError::UnknownQueue(_) => (StatusCode::BAD_REQUEST, "UNKNOWN_QUEUE"),
-            SubmitError::BadParams(_) | SubmitError::NotRepeatable => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION")
-            }
+            SubmitError::BadParams(_)
+            | SubmitError::NotRepeatable
+            | SubmitError::InvalidSchedule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION"),
             SubmitError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "STORE"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         };

@@ -90,6 +90,7 @@ pub fn openapi_document() -> Value {
             "/health": {"get": {"summary": "Liveness and queue depths", "responses": with(one(200, resp("health", &json!({"$ref": "#/components/schemas/Health"}))), &[401])}},
             "/stats": {"get": {"summary": "Totals and rates", "responses": with(one(200, resp("stats", &json!({"$ref": "#/components/schemas/Stats"}))), &[401])}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": with(one(200, text), &[401])}},
+            "/schedules": {"get": {"summary": "Every schedule: interval or cron (expression, time zone), next_fire_at, counters", "responses": with(one(200, resp("schedules", &json!({"type": "object", "required": ["schedules"]}))), &[401])}},
             "/queues": {"get": {"summary": "Every queue: limits, rate limit, paused, counts", "responses": with(one(200, resp("queues", &json!({"type": "object", "required": ["queues"]}))), &[401])}},
             "/queues/{name}/pause": {"parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "post": {"summary": "Pause a queue: nothing of it starts; submits still accepted", "responses": with(one(200, resp("the queue", &json!({"type": "object", "required": ["name", "paused"]}))), &[401, 404])}},

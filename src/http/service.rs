@@ -32,6 +32,13 @@ pub(super) async fn health(State(api): State<Api>) -> Result<Json<Value>, ApiErr
     })))
 }
 
+/// Every schedule: its timing (interval, or cron expression and time zone), next fire time,
+/// counters and active occurrence.
+pub(super) async fn schedules(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let schedules = api.rw.schedules().await?;
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
 /// Every queue's status: limits, rate limit, paused, counts.
 pub(super) async fn queues(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     let sup = api.rw.supervisor_status().await?;

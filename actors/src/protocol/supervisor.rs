@@ -79,10 +79,12 @@ pub enum SupervisorMessage {
         Option<usize>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
-    /// Sent by anyone: run a repeatable job periodically. The first occurrence is submitted
-    /// at once; each is a normal run. Refused once draining, or for a run-once job.
+    /// Sent by anyone: run a repeatable job periodically. An interval schedule's first
+    /// occurrence is submitted at once, a cron schedule's at its first fire time; each is a
+    /// normal run. Refused once draining, for a run-once job, or for a schedule that cannot
+    /// fire. (Boxed: a cron schedule is large, and every message is as large as the largest.)
     Schedule(
-        ScheduleSpec,
+        Box<ScheduleSpec>,
         BoxedJob,
         RpcReplyPort<Result<ScheduleId, SubmitError>>,
     ),
@@ -514,7 +516,7 @@ impl SupervisorRef {
         spec: ScheduleSpec,
         job: BoxedJob,
     ) -> Result<Result<ScheduleId, SubmitError>, CallError> {
-        self.ask(|r| SupervisorMessage::Schedule(spec, job, r), "schedule")
+        self.ask(|r| SupervisorMessage::Schedule(Box::new(spec), job, r), "schedule")
             .await
     }
 

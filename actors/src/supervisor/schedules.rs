@@ -1,6 +1,7 @@
 //! The supervisor's periodic schedules: each submits an occurrence (a normal run) on its
-//! timer, skips an occurrence while the previous one is still active, and stops when a drain
-//! begins.
+//! timer, skips an occurrence while the previous one is still active (a cron schedule's
+//! overlap policy may queue one or allow it), applies a cron schedule's missed-fire policy to
+//! fire times that passed unseen, and stops when a drain begins.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use ractor::{ActorRef, MessagingErr};
 
+use crate::cron::{CronSchedule, MissedFires, Overlap};
 use crate::error::SubmitError;
 use crate::hash::IdMap;
 use crate::job::BoxedJob;
@@ -18,6 +20,7 @@ use crate::run::{RunId, RunStatus};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 use crate::submitter;
 use crate::task::AbortOnDrop;
+use crate::time::{RunningClock, Timestamp};
 
 type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
 
@@ -60,14 +63,17 @@ pub(super) struct Schedules {
     schedules: BTreeMap<ScheduleId, Schedule>,
     occurrence_of: IdMap<RunId, ScheduleId>,
     next: u64,
+    /// Where cron schedules read the time of day.
+    clock: RunningClock,
 }
 
 impl Schedules {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(clock: RunningClock) -> Self {
         Schedules {
             schedules: BTreeMap::new(),
             occurrence_of: IdMap::default(),
             next: 1,
+            clock,
         }
     }
 
@@ -89,6 +95,16 @@ impl Schedules {
         if at.table.index(spec.run.queue_name()).is_none() {
             return Err(SubmitError::UnknownQueue(spec.run.queue_name().to_owned()));
         }
+        if spec.mode == ScheduleMode::Cron && spec.cron.is_none() {
+            return Err(SubmitError::InvalidSchedule(
+                "a cron schedule needs its CronSchedule".to_owned(),
+            ));
+        }
+        if spec.mode != ScheduleMode::Cron && spec.every.is_zero() {
+            return Err(SubmitError::InvalidSchedule(
+                "an interval schedule needs an interval above zero".to_owned(),
+            ));
+        }
         let id = ScheduleId(self.next);
         self.next += 1;
         let info = ScheduleInfo {
@@ -102,9 +118,14 @@ impl Schedules {
             failed: 0,
             cancelled: 0,
             skipped: 0,
+            missed: 0,
+            cron: spec.cron.as_ref().map(ToString::to_string),
+            next_fire_at: None,
             last_run: None,
             last_status: None,
             active_run: None,
+            active: 0,
+            pending: false,
         };
         let schedule = Schedule {
             spec,
@@ -114,9 +135,99 @@ impl Schedules {
             timer: None,
         };
         self.schedules.insert(id, schedule);
-        self.fire(at, id);
+        match self.cron_of(id) {
+            // Fire times since it last fired (before this process) were missed while down.
+            Some(cron) => {
+                let now = self.clock.now();
+                let missed = cron
+                    .fired_before()
+                    .map_or(0, |before| cron.fires_between(before, now).0);
+                self.catch_up(at, id, missed);
+                self.plan_cron(at.myself, id, now);
+            }
+            None => self.fire(at, id),
+        }
         tracing::info!(schedule = %id, "schedule added");
         Ok(id)
+    }
+
+    fn cron_of(&self, id: ScheduleId) -> Option<CronSchedule> {
+        self.schedules.get(&id)?.spec.cron.clone()
+    }
+
+    /// Arms a cron schedule's timer for its first fire time after `now`.
+    fn plan_cron(&mut self, myself: &ActorRef<SupervisorMessage>, id: ScheduleId, now: Timestamp) {
+        let Some(s) = self.schedules.get_mut(&id) else {
+            return;
+        };
+        let Some(next) = s.spec.cron.as_ref().and_then(|c| c.next_after(now)) else {
+            s.info.next_fire_at = None;
+            s.disarm();
+            return;
+        };
+        s.info.next_fire_at = Some(next);
+        s.arm(myself, next.saturating_duration_since(now));
+    }
+
+    /// `missed` fire times passed unseen: the missed-fire policy runs one occurrence for all
+    /// of them, or none; the rest are counted.
+    fn catch_up(&mut self, at: &Admit<'_>, id: ScheduleId, missed: u64) {
+        let Some(s) = self.schedules.get_mut(&id) else {
+            return;
+        };
+        if missed == 0 {
+            return;
+        }
+        let policy = s.spec.cron.as_ref().map(CronSchedule::missed_policy);
+        if policy == Some(MissedFires::RunOnce) {
+            s.info.missed += missed - 1;
+            self.occurrence_due(at, id);
+        } else {
+            s.info.missed += missed;
+        }
+    }
+
+    /// A cron schedule's timer fired: the fire time it was armed for is run if the timer is
+    /// on time (within the starting deadline) and it is the only one due; otherwise every due
+    /// time was missed, and the missed-fire policy decides.
+    fn cron_due(&mut self, at: &Admit<'_>, id: ScheduleId) {
+        let Some(s) = self.schedules.get(&id) else {
+            return;
+        };
+        let (Some(cron), Some(due)) = (s.spec.cron.clone(), s.info.next_fire_at) else {
+            return;
+        };
+        let now = self.clock.now();
+        if now < due {
+            // The clock stepped back: wait for the fire time again.
+            self.plan_cron(at.myself, id, now);
+            return;
+        }
+        let later = cron.fires_between(due, now).0;
+        if later == 0 && now.saturating_duration_since(due) <= cron.deadline() {
+            self.occurrence_due(at, id);
+        } else {
+            self.catch_up(at, id, later + 1);
+        }
+        self.plan_cron(at.myself, id, now);
+    }
+
+    /// An occurrence of a cron schedule is due: its overlap policy decides whether it is
+    /// submitted now, waits for the active one, or is skipped.
+    fn occurrence_due(&mut self, at: &Admit<'_>, id: ScheduleId) {
+        let Some(s) = self.schedules.get_mut(&id) else {
+            return;
+        };
+        let overlap = s
+            .spec
+            .cron
+            .as_ref()
+            .map_or(Overlap::Skip, CronSchedule::overlap_policy);
+        match (s.info.active, overlap) {
+            (0, _) | (_, Overlap::Allow) => self.submit(at, id),
+            (_, Overlap::QueueOne) if !s.info.pending => s.info.pending = true,
+            _ => s.info.skipped += 1,
+        }
     }
 
     /// A timer fired: fires the schedule unless the timer was re-armed or dropped since.
@@ -125,7 +236,15 @@ impl Schedules {
             .schedules
             .get(&id)
             .is_some_and(|s| s.generation == generation);
-        if current && accepting {
+        if !(current && accepting) {
+            return;
+        }
+        if self.schedules.get(&id).is_some_and(|s| s.info.paused) {
+            return;
+        }
+        if self.cron_of(id).is_some() {
+            self.cron_due(at, id);
+        } else {
             self.fire(at, id);
         }
     }
@@ -141,10 +260,18 @@ impl Schedules {
         if s.spec.mode == ScheduleMode::FixedRate {
             s.arm(at.myself, s.spec.every);
         }
-        if s.info.active_run.is_some() {
+        if s.info.active > 0 {
             s.info.skipped += 1;
             return;
         }
+        self.submit(at, id);
+    }
+
+    /// Submits an occurrence now.
+    fn submit(&mut self, at: &Admit<'_>, id: ScheduleId) {
+        let Some(s) = self.schedules.get_mut(&id) else {
+            return;
+        };
         let Some(job) = s.job.try_clone() else {
             return;
         };
@@ -169,6 +296,7 @@ impl Schedules {
         s.info.runs += 1;
         s.info.last_run = Some(run_id);
         s.info.active_run = Some(run_id);
+        s.info.active += 1;
         self.occurrence_of.insert(run_id, id);
     }
 
@@ -189,8 +317,21 @@ impl Schedules {
     ) -> Result<(), NoSuchSchedule> {
         let s = self.schedules.get_mut(&id).ok_or(NoSuchSchedule(id))?;
         let was_paused = std::mem::replace(&mut s.info.paused, false);
-        if was_paused && accepting {
-            self.fire(at, id);
+        if !(was_paused && accepting) {
+            return Ok(());
+        }
+        match (s.spec.cron.clone(), s.info.next_fire_at) {
+            // Fire times that passed while paused were missed.
+            (Some(cron), next) => {
+                let now = self.clock.now();
+                let missed = match next {
+                    Some(due) if due <= now => 1 + cron.fires_between(due, now).0,
+                    _ => 0,
+                };
+                self.catch_up(at, id, missed);
+                self.plan_cron(at.myself, id, now);
+            }
+            (None, _) => self.fire(at, id),
         }
         Ok(())
     }
@@ -211,6 +352,8 @@ impl Schedules {
     pub(super) fn stop_all(&mut self) {
         for s in self.schedules.values_mut() {
             s.disarm();
+            s.info.next_fire_at = None;
+            s.info.pending = false;
         }
     }
 
@@ -218,7 +361,7 @@ impl Schedules {
     /// the next one.
     pub(super) fn run_ended(
         &mut self,
-        myself: &ActorRef<SupervisorMessage>,
+        at: &Admit<'_>,
         accepting: bool,
         id: RunId,
         status: RunStatus,
@@ -235,9 +378,17 @@ impl Schedules {
             _ => s.info.cancelled += 1,
         }
         s.info.last_status = Some(status);
-        s.info.active_run = None;
+        s.info.active = s.info.active.saturating_sub(1);
+        if s.info.active_run == Some(id) {
+            s.info.active_run = None;
+        }
         if s.spec.mode == ScheduleMode::FixedDelay && !s.info.paused && accepting {
-            s.arm(myself, s.spec.every);
+            s.arm(at.myself, s.spec.every);
+        }
+        // A queued occurrence starts once the active one is over.
+        if s.info.active == 0 && std::mem::take(&mut s.info.pending) && !s.info.paused && accepting
+        {
+            self.submit(at, sid);
         }
     }
 }
