@@ -500,12 +500,34 @@ async fn rate_limited_throughput(n: usize) -> f64 {
     runwarden_throughput_on(builder, n).await.0
 }
 
+/// Throughput through a queue with a per-key limit high enough never to hold a run back,
+/// runs spread over 100 partition keys: what keeping the keys' groups and turns costs.
+async fn keyed_throughput(n: usize) -> f64 {
+    let builder = Runwarden::builder().queue(
+        runwarden::DEFAULT_QUEUE,
+        runwarden::QueueConfig::default().per_key(usize::MAX),
+    );
+    let keys: Vec<String> = (0..100).map(|k| format!("tenant-{k}")).collect();
+    runwarden_throughput_with(builder, n, |i| {
+        RunSpec::new("t").partition_key(keys[i % keys.len()].as_str())
+    })
+    .await
+    .0
+}
+
 async fn runwarden_throughput_on(builder: runwarden::RunwardenBuilder, n: usize) -> (f64, f64) {
+    runwarden_throughput_with(builder, n, |_| RunSpec::new("t")).await
+}
+
+async fn runwarden_throughput_with(
+    builder: runwarden::RunwardenBuilder,
+    n: usize,
+    spec: impl Fn(usize) -> RunSpec,
+) -> (f64, f64) {
     let rw = builder.start().await.expect("start");
     let start = Instant::now();
-    for _ in 0..n {
-        rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
-            .expect("submit");
+    for i in 0..n {
+        rw.submit(spec(i), |_| async { Ok(()) }).expect("submit");
     }
     let submit_ns = start.elapsed().as_secs_f64() * 1e9 / n as f64;
     wait_for_count(&rw, RunStatus::Completed, n).await;
@@ -850,6 +872,7 @@ async fn run(f: Flags) -> ExitCode {
     let (mut rw_tp, mut base_tp, mut submit_ns, mut rw_cancel, mut base_cancel) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut floor_tp, mut floor_cancel, mut rate_tp) = (vec![], vec![], vec![]);
+    let mut keyed_tp = vec![];
     for rep in 0..f.reps {
         eprintln!("rep {}/{}: throughput", rep + 1, f.reps);
         // Alternate which side goes first, so neither always gets the warmer process.
@@ -864,6 +887,7 @@ async fn run(f: Flags) -> ExitCode {
         rw_tp.push(a);
         floor_tp.push(floor::throughput(f.runs).await);
         rate_tp.push(rate_limited_throughput(f.runs).await);
+        keyed_tp.push(keyed_throughput(f.runs).await);
         submit_ns.push(s);
         eprintln!("rep {}/{}: cancel_all", rep + 1, f.reps);
         rw_cancel.push(runwarden_cancel_all(f.parked).await);
@@ -921,6 +945,7 @@ async fn run(f: Flags) -> ExitCode {
     let (rw_tp, base_tp, submit_ns) = (stat(rw_tp), stat(base_tp), stat(submit_ns));
     let floor_tp = stat(floor_tp);
     let rate_tp = stat(rate_tp);
+    let keyed_tp = stat(keyed_tp);
     let (rw_cancel, base_cancel) = (stat(rw_cancel), stat(base_cancel));
     let floor_cancel = stat(floor_cancel);
     let row = |name: &str, s: Stat, unit: &str| {
@@ -952,6 +977,12 @@ async fn run(f: Flags) -> ExitCode {
         "{:<34} {:>14.2}",
         "rate-limited ratio (to plain)",
         rate_tp.median / rw_tp.median
+    );
+    row("throughput, 100 partition keys", keyed_tp, "runs/s");
+    println!(
+        "{:<34} {:>14.2}",
+        "keyed ratio (to plain)",
+        keyed_tp.median / rw_tp.median
     );
     row("submit", submit_ns, "ns/call");
     row("bytes per running run", m_run, "B");
@@ -1048,6 +1079,8 @@ async fn run(f: Flags) -> ExitCode {
             "call_floor_rtt_ns": call_floor,
             "rate_limited_runs_per_sec": rate_tp.median,
             "rate_limited_ratio": rate_tp.median / rw_tp.median,
+            "keyed_runs_per_sec": keyed_tp.median,
+            "keyed_ratio": keyed_tp.median / rw_tp.median,
             "floor_cancel_all_ms": floor_cancel.median,
             "p99_start_us_50": lat[1].1.start[1],
             "baseline_p99_start_us_50": lat[1].2.start[1],

@@ -516,8 +516,11 @@ impl SupervisorRef {
         spec: ScheduleSpec,
         job: BoxedJob,
     ) -> Result<Result<ScheduleId, SubmitError>, CallError> {
-        self.ask(|r| SupervisorMessage::Schedule(Box::new(spec), job, r), "schedule")
-            .await
+        self.ask(
+            |r| SupervisorMessage::Schedule(Box::new(spec), job, r),
+            "schedule",
+        )
+        .await
     }
 
     /// Stops submitting a schedule's occurrences until resumed.
