@@ -15,7 +15,8 @@ use crate::protocol::supervisor::QueueStatus;
 use crate::queue::{QueueConfig, QueueTable, RateLimit};
 use crate::run::DEFAULT_QUEUE;
 
-use super::runs::QueueKey;
+/// Queue order within a key: higher priority first, then arrival order.
+pub(super) type QueueKey = (Reverse<i32>, u64);
 
 /// A run's partition key in its lane: runs of one key share the per-key limit and take one
 /// turn; runs without a key are one group of their own, which no per-key limit holds.

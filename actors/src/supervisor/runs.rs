@@ -1,8 +1,6 @@
 //! The runs a supervisor holds, one entry per run: what the run is doing at this moment is
 //! the variant of its entry, never its membership in several maps.
 
-use std::cmp::Reverse;
-
 use ractor::{ActorId, ActorRef, MessagingErr};
 
 use crate::hash::IdMap;
@@ -16,9 +14,6 @@ use super::queues::{Part, Place};
 
 /// A timer task that sends the supervisor a message, aborted when dropped.
 pub(super) type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
-
-/// Queue order: higher priority first, then arrival order.
-pub(super) type QueueKey = (Reverse<i32>, u64);
 
 /// A run with a live worker.
 pub(super) struct Running {
