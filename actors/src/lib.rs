@@ -84,12 +84,13 @@ pub use protocol::{
     RegistryRef, RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage,
     SupervisorRef, SupervisorStatus, WorkerMessage,
 };
+pub use protocol::{OnConflict, Uniqueness};
 pub use query::{ListQuery, RunPage};
 pub use queue::{QueueConfig, QueueSlot, RateLimit};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};
 pub use run::{
     CancelKind, DEFAULT_QUEUE, ErrorKind, FailureKind, Outcome, Progress, RetryOn, RetryPolicy,
-    RunError, RunId, RunRecord, RunSpec, RunStatus, Transition, TransitionError,
+    RunError, RunId, RunRecord, RunSpec, RunStatus, StatusSet, Transition, TransitionError,
 };
 pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 pub use store::{MemoryStore, RunStore, StoreWrite, StoredState};

@@ -87,7 +87,8 @@ pub use logs::{
     LogEnd, LogError, LogFollow, LogInternal, LogItem, LogMessage, LogsRef, ReadAnswer, ReadQuery,
 };
 pub use registry::{
-    Dedup, RegistryInternal, RegistryMessage, RegistryRef, RegistryStats, Retention,
+    Dedup, OnConflict, RegistryInternal, RegistryMessage, RegistryRef, RegistryStats, Retention,
+    Uniqueness,
 };
 pub use run::{Admission, CancelOutcome, CancelReason, CancelReply, PreparedRun, Submission};
 pub use supervisor::{

@@ -16,7 +16,9 @@ use crate::error::{CancelError, NotFound, StoreError, SubmitError};
 use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::hash::IdSet;
 use crate::log::LogSink;
-use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStats, RegistryStep, Retention};
+use crate::protocol::registry::{
+    Dedup, OnConflict, RegistryMessage, RegistryStats, RegistryStep, Retention,
+};
 use crate::protocol::run::{Admission, CancelOutcome, CancelReply, PreparedRun, Submission};
 use crate::protocol::supervisor::{SupervisorMessage, SupervisorStep};
 use crate::query::{ListQuery, RunPage};
@@ -35,7 +37,7 @@ mod writer;
 
 use acks::{Acks, Held};
 use active::Active;
-use keys::Keys;
+use keys::{Keys, Replacing, UniqueSubmit};
 use records::{Records, Stored};
 use subscribers::{Subscribers, Waiter};
 use writer::{StoreOp, StoreWriter};
@@ -702,9 +704,10 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
             let _ = state.admit(admission, None);
         }
         RegistryStep::AdmitDurable(admission, reply) => state.admit_durable(admission, reply),
-        RegistryStep::AdmitUnique(admission, key, reply) => {
-            state.admit_unique(admission, key, reply);
+        RegistryStep::AdmitUnique(admission, key, rule, reply) => {
+            state.admit_unique(key, (admission, rule, reply));
         }
+        RegistryStep::ReplaceDone(key, replaced) => state.replace_done(key, replaced),
         RegistryStep::Requeue(id, submission) => state.requeue(id, submission),
         RegistryStep::Committed(up_to, failure) => state.committed(up_to, failure),
         RegistryStep::Prunable(ids) => {
@@ -827,23 +830,77 @@ impl RegistryState {
         }
     }
 
-    fn admit_unique(&mut self, admission: Box<Admission>, key: String, reply: RpcReplyPort<Dedup>) {
-        let answer = match self.keys.holder(&key, &self.records) {
-            // The new run's job and queue slot are dropped here, unstarted.
-            Some(existing) => Dedup::Existing(existing),
-            None => {
-                let id = admission.id;
-                match self.admit(admission, Some(key.clone())) {
-                    Ok(_) => {
-                        self.keys.insert(key, id);
-                        Dedup::New(id)
-                    }
-                    // Only a reused id can be refused, and ids come from `RunId::new`.
-                    Err(_) => Dedup::Existing(id),
+    /// A submit with an idempotency key. While a holder of the key is being replaced, the
+    /// submit waits its turn, so the key's submits are answered in arrival order.
+    fn admit_unique(&mut self, key: String, submit: UniqueSubmit) {
+        if let Some(r) = self.keys.replacing.get_mut(&key) {
+            r.later.push_back(submit);
+            return;
+        }
+        let (admission, rule, reply) = submit;
+        let answer = match self.keys.conflict(&key, &rule, &self.records) {
+            Some(c) if c.unstarted && rule.on_conflict == OnConflict::Replace => {
+                // The supervisor cancels the holder if it is still queued, then says so;
+                // this submit waits for that answer (`ReplaceDone`).
+                let step = SupervisorStep::ReplaceQueued(c.holder, key.clone());
+                if self.supervisor.cast(step.into()).is_err() {
+                    Dedup::Existing(c.holder)
+                } else {
+                    let replacing = Replacing {
+                        holder: c.holder,
+                        submit: (admission, rule, reply),
+                        later: VecDeque::new(),
+                    };
+                    self.keys.replacing.insert(key, replacing);
+                    return;
                 }
             }
+            // The new run's job and queue slot are dropped here, unstarted.
+            Some(c) => Dedup::Existing(c.holder),
+            None => self.admit_keyed(admission, key, Dedup::New),
         };
         self.deliver(Held::Dedup(answer, reply));
+    }
+
+    /// Admits a run as the holder of `key`; `answer` names it.
+    fn admit_keyed(
+        &mut self,
+        admission: Box<Admission>,
+        key: String,
+        answer: fn(RunId) -> Dedup,
+    ) -> Dedup {
+        let id = admission.id;
+        match self.admit(admission, Some(key.clone())) {
+            Ok(_) => {
+                self.keys.insert(key, id);
+                answer(id)
+            }
+            // Only a reused id can be refused, and ids come from `RunId::new`.
+            Err(_) => Dedup::Existing(id),
+        }
+    }
+
+    /// The supervisor's answer about a holder being replaced: cancelled while queued (its
+    /// terminal status was cast before this answer, so it is recorded), or it had started
+    /// and is kept. Then the submits that waited for the key are handled in order.
+    fn replace_done(&mut self, key: String, replaced: bool) {
+        let Some(Replacing {
+            holder,
+            submit: (admission, _, reply),
+            later,
+        }) = self.keys.replacing.remove(&key)
+        else {
+            return;
+        };
+        let answer = if replaced {
+            self.admit_keyed(admission, key.clone(), Dedup::Replaced)
+        } else {
+            Dedup::Existing(holder)
+        };
+        self.deliver(Held::Dedup(answer, reply));
+        for submit in later {
+            self.admit_unique(key.clone(), submit);
+        }
     }
 
     /// Recovery hands a run back to the supervisor. An interrupted attempt is recorded as

@@ -128,6 +128,56 @@ impl RunStatus {
     }
 }
 
+/// A set of [`RunStatus`]es, e.g. the states in which an idempotency key holds.
+///
+/// # Examples
+/// ```
+/// use runwarden_actors::{RunStatus, StatusSet};
+///
+/// let active = StatusSet::ACTIVE;
+/// assert!(active.contains(RunStatus::Queued) && !active.contains(RunStatus::Failed));
+/// assert!(StatusSet::of(&[RunStatus::Queued]).contains(RunStatus::Queued));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "Vec<RunStatus>", into = "Vec<RunStatus>")]
+pub struct StatusSet(u8);
+
+impl StatusSet {
+    /// Every status.
+    pub const ALL: StatusSet = StatusSet(0b1_1111);
+    /// `Queued` and `Running`.
+    pub const ACTIVE: StatusSet = StatusSet(0b0_0011);
+    /// Only `Queued`: not started yet.
+    pub const QUEUED: StatusSet = StatusSet(0b0_0001);
+
+    /// The set of `statuses`.
+    #[must_use]
+    pub fn of(statuses: &[RunStatus]) -> Self {
+        StatusSet(statuses.iter().fold(0, |bits, s| bits | 1 << s.index()))
+    }
+
+    /// Whether `status` is in the set.
+    #[must_use]
+    pub fn contains(self, status: RunStatus) -> bool {
+        self.0 & (1 << status.index()) != 0
+    }
+}
+
+impl From<Vec<RunStatus>> for StatusSet {
+    fn from(v: Vec<RunStatus>) -> Self {
+        StatusSet::of(&v)
+    }
+}
+
+impl From<StatusSet> for Vec<RunStatus> {
+    fn from(s: StatusSet) -> Self {
+        RunStatus::ALL
+            .into_iter()
+            .filter(|r| s.contains(*r))
+            .collect()
+    }
+}
+
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -716,6 +766,9 @@ pub enum CancelReason {
     DrainDeadline,
     /// The supervisor had already drained and shut its gate when the run reached it.
     Shutdown,
+    /// A newer run with its idempotency key replaced it before it started
+    /// ([`OnConflict::Replace`](crate::OnConflict::Replace)).
+    Replaced,
 }
 
 impl fmt::Display for CancelReason {
@@ -724,6 +777,7 @@ impl fmt::Display for CancelReason {
             CancelReason::User => "a caller",
             CancelReason::DrainDeadline => "the drain deadline",
             CancelReason::Shutdown => "shutdown",
+            CancelReason::Replaced => "a newer run with its idempotency key",
         })
     }
 }

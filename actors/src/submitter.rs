@@ -10,7 +10,7 @@ use ractor::{ActorRef, MessagingErr};
 use crate::error::SubmitError;
 use crate::job::{BoxedJob, IntoJobOutput, JobError, RunContext};
 use crate::kinds::JobKinds;
-use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStep};
+use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStep, Uniqueness};
 use crate::protocol::run::{Admission, Submission};
 use crate::queue::QueueTable;
 use crate::run::{RunId, RunSpec};
@@ -261,6 +261,7 @@ impl SubmitRequest {
         UniqueSubmitRequest {
             request: self,
             key: key.into(),
+            rule: Uniqueness::default(),
         }
     }
 
@@ -289,9 +290,17 @@ impl SubmitRequest {
 pub struct UniqueSubmitRequest {
     request: SubmitRequest,
     key: String,
+    rule: Uniqueness,
 }
 
 impl UniqueSubmitRequest {
+    /// When the key conflicts and what a conflict does (default: [`Uniqueness::default`],
+    /// the dedup rule).
+    pub fn unique(mut self, rule: Uniqueness) -> Self {
+        self.rule = rule;
+        self
+    }
+
     /// Sends the request and waits for the registry's answer: [`Dedup::New`] with the new
     /// run's id, or [`Dedup::Existing`] with the id of the run holding the key.
     ///
@@ -304,10 +313,10 @@ impl UniqueSubmitRequest {
             job,
             ..
         } = self.request;
-        let key = self.key;
+        let (key, rule) = (self.key, self.rule);
         let (tx, rx) = tokio::sync::oneshot::channel();
         submitter.send_new(spec, job?, |admission| {
-            RegistryStep::AdmitUnique(admission, key, tx.into()).into()
+            RegistryStep::AdmitUnique(admission, key, rule, tx.into()).into()
         })?;
         rx.await.map_err(|_| SubmitError::Unavailable)
     }

@@ -310,6 +310,27 @@ impl SupervisorState {
         found
     }
 
+    /// A newer submit with `key` replaces run `id` if it is still queued: it ends
+    /// `Cancelled` by `Replaced`, and the registry hears whether it was, after that status.
+    fn replace_queued(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, key: String) {
+        let replaced = self.runs.is_queued(id)
+            && match self.runs.take_waiting(id) {
+                Some(Waiting::Queued(place)) => self.queues.remove(&place),
+                _ => false,
+            };
+        if replaced {
+            let why = format!("replaced by a newer run with idempotency key `{key}`");
+            let t = Transition::cancelled(CancelReason::Replaced, CancelKind::WhileQueued, why);
+            self.end_here(myself, id, t);
+        }
+        if let Err(e) = self
+            .registry
+            .cast(RegistryStep::ReplaceDone(key, replaced).into())
+        {
+            tracing::error!(run_id = %id, error = %e, "registry unreachable; replace unanswered");
+        }
+    }
+
     /// Handles a cancel request. `forwarded` is set when the registry sent it back because it
     /// overtook the run's `Start`; such a request is never sent to the registry again.
     fn cancel(
@@ -651,6 +672,7 @@ impl SupervisorState {
                 self.with_schedules(myself, |s, at, ok| s.due(at, ok, id, generation));
             }
             SupervisorStep::RegistryRestarted(reason) => self.registry_restarted(reason)?,
+            SupervisorStep::ReplaceQueued(id, key) => self.replace_queued(myself, id, key),
         }
         Ok(())
     }

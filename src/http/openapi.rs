@@ -45,7 +45,7 @@ pub fn openapi_document() -> Value {
                         "status": {"type": "string", "enum": ["queued", "running", "completed", "failed", "cancelled"]},
                         "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
                         "attempt": {"type": "integer"}, "queue": {"type": "string"}, "params": {"type": "object"}, "error": {},
-                        "cancelled_by": {"type": ["string", "null"], "enum": ["caller", "drain_deadline", "shutdown", null]},
+                        "cancelled_by": {"type": ["string", "null"], "enum": ["caller", "drain_deadline", "shutdown", "replaced", null]},
                         "progress": {}, "result": {}, "exit_code": {}, "partition_key": {"type": ["string", "null"]},
                         "snoozes": {"type": "integer", "description": "times the job asked to run again later (not attempts)"},
                         "next_attempt_at": {"type": ["string", "null"], "description": "when a run waiting for a retry or a snooze may start again"}}},
@@ -53,7 +53,9 @@ pub fn openapi_document() -> Value {
                     "properties": {"runs": {"type": "array", "items": run}, "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}},
                 "StartRun": {"type": "object", "required": ["kind"], "additionalProperties": false,
                     "properties": {"kind": {"type": "string"}, "params": {"type": "object"}, "label": {"type": "string"}, "name": {"type": "string"},
-                        "queue": {"type": "string"}, "priority": {"type": "integer"}, "idempotency_key": {"type": "string"}, "partition_key": {"type": "string"}, "timeout_ms": {"type": "integer"}}},
+                        "queue": {"type": "string"}, "priority": {"type": "integer"}, "idempotency_key": {"type": "string"}, "partition_key": {"type": "string"}, "timeout_ms": {"type": "integer"},
+                        "unique": {"type": "object", "description": "with idempotency_key: the holder's statuses that conflict, a period in ms, and on_conflict", "properties": {
+                            "states": {"type": "array", "items": {"type": "string"}}, "period": {"type": "integer"}, "on_conflict": {"type": "string", "enum": ["return_existing", "replace"]}}}}},
                 "Cancel": {"type": "object", "required": ["run_id", "outcome"], "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string"}}},
                 "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array", "items": {"$ref": "#/components/schemas/LogEntry"}}}},
                 "LogEntry": {"type": "object", "required": ["at", "level", "stream", "message", "cut_bytes"], "properties": {

@@ -28,6 +28,8 @@ pub(super) struct StartRun {
     priority: i32,
     idempotency_key: Option<String>,
     partition_key: Option<String>,
+    /// With `idempotency_key`: when the key conflicts, and what a conflict does.
+    unique: Option<crate::Uniqueness>,
     timeout_ms: Option<u64>,
 }
 
@@ -101,15 +103,24 @@ pub(super) async fn start_run(
     if let Some(key) = body.partition_key {
         spec = spec.partition_key(key);
     }
-    let (id, created) = match body.idempotency_key {
-        Some(key) => {
-            let request = api.rw.request(spec, Kind(&body.kind)).idempotency_key(key);
+    let (id, created) = match (body.idempotency_key, body.unique) {
+        (Some(key), unique) => {
+            let request = api
+                .rw
+                .request(spec, Kind(&body.kind))
+                .idempotency_key(key)
+                .unique(unique.unwrap_or_default());
             match request.send().await? {
-                Dedup::New(id) => (id, true),
+                Dedup::New(id) | Dedup::Replaced(id) => (id, true),
                 Dedup::Existing(id) => (id, false),
             }
         }
-        None => (api.rw.submit_job(spec, Kind(&body.kind))?, true),
+        (None, Some(_)) => {
+            return Err(ApiError::validation(
+                "`unique` needs an `idempotency_key`".to_owned(),
+            ));
+        }
+        (None, None) => (api.rw.submit_job(spec, Kind(&body.kind))?, true),
     };
     let record = api.rw.status(id).await?;
     let location = format!("{}/{id}", uri.path().trim_end_matches('/'));

@@ -11,7 +11,7 @@ use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{ProgressSlot, RunReports};
 use crate::protocol::run::{Admission, CancelOutcome, Submission};
 use crate::query::{ListQuery, RunPage};
-use crate::run::{RunId, RunRecord, RunStatus, Transition, TransitionError};
+use crate::run::{RunId, RunRecord, RunStatus, StatusSet, Transition, TransitionError};
 
 /// A reply port for the outcome of a write.
 pub(crate) type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -78,10 +78,14 @@ pub(crate) enum RegistryStep {
     /// Sent by a [`crate::Submitter`] in durable mode: as `Admit`, but the reply (the run's
     /// id) is sent only once the record is committed to the store.
     AdmitDurable(Box<Admission>, RpcReplyPort<Result<RunId, SubmitError>>),
-    /// Sent by a [`crate::Submitter`] for a run with an idempotency key: if a run with the
-    /// same key is active, or ended within the dedup window, reply with its id and drop this
-    /// one unstarted; otherwise admit it like `Admit`.
-    AdmitUnique(Box<Admission>, String, RpcReplyPort<Dedup>),
+    /// Sent by a [`crate::Submitter`] for a run with an idempotency key: if the run holding
+    /// the key conflicts under the [`Uniqueness`] rule, reply with its id and drop this one
+    /// unstarted (or, with [`OnConflict::Replace`] and a holder not yet started, have the
+    /// supervisor cancel the holder, then admit this one); otherwise admit it like `Admit`.
+    AdmitUnique(Box<Admission>, String, Uniqueness, RpcReplyPort<Dedup>),
+    /// Sent by the supervisor, after the holder's cancel (if any) was cast: whether the
+    /// holder of this key was replaced (it was still queued) or had started meanwhile.
+    ReplaceDone(String, bool),
     /// Sent by the run's worker (`Started`, terminal status) or by the supervisor (cancel of a
     /// queued run, a dead worker, recovery): apply one transition. A stale, out-of-order or
     /// unknown one is refused with a typed error and a warning, never applied.
@@ -150,18 +154,101 @@ impl RunReports for ActorRef<RegistryMessage> {
 pub enum Dedup {
     /// No run held the key: this one was accepted under the id given.
     New(RunId),
-    /// A run with the key is active or ended within the window: its id; nothing new started.
+    /// A run holding the key conflicts: its id; nothing new started.
     Existing(RunId),
+    /// The run holding the key had not started and was cancelled (`cancelled_by: replaced`);
+    /// this one was accepted under the id given.
+    Replaced(RunId),
 }
 
 impl Dedup {
-    /// The run's id, new or existing.
+    /// The run's id: the new one, or the existing one.
     #[must_use]
     pub fn run_id(self) -> RunId {
         match self {
-            Dedup::New(id) | Dedup::Existing(id) => id,
+            Dedup::New(id) | Dedup::Existing(id) | Dedup::Replaced(id) => id,
         }
     }
+}
+
+/// When an idempotency key conflicts with the run that holds it, and what a conflict does.
+///
+/// The default is the dedup rule: a holder conflicts while it is active, and for the
+/// supervisor's dedup window after it ended; the existing run's id is returned.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use runwarden_actors::{OnConflict, StatusSet, Uniqueness};
+///
+/// // Debounce: while a run of the key waits to start, a newer one takes its place.
+/// let debounce = Uniqueness::while_in(StatusSet::ACTIVE).on_conflict(OnConflict::Replace);
+/// // At most one run of the key per hour, whatever became of it.
+/// let hourly = Uniqueness::while_in(StatusSet::ALL).within(Duration::from_secs(3600));
+/// # let _ = (debounce, hourly);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Uniqueness {
+    /// The holder's statuses that conflict. A finished holder conflicts only while its
+    /// record is in the registry's memory and, unless `period` is set, within the dedup
+    /// window after it ended.
+    pub states: StatusSet,
+    /// Only a holder created within this long before the submit conflicts (`None`: any age,
+    /// finished holders within the dedup window).
+    #[serde(default, with = "crate::serde_duration::opt_millis")]
+    pub period: Option<Duration>,
+    /// What a conflict does.
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+}
+
+impl Default for Uniqueness {
+    fn default() -> Self {
+        Uniqueness {
+            states: StatusSet::ALL,
+            period: None,
+            on_conflict: OnConflict::ReturnExisting,
+        }
+    }
+}
+
+impl Uniqueness {
+    /// A holder in one of `states` conflicts.
+    #[must_use]
+    pub fn while_in(states: StatusSet) -> Self {
+        Uniqueness {
+            states,
+            ..Uniqueness::default()
+        }
+    }
+
+    /// Only a holder created within `period` conflicts.
+    #[must_use]
+    pub fn within(mut self, period: Duration) -> Self {
+        self.period = Some(period);
+        self
+    }
+
+    /// Sets what a conflict does.
+    #[must_use]
+    pub fn on_conflict(mut self, on_conflict: OnConflict) -> Self {
+        self.on_conflict = on_conflict;
+        self
+    }
+}
+
+/// What a submit does when its idempotency key conflicts with the run holding it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Nothing new is accepted; the answer is the holder's id ([`Dedup::Existing`]).
+    #[default]
+    ReturnExisting,
+    /// If the holder has not started, it is cancelled (`cancelled_by: replaced`) and this run
+    /// takes its place ([`Dedup::Replaced`]): the newest spec wins (debounce). A holder that
+    /// has started is kept, as with `ReturnExisting`.
+    Replace,
 }
 
 /// The registry's counters.

@@ -146,6 +146,10 @@ pub(crate) enum SupervisorStep {
     /// Sent by the supervisor to itself when a schedule's next occurrence is due (the
     /// generation tells a stale timer from the current one).
     ScheduleDue(ScheduleId, u64),
+    /// Sent by the registry for a submit that replaces the unstarted holder of an idempotency
+    /// key: cancel the run if it is still queued (never started), then answer the registry
+    /// with `ReplaceDone(key, replaced)`, after the cancel's terminal status.
+    ReplaceQueued(RunId, String),
     /// Sent by the registry after it restarted from its store. More than
     /// [`crate::REGISTRY_RESTARTS`] restarts within [`crate::RESTART_WINDOW`] make the
     /// supervisor fail (escalating to its own supervisor), as an Erlang supervisor's restart

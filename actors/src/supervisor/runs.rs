@@ -141,6 +141,11 @@ impl Runs {
         }
     }
 
+    /// Whether `id` waits in a queue (not for a retry, not running).
+    pub(super) fn is_queued(&self, id: RunId) -> bool {
+        matches!(self.held.get(&id), Some(Held::Queued(_)))
+    }
+
     /// Takes a run whose retry is due; `None` if it is not waiting for one (cancelled meanwhile).
     pub(super) fn take_retry(&mut self, id: RunId) -> Option<Box<PreparedRun>> {
         match self.held.get(&id)? {
