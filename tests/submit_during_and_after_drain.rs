@@ -100,7 +100,7 @@ async fn a_message_submit_after_the_drain_is_refused() {
         rw.supervisor().actor(),
         SupervisorMessage::Submit,
         5000,
-        RunSpec::new("x"),
+        Box::new(RunSpec::new("x")),
         job
     )
     .expect("supervisor answers");

@@ -98,7 +98,7 @@ async fn an_application_supervisor_drives_runwarden_by_messages_only() {
         sup,
         SupervisorMessage::Submit,
         5000,
-        RunSpec::new("ok"),
+        Box::new(RunSpec::new("ok")),
         BoxedJob::new(|_| async { Ok(()) })
     )
     .expect("answer")
@@ -107,7 +107,7 @@ async fn an_application_supervisor_drives_runwarden_by_messages_only() {
         sup,
         SupervisorMessage::Submit,
         5000,
-        RunSpec::new("bad"),
+        Box::new(RunSpec::new("bad")),
         BoxedJob::new(|_| async { Err::<(), _>(runwarden::JobError::msg("bad input")) })
     )
     .expect("answer")
@@ -116,7 +116,7 @@ async fn an_application_supervisor_drives_runwarden_by_messages_only() {
         sup,
         SupervisorMessage::Submit,
         5000,
-        RunSpec::new("held"),
+        Box::new(RunSpec::new("held")),
         BoxedJob::new(|ctx| async move {
             ctx.cancelled().await;
             Ok(())

@@ -24,7 +24,8 @@
 //! let (supervisor, _) =
 //!     Actor::spawn(None, SupervisorActor, SupervisorArguments::default()).await?;
 //! let job = BoxedJob::new(|_ctx| async { Ok(()) });
-//! let id = call_t!(supervisor, SupervisorMessage::Submit, 1000, RunSpec::new("hello"), job)??;
+//! let spec = Box::new(RunSpec::new("hello"));
+//! let id = call_t!(supervisor, SupervisorMessage::Submit, 1000, spec, job)??;
 //! let submitter = call_t!(supervisor, SupervisorMessage::GetSubmitter, 1000)?;
 //! let record = call_t!(submitter.registry(), RegistryMessage::WaitTerminal, 5000, id)??;
 //! assert_eq!(record.status, RunStatus::Completed);

@@ -590,7 +590,7 @@ impl SupervisorState {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMessage::Submit(spec, job, reply) => {
-                let _ = reply.send(self.submit(spec, job));
+                let _ = reply.send(self.submit(*spec, job));
             }
             SupervisorMessage::Internal(internal) => self.step(myself, internal.0).await?,
             SupervisorMessage::Recovery(reply) => {

@@ -29,8 +29,13 @@ use crate::submitter::Submitter;
 pub enum SupervisorMessage {
     /// Sent by an application actor: accept a run. The supervisor records it in the registry
     /// (which hands the job back to start it) and replies with its id, or a [`SubmitError`]
-    /// (`ShuttingDown`, `QueueFull`, ...).
-    Submit(RunSpec, BoxedJob, RpcReplyPort<Result<RunId, SubmitError>>),
+    /// (`ShuttingDown`, `QueueFull`, ...). (The spec is boxed: every message in a mailbox is
+    /// as large as the largest variant.)
+    Submit(
+        Box<RunSpec>,
+        BoxedJob,
+        RpcReplyPort<Result<RunId, SubmitError>>,
+    ),
     /// Sent by anyone: cancel a run. A queued or retry-waiting run is cancelled here and
     /// answered at once; a running run's request (with the caller's port) is forwarded to its
     /// worker, which answers; for any other id the registry answers `NotFound` or
@@ -330,8 +335,11 @@ impl SupervisorRef {
         spec: RunSpec,
         job: BoxedJob,
     ) -> Result<Result<RunId, SubmitError>, CallError> {
-        self.ask(|r| SupervisorMessage::Submit(spec, job, r), "submit")
-            .await
+        self.ask(
+            |r| SupervisorMessage::Submit(Box::new(spec), job, r),
+            "submit",
+        )
+        .await
     }
 
     /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.
