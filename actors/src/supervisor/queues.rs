@@ -329,14 +329,18 @@ impl Queues {
             .min()
     }
 
-    /// Pauses (`true`) or resumes a queue: while paused nothing of it starts, submits are
-    /// still accepted, and running runs go on.
-    pub(super) fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), UnknownQueue> {
+    fn lane_named(&mut self, name: &str) -> Result<&mut Lane, UnknownQueue> {
         let q = self
             .table
             .index(name)
             .ok_or_else(|| UnknownQueue(name.to_owned()))?;
-        self.lanes[q].paused = paused;
+        Ok(&mut self.lanes[q])
+    }
+
+    /// Pauses (`true`) or resumes a queue: while paused nothing of it starts, submits are
+    /// still accepted, and running runs go on.
+    pub(super) fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), UnknownQueue> {
+        self.lane_named(name)?.paused = paused;
         Ok(())
     }
 
@@ -347,11 +351,7 @@ impl Queues {
         name: &str,
         rate: Option<RateLimit>,
     ) -> Result<(), UnknownQueue> {
-        let q = self
-            .table
-            .index(name)
-            .ok_or_else(|| UnknownQueue(name.to_owned()))?;
-        let lane = &mut self.lanes[q];
+        let lane = self.lane_named(name)?;
         lane.rate = rate.map(|r| RateLimit::new(r.max, r.per));
         match lane.rate {
             Some(r) => {
@@ -381,11 +381,7 @@ impl Queues {
         name: &str,
         limit: Option<usize>,
     ) -> Result<(), UnknownQueue> {
-        let q = self
-            .table
-            .index(name)
-            .ok_or_else(|| UnknownQueue(name.to_owned()))?;
-        let lane = &mut self.lanes[q];
+        let lane = self.lane_named(name)?;
         lane.per_key = limit.map(|l| l.max(1));
         // A raised limit lets keys start that were held at the old one.
         let held: Vec<Part> = lane
