@@ -847,7 +847,6 @@ impl RegistryState {
                     Dedup::Existing(c.holder)
                 } else {
                     let replacing = Replacing {
-                        holder: c.holder,
                         submit: (admission, rule, reply),
                         later: VecDeque::new(),
                     };
@@ -885,8 +884,7 @@ impl RegistryState {
     /// and is kept. Then the submits that waited for the key are handled in order.
     fn replace_done(&mut self, key: String, replaced: bool) {
         let Some(Replacing {
-            holder,
-            submit: (admission, _, reply),
+            submit: (admission, rule, reply),
             later,
         }) = self.keys.replacing.remove(&key)
         else {
@@ -895,7 +893,12 @@ impl RegistryState {
         let answer = if replaced {
             self.admit_keyed(admission, key.clone(), Dedup::Replaced)
         } else {
-            Dedup::Existing(holder)
+            // The holder started meanwhile: it is kept if it still conflicts (a rule of only
+            // `Queued` lets this run in beside it).
+            match self.keys.conflict(&key, &rule, &self.records) {
+                Some(c) => Dedup::Existing(c.holder),
+                None => self.admit_keyed(admission, key.clone(), Dedup::New),
+            }
         };
         self.deliver(Held::Dedup(answer, reply));
         for submit in later {

@@ -19,7 +19,6 @@ pub(super) type UniqueSubmit = (Box<Admission>, Uniqueness, RpcReplyPort<Dedup>)
 /// A holder being replaced: the submit that replaces it, then later submits with the key, in
 /// arrival order, handled once the supervisor answered.
 pub(super) struct Replacing {
-    pub(super) holder: RunId,
     pub(super) submit: UniqueSubmit,
     pub(super) later: VecDeque<UniqueSubmit>,
 }
