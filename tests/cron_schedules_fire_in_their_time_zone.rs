@@ -98,19 +98,18 @@ async fn after_downtime(missed: MissedFires) -> (Runwarden, ScheduleId) {
 
 #[tokio::test(start_paused = true)]
 async fn fires_missed_during_a_downtime_run_once_or_are_skipped() {
+    // The policy is applied as the schedule is added: its reply comes after.
     let (rw, id) = after_downtime(MissedFires::RunOnce).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let s = info(&rw, id).await;
     assert_eq!((s.runs, s.missed), (1, 2), "one run for the three missed");
     rw.shutdown(support::STEP).await.expect("shutdown");
 
     let (rw, id) = after_downtime(MissedFires::Skip).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let s = info(&rw, id).await;
     assert_eq!((s.runs, s.missed), (0, 3), "the three missed are skipped");
     assert_eq!(s.next_fire_at, Some(utc("2027-01-01T11:00:00Z")));
-    // 11:00 comes 29:59 later and fires as usual.
-    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    // 11:00 comes 30 minutes later and fires as usual (looked at a second after it).
+    tokio::time::sleep(Duration::from_secs(30 * 60 + 1)).await;
     let s = info(&rw, id).await;
     assert_eq!((s.runs, s.missed), (1, 3));
     rw.shutdown(support::STEP).await.expect("shutdown");
@@ -138,7 +137,6 @@ async fn fires_missed_while_paused_follow_the_missed_fire_policy() {
         "a paused schedule submits nothing"
     );
     rw.resume_schedule(id).await.expect("resume");
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let s = info(&rw, id).await;
     assert_eq!((s.runs, s.missed), (1, 2));
     assert_eq!(s.next_fire_at, Some(utc("2027-01-01T04:00:00Z")));

@@ -137,9 +137,9 @@ async fn keys_take_turns_and_priorities_order_the_runs_within_a_key() {
         submit("b", 2, "b2"),
         submit("c", 0, "c0"),
     ];
-    // On the paused clock, time moves on only once every message in flight is handled: all
-    // six runs are in the queue then.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The registry answers after it handed every earlier run to the supervisor, which then
+    // has their `Start`s ahead of the status request: all six are in the queue.
+    rw.status(ids[5]).await.expect("status");
     let status = rw.supervisor_status().await.expect("status");
     let q = status.queues.iter().find(|q| q.name == "q").expect("queue");
     assert_eq!((q.queued, q.keys), (6, 3));

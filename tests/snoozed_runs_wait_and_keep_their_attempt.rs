@@ -14,8 +14,30 @@ use runwarden::{
     BoxedJob, CancelOutcome, JobError, OnInterrupt, RetryPolicy, RunRecord, RunSpec, RunStatus,
     RunStore, Runwarden, SqliteStore, StoreWrite, Timestamp, Transition,
 };
+use runwarden::{EventFilter, RunEvent, RunId};
+use runwarden::{EventItem, EventStream};
 use support::{TempDir, start, within};
 use tokio::time::Instant;
+
+/// Waits for `id` to go back to `Queued` after it ran: its snooze is recorded.
+async fn snooze_recorded(events: &mut EventStream, id: RunId) {
+    let mut ran = false;
+    within("the snooze to be recorded", async {
+        while let Some(item) = events.next().await {
+            if let EventItem::Event(RunEvent::Status { run_id, status, .. }) = item
+                && run_id == id
+            {
+                match status {
+                    RunStatus::Running => ran = true,
+                    RunStatus::Queued if ran => return,
+                    _ => {}
+                }
+            }
+        }
+        panic!("the event stream ended");
+    })
+    .await;
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_snoozed_run_starts_again_after_exactly_its_delay_with_the_same_attempt() {
@@ -114,8 +136,9 @@ async fn a_snoozed_run_cancelled_while_it_waits_never_runs_again() {
         *c.lock() += 1;
         async { Err::<(), _>(JobError::snooze(Duration::from_secs(3600))) }
     });
+    let mut events = rw.events(EventFilter::All).await.expect("events");
     let id = rw.submit_job(RunSpec::new("sleepy"), job).expect("submit");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    snooze_recorded(&mut events, id).await;
     assert_eq!(rw.status(id).await.expect("status").snoozes, 1);
     assert_eq!(
         rw.cancel(id).await.expect("cancel"),

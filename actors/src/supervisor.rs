@@ -518,7 +518,7 @@ impl SupervisorState {
             self.runs.insert_retry(id, run, AbortOnDrop(timer));
             return;
         };
-        let why = format!("cancelled by {by} while waiting to retry");
+        let why = format!("cancelled by {by} while waiting to run again (a retry or a snooze)");
         self.end_here(
             myself,
             id,

@@ -330,6 +330,13 @@ impl Schedules {
                 };
                 self.catch_up(at, id, missed);
                 self.plan_cron(at.myself, id, now);
+                // An occurrence queued behind one that ended while paused goes now.
+                if let Some(s) = self.schedules.get_mut(&id)
+                    && s.info.active == 0
+                    && std::mem::take(&mut s.info.pending)
+                {
+                    self.submit(at, id);
+                }
             }
             (None, _) => self.fire(at, id),
         }
