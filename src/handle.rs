@@ -9,8 +9,8 @@ use std::sync::Arc;
 use ractor::OutputPort;
 use runwarden_actors::{
     BoxedJob, CallError, CancelOutcome, DrainReport, DrainState, ErrorKind, EventFilter,
-    IntoJobOutput, ListQuery, QueueConfig, RateLimit, RegistryRef, RegistryStats, RunError,
-    RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo,
+    IntoJobOutput, ListQuery, QueueConfig, RateLimit, RateScope, RegistryRef, RegistryStats,
+    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo,
     ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage,
     SupervisorRef, SupervisorStatus,
 };
@@ -83,6 +83,16 @@ impl RunwardenBuilder {
         let name = name.into();
         self.args.queues.retain(|(n, _)| *n != name);
         self.args.queues.push((name, config));
+        self
+    }
+
+    /// Limits how many runs of `kind` start per time window, over all queues: the runs whose
+    /// label is `kind` (a run submitted by kind has its kind as its label). A kind held by
+    /// its limit holds back its own runs only.
+    pub fn kind_rate(mut self, kind: impl Into<String>, rate: RateLimit) -> Self {
+        let kind = kind.into();
+        self.args.kind_rates.retain(|(k, _)| *k != kind);
+        self.args.kind_rates.push((kind, rate));
         self
     }
 
@@ -558,7 +568,26 @@ impl Runwarden {
     /// Sets or lifts (`None`) a queue's rate limit while running ([`RateLimit`]: at most
     /// `max` starts in any window of `per`; runs over it wait `Queued`).
     pub async fn set_queue_rate(&self, queue: &str, rate: Option<RateLimit>) -> Result<(), Error> {
-        Ok(self.supervisor.set_rate(queue, rate).await??)
+        self.set_rate(RateScope::Queue(queue.to_owned()), rate)
+            .await
+    }
+
+    /// Sets or lifts (`None`) the rate limit of each of a queue's partition keys, each key on
+    /// its own ([`crate::QueueConfig::key_rate`]).
+    pub async fn set_key_rate(&self, queue: &str, rate: Option<RateLimit>) -> Result<(), Error> {
+        self.set_rate(RateScope::EachKey(queue.to_owned()), rate)
+            .await
+    }
+
+    /// Sets or lifts (`None`) a kind's rate limit, over all queues (see
+    /// [`RunwardenBuilder::kind_rate`]).
+    pub async fn set_kind_rate(&self, kind: &str, rate: Option<RateLimit>) -> Result<(), Error> {
+        self.set_rate(RateScope::Kind(kind.to_owned()), rate).await
+    }
+
+    /// Sets or lifts (`None`) the rate limit of `scope`.
+    pub async fn set_rate(&self, scope: RateScope, rate: Option<RateLimit>) -> Result<(), Error> {
+        Ok(self.supervisor.set_rate(scope, rate).await??)
     }
 
     /// Sets or lifts (`None`) a queue's per-key concurrency limit while running: at most

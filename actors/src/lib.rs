@@ -80,14 +80,14 @@ pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};
 pub use log::{LogConfig, LogEntry, LogLevel, LogSink, LogStream};
 pub use protocol::{
     Admission, AttemptEnd, CancelOutcome, CancelReason, CancelReply, Dedup, DrainReport,
-    DrainState, LogEnd, LogError, LogFollow, LogInternal, LogItem, LogMessage, LogsRef,
-    PreparedRun, QueueStatus, ReadAnswer, ReadQuery, RegistryInternal, RegistryMessage,
+    DrainState, KindRateStatus, LogEnd, LogError, LogFollow, LogInternal, LogItem, LogMessage,
+    LogsRef, PreparedRun, QueueStatus, ReadAnswer, ReadQuery, RegistryInternal, RegistryMessage,
     RegistryRef, RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage,
     SupervisorRef, SupervisorStatus, WorkerMessage,
 };
 pub use protocol::{OnConflict, Uniqueness};
 pub use query::{ListQuery, RunPage};
-pub use queue::{QueueConfig, QueueSlot, RateLimit};
+pub use queue::{QueueConfig, QueueSlot, RateLimit, RateScope};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};
 pub use run::{
     CancelKind, DEFAULT_QUEUE, ErrorKind, FailureKind, Outcome, Progress, RetryOn, RetryPolicy,

@@ -45,12 +45,28 @@ pub struct QueueConfig {
     /// limit). Runs without a key are not limited by it.
     #[serde(default)]
     pub per_key: Option<usize>,
+    /// A rate limit for each partition key of the queue on its own (`None`: none). Runs
+    /// without a key are not limited by it.
+    #[serde(default)]
+    pub key_rate: Option<RateLimit>,
+    /// Priority aging (`None`: none): a waiting run counts one priority higher for every
+    /// `aging` it has waited, so runs of low priority are not starved for ever by a steady
+    /// stream of higher ones.
+    #[serde(default, with = "crate::serde_duration::opt_millis")]
+    pub aging: Option<Duration>,
 }
 
-/// At most `max` starts in any window of length `per`: a sliding window over the last `max`
-/// start times, so a queue with a backlog starts `max` runs, then the next one exactly `per`
-/// after the first of them, and so on. A burst of up to `max` is allowed after a quiet window.
-/// A run over the limit is not failed: it stays `Queued` until a start is allowed.
+/// At most `max` starts per `per`. A run over the limit is not failed: it stays `Queued` until
+/// a start is allowed (the run next in line shows when, as its record's `eligible_at`).
+///
+/// Without a burst it is a sliding window over the last `max` start times: exactly `max`
+/// starts in any window of length `per`, so a queue with a backlog starts `max` runs, then
+/// the next one exactly `per` after the first of them, and so on.
+///
+/// With [`RateLimit::burst`] it is a token bucket instead: up to `burst` starts at once after
+/// a quiet spell, then one every `per / max` (so a window of length `per` holds at most
+/// `max + burst - 1` starts). Use it to smooth a rate (`60 per minute, burst 1` is one a
+/// second) or to allow a short burst above the steady rate.
 ///
 /// # Examples
 /// ```
@@ -68,6 +84,10 @@ pub struct RateLimit {
     /// The window.
     #[serde(with = "crate::serde_duration::millis")]
     pub per: Duration,
+    /// With a burst the limit is a token bucket of this size (at least 1), refilled at
+    /// `max` per `per`; without, a sliding window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 impl RateLimit {
@@ -77,6 +97,24 @@ impl RateLimit {
         RateLimit {
             max: max.max(1),
             per,
+            burst: None,
+        }
+    }
+
+    /// Makes it a token bucket of `burst` starts (0 is read as 1) refilled at `max` per
+    /// `per`.
+    #[must_use]
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst.max(1));
+        self
+    }
+
+    /// The same limit with its numbers made valid (`max` and `burst` at least 1).
+    pub(crate) fn normalized(self) -> Self {
+        RateLimit {
+            max: self.max.max(1),
+            per: self.per,
+            burst: self.burst.map(|b| b.max(1)),
         }
     }
 
@@ -136,6 +174,36 @@ impl QueueConfig {
         self.per_key = Some(limit);
         self
     }
+
+    /// Limits how many runs of each partition key start per time window, each key on its
+    /// own (a key held by it waits and the other keys take their turns).
+    #[must_use]
+    pub fn key_rate(mut self, rate: RateLimit) -> Self {
+        self.key_rate = Some(rate);
+        self
+    }
+
+    /// Ages waiting runs: one priority higher for every `step` waited (a zero step is read
+    /// as 1 ms). The order this gives does not change while runs wait: a run of priority
+    /// `p` submitted at `t` goes before one of `p + 1` submitted after `t + step`.
+    #[must_use]
+    pub fn aging(mut self, step: Duration) -> Self {
+        self.aging = Some(step);
+        self
+    }
+}
+
+/// What a rate limit applies to, for [`crate::SupervisorMessage::SetRate`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "scope", content = "name")]
+pub enum RateScope {
+    /// All of one queue's runs together.
+    Queue(String),
+    /// Each partition key of one queue on its own ([`QueueConfig::key_rate`]).
+    EachKey(String),
+    /// The runs of one kind, over all queues: every run whose label is this (a run submitted
+    /// by kind has its kind as its label).
+    Kind(String),
 }
 
 const UNBOUNDED: usize = usize::MAX;

@@ -739,6 +739,11 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
                 state.persist(id);
             }
         }
+        RegistryStep::Eligible(id, at) => {
+            if let Some(r) = state.records.get_mut(&id) {
+                r.set_eligible_at(at);
+            }
+        }
         RegistryStep::AnswerCancel(id, reply, bounced) => state.answer_cancel(id, reply, bounced),
         RegistryStep::Barrier => {
             let _ = state.supervisor.cast(SupervisorStep::DrainBarrier.into());

@@ -657,6 +657,10 @@ pub struct RunRecord {
     /// How many times the job snoozed (asked to run again later, which is not an attempt).
     #[serde(default)]
     pub snoozes: u32,
+    /// When a queued run that a rate limit holds, first in line, may start (set until its
+    /// next transition; runs behind it in line start later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_at: Option<Timestamp>,
     /// The job's latest progress report.
     pub progress: Option<Progress>,
     /// The value the job returned, for completed runs that return one.
@@ -911,6 +915,7 @@ impl RunRecord {
             attempt_errors: Vec::new(),
             next_attempt_at: None,
             snoozes: 0,
+            eligible_at: None,
             progress: None,
             result: None,
             exit_code: None,
@@ -983,6 +988,7 @@ impl Lifecycle for RunRecord {
     }
     fn set_status(&mut self, status: RunStatus) {
         self.status = status;
+        self.eligible_at = None;
     }
     fn created_at(&self) -> Timestamp {
         self.created_at

@@ -22,7 +22,7 @@ use crate::protocol::supervisor::{
     DrainReport, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
-use crate::queue::QueueConfig;
+use crate::queue::{QueueConfig, RateLimit};
 use crate::registry::{RegistryActor, RegistryArguments};
 use crate::run::{CancelKind, FailureKind, RunId, RunSpec, RunStatus, Transition, TransitionError};
 use crate::store::RunStore;
@@ -30,13 +30,14 @@ use crate::store::RunStore;
 mod drain;
 mod intensity;
 mod queues;
+mod rates;
 mod recovery;
 mod runs;
 mod schedules;
 
 use crate::submitter::{self, Gate, Submitter};
 use crate::task::AbortOnDrop;
-use crate::time::{Timestamp, WallClock};
+use crate::time::{RunningClock, Timestamp, WallClock};
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
 use drain::{Drain, Ended};
 use intensity::RestartIntensity;
@@ -63,6 +64,9 @@ pub struct SupervisorArguments {
     pub cancel_grace: Duration,
     /// Named queues. The queue `"default"` always exists (unlimited unless configured here).
     pub queues: Vec<(String, QueueConfig)>,
+    /// Rate limits of kinds, over all queues: each applies to the runs whose label is its
+    /// kind (a run submitted by kind has its kind as its label).
+    pub kind_rates: Vec<(String, RateLimit)>,
     /// How long a finished run keeps its idempotency key (default 60 s).
     pub dedup_window: Duration,
     /// How many live events a subscriber may fall behind before it lags (default 4096).
@@ -107,6 +111,7 @@ impl Default for SupervisorArguments {
             max_concurrent: None,
             cancel_grace: Duration::from_secs(5),
             queues: Vec::new(),
+            kind_rates: Vec::new(),
             dedup_window: Duration::from_secs(60),
             event_buffer: 4096,
             logs: None,
@@ -144,6 +149,8 @@ pub struct SupervisorState {
     registry_restarts: RestartIntensity,
     /// The timer for the next start a rate limit allows, and when it fires.
     rate_timer: Option<(tokio::time::Instant, runs::Timer)>,
+    /// What eligible times on records are read from.
+    clock: RunningClock,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -164,6 +171,7 @@ impl SupervisorState {
             retry_waiting: self.runs.retry_waiting(),
             global_limit: self.queues.global_limit(),
             queues: self.queues.status(),
+            kind_rates: self.queues.kind_rates(),
             drain: self.drain.state(),
         }
     }
@@ -257,7 +265,7 @@ impl SupervisorState {
         run.slot = None;
         let id = run.id;
         let part = run.partition.clone();
-        self.queues.started(q, &part);
+        self.queues.started(q, &run);
         let args = WorkerArguments {
             run,
             registry: self.registry.clone(),
@@ -621,8 +629,8 @@ impl SupervisorState {
             SupervisorMessage::SetPaused(name, paused, reply) => {
                 let _ = reply.send(self.queues.set_paused(&name, paused));
             }
-            SupervisorMessage::SetRate(name, rate, reply) => {
-                let _ = reply.send(self.queues.set_rate(&name, rate));
+            SupervisorMessage::SetRate(scope, rate, reply) => {
+                let _ = reply.send(self.queues.set_rate(scope, rate));
             }
             SupervisorMessage::SetPerKey(name, limit, reply) => {
                 let _ = reply.send(self.queues.set_per_key(&name, limit));
@@ -684,7 +692,18 @@ impl SupervisorState {
     async fn settle(&mut self, myself: &ActorRef<SupervisorMessage>) {
         self.start_queued(myself).await;
         self.arm_rate_timer(myself);
+        self.tell_eligible();
         self.check_drained();
+    }
+
+    /// Tells the registry when the runs a rate limit holds first in line may start.
+    fn tell_eligible(&mut self) {
+        for (id, at) in self.queues.take_notices() {
+            let at = self.clock.at(at);
+            if let Err(e) = self.registry.cast(RegistryStep::Eligible(id, at).into()) {
+                tracing::warn!(run_id = %id, error = %e, "registry unreachable; eligible time not kept");
+            }
+        }
     }
 
     /// One timer, for the earliest time a rate limit lets a waiting run start.
@@ -796,7 +815,7 @@ impl Actor for SupervisorActor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let queues = Queues::new(&args.queues, args.max_concurrent);
+        let queues = Queues::new(&args.queues, args.max_concurrent, &args.kind_rates);
         let (store, loaded) = match args.store {
             Some(store) => {
                 let (store, loaded) = recovery::load(store, args.retention.memory_window).await?;
@@ -853,6 +872,7 @@ impl Actor for SupervisorActor {
             Some(active) => recovery::recover(&registry, &args.kinds, args.max_rescues, active),
             None => RecoveryReport::default(),
         };
+        let clock = args.wall_clock.start();
         Ok(SupervisorState {
             reports: Arc::new(registry.clone()),
             kinds: Arc::new(args.kinds),
@@ -866,9 +886,10 @@ impl Actor for SupervisorActor {
             runs: Runs::default(),
             ended: [0; 5],
             drain: Drain::NotDraining,
-            schedules: Schedules::new(args.wall_clock.start()),
+            schedules: Schedules::new(clock),
             registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),
             rate_timer: None,
+            clock,
         })
     }
 

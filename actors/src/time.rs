@@ -39,6 +39,18 @@ impl WallClock {
 pub(crate) struct RunningClock(Option<(Timestamp, tokio::time::Instant)>);
 
 impl RunningClock {
+    /// The wall-clock time of a tokio instant (as it stands now: the system clock may step).
+    pub(crate) fn at(&self, instant: tokio::time::Instant) -> Timestamp {
+        let now = tokio::time::Instant::now();
+        let t = self.now();
+        if instant >= now {
+            let us = (instant - now).as_micros().min(u128::from(u64::MAX)) as u64;
+            Timestamp::from_unix_micros(t.unix_micros().saturating_add(us))
+        } else {
+            t.saturating_sub(now - instant)
+        }
+    }
+
     pub(crate) fn now(&self) -> Timestamp {
         match self.0 {
             None => Timestamp::now(),

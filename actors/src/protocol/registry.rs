@@ -12,6 +12,7 @@ use crate::job::{ProgressSlot, RunReports};
 use crate::protocol::run::{Admission, CancelOutcome, Submission};
 use crate::query::{ListQuery, RunPage};
 use crate::run::{RunId, RunRecord, RunStatus, StatusSet, Transition, TransitionError};
+use crate::time::Timestamp;
 
 /// A reply port for the outcome of a write.
 pub(crate) type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -90,6 +91,10 @@ pub(crate) enum RegistryStep {
     /// queued run, a dead worker, recovery): apply one transition. A stale, out-of-order or
     /// unknown one is refused with a typed error and a warning, never applied.
     Transition(RunId, Transition, Option<WriteReply>),
+    /// Sent by the supervisor: a rate limit holds this queued run, first in line, until
+    /// then; kept on the record as `eligible_at` until its next transition (ignored unless
+    /// the run is queued).
+    Eligible(RunId, Timestamp),
     /// Sent by a job's [`crate::RunContext`] when it has a progress report waiting in the
     /// slot and no message about it is on its way: take the latest report and keep it on the
     /// record (ignored once the run is terminal).

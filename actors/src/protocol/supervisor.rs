@@ -14,7 +14,7 @@ use crate::kinds::RecoveryReport;
 use crate::protocol::logs::LogsRef;
 use crate::protocol::registry::{DEFAULT_CALL_TIMEOUT, RegistryRef};
 use crate::protocol::run::{CancelOutcome, CancelReply, PreparedRun};
-use crate::queue::RateLimit;
+use crate::queue::{RateLimit, RateScope};
 use crate::run::{RunId, RunSpec};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleSpec};
 use crate::submitter::Submitter;
@@ -71,9 +71,11 @@ pub enum SupervisorMessage {
     /// submits are still accepted and running runs go on. Resumed, its runs start in the order
     /// they would have.
     SetPaused(String, bool, RpcReplyPort<Result<(), UnknownQueue>>),
-    /// Sent by anyone: set or lift (`None`) a queue's rate limit. Runs over it wait `Queued`.
+    /// Sent by anyone: set or lift (`None`) a rate limit: a queue's, each of its keys', or a
+    /// kind's over all queues. Runs over it wait `Queued`; the starts already made count
+    /// against the new limit. Only a queue can be unknown (any label can be a kind).
     SetRate(
-        String,
+        RateScope,
         Option<RateLimit>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
@@ -224,6 +226,23 @@ pub struct QueueStatus {
     /// Partition keys with runs waiting or running in it.
     #[serde(default)]
     pub keys: usize,
+    /// The rate limit of each of its partition keys, if any.
+    #[serde(default)]
+    pub key_rate: Option<RateLimit>,
+    /// Its priority aging step, if any.
+    #[serde(default, with = "crate::serde_duration::opt_millis")]
+    pub aging: Option<Duration>,
+}
+
+/// A kind's rate limit as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindRateStatus {
+    /// The kind (the label of the runs it limits).
+    pub kind: String,
+    /// Its rate limit, over all queues.
+    pub rate: RateLimit,
+    /// Runs of the kind waiting to start.
+    pub queued: usize,
 }
 
 /// The supervisor's view of its runs.
@@ -239,6 +258,9 @@ pub struct SupervisorStatus {
     pub global_limit: Option<usize>,
     /// Per-queue figures, default queue included.
     pub queues: Vec<QueueStatus>,
+    /// The kinds with a rate limit, by name.
+    #[serde(default)]
+    pub kind_rates: Vec<KindRateStatus>,
     /// Drain progress.
     pub drain: DrainState,
 }
@@ -508,18 +530,15 @@ impl SupervisorRef {
         .await
     }
 
-    /// Sets or lifts (`None`) a queue's rate limit.
+    /// Sets or lifts (`None`) a rate limit of `scope`: a queue's, each of a queue's keys',
+    /// or a kind's.
     pub async fn set_rate(
         &self,
-        queue: &str,
+        scope: RateScope,
         rate: Option<RateLimit>,
     ) -> Result<Result<(), UnknownQueue>, CallError> {
-        let queue = queue.to_owned();
-        self.ask(
-            |r| SupervisorMessage::SetRate(queue, rate, r),
-            "set_queue_rate",
-        )
-        .await
+        self.ask(|r| SupervisorMessage::SetRate(scope, rate, r), "set_rate")
+            .await
     }
 
     /// Runs a repeatable job periodically.

@@ -74,6 +74,8 @@ struct More {
     /// Shared with the run's queued and running entries in the supervisor.
     partition_key: Option<Arc<str>>,
     snoozes: u32,
+    /// While a rate limit holds the run first in line.
+    eligible_at: Option<Timestamp>,
 }
 
 /// "No timestamp": not a time any clock gives (Unix time 0 is, for a clock before 1970).
@@ -103,7 +105,8 @@ impl Stored {
             && r.kind.is_none()
             && r.idempotency_key.is_none()
             && r.partition_key.is_none()
-            && r.snoozes == 0;
+            && r.snoozes == 0
+            && r.eligible_at.is_none();
         let more = (!plain).then(|| {
             Box::new(More {
                 name: (r.name != r.label).then_some(r.name),
@@ -118,6 +121,7 @@ impl Stored {
                 idempotency_key: r.idempotency_key,
                 partition_key: r.partition_key.map(Arc::from),
                 snoozes: r.snoozes,
+                eligible_at: r.eligible_at,
             })
         });
         Stored {
@@ -272,6 +276,13 @@ impl Stored {
         true
     }
 
+    /// Records when a rate limit lets the queued run start (queued runs only).
+    pub(super) fn set_eligible_at(&mut self, at: Timestamp) {
+        if self.status == RunStatus::Queued {
+            self.more_mut().eligible_at = Some(at);
+        }
+    }
+
     /// The full record, as queries answer it.
     pub(super) fn to_record(&self) -> RunRecord {
         let more = self.more.as_deref();
@@ -302,6 +313,7 @@ impl Stored {
             kind: more.and_then(|m| m.kind.clone()),
             idempotency_key: more.and_then(|m| m.idempotency_key.clone()),
             partition_key: more.and_then(|m| m.partition_key.as_deref().map(str::to_owned)),
+            eligible_at: more.and_then(|m| m.eligible_at),
         }
     }
 }
@@ -315,6 +327,9 @@ impl Lifecycle for Stored {
     }
     fn set_status(&mut self, status: RunStatus) {
         self.status = status;
+        if let Some(m) = self.more.as_deref_mut() {
+            m.eligible_at = None;
+        }
     }
     fn created_at(&self) -> Timestamp {
         Timestamp::from_unix_micros(self.created_at)
