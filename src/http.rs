@@ -25,7 +25,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 
 use crate::Runwarden;
 
@@ -46,7 +46,8 @@ use errors::not_found_route;
 use openapi::openapi;
 use runs::{cancel_run, download_log, get_run, list_runs, run_logs, start_run};
 use service::{
-    dashboard, health, metrics, pause_queue, prune, queues, resume_queue, schedules, stats,
+    dashboard, health, metrics, pause_queue, prune, queues, resume_queue, schedules, set_kind_rate,
+    set_queue_limits, stats,
 };
 use sse::{all_events, run_events};
 use state::Api;
@@ -120,6 +121,8 @@ pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
         .route("/schedules", get(schedules))
         .route("/queues/{name}/pause", post(pause_queue))
         .route("/queues/{name}/resume", post(resume_queue))
+        .route("/queues/{name}/limits", patch(set_queue_limits))
+        .route("/kinds/{kind}/rate", put(set_kind_rate))
         .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     Router::new()
         .route("/", get(dashboard))

@@ -250,3 +250,133 @@ async fn pausing_over_http_shows_in_the_queue_and_in_metrics() {
     assert_eq!(body["error_code"], "UNKNOWN_QUEUE");
     s.rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_kind_rates_change_over_http_with_typed_errors() {
+    let s = http_support::server(HttpOptions::default()).await;
+    let patch = |body: serde_json::Value, queue: &str| {
+        s.client
+            .patch(s.url(&format!("/queues/{queue}/limits")))
+            .json(&body)
+            .send()
+    };
+    let set = patch(
+        serde_json::json!({
+            "limit": 4,
+            "per_key": 2,
+            "rate": {"max": 100, "per": 60000},
+            "key_rate": {"max": 5, "per": 1000, "burst": 2}
+        }),
+        "default",
+    )
+    .await
+    .expect("send");
+    assert_eq!(set.status(), 200);
+    let q: serde_json::Value = set.json().await.expect("json");
+    assert_eq!(q["limit"], 4, "{q}");
+    assert_eq!(q["per_key"], 2, "{q}");
+    assert_eq!(
+        q["rate"],
+        serde_json::json!({"max": 100, "per": 60000}),
+        "{q}"
+    );
+    assert_eq!(
+        q["key_rate"],
+        serde_json::json!({"max": 5, "per": 1000, "burst": 2}),
+        "{q}"
+    );
+    // `null` lifts a limit; a field left out stays as it was.
+    let lifted: serde_json::Value = patch(serde_json::json!({"rate": null}), "default")
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(lifted["rate"], serde_json::Value::Null, "{lifted}");
+    assert_eq!(lifted["limit"], 4, "{lifted}");
+    let status = s.rw.supervisor_status().await.expect("status");
+    let default = status
+        .queues
+        .iter()
+        .find(|q| q.name == "default")
+        .expect("q");
+    assert_eq!(
+        (default.limit, default.per_key, default.rate),
+        (Some(4), Some(2), None)
+    );
+    // Bad bodies are typed errors and change nothing.
+    for (body, code) in [
+        (serde_json::json!({"limt": 4}), 422),
+        (serde_json::json!({"rate": {"max": -1, "per": 1000}}), 422),
+        (serde_json::json!({"rate": {"max": 1, "per_ms": 1000}}), 422),
+    ] {
+        let r = patch(body.clone(), "default").await.expect("send");
+        assert_eq!(r.status(), code, "{body}");
+        let e: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(e["error_code"], "VALIDATION", "{body}: {e}");
+    }
+    let unknown = patch(serde_json::json!({"limit": 1}), "nope")
+        .await
+        .expect("send");
+    assert_eq!(unknown.status(), 404);
+    let e: serde_json::Value = unknown.json().await.expect("json");
+    assert_eq!(e["error_code"], "UNKNOWN_QUEUE");
+    let status = s.rw.supervisor_status().await.expect("status");
+    let default = status
+        .queues
+        .iter()
+        .find(|q| q.name == "default")
+        .expect("q");
+    assert_eq!((default.limit, default.per_key), (Some(4), Some(2)));
+
+    // A kind's rate limit: set, shown in /queues and /metrics, lifted.
+    let kind: serde_json::Value = s
+        .client
+        .put(s.url("/kinds/email/rate"))
+        .json(&serde_json::json!({"max": 10, "per": 1000}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        kind["kind_rates"],
+        serde_json::json!([{"kind": "email", "rate": {"max": 10, "per": 1000}, "queued": 0}])
+    );
+    let all: serde_json::Value = s
+        .client
+        .get(s.url("/queues"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all["kind_rates"][0]["kind"], "email", "{all}");
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("runwarden_kind_queued{kind=\"email\"} 0"),
+        "{metrics}"
+    );
+    let lifted: serde_json::Value = s
+        .client
+        .put(s.url("/kinds/email/rate"))
+        .json(&serde_json::Value::Null)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(lifted["kind_rates"], serde_json::json!([]));
+    s.rw.shutdown(support::STEP).await.expect("shutdown");
+}

@@ -78,6 +78,7 @@ pub struct QueueConfig {
 /// assert_eq!(calls.rate.map(|r| r.max), Some(100));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Starts allowed per window (at least 1).
     pub max: u32,

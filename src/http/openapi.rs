@@ -32,12 +32,32 @@ pub fn openapi_document() -> Value {
     let sse = json!({"description": "server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
     let text =
         json!({"description": "text", "content": {"text/plain": {"schema": {"type": "string"}}}});
+    let rate_limit = json!({"type": "object", "required": ["max", "per"], "additionalProperties": false,
+        "properties": {"max": {"type": "integer", "minimum": 0, "description": "starts per window (0 is read as 1)"},
+            "per": {"type": "integer", "minimum": 0, "description": "the window, in milliseconds"},
+            "burst": {"type": "integer", "minimum": 0, "description": "with a burst: a token bucket of this size, refilled at max per window"}}});
+    let rate_or_null =
+        json!({"oneOf": [{"$ref": "#/components/schemas/RateLimit"}, {"type": "null"}]});
+    let name_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+    let limits_body = json!({"type": "object", "additionalProperties": false, "properties": {
+        "limit": {"type": ["integer", "null"], "minimum": 0}, "max_length": {"type": ["integer", "null"], "minimum": 0},
+        "per_key": {"type": ["integer", "null"], "minimum": 0},
+        "rate": rate_or_null.clone(), "key_rate": rate_or_null.clone()}});
+    let limits_path = json!({"parameters": [name_param("name")],
+        "patch": {"summary": "Change a queue's limits while it runs: each field given sets it, null lifts it, a field left out is unchanged",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": limits_body}}},
+            "responses": with(one(200, resp("the queue", &json!({"type": "object", "required": ["name"]}))), &[400, 401, 404, 422])}});
+    let kind_rate_path = json!({"parameters": [name_param("kind")],
+        "put": {"summary": "Set a kind's rate limit over all queues (the runs whose label is the kind), or lift it with null",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": rate_or_null}}},
+            "responses": with(one(200, resp("every kind's rate limit", &json!({"type": "object", "required": ["kind_rates"]}))), &[400, 401, 422])}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "runwarden", "version": env!("CARGO_PKG_VERSION")},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
+                "RateLimit": rate_limit,
                 "Error": {"type": "object", "required": ["error_code", "detail", "timestamp"],
                     "properties": {"error_code": {"type": "string"}, "detail": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}}},
                 "Run": {"type": "object", "required": ["id", "label", "name", "status", "created_at", "attempt", "queue"],
@@ -98,6 +118,8 @@ pub fn openapi_document() -> Value {
                 "post": {"summary": "Pause a queue: nothing of it starts; submits still accepted", "responses": with(one(200, resp("the queue", &json!({"type": "object", "required": ["name", "paused"]}))), &[401, 404])}},
             "/queues/{name}/resume": {"parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "post": {"summary": "Resume a paused queue", "responses": with(one(200, resp("the queue", &json!({"type": "object", "required": ["name", "paused"]}))), &[401, 404])}},
+            "/queues/{name}/limits": limits_path,
+            "/kinds/{kind}/rate": kind_rate_path,
             "/maintenance/prune": {"post": {"summary": "Run retention now", "responses": with(one(202, resp("started", &json!({"$ref": "#/components/schemas/Prune"}))), &[401])}},
             "/openapi.json": {"get": {"security": [], "summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
             "/": {"get": {"security": [], "summary": "The dashboard", "responses": {"200": {"description": "HTML"}}}}

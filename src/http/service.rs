@@ -6,9 +6,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use crate::RunStatus;
+use crate::{RateLimit, RunStatus};
 
 use super::errors::*;
 use super::state::Api;
@@ -39,13 +40,79 @@ pub(super) async fn schedules(State(api): State<Api>) -> Result<Json<Value>, Api
     Ok(Json(json!({ "schedules": schedules })))
 }
 
-/// Every queue's status: limits, rate limit, paused, counts.
+/// Every queue's status: limits, rate limits, paused, counts; and the kinds' rate limits.
 pub(super) async fn queues(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     let sup = api.rw.supervisor_status().await?;
     Ok(Json(json!({
         "global_limit": sup.global_limit,
         "queues": sup.queues,
+        "kind_rates": sup.kind_rates,
     })))
+}
+
+/// The body of `PATCH /queues/{name}/limits`: a field given sets that limit, `null` lifts
+/// it, a field left out leaves it as it is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QueueLimits {
+    #[serde(default, deserialize_with = "given")]
+    limit: Option<Option<usize>>,
+    #[serde(default, deserialize_with = "given")]
+    max_length: Option<Option<usize>>,
+    #[serde(default, deserialize_with = "given")]
+    per_key: Option<Option<usize>>,
+    #[serde(default, deserialize_with = "given")]
+    rate: Option<Option<RateLimit>>,
+    #[serde(default, deserialize_with = "given")]
+    key_rate: Option<Option<RateLimit>>,
+}
+
+/// A field that is present: `Some(None)` for `null`.
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /queues/{name}/limits`: changes a queue's limits while it runs; answers the queue.
+pub(super) async fn set_queue_limits(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<QueueLimits>,
+) -> Result<Json<Value>, ApiError> {
+    // An unknown queue fails the first change, so nothing is half applied.
+    let sup = api.rw.supervisor_status().await?;
+    if !sup.queues.iter().any(|q| q.name == name) {
+        return Err(crate::Error::from(crate::UnknownQueue(name)).into());
+    }
+    if let Some(limit) = body.limit {
+        api.rw.set_queue_limit(&name, limit).await?;
+    }
+    if let Some(max) = body.max_length {
+        api.rw.set_queue_max_length(&name, max).await?;
+    }
+    if let Some(limit) = body.per_key {
+        api.rw.set_queue_per_key(&name, limit).await?;
+    }
+    if let Some(rate) = body.rate {
+        api.rw.set_queue_rate(&name, rate).await?;
+    }
+    if let Some(rate) = body.key_rate {
+        api.rw.set_key_rate(&name, rate).await?;
+    }
+    queue_status(&api, &name).await
+}
+
+/// `PUT /kinds/{kind}/rate`: sets a kind's rate limit over all queues (a rate limit), or
+/// lifts it (`null`); answers every kind's rate limit.
+pub(super) async fn set_kind_rate(
+    State(api): State<Api>,
+    Path(kind): Path<String>,
+    ApiJson(rate): ApiJson<Option<RateLimit>>,
+) -> Result<Json<Value>, ApiError> {
+    api.rw.set_kind_rate(&kind, rate).await?;
+    let sup = api.rw.supervisor_status().await?;
+    Ok(Json(json!({ "kind_rates": sup.kind_rates })))
 }
 
 /// `POST /queues/{name}/pause`: nothing of the queue starts until it is resumed.
@@ -135,6 +202,13 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError
         out.push_str(&format!(
             "runwarden_queue_keys{{queue=\"{}\"}} {}\n",
             q.name, q.keys
+        ));
+    }
+    out.push_str("# HELP runwarden_kind_queued Runs of a rate-limited kind waiting to start.\n# TYPE runwarden_kind_queued gauge\n");
+    for k in &sup.kind_rates {
+        out.push_str(&format!(
+            "runwarden_kind_queued{{kind=\"{}\"}} {}\n",
+            k.kind, k.queued
         ));
     }
     out.push_str("# HELP runwarden_uptime_seconds Seconds since the API started.\n# TYPE runwarden_uptime_seconds gauge\n");
