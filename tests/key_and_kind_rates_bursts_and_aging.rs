@@ -335,3 +335,41 @@ async fn aging_lets_a_low_priority_run_through_a_steady_stream_of_higher_ones() 
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_held_by_a_long_kind_hold_releases_a_run_of_another_kind_at_the_keys_time() {
+    // Key k may start one run per 10 s; kind `slow` one per hour.
+    let rw = start(
+        Runwarden::builder()
+            .queue(
+                "q",
+                QueueConfig::default().key_rate(RateLimit::new(1, Duration::from_secs(10))),
+            )
+            .kind_rate("slow", RateLimit::new(1, Duration::from_secs(3600))),
+    )
+    .await;
+    let t0 = Instant::now();
+    let starts: Starts = Arc::default();
+    let spec = |label: &str| RunSpec::new(label).queue("q").partition_key("k");
+    let x = submit_tagged(&rw, spec("slow"), "x", t0, &starts);
+    wait_all(&rw, &[x]).await;
+    // At 20 s the key allows a start but the kind holds it for an hour: k's group waits.
+    tokio::time::sleep_until(t0 + Duration::from_secs(20)).await;
+    let b = submit_tagged(&rw, spec("slow"), "b", t0, &starts);
+    tokio::time::sleep_until(t0 + Duration::from_secs(30)).await;
+    rw.cancel(b).await.expect("cancel");
+    // At 31 s a run of another kind starts at once, which holds the key until 41 s.
+    tokio::time::sleep_until(t0 + Duration::from_secs(31)).await;
+    let c = submit_tagged(&rw, spec("other"), "c", t0, &starts);
+    tokio::time::sleep_until(t0 + Duration::from_secs(35)).await;
+    let d = submit_tagged(&rw, spec("other"), "d", t0, &starts);
+    wait_all(&rw, &[c, d]).await;
+    let starts = starts.lock().clone();
+    let at = |tag: &str| last_start(&starts, tag);
+    assert_eq!(at("c"), 31_000);
+    assert!(
+        (41_000..=41_002).contains(&at("d")),
+        "d is held by its key (until 41 s), not by the hour the other kind waits: {starts:?}"
+    );
+    assert_eq!(rw.status(b).await.expect("b").status, RunStatus::Cancelled);
+}

@@ -18,8 +18,9 @@ use crate::queue::{QueueConfig, QueueTable, RateLimit, RateScope};
 use crate::run::{DEFAULT_QUEUE, RunId};
 
 /// Queue order within a key: rank, then arrival. The rank is minus the priority, or with
-/// aging the arrival time (in nanoseconds) less the priority's worth of aging steps, so
-/// that the order of waiting runs never changes while they wait.
+/// aging the arrival time (in microseconds) less the priority's worth of aging steps, so
+/// that the order of waiting runs never changes while they wait (`priority × step` saturates
+/// past about 290,000 years: such priorities tie).
 pub(super) type QueueKey = (i64, u64);
 
 /// A run's partition key in its lane: runs of one key share the per-key limits and take one
@@ -51,8 +52,12 @@ struct Group {
     running: usize,
     /// It has an entry in its lane's `turns` (which may have gone stale: see `Lane::head`).
     has_turn: bool,
-    /// It has an entry in its lane's `parked`: a rate limit holds all its runs.
-    parked: bool,
+    /// Rate limits hold all its runs until then (it has no turn meanwhile). Kept when its
+    /// last run goes, so that a run of the same hold pushed later adds no heap entry.
+    parked: Option<Instant>,
+    /// The earliest of its entries in the lane's `wakes`, if one is pending: a group is
+    /// given a new entry only when it is due earlier than that, so churn cannot grow the heap.
+    wake: Option<Instant>,
 }
 
 impl Group {
@@ -187,14 +192,15 @@ struct Lane {
     /// not parked, has an entry; an entry whose group cannot (nothing waits, its key is at
     /// its limit, or a rate limit holds it) is dropped (or parked) when it reaches the front.
     turns: VecDeque<Part>,
-    /// Groups a rate limit holds, earliest due first; each gets a turn again when due.
-    parked: BinaryHeap<Reverse<(Instant, Part)>>,
+    /// When to look again at parked groups, earliest first. An entry is a hint: the group's
+    /// `parked` says whether it is still held.
+    wakes: BinaryHeap<Reverse<(Instant, Part)>>,
     per_key: Option<usize>,
     /// Nothing new starts while paused (submits are still accepted).
     paused: bool,
     rate: Option<Window>,
     key_rates: KeyWindows,
-    /// Aging step in nanoseconds (at least 1 ms).
+    /// Aging step in microseconds (at least 1 ms).
     aging: Option<i64>,
 }
 
@@ -207,13 +213,13 @@ impl Lane {
             plain: Group::default(),
             keyed: HashMap::new(),
             turns: VecDeque::new(),
-            parked: BinaryHeap::new(),
+            wakes: BinaryHeap::new(),
             per_key: config.and_then(|c| c.per_key).map(|l| l.max(1)),
             paused: false,
             rate: config.and_then(|c| c.rate).map(|r| Window::new(r, now)),
             key_rates: KeyWindows::new(config.and_then(|c| c.key_rate)),
             aging: config.and_then(|c| c.aging).map(|step| {
-                i64::try_from(step.max(Duration::from_millis(1)).as_nanos()).unwrap_or(i64::MAX)
+                i64::try_from(step.max(Duration::from_millis(1)).as_micros()).unwrap_or(i64::MAX)
             }),
         }
     }
@@ -290,7 +296,7 @@ impl Lane {
         let Some(g) = self.group(part) else {
             return;
         };
-        if g.is_empty() || g.has_turn || g.parked || !self.key_has_room(part, g) {
+        if g.is_empty() || g.has_turn || g.parked.is_some() || !self.key_has_room(part, g) {
             return;
         }
         if let Some(g) = self.group_mut(part) {
@@ -302,10 +308,9 @@ impl Lane {
     /// Drops a keyed group that holds nothing and has no turn and no place among the parked.
     fn forget_if_idle(&mut self, part: &Part) {
         if let Some(k) = part
-            && self
-                .keyed
-                .get(k)
-                .is_some_and(|g| g.is_empty() && g.running == 0 && !g.has_turn && !g.parked)
+            && self.keyed.get(k).is_some_and(|g| {
+                g.is_empty() && g.running == 0 && !g.has_turn && g.parked.is_none()
+            })
         {
             self.keyed.remove(k);
         }
@@ -313,31 +318,73 @@ impl Lane {
 
     /// Gives the parked groups due by `now` their turns back.
     fn unpark(&mut self, now: Instant) {
-        while self
-            .parked
-            .peek()
-            .is_some_and(|Reverse((at, _))| *at <= now)
-        {
-            let Some(Reverse((_, part))) = self.parked.pop() else {
+        while self.wakes.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            let Some(Reverse((at, part))) = self.wakes.pop() else {
                 break;
             };
-            self.unpark_one(&part);
+            let Some(g) = self.group_mut(&part) else {
+                continue;
+            };
+            if g.wake == Some(at) {
+                g.wake = None;
+            }
+            match g.parked {
+                Some(until) if until <= now => {
+                    g.parked = None;
+                    self.give_turn(&part);
+                    self.forget_if_idle(&part);
+                }
+                // Held longer than this entry said: make sure an entry wakes it then.
+                Some(until) => self.park(&part, until),
+                None => {}
+            }
+        }
+    }
+
+    /// Holds `part` until `until` (no turn meanwhile), with an entry in `wakes` for then
+    /// unless an earlier one is pending.
+    fn park(&mut self, part: &Part, until: Instant) {
+        let Some(g) = self.group_mut(part) else {
+            return;
+        };
+        g.parked = Some(until);
+        if g.wake.is_none_or(|w| w > until) {
+            g.wake = Some(until);
+            self.wakes.push(Reverse((until, part.clone())));
         }
     }
 
     /// Gives every parked group its turn back (a rate limit changed).
     fn unpark_all(&mut self) {
-        for Reverse((_, part)) in std::mem::take(&mut self.parked) {
-            self.unpark_one(&part);
+        self.wakes.clear();
+        let parts: Vec<Part> = std::iter::once(None)
+            .chain(self.keyed.keys().cloned().map(Some))
+            .collect();
+        for part in &parts {
+            if let Some(g) = self.group_mut(part) {
+                g.wake = None;
+                g.parked = None;
+            }
+            self.give_turn(part);
+            self.forget_if_idle(part);
         }
     }
 
-    fn unpark_one(&mut self, part: &Part) {
-        if let Some(g) = self.group_mut(part) {
-            g.parked = false;
-        }
-        self.give_turn(part);
-        self.forget_if_idle(part);
+    /// When a rate limit lets `run` of group `part` start (`now` if it does now).
+    fn release_of(
+        &self,
+        part: &Part,
+        run: &PreparedRun,
+        ctx_kinds: &KindRates,
+        now: Instant,
+    ) -> Instant {
+        let key_at = part
+            .as_ref()
+            .map_or(now, |k| self.key_rates.allows_at(k, now));
+        let kind_at = ctx_kinds
+            .get(&run.label)
+            .map_or(now, |k| k.window.allows_at(now));
+        key_at.max(kind_at)
     }
 
     /// The place of the run that starts next in this lane: the first that may start of the
@@ -352,22 +399,17 @@ impl Lane {
                 return Some((key, bucket));
             }
             self.turns.pop_front();
-            let held = match start {
-                Start::Held(at, first) => Some((at, first)),
-                _ => None,
-            };
             if let Some(g) = self.group_mut(&part) {
                 g.has_turn = false;
-                g.parked = held.is_some();
             }
-            match held {
-                Some((at, first)) => {
-                    self.parked.push(Reverse((at, part)));
+            match start {
+                Start::Held(at, first) => {
+                    self.park(&part, at);
                     if let Some(id) = first {
                         ctx.notices.tell(id, at);
                     }
                 }
-                None => self.forget_if_idle(&part),
+                _ => self.forget_if_idle(&part),
             }
         }
     }
@@ -393,7 +435,7 @@ impl Lane {
         Some(run)
     }
 
-    /// The rank of a run of priority `priority` arriving `elapsed` nanoseconds after the
+    /// The rank of a run of priority `priority` arriving `elapsed` microseconds after the
     /// queues began.
     fn rank(&self, priority: i32, elapsed: i64) -> i64 {
         match self.aging {
@@ -402,7 +444,7 @@ impl Lane {
         }
     }
 
-    /// The priority the run with `key` counts as, `elapsed` nanoseconds after the queues
+    /// The priority the run with `key` counts as, `elapsed` microseconds after the queues
     /// began.
     fn effective_priority(&self, key: QueueKey, elapsed: i64) -> i64 {
         match self.aging {
@@ -427,6 +469,9 @@ pub(super) struct Queues {
     next_seq: u64,
     /// What aged ranks count from.
     origin: Instant,
+    /// The time the last `pop_next` went by: what it left held is due after it, and
+    /// `next_rate_due` reads the same time, so nothing falls due between the two unseen.
+    checked_at: Instant,
 }
 
 impl Queues {
@@ -467,6 +512,7 @@ impl Queues {
             notices: Notices::default(),
             next_seq: 0,
             origin: now,
+            checked_at: now,
         }
     }
 
@@ -480,7 +526,7 @@ impl Queues {
     }
 
     fn elapsed(&self, now: Instant) -> i64 {
-        i64::try_from(now.saturating_duration_since(self.origin).as_nanos()).unwrap_or(i64::MAX)
+        i64::try_from(now.saturating_duration_since(self.origin).as_micros()).unwrap_or(i64::MAX)
     }
 
     /// The lane of a run's queue. A queue unknown here can only come from a record written
@@ -492,9 +538,9 @@ impl Queues {
         })
     }
 
-    /// Whether `run`, of lane `q`, may start now, ahead of nobody: none waits in its lane,
-    /// the lane is open (not paused, its rate allows it), the rate limits of its key and
-    /// kind allow it, and the concurrency limits (global, the lane's, its key's) have room,
+    /// Whether `run`, of lane `q`, may start now, ahead of nobody: none waits in its lane
+    /// (nor of its kind, if the kind has a rate limit, in any lane), the lane is open (not
+    /// paused, its rate allows it), the rate limits of its key and kind allow it, and the concurrency limits (global, the lane's, its key's) have room,
     /// with `running` runs running over all lanes.
     pub(super) fn may_start_now(&self, q: usize, run: &PreparedRun, running: usize) -> bool {
         let lane = &self.lanes[q];
@@ -513,7 +559,7 @@ impl Queues {
             && self
                 .kinds
                 .get(&run.label)
-                .is_none_or(|k| k.window.allows(now))
+                .is_none_or(|k| k.waiting == 0 && k.window.allows(now))
     }
 
     /// Puts `run` at the back of its priority among its key's runs in lane `q`; returns its
@@ -531,16 +577,16 @@ impl Queues {
             None => false,
         };
         let lane = &mut self.lanes[q];
-        // A group its key's rate limit holds stays parked: the hold is the same for every
-        // run of the key. One that its kinds hold is looked at again: the new run may be
-        // of a kind that is not held, or held for less long.
-        let key_held = part
-            .as_ref()
-            .is_some_and(|k| !lane.key_rates.allows(k, Instant::now()));
+        // A parked group stays held until the earliest time a rate limit lets one of its
+        // runs start: the new run may be released sooner.
+        let now = Instant::now();
+        let release = lane.release_of(&part, &run, &self.kinds, now);
         let g = lane.group_or_new(&part);
         g.insert(key, run, limited);
-        if g.parked && !key_held {
-            g.parked = false;
+        match g.parked {
+            Some(_) if release <= now => g.parked = None,
+            Some(until) if release < until => lane.park(&part, release),
+            _ => {}
         }
         lane.waiting += 1;
         lane.give_turn(&part);
@@ -578,10 +624,11 @@ impl Queues {
     /// whose turn it is) with the highest priority (aged, in a lane with aging), then the
     /// earliest.
     pub(super) fn pop_next(&mut self, running: usize) -> Option<(usize, Box<PreparedRun>)> {
+        let now = Instant::now();
+        self.checked_at = now;
         if self.global_limit.is_some_and(|l| running >= l) {
             return None;
         }
-        let now = Instant::now();
         let elapsed = self.elapsed(now);
         let mut ctx = Ctx {
             kinds: &self.kinds,
@@ -623,11 +670,12 @@ impl Queues {
         }
     }
 
-    /// The earliest time a waiting run that a rate limit holds back may start: when the
-    /// supervisor should look again (`None`: no run waits for a rate limit). The run first
-    /// in line in a queue its own rate limit holds is told its eligible time.
+    /// The earliest time a waiting run that a rate limit holds back may start, after the
+    /// last `pop_next`: when the supervisor should look again (`None`: no run waits for a
+    /// rate limit; an instant already past: at once). The run first in line in a queue its
+    /// own rate limit holds is told its eligible time.
     pub(super) fn next_rate_due(&mut self) -> Option<Instant> {
-        let now = Instant::now();
+        let now = self.checked_at;
         let mut due: Option<Instant> = None;
         let mut consider = |at: Instant| {
             if at > now && due.is_none_or(|d| at < d) {
@@ -652,7 +700,7 @@ impl Queues {
                     ctx.notices.tell(id, at);
                 }
             }
-            if let Some(Reverse((at, _))) = lane.parked.peek() {
+            if let Some(Reverse((at, _))) = lane.wakes.peek() {
                 consider(*at);
             }
         }
@@ -767,7 +815,7 @@ impl Queues {
         let held: Vec<Part> = lane
             .keyed
             .iter()
-            .filter(|(_, g)| !g.has_turn && !g.parked && !g.is_empty())
+            .filter(|(_, g)| !g.has_turn && g.parked.is_none() && !g.is_empty())
             .map(|(k, _)| Some(k.clone()))
             .collect();
         for part in &held {
@@ -822,7 +870,7 @@ impl Queues {
                 key_rate: lane.key_rates.limit(),
                 aging: lane
                     .aging
-                    .map(|n| Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))),
+                    .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))),
             })
             .collect()
     }

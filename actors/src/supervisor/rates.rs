@@ -129,7 +129,13 @@ impl Window {
                 tokens: self.tokens_at(*tokens, *at, now).min(f64::from(cap)),
                 at: now,
             },
-            (Recent::Bucket { .. }, None) => Recent::Sliding(VecDeque::new()),
+            // The tokens the bucket lacks are starts made lately: the window counts them
+            // as made now (erring on the side of fewer starts).
+            (Recent::Bucket { tokens, at }, None) => {
+                let cap = f64::from(self.limit.burst.unwrap_or(1));
+                let used = (cap - self.tokens_at(*tokens, *at, now)).ceil().max(0.0) as usize;
+                Recent::Sliding(std::iter::repeat_n(now, used.min(limit.max as usize)).collect())
+            }
         };
         self.limit = limit;
         self.recent = recent;
@@ -175,11 +181,6 @@ impl KeyWindows {
     /// When `key`'s next start is allowed (`now` if one is).
     pub(super) fn allows_at(&self, key: &str, now: Instant) -> Instant {
         self.windows.get(key).map_or(now, |w| w.allows_at(now))
-    }
-
-    /// Whether `key` may start a run at `now`.
-    pub(super) fn allows(&self, key: &str, now: Instant) -> bool {
-        self.allows_at(key, now) <= now
     }
 
     /// A run of `key` started at `now`.
@@ -280,6 +281,9 @@ mod tests {
         w.record(t0);
         w.record(t0);
         assert!(!w.allows(t0));
+        // Back to a window: the drained bucket's five starts count as made now.
+        w.set(RateLimit::new(5, ms(1000)), t0);
+        assert_eq!(w.allows_at(t0), t0 + ms(1000));
     }
 
     #[test]
