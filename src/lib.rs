@@ -75,6 +75,8 @@ pub mod http;
 mod process;
 mod returning;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{BatchError, Error};
 pub use events::{EventItem, EventStream, StreamEnd};

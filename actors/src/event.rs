@@ -77,7 +77,11 @@ impl RunEvent {
             label: r.label.clone(),
             status: r.status,
             attempt: r.attempt,
-            error: r.error.clone(),
+            error: r.error.clone().or_else(|| {
+                (r.status == RunStatus::Queued && r.attempt > 1)
+                    .then(|| r.attempt_errors.last().cloned())
+                    .flatten()
+            }),
             at: r.finished_at.or(r.started_at).unwrap_or(r.created_at),
         }
     }

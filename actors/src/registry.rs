@@ -54,7 +54,7 @@ fn status_event(r: &Stored) -> RunEvent {
         label: r.label().to_owned(),
         status: r.status(),
         attempt: r.attempt(),
-        error: r.error().cloned(),
+        error: r.error().or_else(|| r.retried_for()).cloned(),
         at: r.finished_at().or(r.started_at()).unwrap_or(r.created_at()),
     }
 }

@@ -254,6 +254,14 @@ impl Stored {
         self.more.as_ref()?.error.as_ref()
     }
 
+    /// For a run queued again after a failed attempt: that attempt's error.
+    pub(super) fn retried_for(&self) -> Option<&RunError> {
+        if self.status != RunStatus::Queued || self.attempt < 2 {
+            return None;
+        }
+        self.more.as_ref()?.attempt_errors.last()
+    }
+
     fn more_mut(&mut self) -> &mut More {
         self.more.get_or_insert_with(Box::default)
     }
