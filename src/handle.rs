@@ -10,9 +10,9 @@ use ractor::OutputPort;
 use runwarden_actors::{
     BoxedJob, CallError, CancelOutcome, DrainReport, DrainState, ErrorKind, EventFilter,
     IntoJobOutput, ListQuery, QueueConfig, RateLimit, RateScope, RegistryRef, RegistryStats,
-    RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId, ScheduleInfo,
-    ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments, SupervisorMessage,
-    SupervisorRef, SupervisorStatus,
+    Release, RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId,
+    ScheduleInfo, ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
+    SupervisorMessage, SupervisorRef, SupervisorStatus,
 };
 
 use crate::error::{BatchError, Error};
@@ -83,6 +83,16 @@ impl RunwardenBuilder {
         let name = name.into();
         self.args.queues.retain(|(n, _)| *n != name);
         self.args.queues.push((name, config));
+        self
+    }
+
+    /// Holds every run until [`Runwarden::release`] lets it start: runs are accepted and
+    /// recorded exactly as in production, so a test can check what its application
+    /// submitted, then release the runs one by one, by id, or all (see
+    /// [`crate::testing`] with the `testing` feature).
+    #[must_use]
+    pub fn hold_starts(mut self) -> Self {
+        self.args.hold_starts = true;
         self
     }
 
@@ -583,6 +593,12 @@ impl Runwarden {
     /// [`RunwardenBuilder::kind_rate`]).
     pub async fn set_kind_rate(&self, kind: &str, rate: Option<RateLimit>) -> Result<(), Error> {
         self.set_rate(RateScope::Kind(kind.to_owned()), rate).await
+    }
+
+    /// Lets held runs start (a runwarden built with [`RunwardenBuilder::hold_starts`]); the
+    /// ids of [`Release::Runs`] that were not waiting in a queue.
+    pub async fn release(&self, release: Release) -> Result<Vec<RunId>, Error> {
+        Ok(self.supervisor.release(release).await?)
     }
 
     /// Sets or lifts (`None`) the rate limit of `scope`.

@@ -89,11 +89,11 @@ pub use runwarden_actors::{
     JobError, JobKinds, JobOutput, Json, JsonObject, Kind, KindRateStatus, ListQuery, LogEntry,
     LogLevel, LogStream, MemoryStore, NoSuchSchedule, NotFound, OnInterrupt, Outcome, Progress,
     QueueConfig, QueueStatus, RateLimit, RateScope, RecoveryReport, RegistryMessage, RegistryRef,
-    RegistryStats, Retention, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId, RunPage,
-    RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec,
-    StoreError, StoreWrite, StoredState, SubmitError, SubmitRequest, Submitter, Subscription,
-    SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus,
-    Timestamp, Transition, TransitionError, UnknownQueue, ractor,
+    RegistryStats, Release, Retention, RetryOn, RetryPolicy, RunContext, RunError, RunEvent, RunId,
+    RunPage, RunRecord, RunSpec, RunStatus, RunStore, ScheduleId, ScheduleInfo, ScheduleMode,
+    ScheduleSpec, StoreError, StoreWrite, StoredState, SubmitError, SubmitRequest, Submitter,
+    Subscription, SupervisorActor, SupervisorArguments, SupervisorMessage, SupervisorRef,
+    SupervisorStatus, Timestamp, Transition, TransitionError, UnknownQueue, ractor,
 };
 pub use runwarden_actors::{CronError, CronSchedule, MissedFires, Overlap, WallClock};
 pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};

@@ -11,6 +11,11 @@
 //!   records (exactly as production writes them) and, when they fail, list the runs that were
 //!   submitted, nearest to the expectation first, each with what it misses. [`submitted`]
 //!   returns the matching records without asserting.
+//! - Manual mode: a runwarden built with [`hold_starts`](crate::RunwardenBuilder::hold_starts)
+//!   (or [`SupervisorArguments::hold_starts`](crate::SupervisorArguments::hold_starts))
+//!   records runs as production does but starts none until [`Release`](crate::Release)d: the
+//!   next `n` in production's order, some by id ([`release_matching`] picks them by a
+//!   [`RunMatch`]), or all.
 //! - [`Probe`] is an actor subscribed to the registry's event port. [`Probe::await_status`]
 //!   and [`Probe::await_terminal`] wait for a run's status ([`Probe::await_event`] for any
 //!   event) (at once if it was reached since the
@@ -114,5 +119,5 @@
 mod expect;
 mod probe;
 
-pub use expect::{RunMatch, assert_count, assert_none, assert_one, submitted};
+pub use expect::{RunMatch, assert_count, assert_none, assert_one, release_matching, submitted};
 pub use probe::{PATIENCE, Probe};

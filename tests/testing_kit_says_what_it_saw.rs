@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use runwarden::testing::{Probe, RunMatch, assert_count, assert_one, submitted};
+use runwarden::testing::{Probe, RunMatch, assert_count, assert_one, release_matching, submitted};
 use runwarden::{JobError, RunSpec, RunStatus, Runwarden};
 use support::{Gate, start};
 
@@ -140,4 +140,81 @@ async fn awaiting_a_status_fails_at_once_when_the_run_ends_otherwise() {
         "{msg}"
     );
     assert!(msg.contains("upstream said no"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holding_runwarden_records_runs_and_starts_them_only_as_released() {
+    // One at a time, so the order the jobs run in is the order they start in.
+    let one = runwarden::QueueConfig::limited(1);
+    let rw = start(Runwarden::builder().hold_starts().queue("default", one)).await;
+    let order = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut ids = Vec::new();
+    // Priorities 0, 5, 0, 5, 1, 0 under labels a..f.
+    for (label, priority) in [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", 1), ("f", 0)] {
+        let order = order.clone();
+        let spec = RunSpec::new(label).priority(priority);
+        ids.push(
+            rw.submit(spec, move |_| async move {
+                order.lock().push(label);
+                Ok(())
+            })
+            .expect("submit"),
+        );
+    }
+    let mut probe = Probe::attach(rw.registry()).await.expect("probe");
+    // Accepted and recorded as in production, and nothing starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = RunMatch::any().status(RunStatus::Queued);
+    assert_count(rw.registry(), &queued, 6).await;
+    assert_eq!(rw.supervisor_status().await.expect("status").hold, Some(0));
+
+    // The next two, as production would choose: the two of priority 5, oldest first.
+    rw.release(runwarden::Release::Next(2))
+        .await
+        .expect("release");
+    probe.await_terminal(ids[1]).await;
+    probe.await_terminal(ids[3]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_count(rw.registry(), &queued, 4).await;
+
+    // By match: `c` alone, ahead of the others.
+    let released = release_matching(rw.registry(), rw.supervisor(), &RunMatch::any().label("c"))
+        .await
+        .expect("release");
+    assert_eq!(released, vec![ids[2]]);
+    probe.await_terminal(ids[2]).await;
+    // A run that is not waiting is reported, not started twice.
+    let missed = rw
+        .release(runwarden::Release::Runs(vec![ids[2]]))
+        .await
+        .expect("release");
+    assert_eq!(missed, vec![ids[2]]);
+
+    // All: the rest in production order (e, then a and f by arrival).
+    rw.release(runwarden::Release::All).await.expect("release");
+    for id in &ids {
+        probe.await_terminal(*id).await;
+    }
+    assert_eq!(*order.lock(), ["b", "d", "c", "e", "a", "f"]);
+    assert_eq!(rw.supervisor_status().await.expect("status").hold, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_still_held_when_it_shuts_down_end_cancelled_by_the_drain() {
+    let rw = start(Runwarden::builder().hold_starts()).await;
+    let ids: Vec<_> = (0..3)
+        .map(|_| {
+            rw.submit(RunSpec::new("held"), |_| async { Ok(()) })
+                .expect("submit")
+        })
+        .collect();
+    let report = rw
+        .shutdown(Duration::from_millis(100))
+        .await
+        .expect("shutdown");
+    assert!(report.deadline_hit);
+    assert_eq!(report.cancelled_by_drain.len(), 3, "{report:?}");
+    for id in ids {
+        assert!(report.cancelled_by_drain.contains(&id));
+    }
 }

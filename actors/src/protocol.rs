@@ -92,7 +92,7 @@ pub use registry::{
 };
 pub use run::{Admission, CancelOutcome, CancelReason, CancelReply, PreparedRun, Submission};
 pub use supervisor::{
-    DrainReport, DrainState, KindRateStatus, QueueStatus, SupervisorInternal, SupervisorMessage,
-    SupervisorRef, SupervisorStatus,
+    DrainReport, DrainState, KindRateStatus, QueueStatus, Release, SupervisorInternal,
+    SupervisorMessage, SupervisorRef, SupervisorStatus,
 };
 pub use worker::{AttemptEnd, WorkerMessage};

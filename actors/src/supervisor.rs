@@ -19,7 +19,7 @@ use crate::protocol::logs::{LogStep, LogsRef};
 use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
-    DrainReport, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
+    DrainReport, Release, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, RateLimit};
@@ -64,6 +64,12 @@ pub struct SupervisorArguments {
     pub cancel_grace: Duration,
     /// Named queues. The queue `"default"` always exists (unlimited unless configured here).
     pub queues: Vec<(String, QueueConfig)>,
+    /// Hold every run until released by [`SupervisorMessage::Release`] (default `false`):
+    /// runs are accepted and recorded exactly as in production but do not start, which is
+    /// what a test of an application needs to check what it submitted before anything runs.
+    /// A drain does not release them: at its deadline they end `Cancelled`, like any queued
+    /// run.
+    pub hold_starts: bool,
     /// Rate limits of kinds, over all queues: each applies to the runs whose label is its
     /// kind (a run submitted by kind has its kind as its label).
     pub kind_rates: Vec<(String, RateLimit)>,
@@ -112,6 +118,7 @@ impl Default for SupervisorArguments {
             cancel_grace: Duration::from_secs(5),
             queues: Vec::new(),
             kind_rates: Vec::new(),
+            hold_starts: false,
             dedup_window: Duration::from_secs(60),
             event_buffer: 4096,
             logs: None,
@@ -172,6 +179,7 @@ impl SupervisorState {
             global_limit: self.queues.global_limit(),
             queues: self.queues.status(),
             kind_rates: self.queues.kind_rates(),
+            hold: self.queues.hold(),
             drain: self.drain.state(),
         }
     }
@@ -291,6 +299,40 @@ impl SupervisorState {
         }
     }
 
+    /// Lets held runs start; the ids of `Release::Runs` that were not queued.
+    async fn release(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        release: Release,
+    ) -> Vec<RunId> {
+        let ids = match release {
+            Release::Runs(ids) => ids,
+            other => {
+                self.queues.release(&other);
+                return Vec::new();
+            }
+        };
+        let mut missed = Vec::new();
+        for id in ids {
+            let place = match self.runs.is_queued(id).then(|| self.runs.take_waiting(id)) {
+                Some(Some(Waiting::Queued(place))) => place,
+                _ => {
+                    missed.push(id);
+                    continue;
+                }
+            };
+            match self.queues.take(&place) {
+                Some(run) => {
+                    // The start it is given is the one its worker takes.
+                    self.queues.release(&Release::Next(1));
+                    self.spawn_worker(myself, place.queue, run).await;
+                }
+                None => missed.push(id),
+            }
+        }
+        missed
+    }
+
     /// Removes a run that is waiting (in a queue or for a retry) and ends it `Cancelled`.
     /// Returns `false` if the run was not waiting.
     fn cancel_waiting(
@@ -300,7 +342,7 @@ impl SupervisorState {
         by: CancelReason,
     ) -> bool {
         let found = match self.runs.take_waiting(id) {
-            Some(Waiting::Queued(place)) => self.queues.remove(&place),
+            Some(Waiting::Queued(place)) => self.queues.take(&place).is_some(),
             Some(Waiting::Retry(_)) => true,
             None => false,
         };
@@ -323,7 +365,7 @@ impl SupervisorState {
     fn replace_queued(&mut self, myself: &ActorRef<SupervisorMessage>, id: RunId, key: String) {
         let replaced = self.runs.is_queued(id)
             && match self.runs.take_waiting(id) {
-                Some(Waiting::Queued(place)) => self.queues.remove(&place),
+                Some(Waiting::Queued(place)) => self.queues.take(&place).is_some(),
                 _ => false,
             };
         if replaced {
@@ -632,6 +674,10 @@ impl SupervisorState {
             SupervisorMessage::SetRate(scope, rate, reply) => {
                 let _ = reply.send(self.queues.set_rate(scope, rate));
             }
+            SupervisorMessage::Release(release, reply) => {
+                let missed = self.release(myself, release).await;
+                let _ = reply.send(missed);
+            }
             SupervisorMessage::SetPerKey(name, limit, reply) => {
                 let _ = reply.send(self.queues.set_per_key(&name, limit));
             }
@@ -815,7 +861,12 @@ impl Actor for SupervisorActor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let queues = Queues::new(&args.queues, args.max_concurrent, &args.kind_rates);
+        let queues = Queues::new(
+            &args.queues,
+            args.max_concurrent,
+            &args.kind_rates,
+            args.hold_starts,
+        );
         let (store, loaded) = match args.store {
             Some(store) => {
                 let (store, loaded) = recovery::load(store, args.retention.memory_window).await?;

@@ -3,7 +3,9 @@
 
 use std::fmt::{self, Write as _};
 
-use runwarden_actors::{Json, JsonObject, ListQuery, RegistryRef, RunRecord, RunStatus};
+use runwarden_actors::{
+    Json, JsonObject, ListQuery, RegistryRef, Release, RunId, RunRecord, RunStatus, SupervisorRef,
+};
 
 use crate::Error;
 
@@ -209,6 +211,26 @@ async fn all_runs(registry: &RegistryRef) -> Result<Vec<RunRecord>, Error> {
     }
 }
 
+/// Lets the queued runs that match start, in the order production would pick them among
+/// themselves (higher priority first, then the oldest), in a runwarden that holds its runs
+/// ([`crate::RunwardenBuilder::hold_starts`], [`crate::SupervisorArguments::hold_starts`]).
+/// Returns the ids released.
+///
+/// # Errors
+/// [`Error`] if the registry or the supervisor does not answer. (A matching run that started
+/// or ended between the query and the release is not an error: it is left out of the ids.)
+pub async fn release_matching(
+    registry: &RegistryRef,
+    supervisor: &SupervisorRef,
+    matching: &RunMatch,
+) -> Result<Vec<RunId>, Error> {
+    let mut queued = submitted(registry, &matching.clone().status(RunStatus::Queued)).await?;
+    queued.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.created_at, r.id));
+    let ids: Vec<RunId> = queued.iter().map(|r| r.id).collect();
+    let missed = supervisor.release(Release::Runs(ids.clone())).await?;
+    Ok(ids.into_iter().filter(|id| !missed.contains(id)).collect())
+}
+
 /// Asserts that exactly one run matches, and returns it.
 ///
 /// # Panics
@@ -300,7 +322,7 @@ fn mismatch(matching: &RunMatch, n: usize, found: &[RunRecord], runs: &[RunRecor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runwarden_actors::{RunId, RunSpec};
+    use runwarden_actors::RunSpec;
 
     fn record(spec: RunSpec) -> RunRecord {
         RunRecord::queued(RunId::new(), spec)

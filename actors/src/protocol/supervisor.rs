@@ -86,6 +86,11 @@ pub enum SupervisorMessage {
         Option<usize>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
+    /// Sent by anyone (tests, mostly): how a supervisor started with
+    /// [`crate::SupervisorArguments::hold_starts`] lets held runs start. Answers the ids of
+    /// [`Release::Runs`] that were not waiting in a queue (unknown, started, or waiting for a
+    /// retry), which nothing started.
+    Release(Release, RpcReplyPort<Vec<RunId>>),
     /// Sent by anyone: run a repeatable job periodically. An interval schedule's first
     /// occurrence is submitted at once, a cron schedule's at its first fire time; each is a
     /// normal run. Refused once draining, for a run-once job, or for a schedule that cannot
@@ -234,6 +239,22 @@ pub struct QueueStatus {
     pub aging: Option<Duration>,
 }
 
+/// How held runs may start, in a supervisor that holds them (see
+/// [`crate::SupervisorArguments::hold_starts`]): runs are accepted and recorded as in
+/// production, and start only as released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Release {
+    /// The next `n` starts, chosen exactly as production would (priority, turns, limits).
+    Next(usize),
+    /// These queued runs, at once and in this order, whatever the limits (a test releasing a
+    /// run means it to run); other held runs stay held.
+    Runs(Vec<RunId>),
+    /// Everything, from now on: the supervisor stops holding.
+    All,
+    /// Hold again: nothing more starts until released (releases not yet used are dropped).
+    Hold,
+}
+
 /// A kind's rate limit as the supervisor sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindRateStatus {
@@ -261,6 +282,9 @@ pub struct SupervisorStatus {
     /// The kinds with a rate limit, by name.
     #[serde(default)]
     pub kind_rates: Vec<KindRateStatus>,
+    /// While the supervisor holds runs: how many more may start (`None`: not holding).
+    #[serde(default)]
+    pub hold: Option<usize>,
     /// Drain progress.
     pub drain: DrainState,
 }
@@ -528,6 +552,13 @@ impl SupervisorRef {
             "set_queue_per_key",
         )
         .await
+    }
+
+    /// Lets held runs start ([`Release`]); answers the ids of `Release::Runs` that were not
+    /// waiting in a queue.
+    pub async fn release(&self, release: Release) -> Result<Vec<RunId>, CallError> {
+        self.ask(|r| SupervisorMessage::Release(release, r), "release")
+            .await
     }
 
     /// Sets or lifts (`None`) a rate limit of `scope`: a queue's, each of a queue's keys',

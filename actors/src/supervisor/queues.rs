@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::rates::{KeyWindows, KindRate, KindRates, Window};
 use crate::error::UnknownQueue;
 use crate::protocol::run::PreparedRun;
-use crate::protocol::supervisor::{KindRateStatus, QueueStatus};
+use crate::protocol::supervisor::{KindRateStatus, QueueStatus, Release};
 use crate::queue::{QueueConfig, QueueTable, RateLimit, RateScope};
 use crate::run::{DEFAULT_QUEUE, RunId};
 
@@ -469,6 +469,8 @@ pub(super) struct Queues {
     next_seq: u64,
     /// What aged ranks count from.
     origin: Instant,
+    /// While holding runs (`SupervisorArguments::hold_starts`): how many more may start.
+    credits: Option<usize>,
     /// The time the last `pop_next` went by: what it left held is due after it, and
     /// `next_rate_due` reads the same time, so nothing falls due between the two unseen.
     checked_at: Instant,
@@ -477,11 +479,12 @@ pub(super) struct Queues {
 impl Queues {
     /// Lanes for the table built from `configs` (the default queue included); limits and rate
     /// limits of 0 are read as 1. `kind_rates` limit the runs of kinds (labels) over all
-    /// queues.
+    /// queues; with `hold`, nothing starts until released.
     pub(super) fn new(
         configs: &[(String, QueueConfig)],
         global_limit: Option<usize>,
         kind_rates: &[(String, RateLimit)],
+        hold: bool,
     ) -> Self {
         let now = Instant::now();
         let table = QueueTable::new(configs);
@@ -513,6 +516,7 @@ impl Queues {
             next_seq: 0,
             origin: now,
             checked_at: now,
+            credits: hold.then_some(0),
         }
     }
 
@@ -545,7 +549,8 @@ impl Queues {
     pub(super) fn may_start_now(&self, q: usize, run: &PreparedRun, running: usize) -> bool {
         let lane = &self.lanes[q];
         let now = Instant::now();
-        lane.waiting == 0
+        self.credits != Some(0)
+            && lane.waiting == 0
             && self.global_limit.is_none_or(|l| running < l)
             && lane.under_limit()
             && lane
@@ -597,19 +602,32 @@ impl Queues {
         }
     }
 
-    /// Takes the run at `place` out of its lane; whether it was there.
-    pub(super) fn remove(&mut self, place: &Place) -> bool {
+    /// Takes the run at `place` out of its lane, if it is there.
+    pub(super) fn take(&mut self, place: &Place) -> Option<Box<PreparedRun>> {
         let lane = &mut self.lanes[place.queue];
-        let Some((run, limited)) = lane
+        let (run, limited) = lane
             .group_mut(&place.part)
-            .and_then(|g| g.remove(&place.key))
-        else {
-            return false;
-        };
+            .and_then(|g| g.remove(&place.key))?;
         lane.waiting -= 1;
         lane.forget_if_idle(&place.part);
         self.left_queue(&run, limited);
-        true
+        Some(run)
+    }
+
+    /// While holding runs, how many more may start (`None`: not holding).
+    pub(super) fn hold(&self) -> Option<usize> {
+        self.credits
+    }
+
+    /// Lets held runs start: `n` more, all from now on, or none again. (`Release::Runs` is
+    /// the supervisor's: it starts those runs itself, each with one start given here.)
+    pub(super) fn release(&mut self, release: &Release) {
+        self.credits = match (release, self.credits) {
+            (Release::All, _) => None,
+            (Release::Hold, _) => Some(0),
+            (Release::Next(n), Some(c)) => Some(c.saturating_add(*n)),
+            (Release::Next(_) | Release::Runs(_), c) => c,
+        };
     }
 
     fn left_queue(&mut self, run: &PreparedRun, limited: bool) {
@@ -626,7 +644,7 @@ impl Queues {
     pub(super) fn pop_next(&mut self, running: usize) -> Option<(usize, Box<PreparedRun>)> {
         let now = Instant::now();
         self.checked_at = now;
-        if self.global_limit.is_some_and(|l| running >= l) {
+        if self.credits == Some(0) || self.global_limit.is_some_and(|l| running >= l) {
             return None;
         }
         let elapsed = self.elapsed(now);
@@ -656,6 +674,9 @@ impl Queues {
     /// `run`, of lane `q`, is getting a worker: it counts against its limits.
     pub(super) fn started(&mut self, q: usize, run: &PreparedRun) {
         let now = Instant::now();
+        if let Some(c) = &mut self.credits {
+            *c = c.saturating_sub(1);
+        }
         let lane = &mut self.lanes[q];
         lane.running += 1;
         lane.group_or_new(&run.partition).running += 1;
