@@ -251,132 +251,96 @@ async fn pausing_over_http_shows_in_the_queue_and_in_metrics() {
     s.rw.shutdown(support::STEP).await.expect("shutdown");
 }
 
+async fn default_queue(rw: &Runwarden) -> runwarden::QueueStatus {
+    let status = rw.supervisor_status().await.expect("status");
+    let default = status.queues.into_iter().find(|q| q.name == "default");
+    default.expect("the default queue")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_kind_rates_change_over_http_with_typed_errors() {
     let s = http_support::server(HttpOptions::default()).await;
-    let patch = |body: serde_json::Value, queue: &str| {
-        s.client
-            .patch(s.url(&format!("/queues/{queue}/limits")))
+    // Each answer is checked against the served OpenAPI document.
+    let patch = async |queue: &str, body: serde_json::Value| {
+        let path = format!("/queues/{queue}/limits");
+        let r = s.client.patch(s.url(&path)).json(&body).send().await;
+        s.checked("patch", "/queues/{name}/limits", r.expect("send"))
+            .await
+    };
+    let put_kind = async |body: serde_json::Value| {
+        let r = s
+            .client
+            .put(s.url("/kinds/email/rate"))
             .json(&body)
             .send()
+            .await;
+        s.checked("put", "/kinds/{kind}/rate", r.expect("send"))
+            .await
     };
-    let set = patch(
-        serde_json::json!({
-            "limit": 4,
-            "per_key": 2,
-            "rate": {"max": 100, "per": 60000},
-            "key_rate": {"max": 5, "per": 1000, "burst": 2}
-        }),
-        "default",
-    )
-    .await
-    .expect("send");
-    assert_eq!(set.status(), 200);
-    let q: serde_json::Value = set.json().await.expect("json");
-    assert_eq!(q["limit"], 4, "{q}");
-    assert_eq!(q["per_key"], 2, "{q}");
+    let all_limits = serde_json::json!({
+        "limit": 4,
+        "per_key": 2,
+        "rate": {"max": 100, "per": 60000},
+        "key_rate": {"max": 5, "per": 1000, "burst": 2}
+    });
+    let (code, q) = patch("default", all_limits).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (q["limit"].clone(), q["per_key"].clone()),
+        (4.into(), 2.into()),
+        "{q}"
+    );
     assert_eq!(
         q["rate"],
         serde_json::json!({"max": 100, "per": 60000}),
         "{q}"
     );
-    assert_eq!(
-        q["key_rate"],
-        serde_json::json!({"max": 5, "per": 1000, "burst": 2}),
-        "{q}"
-    );
+    let key_rate = serde_json::json!({"max": 5, "per": 1000, "burst": 2});
+    assert_eq!(q["key_rate"], key_rate, "{q}");
     // `null` lifts a limit; a field left out stays as it was.
-    let lifted: serde_json::Value = patch(serde_json::json!({"rate": null}), "default")
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, lifted) = patch("default", serde_json::json!({"rate": null})).await;
     assert_eq!(lifted["rate"], serde_json::Value::Null, "{lifted}");
     assert_eq!(lifted["limit"], 4, "{lifted}");
-    let status = s.rw.supervisor_status().await.expect("status");
-    let default = status
-        .queues
-        .iter()
-        .find(|q| q.name == "default")
-        .expect("q");
+    let default = default_queue(&s.rw).await;
     assert_eq!(
         (default.limit, default.per_key, default.rate),
         (Some(4), Some(2), None)
     );
-    // Bad bodies are typed errors and change nothing.
-    for (body, code) in [
-        (serde_json::json!({"limt": 4}), 422),
-        (serde_json::json!({"rate": {"max": -1, "per": 1000}}), 422),
-        (serde_json::json!({"rate": {"max": 1, "per_ms": 1000}}), 422),
+    // Bad bodies and an unknown queue are typed errors and change nothing.
+    for body in [
+        serde_json::json!({"limt": 4}),
+        serde_json::json!({"rate": {"max": -1, "per": 1000}}),
+        serde_json::json!({"rate": {"max": 1, "per_ms": 1000}}),
     ] {
-        let r = patch(body.clone(), "default").await.expect("send");
-        assert_eq!(r.status(), code, "{body}");
-        let e: serde_json::Value = r.json().await.expect("json");
-        assert_eq!(e["error_code"], "VALIDATION", "{body}: {e}");
+        let (code, e) = patch("default", body.clone()).await;
+        assert_eq!(
+            (code, e["error_code"].as_str()),
+            (422, Some("VALIDATION")),
+            "{body}: {e}"
+        );
     }
-    let unknown = patch(serde_json::json!({"limit": 1}), "nope")
-        .await
-        .expect("send");
-    assert_eq!(unknown.status(), 404);
-    let e: serde_json::Value = unknown.json().await.expect("json");
-    assert_eq!(e["error_code"], "UNKNOWN_QUEUE");
-    let status = s.rw.supervisor_status().await.expect("status");
-    let default = status
-        .queues
-        .iter()
-        .find(|q| q.name == "default")
-        .expect("q");
+    let (code, e) = patch("nope", serde_json::json!({"limit": 1})).await;
+    assert_eq!(
+        (code, e["error_code"].as_str()),
+        (404, Some("UNKNOWN_QUEUE"))
+    );
+    let default = default_queue(&s.rw).await;
     assert_eq!((default.limit, default.per_key), (Some(4), Some(2)));
 
     // A kind's rate limit: set, shown in /queues and /metrics, lifted.
-    let kind: serde_json::Value = s
-        .client
-        .put(s.url("/kinds/email/rate"))
-        .json(&serde_json::json!({"max": 10, "per": 1000}))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(
-        kind["kind_rates"],
-        serde_json::json!([{"kind": "email", "rate": {"max": 10, "per": 1000}, "queued": 0}])
-    );
-    let all: serde_json::Value = s
-        .client
-        .get(s.url("/queues"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (code, kinds) = put_kind(serde_json::json!({"max": 10, "per": 1000})).await;
+    assert_eq!(code, 200);
+    let email = serde_json::json!({"kind": "email", "rate": {"max": 10, "per": 1000}, "queued": 0});
+    assert_eq!(kinds["kind_rates"], serde_json::json!([email]));
+    let (_, all) = s.get("/queues", "/queues").await;
     assert_eq!(all["kind_rates"][0]["kind"], "email", "{all}");
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = s.client.get(s.url("/metrics")).send().await.expect("send");
+    let metrics = metrics.text().await.expect("text");
     assert!(
         metrics.contains("runwarden_kind_queued{kind=\"email\"} 0"),
         "{metrics}"
     );
-    let lifted: serde_json::Value = s
-        .client
-        .put(s.url("/kinds/email/rate"))
-        .json(&serde_json::Value::Null)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, lifted) = put_kind(serde_json::Value::Null).await;
     assert_eq!(lifted["kind_rates"], serde_json::json!([]));
     s.rw.shutdown(support::STEP).await.expect("shutdown");
 }
