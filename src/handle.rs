@@ -99,6 +99,7 @@ impl RunwardenBuilder {
     /// Limits how many runs of `kind` start per time window, over all queues: the runs whose
     /// label is `kind` (a run submitted by kind has its kind as its label). A kind held by
     /// its limit holds back its own runs only.
+    #[must_use]
     pub fn kind_rate(mut self, kind: impl Into<String>, rate: RateLimit) -> Self {
         let kind = kind.into();
         self.args.kind_rates.retain(|(k, _)| *k != kind);

@@ -125,9 +125,7 @@ async fn a_kinds_rate_holds_its_runs_over_all_queues_and_no_others() {
             ids.push(submit_tagged(&rw, spec, "thumbnail", t0, &starts));
         }
     }
-    // Every submit reaches the supervisor before the paused clock moves on.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let status = rw.supervisor_status().await.expect("status");
+    let status = supervisor_after_registry(&rw, ids[ids.len() - 1]).await;
     assert_eq!(status.kind_rates.len(), 1);
     assert_eq!(status.kind_rates[0].kind, "email");
     assert_eq!(status.kind_rates[0].queued, 45, "5 of 50 started at once");
@@ -259,16 +257,23 @@ fn at(rfc3339: &str) -> Timestamp {
     rfc3339.parse().expect("a time")
 }
 
-/// The record's eligible time, once the registry has it (it is told after the supervisor's
-/// message that held the run).
+/// The supervisor's status once it holds every run the registry has recorded up to `last`:
+/// the registry casts each run's `Start` before it answers for `last`, so the supervisor has
+/// them in its mailbox ahead of this request.
+async fn supervisor_after_registry(rw: &Runwarden, last: RunId) -> runwarden::SupervisorStatus {
+    rw.status(last).await.expect("status");
+    rw.supervisor_status().await.expect("status")
+}
+
+/// The record's eligible time. The supervisor casts it to the registry while settling the
+/// message that held the run; once it has answered a later request, the registry has the
+/// cast in its mailbox ahead of this query.
 async fn eventually_eligible(rw: &Runwarden, id: RunId) -> Timestamp {
-    for _ in 0..100 {
-        if let Some(at) = rw.status(id).await.expect("status").eligible_at {
-            return at;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("run {id} was never given an eligible time");
+    rw.supervisor_status().await.expect("status");
+    let record = rw.status(id).await.expect("status");
+    record
+        .eligible_at
+        .unwrap_or_else(|| panic!("run {id} was not given an eligible time: {record:?}"))
 }
 
 /// With one slot, a low-priority run submitted first, and a run of priority 3 submitted
@@ -372,4 +377,37 @@ async fn a_key_held_by_a_long_kind_hold_releases_a_run_of_another_kind_at_the_ke
         "d is held by its key (until 41 s), not by the hour the other kind waits: {starts:?}"
     );
     assert_eq!(rw.status(b).await.expect("b").status, RunStatus::Cancelled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_too_long_for_the_clock_holds_runs_and_the_supervisor_goes_on() {
+    let rw = start(Runwarden::builder().queue("q", QueueConfig::default())).await;
+    // Any `per` a caller gives is taken: here one start per `Duration::MAX`.
+    let forever = RateLimit::new(1, Duration::MAX);
+    rw.set_queue_rate("q", Some(forever)).await.expect("set");
+    let first = rw
+        .submit(RunSpec::new("call").queue("q"), |_| async { Ok(()) })
+        .expect("submit");
+    let second = rw
+        .submit(RunSpec::new("call").queue("q"), |_| async { Ok(()) })
+        .expect("submit");
+    wait_all(&rw, &[first]).await;
+    assert!(eventually_eligible(&rw, second).await > Timestamp::now());
+    let status = rw
+        .supervisor_status()
+        .await
+        .expect("the supervisor still answers");
+    assert_eq!(
+        status
+            .queues
+            .iter()
+            .find(|q| q.name == "q")
+            .map(|q| q.queued),
+        Some(1)
+    );
+    rw.cancel(second).await.expect("cancel");
+    let r = within("the held run ends", rw.wait(second))
+        .await
+        .expect("wait");
+    assert_eq!(r.status, RunStatus::Cancelled);
 }

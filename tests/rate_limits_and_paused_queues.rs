@@ -319,11 +319,13 @@ async fn limits_and_kind_rates_change_over_http_with_typed_errors() {
             "{body}: {e}"
         );
     }
-    let (code, e) = patch("nope", serde_json::json!({"limit": 1})).await;
-    assert_eq!(
-        (code, e["error_code"].as_str()),
-        (404, Some("UNKNOWN_QUEUE"))
-    );
+    for body in [serde_json::json!({"limit": 1}), serde_json::json!({})] {
+        let (code, e) = patch("nope", body).await;
+        assert_eq!(
+            (code, e["error_code"].as_str()),
+            (404, Some("UNKNOWN_QUEUE"))
+        );
+    }
     let default = default_queue(&s.rw).await;
     assert_eq!((default.limit, default.per_key), (Some(4), Some(2)));
 

@@ -80,11 +80,8 @@ pub(super) async fn set_queue_limits(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<QueueLimits>,
 ) -> Result<Json<Value>, ApiError> {
-    // An unknown queue fails the first change, so nothing is half applied.
-    let sup = api.rw.supervisor_status().await?;
-    if !sup.queues.iter().any(|q| q.name == name) {
-        return Err(crate::Error::from(crate::UnknownQueue(name)).into());
-    }
+    // Every change refuses an unknown queue alike, so the first one fails and nothing is
+    // applied; with no change at all, the queue's status answers 404.
     if let Some(limit) = body.limit {
         api.rw.set_queue_limit(&name, limit).await?;
     }
@@ -135,8 +132,10 @@ pub(super) async fn resume_queue(
 
 async fn queue_status(api: &Api, name: &str) -> Result<Json<Value>, ApiError> {
     let sup = api.rw.supervisor_status().await?;
-    let q = sup.queues.into_iter().find(|q| q.name == name);
-    Ok(Json(json!(q)))
+    match sup.queues.into_iter().find(|q| q.name == name) {
+        Some(q) => Ok(Json(json!(q))),
+        None => Err(crate::Error::from(crate::UnknownQueue(name.to_owned())).into()),
+    }
 }
 
 pub(super) async fn stats(State(api): State<Api>) -> Result<Json<Value>, ApiError> {

@@ -2,7 +2,11 @@
 //! actor would, and lets a test wait for what it expects.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use runwarden_actors::{RegistryRef, RunEvent, RunId, RunStatus};
@@ -244,12 +248,53 @@ impl Drop for Probe {
     }
 }
 
-/// A signal after `d` of real time (a thread's sleep), whatever tokio's clock does.
+/// A signal after `d` of real time, whatever tokio's clock does. One thread keeps every
+/// probe's deadlines, so a test that waits often does not leave a sleeping thread per wait.
 fn real_time_deadline(d: Duration) -> oneshot::Receiver<()> {
+    static DEADLINES: OnceLock<Mutex<std_mpsc::Sender<Deadline>>> = OnceLock::new();
     let (tx, rx) = oneshot::channel();
-    std::thread::spawn(move || {
-        std::thread::sleep(d);
-        let _ = tx.send(());
+    let due = Instant::now() + d;
+    let sender = DEADLINES.get_or_init(|| {
+        let (send, recv) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("runwarden-probe-deadlines".into())
+            .spawn(move || keep_deadlines(&recv))
+            .expect("the probe's deadline thread starts");
+        Mutex::new(send)
     });
+    if let Err(std_mpsc::SendError((_, tx))) = sender.lock().send((due, tx)) {
+        // The thread is gone (it never exits): fail the wait at once rather than hang.
+        let _ = tx.send(());
+    }
     rx
+}
+
+/// When to signal, and where.
+type Deadline = (Instant, oneshot::Sender<()>);
+
+/// The deadline thread: signals each deadline when it passes, earliest first.
+fn keep_deadlines(recv: &std_mpsc::Receiver<Deadline>) {
+    let mut pending: Vec<Deadline> = Vec::new();
+    loop {
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(at, _)| *at <= now);
+        pending = waiting;
+        for (_, tx) in due {
+            let _ = tx.send(());
+        }
+        // Waits whose probe gave up or got its event need no signal.
+        pending.retain(|(_, tx)| !tx.is_closed());
+        let next = pending.iter().map(|(at, _)| *at).min();
+        let got = match next {
+            Some(at) => recv.recv_timeout(at.saturating_duration_since(now)),
+            None => recv
+                .recv()
+                .map_err(|_| std_mpsc::RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(deadline) => pending.push(deadline),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }

@@ -375,13 +375,13 @@ impl Lane {
         &self,
         part: &Part,
         run: &PreparedRun,
-        ctx_kinds: &KindRates,
+        kinds: &KindRates,
         now: Instant,
     ) -> Instant {
         let key_at = part
             .as_ref()
             .map_or(now, |k| self.key_rates.allows_at(k, now));
-        let kind_at = ctx_kinds
+        let kind_at = kinds
             .get(&run.label)
             .map_or(now, |k| k.window.allows_at(now));
         key_at.max(kind_at)

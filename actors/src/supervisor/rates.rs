@@ -13,6 +13,15 @@ use crate::queue::RateLimit;
 /// of a token short of one, so a timer armed for the refill never finds it a hair early.
 const EPS: f64 = 1e-9;
 
+/// What "never" is when a limit's window is too long for the clock (a user may set any
+/// `per`): thirty years on, as tokio reads a far-off deadline.
+const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `at + d`, saturating at [`FAR`] from `at` instead of overflowing.
+fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d.min(FAR)).unwrap_or(at)
+}
+
 /// One rate limit and the starts it has seen.
 #[derive(Debug)]
 pub(super) struct Window {
@@ -66,13 +75,14 @@ impl Window {
         match &self.recent {
             Recent::Sliding(starts) if starts.len() >= self.limit.max as usize => starts
                 .front()
-                .map_or(now, |first| (*first + self.limit.per).max(now)),
+                .map_or(now, |first| after(*first, self.limit.per).max(now)),
             Recent::Sliding(_) => now,
             Recent::Bucket { tokens, at } => {
                 let have = self.tokens_at(*tokens, *at, now);
                 match self.refill_rate() {
                     Some(rate) if have < 1.0 - EPS => {
-                        now + Duration::from_secs_f64((1.0 - have) / rate)
+                        let wait = Duration::try_from_secs_f64((1.0 - have) / rate).unwrap_or(FAR);
+                        after(now, wait)
                     }
                     _ => now,
                 }
@@ -119,7 +129,10 @@ impl Window {
                 Recent::Sliding(starts)
             }
             (Recent::Sliding(starts), Some(cap)) => {
-                let used = starts.iter().filter(|s| **s + self.limit.per > now).count();
+                let used = starts
+                    .iter()
+                    .filter(|s| after(**s, self.limit.per) > now)
+                    .count();
                 Recent::Bucket {
                     tokens: (f64::from(cap) - used as f64).max(0.0),
                     at: now,
@@ -147,7 +160,7 @@ impl Window {
         match &self.recent {
             Recent::Sliding(starts) => starts
                 .back()
-                .is_none_or(|last| *last + self.limit.per <= now),
+                .is_none_or(|last| after(*last, self.limit.per) <= now),
             Recent::Bucket { tokens, at } => {
                 self.tokens_at(*tokens, *at, now) >= f64::from(self.limit.burst.unwrap_or(1)) - EPS
             }
@@ -284,6 +297,19 @@ mod tests {
         // Back to a window: the drained bucket's five starts count as made now.
         w.set(RateLimit::new(5, ms(1000)), t0);
         assert_eq!(w.allows_at(t0), t0 + ms(1000));
+    }
+
+    #[test]
+    fn a_window_too_long_for_the_clock_holds_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut w = Window::new(RateLimit::new(1, Duration::MAX), t0);
+        w.record(t0);
+        assert_eq!(w.allows_at(t0), t0 + FAR);
+        let mut b = Window::new(RateLimit::new(1, Duration::MAX).burst(1), t0);
+        b.record(t0);
+        assert!(!b.allows(t0 + ms(1000)));
+        b.set(RateLimit::new(1, Duration::MAX), t0);
+        assert!(!b.allows(t0));
     }
 
     #[test]
