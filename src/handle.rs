@@ -11,8 +11,8 @@ use runwarden_actors::{
     BoxedJob, CallError, CancelOutcome, DrainReport, DrainState, ErrorKind, EventFilter,
     IntoJobOutput, ListQuery, QueueConfig, RateLimit, RateScope, RegistryRef, RegistryStats,
     Release, RunError, RunEvent, RunId, RunPage, RunRecord, RunSpec, RunStatus, ScheduleId,
-    ScheduleInfo, ScheduleSpec, SubmitError, Submitter, SupervisorActor, SupervisorArguments,
-    SupervisorMessage, SupervisorRef, SupervisorStatus,
+    ScheduleInfo, ScheduleSpec, StartMode, SubmitError, Submitter, SupervisorActor,
+    SupervisorArguments, SupervisorMessage, SupervisorRef, SupervisorStatus,
 };
 
 use crate::error::{BatchError, Error};
@@ -91,8 +91,23 @@ impl RunwardenBuilder {
     /// submitted, then release the runs one by one, by id, or all (see
     /// [`crate::testing`] with the `testing` feature).
     #[must_use]
-    pub fn hold_starts(mut self) -> Self {
-        self.args.hold_starts = true;
+    pub fn hold_starts(self) -> Self {
+        self.start_mode(StartMode::Held)
+    }
+
+    /// Runs every run to its end inside the submit that awaits it ([`StartMode::Inline`]):
+    /// runs start at once whatever the limits say, and [`Runwarden::request`]'s `.send()`
+    /// (and [`SupervisorRef::submit`]) answer only once the run has ended, for simple unit
+    /// tests. The synchronous [`Runwarden::submit`] starts its run at once but cannot wait.
+    #[must_use]
+    pub fn inline(self) -> Self {
+        self.start_mode(StartMode::Inline)
+    }
+
+    /// How runs start: [`StartMode::Normal`] (the default), or one of the test modes.
+    #[must_use]
+    pub fn start_mode(mut self, mode: StartMode) -> Self {
+        self.args.start_mode = mode;
         self
     }
 
@@ -289,7 +304,9 @@ impl Runwarden {
         supervisor: ActorRef<SupervisorMessage>,
         call_timeout: Duration,
     ) -> Result<Self, Error> {
-        let supervisor = SupervisorRef::from(supervisor).with_timeout(call_timeout);
+        let supervisor = SupervisorRef::connect(supervisor)
+            .await?
+            .with_timeout(call_timeout);
         let submitter = supervisor.submitter().await?;
         let registry = RegistryRef::from(submitter.registry().clone()).with_timeout(call_timeout);
         let logs = supervisor

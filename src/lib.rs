@@ -97,7 +97,7 @@ pub use runwarden_actors::{
 };
 pub use runwarden_actors::{CronError, CronSchedule, MissedFires, Overlap, WallClock};
 pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
-pub use runwarden_actors::{OnConflict, StatusSet, Uniqueness};
+pub use runwarden_actors::{OnConflict, StartMode, StatusSet, Uniqueness};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The actors, protocols and run model, for applications that drive them by message.

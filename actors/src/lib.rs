@@ -85,7 +85,7 @@ pub use protocol::{
     RegistryRef, RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage,
     SupervisorRef, SupervisorStatus, WorkerMessage,
 };
-pub use protocol::{OnConflict, Release, Uniqueness};
+pub use protocol::{OnConflict, Release, StartMode, Uniqueness};
 pub use query::{ListQuery, RunPage};
 pub use queue::{QueueConfig, QueueSlot, RateLimit, RateScope};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};

@@ -10,7 +10,7 @@ use ractor::{ActorRef, MessagingErr};
 use crate::error::SubmitError;
 use crate::job::{BoxedJob, IntoJobOutput, JobError, RunContext};
 use crate::kinds::JobKinds;
-use crate::protocol::registry::{Dedup, RegistryMessage, RegistryStep, Uniqueness};
+use crate::protocol::registry::{Dedup, RegistryMessage, RegistryRef, RegistryStep, Uniqueness};
 use crate::protocol::run::{Admission, Submission};
 use crate::queue::QueueTable;
 use crate::run::{RunId, RunSpec};
@@ -91,6 +91,9 @@ pub struct Submitter {
     gate: Gate,
     table: Arc<QueueTable>,
     kinds: Arc<JobKinds>,
+    /// The supervisor is in [`crate::StartMode::Inline`]: awaited submits answer at the
+    /// run's end.
+    inline: bool,
 }
 
 impl Submitter {
@@ -105,6 +108,19 @@ impl Submitter {
             gate,
             table,
             kinds,
+            inline: false,
+        }
+    }
+
+    pub(crate) fn inline(mut self, inline: bool) -> Self {
+        self.inline = inline;
+        self
+    }
+
+    /// Inline mode: returns once the registry has `id`'s terminal status.
+    async fn inline_end(&self, id: RunId) {
+        if self.inline {
+            let _ = RegistryRef::from(self.registry.clone()).wait(id).await;
         }
     }
 
@@ -266,21 +282,26 @@ impl SubmitRequest {
     }
 
     /// Sends the request. A durable one waits for the commit (one round trip); otherwise it
-    /// is [`Submitter::submit_job`].
+    /// is [`Submitter::submit_job`]. In [`crate::StartMode::Inline`] it answers once the run
+    /// has ended.
     ///
     /// # Errors
     /// Those of [`Submitter::submit_job`], and [`SubmitError::Store`] if a durable commit
     /// failed (the run was accepted and runs, but is not durable).
     pub async fn send(self) -> Result<RunId, SubmitError> {
         let job = self.job?;
-        if !self.durable {
-            return self.submitter.send_new(self.spec, job, admit_step);
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submitter.send_new(self.spec, job, |admission| {
-            RegistryStep::AdmitDurable(admission, tx.into()).into()
-        })?;
-        rx.await.map_err(|_| SubmitError::Unavailable)?
+        let submitter = self.submitter;
+        let id = if self.durable {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            submitter.send_new(self.spec, job, |admission| {
+                RegistryStep::AdmitDurable(admission, tx.into()).into()
+            })?;
+            rx.await.map_err(|_| SubmitError::Unavailable)??
+        } else {
+            submitter.send_new(self.spec, job, admit_step)?
+        };
+        submitter.inline_end(id).await;
+        Ok(id)
     }
 }
 
@@ -318,6 +339,11 @@ impl UniqueSubmitRequest {
         submitter.send_new(spec, job?, |admission| {
             RegistryStep::AdmitUnique(admission, key, rule, tx.into()).into()
         })?;
-        rx.await.map_err(|_| SubmitError::Unavailable)
+        let answer = rx.await.map_err(|_| SubmitError::Unavailable)?;
+        // Inline, a new run is waited for; an existing one is not this submit's run.
+        if let Dedup::New(id) | Dedup::Replaced(id) = answer {
+            submitter.inline_end(id).await;
+        }
+        Ok(answer)
     }
 }

@@ -16,10 +16,11 @@ use crate::kinds::{JobKinds, RecoveryReport};
 use crate::log::{LogConfig, LogSink};
 use crate::log_keeper::{KeeperArgs, KeeperSink, LogKeeper};
 use crate::protocol::logs::{LogStep, LogsRef};
-use crate::protocol::registry::{RegistryMessage, RegistryStep, Retention};
+use crate::protocol::registry::{RegistryMessage, RegistryRef, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
-    DrainReport, Release, SupervisorMessage, SupervisorRef, SupervisorStatus, SupervisorStep,
+    DrainReport, Release, StartMode, SupervisorMessage, SupervisorRef, SupervisorStatus,
+    SupervisorStep,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, RateLimit};
@@ -64,12 +65,12 @@ pub struct SupervisorArguments {
     pub cancel_grace: Duration,
     /// Named queues. The queue `"default"` always exists (unlimited unless configured here).
     pub queues: Vec<(String, QueueConfig)>,
-    /// Hold every run until released by [`SupervisorMessage::Release`] (default `false`):
-    /// runs are accepted and recorded exactly as in production but do not start, which is
-    /// what a test of an application needs to check what it submitted before anything runs.
-    /// A drain does not release them: at its deadline they end `Cancelled`, like any queued
-    /// run.
-    pub hold_starts: bool,
+    /// How runs start: as production does (the default), or in one of the test modes,
+    /// manual ([`StartMode::Held`]: nothing starts until released, which is what a test needs
+    /// to check what an application submitted before anything runs) or inline
+    /// ([`StartMode::Inline`]: each run starts at once and an awaited submit answers at its
+    /// end).
+    pub start_mode: StartMode,
     /// Rate limits of kinds, over all queues: each applies to the runs whose label is its
     /// kind (a run submitted by kind has its kind as its label).
     pub kind_rates: Vec<(String, RateLimit)>,
@@ -118,7 +119,7 @@ impl Default for SupervisorArguments {
             cancel_grace: Duration::from_secs(5),
             queues: Vec::new(),
             kind_rates: Vec::new(),
-            hold_starts: false,
+            start_mode: StartMode::Normal,
             dedup_window: Duration::from_secs(60),
             event_buffer: 4096,
             logs: None,
@@ -158,6 +159,7 @@ pub struct SupervisorState {
     rate_timer: Option<(tokio::time::Instant, runs::Timer)>,
     /// What eligible times on records are read from.
     clock: RunningClock,
+    mode: StartMode,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -179,6 +181,7 @@ impl SupervisorState {
             global_limit: self.queues.global_limit(),
             queues: self.queues.status(),
             kind_rates: self.queues.kind_rates(),
+            mode: self.mode,
             hold: self.queues.hold(),
             drain: self.drain.state(),
         }
@@ -245,8 +248,9 @@ impl SupervisorState {
         }
         let q = self.queues.lane_of(&run);
         // A run ahead of nobody starts at once: the choice the queue would make (see
-        // `Queues`), without passing through it.
-        if self.queues.may_start_now(q, &run, self.runs.running()) {
+        // `Queues`), without passing through it. Inline, every run does.
+        if self.mode == StartMode::Inline || self.queues.may_start_now(q, &run, self.runs.running())
+        {
             self.spawn_worker(myself, q, run).await;
             return;
         }
@@ -639,9 +643,12 @@ impl SupervisorState {
         message: SupervisorMessage,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SupervisorMessage::Submit(spec, job, reply) => {
-                let _ = reply.send(self.submit(*spec, job));
-            }
+            SupervisorMessage::Submit(spec, job, reply) => match self.submit(*spec, job) {
+                Ok(id) if self.mode == StartMode::Inline => self.answer_at_end(id, reply),
+                answer => {
+                    let _ = reply.send(answer);
+                }
+            },
             SupervisorMessage::Internal(internal) => self.step(myself, internal.0).await?,
             SupervisorMessage::Recovery(reply) => {
                 let _ = reply.send(self.recovery.clone());
@@ -780,6 +787,18 @@ impl SupervisorState {
         .map_err(|refused| refused.error)
     }
 
+    /// Inline mode: answers a submit once the registry has its run's terminal status. The
+    /// wait is a task of its own, so the supervisor goes on (a nested submit from inside the
+    /// run's job needs it to).
+    fn answer_at_end(&self, id: RunId, reply: RpcReplyPort<Result<RunId, SubmitError>>) {
+        let registry = RegistryRef::from(self.registry.clone());
+        tokio::spawn(async move {
+            // Whatever the wait says, the run was accepted: its id is the answer.
+            let _ = registry.wait(id).await;
+            let _ = reply.send(Ok(id));
+        });
+    }
+
     /// A submitter sharing this supervisor's gate, queue table and kinds.
     fn submitter(&self) -> Submitter {
         Submitter::new(
@@ -788,6 +807,7 @@ impl SupervisorState {
             self.queues.table().clone(),
             self.kinds.clone(),
         )
+        .inline(self.mode == StartMode::Inline)
     }
 
     /// Calls `f` with the schedules, what they need to admit a run, and whether runs are
@@ -831,8 +851,9 @@ impl SupervisorActor {
     pub async fn spawn(
         args: SupervisorArguments,
     ) -> Result<(SupervisorRef, JoinHandle<()>), SpawnErr> {
+        let mode = args.start_mode;
         let (actor, handle) = Actor::spawn(None, SupervisorActor, args).await?;
-        Ok((SupervisorRef::from(actor), handle))
+        Ok((SupervisorRef::spawned(actor, mode), handle))
     }
 
     /// Spawns a supervisor linked under `parent` (an application's own supervisor), which
@@ -846,8 +867,9 @@ impl SupervisorActor {
         args: SupervisorArguments,
         parent: ActorCell,
     ) -> Result<(SupervisorRef, JoinHandle<()>), SpawnErr> {
+        let mode = args.start_mode;
         let (actor, handle) = Actor::spawn_linked(name, SupervisorActor, args, parent).await?;
-        Ok((SupervisorRef::from(actor), handle))
+        Ok((SupervisorRef::spawned(actor, mode), handle))
     }
 }
 
@@ -865,7 +887,7 @@ impl Actor for SupervisorActor {
             &args.queues,
             args.max_concurrent,
             &args.kind_rates,
-            args.hold_starts,
+            args.start_mode == StartMode::Held,
         );
         let (store, loaded) = match args.store {
             Some(store) => {
@@ -941,6 +963,7 @@ impl Actor for SupervisorActor {
             registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),
             rate_timer: None,
             clock,
+            mode: args.start_mode,
         })
     }
 

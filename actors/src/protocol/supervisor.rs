@@ -29,7 +29,8 @@ use crate::submitter::Submitter;
 pub enum SupervisorMessage {
     /// Sent by an application actor: accept a run. The supervisor records it in the registry
     /// (which hands the job back to start it) and replies with its id, or a [`SubmitError`]
-    /// (`ShuttingDown`, `QueueFull`, ...). (The spec is boxed: every message in a mailbox is
+    /// (`ShuttingDown`, `QueueFull`, ...). In [`StartMode::Inline`] the id comes once the run
+    /// has ended. (The spec is boxed: every message in a mailbox is
     /// as large as the largest variant.)
     Submit(
         Box<RunSpec>,
@@ -86,8 +87,8 @@ pub enum SupervisorMessage {
         Option<usize>,
         RpcReplyPort<Result<(), UnknownQueue>>,
     ),
-    /// Sent by anyone (tests, mostly): how a supervisor started with
-    /// [`crate::SupervisorArguments::hold_starts`] lets held runs start. Answers the ids of
+    /// Sent by anyone (tests, mostly): how a supervisor started in [`StartMode::Held`] lets
+    /// held runs start. Answers the ids of
     /// [`Release::Runs`] that were not waiting in a queue (unknown, started, or waiting for a
     /// retry), which nothing started.
     Release(Release, RpcReplyPort<Vec<RunId>>),
@@ -239,9 +240,32 @@ pub struct QueueStatus {
     pub aging: Option<Duration>,
 }
 
-/// How held runs may start, in a supervisor that holds them (see
-/// [`crate::SupervisorArguments::hold_starts`]): runs are accepted and recorded as in
-/// production, and start only as released.
+/// How a supervisor starts the runs it accepts: as production does, or in one of the two
+/// modes tests use. Runs are accepted and recorded exactly as in production in every mode
+/// (ids, records, events, queues); only when they start differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartMode {
+    /// Runs start as the queues' limits allow.
+    #[default]
+    Normal,
+    /// Manual: nothing starts until [`Release`]d ([`SupervisorMessage::Release`]), and then
+    /// in the order production would start it. A drain does not release held runs: at its
+    /// deadline they end `Cancelled`, like any queued run.
+    Held,
+    /// Inline: every run starts as soon as it is recorded, whatever the concurrency limits,
+    /// rate limits and pauses say (they still count it), and every awaited submit answers only
+    /// once its run has ended: [`SupervisorMessage::Submit`] (and [`SupervisorRef::submit`]),
+    /// and a [`crate::SubmitRequest`] sent with `.send().await`. A run's retries happen before
+    /// that answer, at their backoff. A submit from inside a job (a nested submit) runs the
+    /// nested run to its end too, then the outer job goes on. The synchronous
+    /// [`crate::Submitter::submit`] cannot wait without blocking its thread: its run starts at
+    /// once, and the call returns at once, as in production.
+    Inline,
+}
+
+/// How held runs may start, in a supervisor that holds them ([`StartMode::Held`]): runs are
+/// accepted and recorded as in production, and start only as released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Release {
     /// The next `n` starts, chosen exactly as production would (priority, turns, limits).
@@ -282,6 +306,9 @@ pub struct SupervisorStatus {
     /// The kinds with a rate limit, by name.
     #[serde(default)]
     pub kind_rates: Vec<KindRateStatus>,
+    /// How the supervisor starts runs.
+    #[serde(default)]
+    pub mode: StartMode,
     /// While the supervisor holds runs: how many more may start (`None`: not holding).
     #[serde(default)]
     pub hold: Option<usize>,
@@ -324,18 +351,40 @@ pub struct SupervisorStatus {
 pub struct SupervisorRef {
     actor: ActorRef<SupervisorMessage>,
     timeout: Duration,
+    /// The supervisor is in [`StartMode::Inline`]: a submit's answer waits for its run's end,
+    /// so it is not bounded by the timeout.
+    inline: bool,
 }
 
+/// Wraps an address without asking the supervisor anything: this ref's `submit` waits at most
+/// its timeout even for a supervisor in [`StartMode::Inline`] (whose answers come at each
+/// run's end). [`SupervisorRef::connect`] asks the supervisor its mode.
 impl From<ActorRef<SupervisorMessage>> for SupervisorRef {
     fn from(actor: ActorRef<SupervisorMessage>) -> Self {
         SupervisorRef {
             actor,
             timeout: DEFAULT_CALL_TIMEOUT,
+            inline: false,
         }
     }
 }
 
 impl SupervisorRef {
+    /// A ref to a supervisor spawned elsewhere, which knows the supervisor's [`StartMode`]
+    /// (one round trip).
+    pub async fn connect(actor: ActorRef<SupervisorMessage>) -> Result<Self, CallError> {
+        let mut runs = SupervisorRef::from(actor);
+        runs.inline = runs.status().await?.mode == StartMode::Inline;
+        Ok(runs)
+    }
+
+    pub(crate) fn spawned(actor: ActorRef<SupervisorMessage>, mode: StartMode) -> Self {
+        SupervisorRef {
+            inline: mode == StartMode::Inline,
+            ..SupervisorRef::from(actor)
+        }
+    }
+
     /// The same supervisor, with requests waiting at most `timeout` for an answer.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -375,17 +424,16 @@ impl SupervisorRef {
         Ok(RegistryRef::from(submitter.registry().clone()).with_timeout(self.timeout))
     }
 
-    /// Submits a run by message (one round trip; [`Submitter::submit`] needs none).
+    /// Submits a run by message (one round trip; [`Submitter::submit`] needs none). In
+    /// [`StartMode::Inline`] it answers once the run has ended, however long that takes.
     pub async fn submit(
         &self,
         spec: RunSpec,
         job: BoxedJob,
     ) -> Result<Result<RunId, SubmitError>, CallError> {
-        self.ask(
-            |r| SupervisorMessage::Submit(Box::new(spec), job, r),
-            "submit",
-        )
-        .await
+        let submit = |r| SupervisorMessage::Submit(Box::new(spec), job, r);
+        let timeout = (!self.inline).then_some(self.timeout);
+        ask(&self.actor, submit, timeout, "submit").await
     }
 
     /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.
