@@ -97,7 +97,8 @@ pub use runwarden_actors::{
 };
 pub use runwarden_actors::{CronError, CronSchedule, MissedFires, Overlap, WallClock};
 pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
-pub use runwarden_actors::{OnConflict, StartMode, StatusSet, Uniqueness};
+pub use runwarden_actors::{DueTimer, OnConflict, StartMode, StatusSet, TimerPurpose, Uniqueness};
+pub use runwarden_actors::{JobOutcome, RecordingContext};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The actors, protocols and run model, for applications that drive them by message.

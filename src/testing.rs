@@ -116,8 +116,14 @@
 //! # }
 //! ```
 
+mod clock;
 mod expect;
+mod faults;
+mod perform;
 mod probe;
 
+pub use clock::advance_to_next_timer;
 pub use expect::{RunMatch, assert_count, assert_none, assert_one, release_matching, submitted};
+pub use faults::{JobFault, crash_registry, inject};
+pub use perform::{Perform, Performed};
 pub use probe::{PATIENCE, Probe};

@@ -54,6 +54,7 @@ mod json;
 mod kinds;
 mod log;
 mod log_keeper;
+mod perform;
 pub mod protocol;
 mod query;
 mod queue;
@@ -78,6 +79,7 @@ pub use job::{
 pub use json::{Json, JsonObject};
 pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};
 pub use log::{LogConfig, LogEntry, LogLevel, LogSink, LogStream};
+pub use perform::{RecordingContext, perform};
 pub use protocol::{
     Admission, AttemptEnd, CancelOutcome, CancelReason, CancelReply, Dedup, DrainReport,
     DrainState, KindRateStatus, LogEnd, LogError, LogFollow, LogInternal, LogItem, LogMessage,
@@ -85,7 +87,7 @@ pub use protocol::{
     RegistryRef, RegistryStats, Retention, Submission, SupervisorInternal, SupervisorMessage,
     SupervisorRef, SupervisorStatus, WorkerMessage,
 };
-pub use protocol::{OnConflict, Release, StartMode, Uniqueness};
+pub use protocol::{DueTimer, OnConflict, Release, StartMode, TimerPurpose, Uniqueness};
 pub use query::{ListQuery, RunPage};
 pub use queue::{QueueConfig, QueueSlot, RateLimit, RateScope};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};

@@ -92,7 +92,7 @@ pub use registry::{
 };
 pub use run::{Admission, CancelOutcome, CancelReason, CancelReply, PreparedRun, Submission};
 pub use supervisor::{
-    DrainReport, DrainState, KindRateStatus, QueueStatus, Release, StartMode, SupervisorInternal,
-    SupervisorMessage, SupervisorRef, SupervisorStatus,
+    DrainReport, DrainState, DueTimer, KindRateStatus, QueueStatus, Release, StartMode,
+    SupervisorInternal, SupervisorMessage, SupervisorRef, SupervisorStatus, TimerPurpose,
 };
 pub use worker::{AttemptEnd, WorkerMessage};

@@ -1,6 +1,7 @@
 //! The supervisor actor: admission, named queues with limits and priorities, one linked
 //! worker per running attempt, retry waits, cancellation and drain.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,8 @@ use crate::protocol::logs::{LogStep, LogsRef};
 use crate::protocol::registry::{RegistryMessage, RegistryRef, RegistryStep, Retention};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::supervisor::{
-    DrainReport, Release, StartMode, SupervisorMessage, SupervisorRef, SupervisorStatus,
-    SupervisorStep,
+    DrainReport, DueTimer, Release, StartMode, SupervisorMessage, SupervisorRef, SupervisorStatus,
+    SupervisorStep, TimerPurpose,
 };
 use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
 use crate::queue::{QueueConfig, RateLimit};
@@ -35,9 +36,9 @@ mod rates;
 mod recovery;
 mod runs;
 mod schedules;
+mod timer;
 
 use crate::submitter::{self, Gate, Submitter};
-use crate::task::AbortOnDrop;
 use crate::time::{RunningClock, Timestamp, WallClock};
 use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
 use drain::{Drain, Ended};
@@ -45,6 +46,7 @@ use intensity::RestartIntensity;
 use queues::Queues;
 use runs::{Runs, Waiting};
 use schedules::{Admit, Schedules};
+use timer::Timer;
 
 /// Registry restarts allowed within [`RESTART_WINDOW`] before the supervisor gives up.
 pub const REGISTRY_RESTARTS: usize = 5;
@@ -156,10 +158,12 @@ pub struct SupervisorState {
     /// When the registry restarted, within the last [`RESTART_WINDOW`].
     registry_restarts: RestartIntensity,
     /// The timer for the next start a rate limit allows, and when it fires.
-    rate_timer: Option<(tokio::time::Instant, runs::Timer)>,
+    rate_timer: Option<(tokio::time::Instant, Timer)>,
     /// What eligible times on records are read from.
     clock: RunningClock,
     mode: StartMode,
+    /// Jobs a fault-injection test asked to run instead of the next attempts of a label.
+    stand_ins: HashMap<Arc<str>, VecDeque<BoxedJob>>,
 }
 
 impl fmt::Debug for SupervisorState {
@@ -185,6 +189,29 @@ impl SupervisorState {
             hold: self.queues.hold(),
             drain: self.drain.state(),
         }
+    }
+
+    /// The next of the supervisor's timers still to fire.
+    fn next_timer(&self) -> Option<DueTimer> {
+        let now = tokio::time::Instant::now();
+        let candidates = [
+            self.runs.next_timer(now),
+            self.rate_timer
+                .as_ref()
+                .map(|(at, _)| (*at, TimerPurpose::RateLimit)),
+            self.schedules
+                .next_timer()
+                .map(|(at, id)| (at, TimerPurpose::Schedule(id))),
+            self.drain
+                .deadline()
+                .map(|at| (at, TimerPurpose::DrainDeadline)),
+        ];
+        let next = candidates.into_iter().flatten().filter(|(at, _)| *at > now);
+        next.min_by_key(|(at, _)| *at)
+            .map(|(at, purpose)| DueTimer {
+                due_in: at - now,
+                purpose,
+            })
     }
 
     /// Counts a run's terminal status, and lets its schedule (if any) plan the next occurrence.
@@ -242,8 +269,8 @@ impl SupervisorState {
             && !wait.is_zero()
         {
             let id = run.id;
-            let timer = myself.send_after(wait, move || SupervisorStep::RetryDue(id).into());
-            self.runs.insert_retry(id, run, AbortOnDrop(timer));
+            let timer = Timer::after(myself, wait, move || SupervisorStep::RetryDue(id).into());
+            self.runs.insert_retry(id, run, timer);
             return;
         }
         let q = self.queues.lane_of(&run);
@@ -278,17 +305,23 @@ impl SupervisorState {
         let id = run.id;
         let part = run.partition.clone();
         self.queues.started(q, &run);
+        let stand_in = self.take_stand_in(&run.label);
+        let now = tokio::time::Instant::now();
+        let time_limit = run
+            .timeout
+            .map(|t| now.checked_add(t).unwrap_or_else(timer::far_future));
         let args = WorkerArguments {
             run,
             registry: self.registry.clone(),
             reports: self.reports.clone(),
             grace: self.cancel_grace,
             logs: self.logs.clone(),
+            stand_in,
         };
         // Linking makes this supervisor receive the worker's exit (with its final state)
         // or its failure, so no attempt can end without the supervisor hearing of it.
         match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
-            Ok((worker, _)) => self.runs.insert_running(id, worker, (q, part)),
+            Ok((worker, _)) => self.runs.insert_running(id, worker, (q, part), time_limit),
             Err(e) => {
                 self.queues.stopped(q, &part);
                 // A run started from its queue is still entered as queued; it is over now.
@@ -301,6 +334,19 @@ impl SupervisorState {
                 self.end_here(myself, id, t);
             }
         }
+    }
+
+    /// The job a fault-injection test put in place of the next attempt of `label`, if any.
+    fn take_stand_in(&mut self, label: &Arc<str>) -> Option<BoxedJob> {
+        if self.stand_ins.is_empty() {
+            return None;
+        }
+        let waiting = self.stand_ins.get_mut(label)?;
+        let job = waiting.pop_front();
+        if waiting.is_empty() {
+            self.stand_ins.remove(label);
+        }
+        job
     }
 
     /// Lets held runs start; the ids of `Release::Runs` that were not queued.
@@ -459,8 +505,8 @@ impl SupervisorState {
         if let Err(e) = self.registry.cast(RegistryStep::Barrier.into()) {
             tracing::error!(error = %e, "registry unreachable; drain cannot complete");
         }
-        let timer = myself.send_after(deadline, || SupervisorStep::DrainDeadline.into());
-        self.drain.begin(reply, self.ended, AbortOnDrop(timer));
+        let timer = Timer::after(myself, deadline, || SupervisorStep::DrainDeadline.into());
+        self.drain.begin(reply, self.ended, timer);
     }
 
     fn drain_deadline(&mut self, myself: &ActorRef<SupervisorMessage>) {
@@ -568,8 +614,8 @@ impl SupervisorState {
         } else if self.drain.deadline_hit() {
             CancelReason::DrainDeadline
         } else {
-            let timer = myself.send_after(delay, move || SupervisorStep::RetryDue(id).into());
-            self.runs.insert_retry(id, run, AbortOnDrop(timer));
+            let timer = Timer::after(myself, delay, move || SupervisorStep::RetryDue(id).into());
+            self.runs.insert_retry(id, run, timer);
             return;
         };
         let why = format!("cancelled by {by} while waiting to run again (a retry or a snooze)");
@@ -711,6 +757,9 @@ impl SupervisorState {
             SupervisorMessage::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+            SupervisorMessage::NextTimer(reply) => {
+                let _ = reply.send(self.next_timer());
+            }
         }
         Ok(())
     }
@@ -734,6 +783,10 @@ impl SupervisorState {
             }
             SupervisorStep::RegistryRestarted(reason) => self.registry_restarted(reason)?,
             SupervisorStep::ReplaceQueued(id, key) => self.replace_queued(myself, id, key),
+            SupervisorStep::StandIn(label, job, reply) => {
+                self.stand_ins.entry(label).or_default().push_back(job);
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }
@@ -768,8 +821,8 @@ impl SupervisorState {
             return;
         }
         let wait = at.saturating_duration_since(tokio::time::Instant::now());
-        let timer = myself.send_after(wait, || SupervisorStep::RateDue.into());
-        self.rate_timer = Some((at, AbortOnDrop(timer)));
+        let timer = Timer::after(myself, wait, || SupervisorStep::RateDue.into());
+        self.rate_timer = Some((at, timer));
     }
 
     /// A `Submit` message: the one admission path, while accepting.
@@ -964,6 +1017,7 @@ impl Actor for SupervisorActor {
             rate_timer: None,
             clock,
             mode: args.start_mode,
+            stand_ins: HashMap::new(),
         })
     }
 

@@ -40,6 +40,8 @@ pub struct WorkerArguments {
     pub(crate) grace: Duration,
     /// Where the job's log lines go.
     pub(crate) logs: Option<Arc<dyn LogSink>>,
+    /// A job to run for this attempt instead of the run's own (a fault a test injected).
+    pub(crate) stand_in: Option<BoxedJob>,
 }
 
 impl std::fmt::Debug for WorkerArguments {
@@ -286,7 +288,10 @@ impl Actor for WorkerActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut run = args.run;
         // A repeatable job stays with the run (for a retry); a run-once job is taken.
-        let job = run.take_job_for_attempt();
+        let job = match args.stand_in {
+            Some(stand_in) => Some(stand_in),
+            None => run.take_job_for_attempt(),
+        };
         let (run_id, attempt, snoozes, timeout) = (run.id, run.attempt, run.snoozes, run.timeout);
         let label = run.label.clone();
         // Only a repeatable job runs again: a retry or a snooze needs it.

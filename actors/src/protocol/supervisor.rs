@@ -117,6 +117,9 @@ pub enum SupervisorMessage {
     GetSubmitter(RpcReplyPort<Submitter>),
     /// Query: queues, limits and drain state as the supervisor sees them.
     Status(RpcReplyPort<SupervisorStatus>),
+    /// Query: the supervisor's next timer still to fire, if any: what a test on tokio's
+    /// paused clock advances to (see [`DueTimer`]).
+    NextTimer(RpcReplyPort<Option<DueTimer>>),
     /// Query: what start-up recovery did with the runs a previous process left active.
     Recovery(RpcReplyPort<Arc<RecoveryReport>>),
     /// Query: the log keeper's ref, if the supervisor keeps logs
@@ -168,6 +171,10 @@ pub(crate) enum SupervisorStep {
     /// supervisor fail (escalating to its own supervisor), as an Erlang supervisor's restart
     /// intensity would.
     RegistryRestarted(String),
+    /// Sent by fault-injection tests only: the next attempt of a run labelled `label` to start
+    /// runs this job instead of its own (one stand-in per attempt, in the order given).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    StandIn(Arc<str>, BoxedJob, RpcReplyPort<()>),
 }
 
 impl From<SupervisorStep> for SupervisorMessage {
@@ -277,6 +284,35 @@ pub enum Release {
     All,
     /// Hold again: nothing more starts until released (releases not yet used are dropped).
     Hold,
+}
+
+/// A timer of the supervisor's, still to fire: how far away it is and what it is for. The
+/// supervisor's timers are the retry and snooze waits, rate-limit wakes, schedule fires, the
+/// drain deadline, and (counted from its worker's start) each running attempt's time limit.
+/// A cancel's grace period and retention passes are timed elsewhere and not reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueTimer {
+    /// How long from now until it fires.
+    #[serde(with = "crate::serde_duration::millis")]
+    pub due_in: Duration,
+    /// What it does when it fires.
+    pub purpose: TimerPurpose,
+}
+
+/// What a [`DueTimer`] does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerPurpose {
+    /// The run's retry backoff (or snooze) is over: it goes back into its queue.
+    Retry(RunId),
+    /// A rate limit lets a waiting run start.
+    RateLimit,
+    /// The schedule's next occurrence is due.
+    Schedule(ScheduleId),
+    /// The running attempt reaches its time limit.
+    TimeLimit(RunId),
+    /// The drain deadline: runs still active are cancelled.
+    DrainDeadline,
 }
 
 /// A kind's rate limit as the supervisor sees it.
@@ -530,6 +566,11 @@ impl SupervisorRef {
     pub async fn status(&self) -> Result<SupervisorStatus, CallError> {
         self.ask(SupervisorMessage::Status, "supervisor_status")
             .await
+    }
+
+    /// The supervisor's next timer still to fire, if any ([`DueTimer`]).
+    pub async fn next_timer(&self) -> Result<Option<DueTimer>, CallError> {
+        self.ask(SupervisorMessage::NextTimer, "next_timer").await
     }
 
     /// What start-up recovery did with the runs a previous process left active.

@@ -21,8 +21,8 @@ pub(super) enum Drain {
         barrier_seen: bool,
         deadline_hit: bool,
         cancelled_by_drain: Vec<RunId>,
-        /// Held only so that dropping the drain state cancels the deadline timer task.
-        _timer: Timer,
+        /// Dropping the drain state cancels the deadline timer task.
+        timer: Timer,
     },
     Drained(DrainReport),
 }
@@ -46,6 +46,18 @@ impl Drain {
     }
 
     /// Whether a drain is under way and its deadline has passed.
+    /// When the deadline fires, while it is still to come.
+    pub(super) fn deadline(&self) -> Option<tokio::time::Instant> {
+        match self {
+            Drain::Draining {
+                deadline_hit: false,
+                timer,
+                ..
+            } => Some(timer.due()),
+            _ => None,
+        }
+    }
+
     pub(super) fn deadline_hit(&self) -> bool {
         matches!(
             self,
@@ -89,7 +101,7 @@ impl Drain {
             barrier_seen: false,
             deadline_hit: false,
             cancelled_by_drain: Vec::new(),
-            _timer: timer,
+            timer,
         };
     }
 

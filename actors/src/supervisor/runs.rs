@@ -1,19 +1,18 @@
 //! The runs a supervisor holds, one entry per run: what the run is doing at this moment is
 //! the variant of its entry, never its membership in several maps.
 
-use ractor::{ActorId, ActorRef, MessagingErr};
+use ractor::{ActorId, ActorRef};
 
 use crate::hash::IdMap;
 use crate::protocol::run::{CancelReply, PreparedRun};
-use crate::protocol::supervisor::SupervisorMessage;
+use crate::protocol::supervisor::TimerPurpose;
 use crate::protocol::worker::WorkerMessage;
 use crate::run::{CancelReason, RunId};
-use crate::task::AbortOnDrop;
+use tokio::time::Instant;
 
 use super::queues::{Part, Place};
 
-/// A timer task that sends the supervisor a message, aborted when dropped.
-pub(super) type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
+pub(super) use super::timer::Timer;
 
 /// A run with a live worker.
 pub(super) struct Running {
@@ -27,6 +26,8 @@ pub(super) struct Running {
     pub(super) cancel_sent: Option<CancelReason>,
     /// Cancel requests that found the worker stopping: answered when its exit arrives.
     pub(super) parked: Vec<CancelReply>,
+    /// When its attempt's time limit passes (counted from the worker's start), if it has one.
+    pub(super) time_limit: Option<Instant>,
 }
 
 /// What one held run is doing.
@@ -36,7 +37,7 @@ enum Held {
     /// Waiting for its retry backoff: it owns no actor, only its timer.
     RetryWaiting {
         run: Box<PreparedRun>,
-        _timer: Timer,
+        timer: Timer,
     },
     Running(Running),
 }
@@ -87,7 +88,7 @@ impl Runs {
     /// `id` waits for its retry; `timer` sends its `RetryDue`.
     pub(super) fn insert_retry(&mut self, id: RunId, run: Box<PreparedRun>, timer: Timer) {
         self.retry_waiting += 1;
-        let held = Held::RetryWaiting { run, _timer: timer };
+        let held = Held::RetryWaiting { run, timer };
         self.replace(id, held);
     }
 
@@ -97,6 +98,7 @@ impl Runs {
         id: RunId,
         worker: ActorRef<WorkerMessage>,
         (queue, part): (usize, Part),
+        time_limit: Option<Instant>,
     ) {
         self.running += 1;
         self.by_worker.insert(worker.get_id(), id);
@@ -106,8 +108,20 @@ impl Runs {
             part,
             cancel_sent: None,
             parked: Vec::new(),
+            time_limit,
         };
         self.replace(id, Held::Running(running));
+    }
+
+    /// The earliest retry wait or time limit of the runs held here still to come after `now`
+    /// (a scan: for tests' queries, not for the hot path).
+    pub(super) fn next_timer(&self, now: Instant) -> Option<(Instant, TimerPurpose)> {
+        let timers = self.held.iter().filter_map(|(id, held)| match held {
+            Held::RetryWaiting { timer, .. } => Some((timer.due(), TimerPurpose::Retry(*id))),
+            Held::Running(r) => r.time_limit.map(|at| (at, TimerPurpose::TimeLimit(*id))),
+            Held::Queued(_) => None,
+        });
+        timers.filter(|(at, _)| *at > now).min_by_key(|(at, _)| *at)
     }
 
     fn replace(&mut self, id: RunId, held: Held) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{ActorRef, MessagingErr};
+use ractor::ActorRef;
 
 use crate::cron::{CronSchedule, MissedFires, Overlap};
 use crate::error::SubmitError;
@@ -19,10 +19,9 @@ use crate::queue::QueueTable;
 use crate::run::{RunId, RunStatus};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 use crate::submitter;
-use crate::task::AbortOnDrop;
 use crate::time::{RunningClock, Timestamp};
 
-type Timer = AbortOnDrop<Result<(), MessagingErr<SupervisorMessage>>>;
+use super::timer::Timer;
 
 /// Where an occurrence is admitted: the supervisor's queue table and registry.
 pub(super) struct Admit<'a> {
@@ -45,10 +44,10 @@ impl Schedule {
     fn arm(&mut self, myself: &ActorRef<SupervisorMessage>, after: Duration) {
         self.generation += 1;
         let (id, generation) = (self.info.id, self.generation);
-        let timer = myself.send_after(after, move || {
+        let timer = Timer::after(myself, after, move || {
             SupervisorStep::ScheduleDue(id, generation).into()
         });
-        self.timer = Some(AbortOnDrop(timer));
+        self.timer = Some(timer);
     }
 
     /// Drops the timer: no occurrence is due until it is armed again.
@@ -68,6 +67,13 @@ pub(super) struct Schedules {
 }
 
 impl Schedules {
+    /// The schedule whose timer fires first, and when.
+    pub(super) fn next_timer(&self) -> Option<(tokio::time::Instant, ScheduleId)> {
+        let armed = self.schedules.iter();
+        let timers = armed.filter_map(|(id, s)| s.timer.as_ref().map(|t| (t.due(), *id)));
+        timers.min_by_key(|(at, _)| *at)
+    }
+
     pub(super) fn new(clock: RunningClock) -> Self {
         Schedules {
             schedules: BTreeMap::new(),
