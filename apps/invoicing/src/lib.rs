@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use runwarden::ractor::{Actor, ActorProcessingErr, ActorRef};
+use runwarden::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use runwarden::{
-    BoxedJob, CronSchedule, JobError, RetryPolicy, RunEvent, RunId, RunSpec, RunStatus,
-    ScheduleSpec, SupervisorRef,
+    BoxedJob, CallError, CronSchedule, JobError, RetryPolicy, RunEvent, RunId, RunSpec, RunStatus,
+    ScheduleSpec, SubmitError, SupervisorRef,
 };
 use tokio::sync::mpsc;
 
@@ -25,6 +25,13 @@ pub enum BillingMsg {
     Checkout {
         /// The customer's number; a negative one does not exist, and its invoice fails.
         customer: i64,
+    },
+    /// As `Checkout`, answering with the invoice run's id (or why it was refused).
+    Invoice {
+        /// The customer's number.
+        customer: i64,
+        /// Where the answer goes.
+        reply: RpcReplyPort<Result<RunId, String>>,
     },
     /// A run event from runwarden.
     Event(RunEvent),
@@ -44,6 +51,28 @@ pub struct BillingState {
     pub runs: SupervisorRef,
     /// Where notices go.
     pub notices: mpsc::UnboundedSender<Notice>,
+}
+
+/// Submits one customer's invoice run.
+async fn invoice(
+    runs: &SupervisorRef,
+    customer: i64,
+) -> Result<Result<RunId, SubmitError>, CallError> {
+    let retry = RetryPolicy::attempts(2)
+        .backoff(INVOICE_BACKOFF, INVOICE_BACKOFF)
+        .jitter(0.0);
+    let spec = RunSpec::new("send-invoice")
+        .param("customer", customer)
+        .queue("billing")
+        .retry(retry);
+    let job = BoxedJob::repeatable(move |_ctx| async move {
+        if customer < 0 {
+            Err(JobError::msg(format!("no customer {customer}")))
+        } else {
+            Ok(())
+        }
+    });
+    runs.submit(spec, job).await
 }
 
 impl Actor for Billing {
@@ -76,21 +105,15 @@ impl Actor for Billing {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             BillingMsg::Checkout { customer } => {
-                let retry = RetryPolicy::attempts(2)
-                    .backoff(INVOICE_BACKOFF, INVOICE_BACKOFF)
-                    .jitter(0.0);
-                let spec = RunSpec::new("send-invoice")
-                    .param("customer", customer)
-                    .queue("billing")
-                    .retry(retry);
-                let job = BoxedJob::repeatable(move |_ctx| async move {
-                    if customer < 0 {
-                        Err(JobError::msg(format!("no customer {customer}")))
-                    } else {
-                        Ok(())
-                    }
-                });
-                state.runs.submit(spec, job).await??;
+                invoice(&state.runs, customer).await??;
+            }
+            BillingMsg::Invoice { customer, reply } => {
+                let answer = match invoice(&state.runs, customer).await {
+                    Ok(Ok(id)) => Ok(id),
+                    Ok(Err(refused)) => Err(refused.to_string()),
+                    Err(unanswered) => Err(unanswered.to_string()),
+                };
+                let _ = reply.send(answer);
             }
             BillingMsg::Event(e)
                 if e.label() == "send-invoice" && e.status() == Some(RunStatus::Failed) =>
