@@ -11,11 +11,21 @@
 //!   records (exactly as production writes them) and, when they fail, list the runs that were
 //!   submitted, nearest to the expectation first, each with what it misses. [`submitted`]
 //!   returns the matching records without asserting.
-//! - Manual mode: a runwarden built with [`hold_starts`](crate::RunwardenBuilder::hold_starts)
-//!   (or [`SupervisorArguments::hold_starts`](crate::SupervisorArguments::hold_starts))
-//!   records runs as production does but starts none until [`Release`](crate::Release)d: the
-//!   next `n` in production's order, some by id ([`release_matching`] picks them by a
-//!   [`RunMatch`]), or all.
+//! - Test modes ([`StartMode`](crate::StartMode), chosen when runwarden starts, on either
+//!   path). Manual: a runwarden built with
+//!   [`hold_starts`](crate::RunwardenBuilder::hold_starts) (or
+//!   [`SupervisorArguments::start_mode`](crate::SupervisorArguments::start_mode)) records runs
+//!   as production does but starts none until [`Release`](crate::Release)d: the next `n` in
+//!   production's order, some by id ([`release_matching`] picks them by a [`RunMatch`]), or
+//!   all. Inline ([`inline`](crate::RunwardenBuilder::inline)): every run starts at once, and
+//!   an awaited submit ([`SupervisorRef::submit`](crate::SupervisorRef::submit), a request's
+//!   `.send().await`) answers once its run has ended, nested submits included.
+//! - [`Perform`] runs one attempt of a registered kind (or any job) in the test's task, with a
+//!   context the test holds ([`RecordingContext`](crate::RecordingContext): cancel it, read
+//!   every progress report, log line and exit code).
+//! - Faults on demand: [`inject`] makes the next attempt of a kind panic, fail, hang until
+//!   cancelled or ignore its cancel ([`JobFault`]); [`crash_registry`] makes the registry
+//!   crash (it restarts from its store, or escalates without one).
 //! - [`Probe`] is an actor subscribed to the registry's event port. [`Probe::await_status`]
 //!   and [`Probe::await_terminal`] wait for a run's status ([`Probe::await_event`] for any
 //!   event) (at once if it was reached since the
@@ -25,7 +35,8 @@
 //! schedules, cron with [`WallClock::StartingAt`](crate::WallClock::StartingAt)) are tokio
 //! timers, so in a test on tokio's paused clock (`#[tokio::test(start_paused = true)]`) they
 //! fire exactly when the clock gets there, and the probe's waits are bounded in real time, so
-//! waiting for a retry 30 s away takes no time at all.
+//! waiting for a retry 30 s away takes no time at all. [`advance_to_next_timer`] steps the
+//! clock to runwarden's next timer, for a test that looks at the state between timers.
 //!
 //! # A complete test of a small actor application
 //!

@@ -213,7 +213,7 @@ async fn all_runs(registry: &RegistryRef) -> Result<Vec<RunRecord>, Error> {
 
 /// Lets the queued runs that match start, in the order production would pick them among
 /// themselves (higher priority first, then the oldest), in a runwarden that holds its runs
-/// ([`crate::RunwardenBuilder::hold_starts`], [`crate::SupervisorArguments::hold_starts`]).
+/// ([`crate::RunwardenBuilder::hold_starts`], [`crate::StartMode::Held`]).
 /// Returns the ids released.
 ///
 /// # Errors
