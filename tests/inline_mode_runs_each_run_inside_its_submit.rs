@@ -191,3 +191,50 @@ async fn a_ref_wrapped_by_hand_learns_the_mode_when_it_connects() {
         .await
         .expect("shutdown");
 }
+
+#[tokio::test(start_paused = true)]
+async fn nested_requests_from_a_job_run_to_their_end_before_the_job_goes_on() {
+    let rw = Runwarden::builder()
+        .inline()
+        .max_concurrent(1)
+        .start()
+        .await
+        .expect("start");
+    let submitter = rw.submitter().clone();
+    let registry = rw.registry().clone();
+    let outer = BoxedJob::new(move |_ctx| async move {
+        let inner = || {
+            BoxedJob::new(|_ctx| async {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                Ok(())
+            })
+        };
+        let plain = submitter
+            .request(RunSpec::new("plain"), inner())
+            .send()
+            .await?;
+        let keyed = submitter
+            .request(RunSpec::new("keyed"), inner())
+            .idempotency_key("once")
+            .send()
+            .await?
+            .run_id();
+        for id in [plain, keyed] {
+            let status = registry.get(id).await??.status;
+            if status != RunStatus::Completed {
+                return Err(JobError::msg(format!("nested run is {status}")));
+            }
+        }
+        Ok(())
+    });
+    let t0 = tokio::time::Instant::now();
+    let id = rw
+        .request(RunSpec::new("outer"), outer)
+        .send()
+        .await
+        .expect("accepted");
+    assert_eq!(t0.elapsed(), Duration::from_secs(8));
+    let record = rw.status(id).await.expect("status");
+    assert_eq!(record.status, RunStatus::Completed, "{:?}", record.error);
+    rw.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}

@@ -29,6 +29,12 @@ async fn each_fault_ends_the_next_attempt_as_that_failure_would() {
     inject(sup, "charge", JobFault::Panic("boom".into()))
         .await
         .expect("inject");
+    // Another label is untouched while the fault waits for its own.
+    let other = rw
+        .submit_job(RunSpec::new("refund"), ok_job())
+        .expect("submit");
+    let record = rw.wait(other).await.expect("wait");
+    assert_eq!(record.status, RunStatus::Completed);
     let id = rw
         .submit_job(RunSpec::new("charge"), ok_job())
         .expect("submit");
@@ -54,14 +60,6 @@ async fn each_fault_ends_the_next_attempt_as_that_failure_would() {
     assert_eq!(record.status, RunStatus::Completed);
     assert_eq!(record.attempt, 2);
     assert_eq!(record.attempt_errors[0].message, "declined");
-    // Another label is untouched.
-    let other = rw
-        .submit_job(RunSpec::new("refund"), ok_job())
-        .expect("submit");
-    assert_eq!(
-        rw.wait(other).await.expect("wait").status,
-        RunStatus::Completed
-    );
 
     // Hangs until its time limit cancels it.
     inject(sup, "charge", JobFault::HangUntilCancelled)
@@ -107,13 +105,36 @@ async fn a_crashed_registry_restarts_from_its_store_and_escalates_without_one() 
         .submit_job(RunSpec::new("before"), ok_job())
         .expect("submit");
     rw.wait(before).await.expect("wait");
+    // A run active across both crashes, with a caller waiting for its end.
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let during = rw
+        .submit_job(
+            RunSpec::new("during"),
+            BoxedJob::new(move |ctx| async move {
+                let _ = gate.await;
+                ctx.report(Progress::items(1, 1));
+                Ok(())
+            }),
+        )
+        .expect("submit");
+    let waiter = tokio::spawn({
+        let rw = rw.clone();
+        async move { rw.wait(during).await }
+    });
     assert_eq!(crash_registry(rw.registry()).await.expect("restarted"), 1);
     assert_eq!(crash_registry(rw.registry()).await.expect("restarted"), 2);
-    // Nothing was lost, and the registry goes on taking runs.
+    assert!(rw.is_active(during).await.expect("kept"));
+    go.send(()).expect("the run waits");
+    let ended = waiter.await.expect("join").expect("the waiter is answered");
+    assert_eq!(ended.status, RunStatus::Completed);
+    assert_eq!(ended.progress, Some(Progress::items(1, 1)));
+    // Nothing was lost or applied twice, and the registry goes on taking runs.
     assert_eq!(
         rw.status(before).await.expect("kept").status,
         RunStatus::Completed
     );
+    let stats = rw.stats().await.expect("stats");
+    assert_eq!((stats.restarts, stats.refused), (2, 0));
     let after = rw
         .submit_job(RunSpec::new("after"), ok_job())
         .expect("submit");
@@ -176,11 +197,32 @@ async fn a_performed_job_keeps_every_report_and_its_cancel_is_the_tests() {
     });
     let done = perform.run().await;
     canceller.await.expect("canceller");
+    assert_eq!(done.progress.len(), 2);
     assert_eq!(
         done.outcome,
         JobOutcome::Err(runwarden::JobError::msg("stopped"))
     );
     assert_eq!(done.logs.len(), 2);
+
+    // The context says what the test made it say.
+    let told = |ctx: runwarden::RunContext| async move {
+        let said = format!("{} {} {}", ctx.run_id(), ctx.attempt(), ctx.snoozes());
+        Ok(Json::from(said))
+    };
+    let done = Perform::job(BoxedJob::new(told)).attempt(2).run().await;
+    let JobOutcome::Ok(Some(Json::String(said))) = done.outcome else {
+        panic!("{:?}", done.outcome)
+    };
+    assert!(said.ends_with(" 2 0"), "{said}");
+    let id = runwarden::RunId::new();
+    let recording = runwarden::RecordingContext::new(id).attempt(3).snoozes(1);
+    let done = Perform::with_context(BoxedJob::new(told), recording)
+        .run()
+        .await;
+    assert_eq!(
+        done.outcome,
+        JobOutcome::Ok(Some(Json::from(format!("{id} 3 1"))))
+    );
 
     // A panic is an outcome, as a worker reports it; bad input is the submit's typed error.
     let panics = Perform::job(BoxedJob::new(|_ctx| async {
@@ -207,7 +249,7 @@ async fn the_clock_steps_from_each_timer_to_the_next_in_order() {
     let rw = Runwarden::builder()
         .queue(
             "mail",
-            QueueConfig::default().rate(RateLimit::new(1, Duration::from_secs(60))),
+            QueueConfig::default().rate(RateLimit::new(1, Duration::from_secs(50))),
         )
         .start()
         .await
@@ -252,6 +294,18 @@ async fn the_clock_steps_from_each_timer_to_the_next_in_order() {
         )
         .await
         .expect("schedule");
+    // A fixed-delay schedule whose runs outlast its delay: its timer, once fired, stays held
+    // while its run goes on, and must not hide the others'.
+    let slow = rw
+        .schedule(
+            ScheduleSpec::fixed_delay(RunSpec::new("slow-tick"), Duration::from_secs(2)),
+            |_ctx| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(())
+            },
+        )
+        .await
+        .expect("schedule");
     probe.await_status(held, RunStatus::Running).await;
     probe
         .await_event("the retry wait", |e| {
@@ -283,8 +337,12 @@ async fn the_clock_steps_from_each_timer_to_the_next_in_order() {
             (7, TimerPurpose::TimeLimit(held)),
             (20, TimerPurpose::Schedule(schedule)),
             (40, TimerPurpose::Schedule(schedule)),
-            // The rate limit and the schedule are both due at 60 s: one step reaches both.
-            (60, TimerPurpose::RateLimit),
+            // The slow tick's first run ended by its own sleep at 30 s, inside the step to
+            // 40 s (a job's own timer fires at the end of a step), so its next is at 42 s;
+            // from then on its fired timer stays held while its run goes on.
+            (42, TimerPurpose::Schedule(slow)),
+            (50, TimerPurpose::RateLimit),
+            (60, TimerPurpose::Schedule(schedule)),
         ],
         "{seen:?}"
     );

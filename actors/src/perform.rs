@@ -54,7 +54,8 @@ impl LogSink for Reports {
 
 /// A run context for calling a job directly in a test, outside any runwarden instance: the
 /// test holds its cancel, and every progress report, log line and exit code the job gives is
-/// kept, in order. Clones share all of it.
+/// kept, in order. Clones share all of it. (Reports are coalesced as in production: two tasks
+/// reporting through one context at the same instant can lose one; one task loses none.)
 ///
 /// # Examples
 /// ```

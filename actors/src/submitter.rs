@@ -117,10 +117,15 @@ impl Submitter {
         self
     }
 
-    /// Inline mode: returns once the registry has `id`'s terminal status.
-    async fn inline_end(&self, id: RunId) {
-        if self.inline {
-            let _ = RegistryRef::from(self.registry.clone()).wait(id).await;
+    /// Inline mode: returns once the registry has `id`'s terminal status; `Unavailable` if
+    /// the registry went away first (nothing can say the run ended).
+    async fn inline_end(&self, id: RunId) -> Result<(), SubmitError> {
+        if !self.inline {
+            return Ok(());
+        }
+        match RegistryRef::from(self.registry.clone()).wait(id).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(SubmitError::Unavailable),
         }
     }
 
@@ -291,17 +296,20 @@ impl SubmitRequest {
     pub async fn send(self) -> Result<RunId, SubmitError> {
         let job = self.job?;
         let submitter = self.submitter;
-        let id = if self.durable {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            submitter.send_new(self.spec, job, |admission| {
-                RegistryStep::AdmitDurable(admission, tx.into()).into()
-            })?;
-            rx.await.map_err(|_| SubmitError::Unavailable)??
-        } else {
-            submitter.send_new(self.spec, job, admit_step)?
-        };
-        submitter.inline_end(id).await;
-        Ok(id)
+        if !self.durable {
+            let id = submitter.send_new(self.spec, job, admit_step)?;
+            submitter.inline_end(id).await?;
+            return Ok(id);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = submitter.send_new(self.spec, job, |admission| {
+            RegistryStep::AdmitDurable(admission, tx.into()).into()
+        })?;
+        let committed = rx.await.map_err(|_| SubmitError::Unavailable)?;
+        // A failed commit still leaves the run accepted and running: inline, its end comes
+        // first, then the commit's error.
+        submitter.inline_end(id).await?;
+        committed
     }
 }
 
@@ -342,7 +350,7 @@ impl UniqueSubmitRequest {
         let answer = rx.await.map_err(|_| SubmitError::Unavailable)?;
         // Inline, a new run is waited for; an existing one is not this submit's run.
         if let Dedup::New(id) | Dedup::Replaced(id) = answer {
-            submitter.inline_end(id).await;
+            submitter.inline_end(id).await?;
         }
         Ok(answer)
     }

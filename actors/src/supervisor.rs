@@ -200,7 +200,7 @@ impl SupervisorState {
                 .as_ref()
                 .map(|(at, _)| (*at, TimerPurpose::RateLimit)),
             self.schedules
-                .next_timer()
+                .next_timer(now)
                 .map(|(at, id)| (at, TimerPurpose::Schedule(id))),
             self.drain
                 .deadline()
@@ -846,9 +846,12 @@ impl SupervisorState {
     fn answer_at_end(&self, id: RunId, reply: RpcReplyPort<Result<RunId, SubmitError>>) {
         let registry = RegistryRef::from(self.registry.clone());
         tokio::spawn(async move {
-            // Whatever the wait says, the run was accepted: its id is the answer.
-            let _ = registry.wait(id).await;
-            let _ = reply.send(Ok(id));
+            // A registry gone before the run's end cannot say it ended: no `Ok` for that.
+            let answer = match registry.wait(id).await {
+                Ok(_) => Ok(id),
+                Err(_) => Err(SubmitError::Unavailable),
+            };
+            let _ = reply.send(answer);
         });
     }
 

@@ -4,9 +4,15 @@ use runwarden_actors::{CallError, DueTimer, SupervisorRef};
 
 /// Advances tokio's paused clock to the supervisor's next timer still to fire (a retry or
 /// snooze wait, a rate limit's wake, a schedule's fire, a time limit, the drain deadline; see
-/// [`DueTimer`]), lets it fire, and returns once the supervisor has handled what it sent: the
-/// timer it advanced to, or `None` (and the clock untouched) when none is due. (A time limit
+/// [`DueTimer`]), lets it fire, and returns the timer it advanced to, or `None` (and the clock
+/// untouched) when none is due. Before returning it yields to the runtime, so the timer's task
+/// sends its message, then makes a round trip to the supervisor, which answers behind it;
+/// on a current-thread runtime (what `#[tokio::test]` gives) that is enough for the
+/// supervisor to have handled it, on a multi-thread one it is likely, not certain. (A time limit
 /// is sent to the run's worker, which cancels the job on its own after that.)
+///
+/// The step is one `tokio::time::advance`: a timer runwarden does not know of (a job's own
+/// sleep, say) that falls inside it fires at the step's end, not at its own time.
 ///
 /// Where waiting for an outcome is what a test wants, waiting on the paused clock does the
 /// same by itself (tokio moves the clock on while everything waits): this is for a test that

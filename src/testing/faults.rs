@@ -11,8 +11,9 @@ pub use runwarden_actors::faults::JobFault;
 
 /// Makes the next attempt of a run labelled `label` (a run of a registered kind is labelled
 /// with its kind) to start do `fault` instead of its own job. Returns once the supervisor has
-/// it in place, so a run submitted afterwards gets it. Calling it again for the same label
-/// plans its following attempts, in order. The run's record, retries, time limit and cancel
+/// it in place: the next attempt of that label to start from then on takes it, whichever run
+/// it belongs to (a new run, one already queued or held, or a retry). Calling it again for
+/// the same label plans its following attempts, in order. The run's record, retries, time limit and cancel
 /// are as in production.
 ///
 /// # Examples

@@ -83,6 +83,11 @@ impl Perform {
         }
     }
 
+    /// Any job, with a context of the test's own making (its run id, attempt and snoozes).
+    pub fn with_context(job: BoxedJob, recording: RecordingContext) -> Self {
+        Perform { job, recording }
+    }
+
     /// The attempt the job is told it is in (default 1).
     pub fn attempt(mut self, attempt: u32) -> Self {
         self.recording = self.recording.attempt(attempt);

@@ -265,7 +265,9 @@ pub enum StartMode {
     /// once its run has ended: [`SupervisorMessage::Submit`] (and [`SupervisorRef::submit`]),
     /// and a [`crate::SubmitRequest`] sent with `.send().await`. A run's retries happen before
     /// that answer, at their backoff. A submit from inside a job (a nested submit) runs the
-    /// nested run to its end too, then the outer job goes on. The synchronous
+    /// nested run to its end too, then the outer job goes on. An actor that awaits a submit in
+    /// its handler is busy until the run ends, so a job that calls that actor back waits
+    /// forever: such a job is for normal or manual mode. The synchronous
     /// [`crate::Submitter::submit`] cannot wait without blocking its thread: its run starts at
     /// once, and the call returns at once, as in production.
     Inline,

@@ -45,7 +45,6 @@ impl Drain {
         matches!(self, Drain::Drained(_))
     }
 
-    /// Whether a drain is under way and its deadline has passed.
     /// When the deadline fires, while it is still to come.
     pub(super) fn deadline(&self) -> Option<tokio::time::Instant> {
         match self {
@@ -58,6 +57,7 @@ impl Drain {
         }
     }
 
+    /// Whether a drain is under way and its deadline has passed.
     pub(super) fn deadline_hit(&self) -> bool {
         matches!(
             self,

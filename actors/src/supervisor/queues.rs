@@ -469,7 +469,7 @@ pub(super) struct Queues {
     next_seq: u64,
     /// What aged ranks count from.
     origin: Instant,
-    /// While holding runs (`SupervisorArguments::hold_starts`): how many more may start.
+    /// While holding runs (`StartMode::Held`): how many more may start.
     credits: Option<usize>,
     /// The time the last `pop_next` went by: what it left held is due after it, and
     /// `next_rate_due` reads the same time, so nothing falls due between the two unseen.

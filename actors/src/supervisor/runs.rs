@@ -118,7 +118,11 @@ impl Runs {
     pub(super) fn next_timer(&self, now: Instant) -> Option<(Instant, TimerPurpose)> {
         let timers = self.held.iter().filter_map(|(id, held)| match held {
             Held::RetryWaiting { timer, .. } => Some((timer.due(), TimerPurpose::Retry(*id))),
-            Held::Running(r) => r.time_limit.map(|at| (at, TimerPurpose::TimeLimit(*id))),
+            // A worker already stopping ignores its time limit.
+            Held::Running(r) if r.cancel_sent.is_none() => {
+                r.time_limit.map(|at| (at, TimerPurpose::TimeLimit(*id)))
+            }
+            Held::Running(_) => None,
             Held::Queued(_) => None,
         });
         timers.filter(|(at, _)| *at > now).min_by_key(|(at, _)| *at)

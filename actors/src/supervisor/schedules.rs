@@ -67,11 +67,15 @@ pub(super) struct Schedules {
 }
 
 impl Schedules {
-    /// The schedule whose timer fires first, and when.
-    pub(super) fn next_timer(&self) -> Option<(tokio::time::Instant, ScheduleId)> {
+    /// The schedule whose timer fires first after `now`, and when (a timer that fired stays
+    /// held until the schedule re-arms, so it is skipped here).
+    pub(super) fn next_timer(
+        &self,
+        now: tokio::time::Instant,
+    ) -> Option<(tokio::time::Instant, ScheduleId)> {
         let armed = self.schedules.iter();
         let timers = armed.filter_map(|(id, s)| s.timer.as_ref().map(|t| (t.due(), *id)));
-        timers.min_by_key(|(at, _)| *at)
+        timers.filter(|(at, _)| *at > now).min_by_key(|(at, _)| *at)
     }
 
     pub(super) fn new(clock: RunningClock) -> Self {
