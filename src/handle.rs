@@ -427,6 +427,45 @@ impl Runwarden {
         self.submitter.submit_job(spec, job)
     }
 
+    /// Accepts many runs with one message to the registry: one answer per run, in order, at
+    /// once (see [`Submitter::submit_many`]). A refused run (its queue full, an unknown kind)
+    /// is not recorded; the others are.
+    pub fn submit_many<J: IntoJob>(
+        &self,
+        runs: impl IntoIterator<Item = (RunSpec, J)>,
+    ) -> Vec<Result<RunId, SubmitError>> {
+        self.submitter.submit_many(runs)
+    }
+
+    /// As [`Runwarden::submit_many`], answering once the whole batch is committed to the
+    /// store in one transaction: the fast way to submit many durable runs (see
+    /// [`Submitter::submit_many_durable`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use runwarden::{BoxedJob, RunSpec, Runwarden, SubmitError};
+    ///
+    /// let rw = Runwarden::builder().store(runwarden::MemoryStore::default()).start().await?;
+    /// let runs = (0..3).map(|i| {
+    ///     let queue = if i == 1 { "nowhere" } else { "default" };
+    ///     let job = BoxedJob::new(|_ctx| async { Ok(()) });
+    ///     (RunSpec::new("thumbnail").param("image", i).queue(queue), job)
+    /// });
+    /// let answers = rw.submit_many_durable(runs).await;
+    /// assert!(answers[0].is_ok() && answers[2].is_ok());
+    /// assert!(matches!(answers[1], Err(SubmitError::UnknownQueue(_))));
+    /// # rw.shutdown(std::time::Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn submit_many_durable<J: IntoJob>(
+        &self,
+        runs: impl IntoIterator<Item = (RunSpec, J)>,
+    ) -> Vec<Result<RunId, SubmitError>> {
+        self.submitter.submit_many_durable(runs).await
+    }
+
     /// A submit with options, sent with `.send().await`: `.durable()` answers once the run
     /// is committed to the store, `.idempotency_key(key)` refuses a second run with the same
     /// key and answers with a [`runwarden_actors::Dedup`] (see [`SubmitRequest`]).

@@ -17,7 +17,7 @@ use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::hash::IdSet;
 use crate::log::LogSink;
 use crate::protocol::registry::{
-    Dedup, OnConflict, RegistryMessage, RegistryStats, RegistryStep, Retention,
+    BatchReply, Dedup, OnConflict, RegistryMessage, RegistryStats, RegistryStep, Retention,
 };
 use crate::protocol::run::{Admission, CancelOutcome, CancelReply, PreparedRun, Submission};
 use crate::protocol::supervisor::{SupervisorMessage, SupervisorStep};
@@ -107,6 +107,9 @@ pub struct RegistryState {
     store: Option<StoreWriter>,
     /// The store writes' numbering and the acknowledgements waiting for them to commit.
     acks: Acks,
+    /// While a batch submit is recorded: its store writes, sent together when it is done (so
+    /// the batch is one transaction), with the last one's number.
+    batch_writes: Option<(Vec<StoreWrite>, u64)>,
     retention: Retention,
     /// A retention pass is waiting for the store's answer: no second one is started, so no
     /// run is counted out twice.
@@ -142,6 +145,11 @@ impl RegistryState {
         };
         let seq = self.acks.next_write();
         let id = record.id;
+        if let Some((writes, last)) = &mut self.batch_writes {
+            writes.push(StoreWrite::Put(record));
+            *last = seq;
+            return;
+        }
         if !store.send(StoreOp::Write(seq, StoreWrite::Put(record))) {
             tracing::error!(run_id = %id, "store writer is gone; change not persisted");
         }
@@ -182,6 +190,16 @@ impl RegistryState {
             }
             Held::Dedup(answer, reply) => {
                 let _ = reply.send(answer);
+            }
+            Held::Batch(mut answers, reply) => {
+                if let Some(e) = failure {
+                    for answer in &mut answers {
+                        if answer.is_ok() {
+                            *answer = Err(SubmitError::Store(e.clone()));
+                        }
+                    }
+                }
+                let _ = reply.send(answers);
             }
         }
     }
@@ -613,6 +631,7 @@ impl Actor for RegistryActor {
             logs: args.logs,
             store: None,
             acks: Acks::default(),
+            batch_writes: None,
             retention: args.retention,
             pruning: false,
             _prune_timer: None,
@@ -704,6 +723,7 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
             let _ = state.admit(admission, None);
         }
         RegistryStep::AdmitDurable(admission, reply) => state.admit_durable(admission, reply),
+        RegistryStep::AdmitBatch(batch, reply) => state.admit_batch(batch, reply),
         RegistryStep::AdmitUnique(admission, key, rule, reply) => {
             state.admit_unique(key, (admission, rule, reply));
         }
@@ -832,6 +852,32 @@ impl RegistryState {
             Err(_) => {
                 let _ = reply.send(Err(SubmitError::Unavailable));
             }
+        }
+    }
+
+    /// Many runs in one message; the answers (if asked for) wait for their commit.
+    fn admit_batch(
+        &mut self,
+        batch: Vec<Result<Box<Admission>, SubmitError>>,
+        reply: Option<BatchReply>,
+    ) {
+        if self.store.is_some() {
+            self.batch_writes = Some((Vec::with_capacity(batch.len()), 0));
+        }
+        let answers = batch.into_iter().map(|admitted| {
+            // Fresh ids are never refused: only a reused one would be.
+            let id = self.admit(admitted?, None);
+            id.map_err(|_| SubmitError::Unavailable)
+        });
+        let answers: Vec<_> = answers.collect();
+        if let (Some((writes, last)), Some(store)) = (self.batch_writes.take(), &self.store)
+            && !writes.is_empty()
+            && !store.send(StoreOp::WriteMany(last, writes))
+        {
+            tracing::error!("store writer is gone; a batch submit was not persisted");
+        }
+        if let Some(reply) = reply {
+            self.deliver(Held::Batch(answers, reply));
         }
     }
 

@@ -10,7 +10,9 @@ use ractor::{ActorRef, MessagingErr};
 use crate::error::SubmitError;
 use crate::job::{BoxedJob, IntoJobOutput, JobError, RunContext};
 use crate::kinds::JobKinds;
-use crate::protocol::registry::{Dedup, RegistryMessage, RegistryRef, RegistryStep, Uniqueness};
+use crate::protocol::registry::{
+    BatchReply, Dedup, RegistryMessage, RegistryRef, RegistryStep, Uniqueness,
+};
 use crate::protocol::run::{Admission, Submission};
 use crate::queue::QueueTable;
 use crate::run::{RunId, RunSpec};
@@ -66,6 +68,42 @@ pub(crate) fn admit(
             },
         }),
     }
+}
+
+/// The batch form of [`admit`]: each run through its queue's checks and a fresh id (a refused
+/// one keeps its error, and nothing of it is recorded), then all in one `AdmitBatch` message.
+/// Answers at once with one result per run (an `Ok` means the run was sent to be recorded);
+/// with `reply`, the registry answers again once the batch is committed.
+pub(crate) fn admit_batch(
+    table: &Arc<QueueTable>,
+    registry: &ActorRef<RegistryMessage>,
+    runs: Vec<(RunSpec, Result<BoxedJob, SubmitError>)>,
+    reply: Option<BatchReply>,
+) -> Vec<Result<RunId, SubmitError>> {
+    let batch: Vec<_> = runs
+        .into_iter()
+        .map(|(mut spec, job)| {
+            let job = job?;
+            let slot = table.admit(&mut spec, &job)?;
+            let submission = Submission::admitted(job, slot, &spec);
+            Ok(Admission::new(RunId::new(), spec, submission))
+        })
+        .collect();
+    let mut answers: Vec<_> = batch
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.id).map_err(Clone::clone))
+        .collect();
+    if registry
+        .cast(RegistryStep::AdmitBatch(batch, reply).into())
+        .is_err()
+    {
+        for answer in &mut answers {
+            if answer.is_ok() {
+                *answer = Err(SubmitError::Unavailable);
+            }
+        }
+    }
+    answers
 }
 
 /// A submit [`admit`] refused: why, and the message the registry did not take (holding the
@@ -163,6 +201,81 @@ impl Submitter {
         // One message: the registry records the run, then hands the job to the supervisor.
         // Recording first is what makes a query right after `submit` find the run.
         self.send_new(spec, job, admit_step)
+    }
+
+    /// Accepts many runs with one message to the registry, and returns one answer per run, in
+    /// order, at once: each run is checked as [`Submitter::submit_job`] checks it (a refused
+    /// one is not recorded; the others are), and all are recorded together.
+    pub fn submit_many<J: IntoJob>(
+        &self,
+        runs: impl IntoIterator<Item = (RunSpec, J)>,
+    ) -> Vec<Result<RunId, SubmitError>> {
+        let runs = self.jobs(runs);
+        let closed = self.gate.0.read();
+        if *closed {
+            return runs
+                .iter()
+                .map(|_| Err(SubmitError::ShuttingDown))
+                .collect();
+        }
+        let answers = admit_batch(&self.table, &self.registry, runs, None);
+        drop(closed);
+        answers
+    }
+
+    /// As [`Submitter::submit_many`], answering once the batch is committed to the store
+    /// (one transaction for the batch; without a store, once it is recorded), which makes it
+    /// the fast way to submit many durable runs. In [`crate::StartMode::Inline`] it answers
+    /// once every accepted run has ended.
+    ///
+    /// # Errors
+    /// Per run: those of [`Submitter::submit_job`], and [`SubmitError::Store`] for every run
+    /// of a batch whose commit failed (they were accepted and run, but are not durable).
+    pub async fn submit_many_durable<J: IntoJob>(
+        &self,
+        runs: impl IntoIterator<Item = (RunSpec, J)>,
+    ) -> Vec<Result<RunId, SubmitError>> {
+        let runs = self.jobs(runs);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = {
+            let closed = self.gate.0.read();
+            if *closed {
+                return runs
+                    .iter()
+                    .map(|_| Err(SubmitError::ShuttingDown))
+                    .collect();
+            }
+            admit_batch(&self.table, &self.registry, runs, Some(tx.into()))
+        };
+        let mut answers = match rx.await {
+            Ok(answers) => answers,
+            // The registry never took the batch (or went away): what was sent is unknown.
+            Err(_) => sent
+                .into_iter()
+                .map(|a| a.and(Err(SubmitError::Unavailable)))
+                .collect(),
+        };
+        for answer in &mut answers {
+            if let Ok(id) = answer {
+                if let Err(e) = self.inline_end(*id).await {
+                    *answer = Err(e);
+                }
+            }
+        }
+        answers
+    }
+
+    /// Each run's job, built (a kind from its parameters) as a single submit builds it.
+    fn jobs<J: IntoJob>(
+        &self,
+        runs: impl IntoIterator<Item = (RunSpec, J)>,
+    ) -> Vec<(RunSpec, Result<BoxedJob, SubmitError>)> {
+        runs.into_iter()
+            .map(|(mut spec, job)| {
+                let job = job.into_job(&mut spec, &self.kinds);
+                (spec, job)
+            })
+            .collect()
     }
 
     /// A submit with options: durability, an idempotency key. See [`SubmitRequest`].

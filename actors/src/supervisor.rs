@@ -695,6 +695,7 @@ impl SupervisorState {
                     let _ = reply.send(answer);
                 }
             },
+            SupervisorMessage::SubmitMany(runs, reply) => self.submit_many(runs, reply),
             SupervisorMessage::Internal(internal) => self.step(myself, internal.0).await?,
             SupervisorMessage::Recovery(reply) => {
                 let _ = reply.send(self.recovery.clone());
@@ -838,6 +839,49 @@ impl SupervisorState {
             submitter::admit_step,
         )
         .map_err(|refused| refused.error)
+    }
+
+    /// A `SubmitMany` message: one batch to the registry, which answers the caller after the
+    /// commit (inline, a task waits for the runs' ends first).
+    fn submit_many(
+        &self,
+        runs: Vec<(RunSpec, BoxedJob)>,
+        reply: RpcReplyPort<Vec<Result<RunId, SubmitError>>>,
+    ) {
+        if !self.accepting() {
+            let refused = runs.iter().map(|_| Err(SubmitError::ShuttingDown));
+            let _ = reply.send(refused.collect());
+            return;
+        }
+        let runs = runs
+            .into_iter()
+            .map(|(spec, job)| (spec, Ok(job)))
+            .collect();
+        if self.mode != StartMode::Inline {
+            let table = self.queues.table();
+            let _ = submitter::admit_batch(table, &self.registry, runs, Some(reply));
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent =
+            submitter::admit_batch(self.queues.table(), &self.registry, runs, Some(tx.into()));
+        let registry = RegistryRef::from(self.registry.clone());
+        tokio::spawn(async move {
+            let mut answers = rx.await.unwrap_or_else(|_| {
+                let unknown = sent
+                    .into_iter()
+                    .map(|a| a.and(Err(SubmitError::Unavailable)));
+                unknown.collect()
+            });
+            for answer in &mut answers {
+                if let Ok(id) = answer
+                    && registry.wait(*id).await.is_err()
+                {
+                    *answer = Err(SubmitError::Unavailable);
+                }
+            }
+            let _ = reply.send(answers);
+        });
     }
 
     /// Inline mode: answers a submit once the registry has its run's terminal status. The

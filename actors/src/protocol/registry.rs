@@ -84,6 +84,11 @@ pub(crate) enum RegistryStep {
     /// unstarted (or, with [`OnConflict::Replace`] and a holder not yet started, have the
     /// supervisor cancel the holder, then admit this one); otherwise admit it like `Admit`.
     AdmitUnique(Box<Admission>, String, Uniqueness, RpcReplyPort<Dedup>),
+    /// Sent by a [`crate::Submitter`] or the supervisor for many runs at once: each admitted
+    /// one is recorded as `Admit` records it (a refused one keeps its error), in one message,
+    /// and their writes go to the store together. The reply, if any, comes once they are
+    /// committed: one answer per run, in order.
+    AdmitBatch(Vec<Result<Box<Admission>, SubmitError>>, Option<BatchReply>),
     /// Sent by the supervisor, after the holder's cancel (if any) was cast: whether the
     /// holder of this key was replaced (it was still queued) or had started meanwhile.
     ReplaceDone(String, bool),
@@ -152,6 +157,9 @@ impl RunReports for ActorRef<RegistryMessage> {
         let _ = self.cast(RegistryStep::ExitCode(id, code).into());
     }
 }
+
+/// Where the answers to a batch submit go: one per run, in the order submitted.
+pub(crate) type BatchReply = RpcReplyPort<Vec<Result<RunId, SubmitError>>>;
 
 /// The answer to a submit with an idempotency key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

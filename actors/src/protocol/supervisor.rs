@@ -37,6 +37,15 @@ pub enum SupervisorMessage {
         BoxedJob,
         RpcReplyPort<Result<RunId, SubmitError>>,
     ),
+    /// Sent by an application actor: accept many runs with one message to the registry and
+    /// one store transaction. Replies once the batch is committed (without a store, once it
+    /// is recorded) with one answer per run, in order: its id, or why it was refused (nothing
+    /// of a refused run is recorded). In [`StartMode::Inline`], once every accepted run has
+    /// ended.
+    SubmitMany(
+        Vec<(RunSpec, BoxedJob)>,
+        RpcReplyPort<Vec<Result<RunId, SubmitError>>>,
+    ),
     /// Sent by anyone: cancel a run. A queued or retry-waiting run is cancelled here and
     /// answered at once; a running run's request (with the caller's port) is forwarded to its
     /// worker, which answers; for any other id the registry answers `NotFound` or
@@ -472,6 +481,17 @@ impl SupervisorRef {
         let submit = |r| SupervisorMessage::Submit(Box::new(spec), job, r);
         let timeout = (!self.inline).then_some(self.timeout);
         ask(&self.actor, submit, timeout, "submit").await
+    }
+
+    /// Submits many runs with one message (see [`SupervisorMessage::SubmitMany`]): one answer
+    /// per run, in order, once the batch is committed.
+    pub async fn submit_many(
+        &self,
+        runs: Vec<(RunSpec, BoxedJob)>,
+    ) -> Result<Vec<Result<RunId, SubmitError>>, CallError> {
+        let submit = |r| SupervisorMessage::SubmitMany(runs, r);
+        let timeout = (!self.inline).then_some(self.timeout);
+        ask(&self.actor, submit, timeout, "submit_many").await
     }
 
     /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.

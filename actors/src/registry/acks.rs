@@ -8,7 +8,7 @@ use ractor::RpcReplyPort;
 
 use crate::error::{NotFound, SubmitError};
 use crate::event::RunEvent;
-use crate::protocol::registry::Dedup;
+use crate::protocol::registry::{BatchReply, Dedup};
 use crate::run::{RunId, RunRecord, RunStatus};
 
 /// An acknowledgement held back until the writes before it are committed.
@@ -25,6 +25,7 @@ pub(super) enum Held {
         first: bool,
     },
     Submitted(RunId, RpcReplyPort<Result<RunId, SubmitError>>),
+    Batch(Vec<Result<RunId, SubmitError>>, BatchReply),
     Dedup(Dedup, RpcReplyPort<Dedup>),
 }
 

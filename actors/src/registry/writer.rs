@@ -24,6 +24,9 @@ use crate::time::Timestamp;
 pub(crate) enum StoreOp {
     /// A change, numbered by the registry.
     Write(u64, StoreWrite),
+    /// Consecutive changes, the last numbered `u64`, always in one transaction (a batch
+    /// submit's records).
+    WriteMany(u64, Vec<StoreWrite>),
     /// A read of one record, answered directly to the caller (after every earlier write).
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// A listing, answered directly to the caller (after every earlier write).
@@ -118,6 +121,10 @@ fn run_batch(store: &mut dyn RunStore, registry: &ActorRef<RegistryMessage>, ops
         match op {
             StoreOp::Write(seq, w) => {
                 writes.push(w);
+                last_seq = Some(seq);
+            }
+            StoreOp::WriteMany(seq, ws) => {
+                writes.extend(ws);
                 last_seq = Some(seq);
             }
             StoreOp::Get(id, reply) => {
