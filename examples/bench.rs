@@ -650,6 +650,49 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
     n as f64 / secs
 }
 
+/// Durable submits/s, each answered once committed: `n` runs in batches of `batch` through
+/// `submit_many_durable`, or (`batch` = 1) one by one, each awaited, through
+/// `request(..).durable().send()`.
+async fn durable_submits(n: usize, batch: usize, dir: &std::path::Path) -> f64 {
+    let path = dir.join(format!("bench-bulk-{}.db", RunId::new()));
+    let store = SqliteStore::open(&path).expect("open store");
+    let rw = Runwarden::builder()
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    let job = || runwarden::BoxedJob::new(|_| async { Ok(()) });
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let k = batch.min(n - sent);
+        if batch == 1 {
+            rw.request(RunSpec::new("one"), job())
+                .durable()
+                .send()
+                .await
+                .expect("durable submit");
+        } else {
+            let runs = (0..k).map(|_| (RunSpec::new("bulk"), job()));
+            let answers = rw.submit_many_durable(runs).await;
+            assert!(
+                answers.iter().all(Result::is_ok),
+                "a bulk submit was refused"
+            );
+        }
+        sent += k;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    wait_for_count(&rw, RunStatus::Completed, n).await;
+    rw.shutdown(Duration::from_secs(30))
+        .await
+        .expect("shutdown");
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    n as f64 / secs
+}
+
 // ---------- memory, each in a fresh child process ----------
 
 async fn memory_child(kind: &str, m: usize) -> f64 {
@@ -845,6 +888,15 @@ pub(crate) fn main() -> ExitCode {
             match only.as_str() {
                 "throughput" => eprintln!("{:?}", runwarden_throughput(runs).await),
                 "cancel_all" => eprintln!("{:.1} ms", runwarden_cancel_all(parked).await),
+                "bulk" => {
+                    let tmp = std::env::temp_dir();
+                    let bulk = durable_submits(runs, 1000, &tmp).await;
+                    let one = durable_submits((runs / 50).max(100), 1, &tmp).await;
+                    eprintln!(
+                        "bulk {bulk:.0}/s, one by one {one:.0}/s, {:.1}x",
+                        bulk / one
+                    );
+                }
                 other => eprintln!("unknown scenario {other}"),
             }
         }));
@@ -932,6 +984,14 @@ async fn run(f: Flags) -> ExitCode {
         memory_same_run.push(runwarden_throughput(f.runs).await.0);
     }
     let (durable, memory_same_run) = (stat(durable), stat(memory_same_run));
+    eprintln!("durable submits: bulk and one by one");
+    let (mut bulk, mut one_by_one) = (Vec::new(), Vec::new());
+    for _ in 0..f.reps {
+        bulk.push(durable_submits(f.runs, 1000, &tmp).await);
+        // One by one is one commit per run: a smaller count keeps it to a few seconds.
+        one_by_one.push(durable_submits((f.runs / 50).max(100), 1, &tmp).await);
+    }
+    let (bulk, one_by_one) = (stat(bulk), stat(one_by_one));
     eprintln!("memory flat over 1,000,000 runs");
     let flat_runs = |kind: &str| {
         let xs: Vec<f64> = (0..f.reps)
@@ -1040,6 +1100,13 @@ async fn run(f: Flags) -> ExitCode {
     println!("{:<34} {:>14.0} ns", "list(running, 50) rtt", q[3]);
     row("durable (SQLite) throughput", durable, "runs/s");
     row("in-memory throughput (same run)", memory_same_run, "runs/s");
+    row("durable bulk submits (1,000 each)", bulk, "runs/s");
+    row("durable submits one by one", one_by_one, "runs/s");
+    println!(
+        "{:<34} {:>14.1} ×",
+        "bulk / one by one",
+        bulk.median / one_by_one.median
+    );
     for (name, s) in [
         ("memory flat (retention on)", flat),
         ("memory flat (baseline)", base_flat),
@@ -1091,6 +1158,9 @@ async fn run(f: Flags) -> ExitCode {
             })).collect::<Vec<_>>(),
             "durable_runs_per_sec": durable.median,
             "memory_runs_per_sec_same_run": memory_same_run.median,
+            "bulk_durable_submits_per_sec": bulk.median,
+            "one_by_one_durable_submits_per_sec": one_by_one.median,
+            "bulk_submit_ratio": bulk.median / one_by_one.median,
             "rss_ratio_1m_vs_100k": flat.map(|s| s.median),
             "baseline_rss_ratio_1m_vs_100k": base_flat.map(|s| s.median),
         });

@@ -91,5 +91,5 @@ pub fn next_attempt_of(
     reply: RpcReplyPort<()>,
 ) -> SupervisorMessage {
     let label: Arc<str> = Arc::from(label.into());
-    SupervisorStep::StandIn(label, fault.job(), reply).into()
+    SupervisorStep::StandIn(Box::new((label, fault.job(), reply))).into()
 }

@@ -305,7 +305,7 @@ impl SupervisorState {
         let id = run.id;
         let part = run.partition.clone();
         self.queues.started(q, &run);
-        let stand_in = self.take_stand_in(&run.label);
+        let stand_in = self.take_stand_in(&run.label).map(Box::new);
         let now = tokio::time::Instant::now();
         let time_limit = run
             .timeout
@@ -784,7 +784,8 @@ impl SupervisorState {
             }
             SupervisorStep::RegistryRestarted(reason) => self.registry_restarted(reason)?,
             SupervisorStep::ReplaceQueued(id, key) => self.replace_queued(myself, id, key),
-            SupervisorStep::StandIn(label, job, reply) => {
+            SupervisorStep::StandIn(stand_in) => {
+                let (label, job, reply) = *stand_in;
                 self.stand_ins.entry(label).or_default().push_back(job);
                 let _ = reply.send(());
             }

@@ -41,7 +41,8 @@ pub struct WorkerArguments {
     /// Where the job's log lines go.
     pub(crate) logs: Option<Arc<dyn LogSink>>,
     /// A job to run for this attempt instead of the run's own (a fault a test injected).
-    pub(crate) stand_in: Option<BoxedJob>,
+    /// Boxed, so that the arguments of every other worker stay as small as they were.
+    pub(crate) stand_in: Option<Box<BoxedJob>>,
 }
 
 impl std::fmt::Debug for WorkerArguments {
@@ -289,7 +290,7 @@ impl Actor for WorkerActor {
         let mut run = args.run;
         // A repeatable job stays with the run (for a retry); a run-once job is taken.
         let job = match args.stand_in {
-            Some(stand_in) => Some(stand_in),
+            Some(stand_in) => Some(*stand_in),
             None => run.take_job_for_attempt(),
         };
         let (run_id, attempt, snoozes, timeout) = (run.id, run.attempt, run.snoozes, run.timeout);

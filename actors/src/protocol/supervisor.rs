@@ -182,8 +182,9 @@ pub(crate) enum SupervisorStep {
     RegistryRestarted(String),
     /// Sent by fault-injection tests only: the next attempt of a run labelled `label` to start
     /// runs this job instead of its own (one stand-in per attempt, in the order given).
+    /// (Boxed: every message is as large as the largest variant.)
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    StandIn(Arc<str>, BoxedJob, RpcReplyPort<()>),
+    StandIn(Box<(Arc<str>, BoxedJob, RpcReplyPort<()>)>),
 }
 
 impl From<SupervisorStep> for SupervisorMessage {

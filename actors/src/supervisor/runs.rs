@@ -26,8 +26,6 @@ pub(super) struct Running {
     pub(super) cancel_sent: Option<CancelReason>,
     /// Cancel requests that found the worker stopping: answered when its exit arrives.
     pub(super) parked: Vec<CancelReply>,
-    /// When its attempt's time limit passes (counted from the worker's start), if it has one.
-    pub(super) time_limit: Option<Instant>,
 }
 
 /// What one held run is doing.
@@ -56,6 +54,9 @@ pub(super) enum Waiting {
 pub(super) struct Runs {
     held: IdMap<RunId, Held>,
     by_worker: IdMap<ActorId, RunId>,
+    /// When each running attempt with a time limit reaches it (counted from its worker's
+    /// start): a map of its own, so that every other entry stays as small as it was.
+    time_limits: IdMap<RunId, Instant>,
     queued: usize,
     retry_waiting: usize,
     running: usize,
@@ -108,23 +109,26 @@ impl Runs {
             part,
             cancel_sent: None,
             parked: Vec::new(),
-            time_limit,
         };
+        if let Some(at) = time_limit {
+            self.time_limits.insert(id, at);
+        }
         self.replace(id, Held::Running(running));
     }
 
     /// The earliest retry wait or time limit of the runs held here still to come after `now`
     /// (a scan: for tests' queries, not for the hot path).
     pub(super) fn next_timer(&self, now: Instant) -> Option<(Instant, TimerPurpose)> {
-        let timers = self.held.iter().filter_map(|(id, held)| match held {
+        let retries = self.held.iter().filter_map(|(id, held)| match held {
             Held::RetryWaiting { timer, .. } => Some((timer.due(), TimerPurpose::Retry(*id))),
-            // A worker already stopping ignores its time limit.
-            Held::Running(r) if r.cancel_sent.is_none() => {
-                r.time_limit.map(|at| (at, TimerPurpose::TimeLimit(*id)))
-            }
-            Held::Running(_) => None,
-            Held::Queued(_) => None,
+            _ => None,
         });
+        // A worker already stopping ignores its time limit.
+        let limits = self.time_limits.iter().filter(|(id, _)| {
+            matches!(self.held.get(id), Some(Held::Running(r)) if r.cancel_sent.is_none())
+        });
+        let limits = limits.map(|(id, at)| (*at, TimerPurpose::TimeLimit(*id)));
+        let timers = retries.chain(limits);
         timers.filter(|(at, _)| *at > now).min_by_key(|(at, _)| *at)
     }
 
@@ -189,6 +193,7 @@ impl Runs {
         match self.held.remove(&id)? {
             Held::Running(r) => {
                 self.running -= 1;
+                self.time_limits.remove(&id);
                 Some((id, r))
             }
             other => {
