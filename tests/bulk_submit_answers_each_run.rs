@@ -61,7 +61,7 @@ async fn a_durable_batch_is_one_transaction_committed_before_its_answers() {
     let writes = store.queued_per_write.clone();
     let rw = Runwarden::builder()
         .store(store)
-        .queue("small", QueueConfig::limited(0).max_length(2))
+        .queue("small", QueueConfig::limited(1).max_length(2))
         .job_kind("noop", runwarden::OnInterrupt::Rerun, |_| {
             Ok(BoxedJob::repeatable(|_ctx| async { Ok(()) }))
         })
@@ -224,5 +224,79 @@ async fn an_inline_batch_answers_once_every_run_has_ended() {
         .await
         .expect("status");
     assert_eq!(record.status, RunStatus::Completed);
+    rw.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}
+
+/// A memory store whose writes wait while the test holds them back.
+#[derive(Debug, Default)]
+struct Held {
+    inner: MemoryStore,
+    gate: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+}
+
+impl RunStore for Held {
+    fn load(&mut self, window: usize) -> Result<StoredState, StoreError> {
+        self.inner.load(window)
+    }
+    fn write(&mut self, batch: &[StoreWrite]) -> Result<(), StoreError> {
+        let (held, cv) = &*self.gate;
+        let mut held = held.lock();
+        while *held {
+            cv.wait(&mut held);
+        }
+        self.inner.write(batch)
+    }
+    fn get(&mut self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.get(id)
+    }
+    fn list(&mut self, query: &ListQuery) -> Result<RunPage, StoreError> {
+        self.inner.list(query)
+    }
+    fn prunable(
+        &mut self,
+        ended_before: Timestamp,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<(RunId, RunStatus)>, StoreError> {
+        self.inner.prunable(ended_before, keep, limit)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_answers_wait_for_the_commit_and_a_refused_run_takes_no_place() {
+    let store = Held::default();
+    let gate = store.gate.clone();
+    let rw = Runwarden::builder()
+        .store(store)
+        .queue("small", QueueConfig::limited(1).max_length(2))
+        .start()
+        .await
+        .expect("start");
+    *gate.0.lock() = true;
+    let quick = || BoxedJob::new(|_ctx| async { Ok(()) });
+    let retried = runwarden::RetryPolicy::attempts(2);
+    let batch = vec![
+        // Refused (a retry policy needs a repeatable job): it must not hold a place.
+        (RunSpec::new("a").queue("small").retry(retried), quick()),
+        (RunSpec::new("b").queue("small"), quick()),
+        (RunSpec::new("c").queue("small"), quick()),
+    ];
+    let answering = tokio::spawn({
+        let rw = rw.clone();
+        async move { rw.submit_many_durable(batch).await }
+    });
+    tokio::pin!(answering);
+    // While the store holds the commit, no answer comes.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut answering).await;
+    assert!(early.is_err(), "answered before the commit: {early:?}");
+    *gate.0.lock() = false;
+    gate.1.notify_all();
+    let answers = answering.await.expect("join");
+    assert_eq!(answers[0], Err(SubmitError::NotRepeatable));
+    assert!(answers[1].is_ok() && answers[2].is_ok(), "{answers:?}");
+    for answer in &answers[1..] {
+        let id = *answer.as_ref().expect("accepted");
+        assert_eq!(rw.wait(id).await.expect("wait").status, RunStatus::Completed);
+    }
     rw.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }

@@ -542,6 +542,9 @@ impl RegistryState {
     /// be wrong — waiting callers, subscribers, held acknowledgements — is kept. Without a
     /// store nothing can be rebuilt, and the failure is passed on to the supervisor.
     async fn restart(&mut self, reason: String) -> Result<(), ActorProcessingErr> {
+        // A batch the failure interrupted: the writes of what it recorded (and started) go to
+        // the store first, so the reload has them, and nothing later is caught in the buffer.
+        self.flush_batch();
         let Some(store) = &self.store else {
             return Err(format!("registry failed with no store to restart from: {reason}").into());
         };
@@ -870,14 +873,20 @@ impl RegistryState {
             id.map_err(|_| SubmitError::Unavailable)
         });
         let answers: Vec<_> = answers.collect();
+        self.flush_batch();
+        if let Some(reply) = reply {
+            self.deliver(Held::Batch(answers, reply));
+        }
+    }
+
+    /// Sends a batch submit's buffered writes to the store as one transaction, and stops
+    /// buffering.
+    fn flush_batch(&mut self) {
         if let (Some((writes, last)), Some(store)) = (self.batch_writes.take(), &self.store)
             && !writes.is_empty()
             && !store.send(StoreOp::WriteMany(last, writes))
         {
             tracing::error!("store writer is gone; a batch submit was not persisted");
-        }
-        if let Some(reply) = reply {
-            self.deliver(Held::Batch(answers, reply));
         }
     }
 

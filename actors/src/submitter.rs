@@ -73,13 +73,18 @@ pub(crate) fn admit(
 /// The batch form of [`admit`]: each run through its queue's checks and a fresh id (a refused
 /// one keeps its error, and nothing of it is recorded), then all in one `AdmitBatch` message.
 /// Answers at once with one result per run (an `Ok` means the run was sent to be recorded);
-/// with `reply`, the registry answers again once the batch is committed.
+/// with `reply`, the registry answers again once the batch is committed. A message the
+/// registry did not take (holding the jobs) is handed back, so the caller decides when the
+/// jobs are dropped (after the gate is released, as in [`Submitter::submit`]).
 pub(crate) fn admit_batch(
     table: &Arc<QueueTable>,
     registry: &ActorRef<RegistryMessage>,
     runs: Vec<(RunSpec, Result<BoxedJob, SubmitError>)>,
     reply: Option<BatchReply>,
-) -> Vec<Result<RunId, SubmitError>> {
+) -> (
+    Vec<Result<RunId, SubmitError>>,
+    Option<Box<RegistryMessage>>,
+) {
     let batch: Vec<_> = runs
         .into_iter()
         .map(|(mut spec, job)| {
@@ -93,14 +98,34 @@ pub(crate) fn admit_batch(
         .iter()
         .map(|a| a.as_ref().map(|a| a.id).map_err(Clone::clone))
         .collect();
-    if registry
-        .cast(RegistryStep::AdmitBatch(batch, reply).into())
-        .is_err()
-    {
-        for answer in &mut answers {
-            if answer.is_ok() {
-                *answer = Err(SubmitError::Unavailable);
-            }
+    let Err(e) = registry.cast(RegistryStep::AdmitBatch(batch, reply).into()) else {
+        return (answers, None);
+    };
+    for answer in &mut answers {
+        if answer.is_ok() {
+            *answer = Err(SubmitError::Unavailable);
+        }
+    }
+    let unsent = match e {
+        MessagingErr::SendErr(m) => Some(Box::new(m)),
+        _ => None,
+    };
+    (answers, unsent)
+}
+
+/// Inline mode's end of a batch: waits for the end of every run that was sent (`sent`), then
+/// answers with `answers` (a failed commit's errors kept), a run whose end could not be known
+/// answering `Unavailable`.
+pub(crate) async fn batch_ends(
+    registry: &RegistryRef,
+    sent: &[Result<RunId, SubmitError>],
+    mut answers: Vec<Result<RunId, SubmitError>>,
+) -> Vec<Result<RunId, SubmitError>> {
+    for (sent, answer) in sent.iter().zip(&mut answers) {
+        if let Ok(id) = sent
+            && registry.wait(*id).await.is_err()
+        {
+            *answer = Err(SubmitError::Unavailable);
         }
     }
     answers
@@ -218,8 +243,9 @@ impl Submitter {
                 .map(|_| Err(SubmitError::ShuttingDown))
                 .collect();
         }
-        let answers = admit_batch(&self.table, &self.registry, runs, None);
+        let (answers, unsent) = admit_batch(&self.table, &self.registry, runs, None);
         drop(closed);
+        drop(unsent);
         answers
     }
 
@@ -237,7 +263,7 @@ impl Submitter {
     ) -> Vec<Result<RunId, SubmitError>> {
         let runs = self.jobs(runs);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = {
+        let (sent, unsent) = {
             let closed = self.gate.0.read();
             if *closed {
                 return runs
@@ -247,22 +273,20 @@ impl Submitter {
             }
             admit_batch(&self.table, &self.registry, runs, Some(tx.into()))
         };
-        let mut answers = match rx.await {
+        drop(unsent);
+        let answers = match rx.await {
             Ok(answers) => answers,
             // The registry never took the batch (or went away): what was sent is unknown.
             Err(_) => sent
-                .into_iter()
-                .map(|a| a.and(Err(SubmitError::Unavailable)))
+                .iter()
+                .map(|a| a.clone().and(Err(SubmitError::Unavailable)))
                 .collect(),
         };
-        for answer in &mut answers {
-            if let Ok(id) = answer {
-                if let Err(e) = self.inline_end(*id).await {
-                    *answer = Err(e);
-                }
-            }
+        if !self.inline {
+            return answers;
         }
-        answers
+        let registry = RegistryRef::from(self.registry.clone());
+        batch_ends(&registry, &sent, answers).await
     }
 
     /// Each run's job, built (a kind from its parameters) as a single submit builds it.

@@ -858,30 +858,24 @@ impl SupervisorState {
             .into_iter()
             .map(|(spec, job)| (spec, Ok(job)))
             .collect();
+        let table = self.queues.table();
         if self.mode != StartMode::Inline {
-            let table = self.queues.table();
+            // The registry answers the caller; if it is gone, the dropped port says so.
             let _ = submitter::admit_batch(table, &self.registry, runs, Some(reply));
             return;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent =
-            submitter::admit_batch(self.queues.table(), &self.registry, runs, Some(tx.into()));
+        let (sent, unsent) = submitter::admit_batch(table, &self.registry, runs, Some(tx.into()));
+        drop(unsent);
         let registry = RegistryRef::from(self.registry.clone());
         tokio::spawn(async move {
-            let mut answers = rx.await.unwrap_or_else(|_| {
+            let answers = rx.await.unwrap_or_else(|_| {
                 let unknown = sent
-                    .into_iter()
-                    .map(|a| a.and(Err(SubmitError::Unavailable)));
+                    .iter()
+                    .map(|a| a.clone().and(Err(SubmitError::Unavailable)));
                 unknown.collect()
             });
-            for answer in &mut answers {
-                if let Ok(id) = answer
-                    && registry.wait(*id).await.is_err()
-                {
-                    *answer = Err(SubmitError::Unavailable);
-                }
-            }
-            let _ = reply.send(answers);
+            let _ = reply.send(submitter::batch_ends(&registry, &sent, answers).await);
         });
     }
 
