@@ -296,7 +296,10 @@ async fn durable_answers_wait_for_the_commit_and_a_refused_run_takes_no_place() 
     assert!(answers[1].is_ok() && answers[2].is_ok(), "{answers:?}");
     for answer in &answers[1..] {
         let id = *answer.as_ref().expect("accepted");
-        assert_eq!(rw.wait(id).await.expect("wait").status, RunStatus::Completed);
+        assert_eq!(
+            rw.wait(id).await.expect("wait").status,
+            RunStatus::Completed
+        );
     }
     rw.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }
