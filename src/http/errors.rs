@@ -32,6 +32,11 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION", detail)
     }
 
+    /// The error as one item of a batch's results: its code and detail.
+    pub(super) fn item(self) -> Value {
+        json!({"error_code": self.code, "detail": self.detail})
+    }
+
     pub(super) fn not_found(id: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

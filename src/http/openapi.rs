@@ -76,6 +76,11 @@ pub fn openapi_document() -> Value {
                         "queue": {"type": "string"}, "priority": {"type": "integer"}, "idempotency_key": {"type": "string"}, "partition_key": {"type": "string"}, "timeout_ms": {"type": "integer"},
                         "unique": {"type": "object", "description": "with idempotency_key: the holder's statuses that conflict, a period in ms, and on_conflict", "properties": {
                             "states": {"type": "array", "items": {"type": "string"}}, "period": {"type": "integer"}, "on_conflict": {"type": "string", "enum": ["return_existing", "replace"]}}}}},
+                "StartRuns": {"type": "object", "required": ["runs"], "additionalProperties": false,
+                    "properties": {"runs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/components/schemas/StartRun"},
+                        "description": "without idempotency keys"}}},
+                "BatchResults": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array",
+                    "description": "one per run, in order: {id} or {error_code, detail}", "items": {"type": "object"}}}},
                 "Cancel": {"type": "object", "required": ["run_id", "outcome"], "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string"}}},
                 "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array", "items": {"$ref": "#/components/schemas/LogEntry"}}}},
                 "LogEntry": {"type": "object", "required": ["at", "level", "stream", "message", "cut_bytes"], "properties": {
@@ -97,6 +102,11 @@ pub fn openapi_document() -> Value {
                     "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}, {"name": "label", "in": "query", "schema": {"type": "string"}},
                         {"name": "queue", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
                     "responses": with(one(200, resp("a page", &json!({"$ref": "#/components/schemas/RunPage"}))), &[401, 422])}
+            },
+            "/runs/batch": {
+                "post": {"summary": "Start many runs of registered job kinds: one transaction, one result per run once committed",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRuns"}}}},
+                    "responses": with(one(200, resp("one result per run", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[401, 413, 415, 422])}
             },
             "/runs/{id}": {
                 "parameters": [id_param],

@@ -72,11 +72,8 @@ pub(super) fn check_params(v: &Value, limits: &ParamLimits) -> Result<(), String
     walk(v, 1, limits)
 }
 
-pub(super) async fn start_run(
-    State(api): State<Api>,
-    OriginalUri(uri): OriginalUri,
-    ApiJson(body): ApiJson<StartRun>,
-) -> Result<Response, ApiError> {
+/// A run's spec from its request, checked as `POST /runs` checks it.
+fn spec_of(api: &Api, body: &mut StartRun) -> Result<RunSpec, ApiError> {
     if !api.rw.has_kind(&body.kind) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -84,25 +81,81 @@ pub(super) async fn start_run(
             format!("no job kind named `{}`", body.kind),
         ));
     }
-    let params = body.params.unwrap_or_else(|| json!({}));
+    let params = body.params.take().unwrap_or_else(|| json!({}));
     check_params(&params, &api.options.params).map_err(ApiError::validation)?;
     let params =
         crate::params_from_json(params).map_err(|e| ApiError::validation(e.to_string()))?;
-    let mut spec = RunSpec::new(body.label.unwrap_or_else(|| body.kind.clone()))
-        .params(params)
-        .priority(body.priority);
-    if let Some(name) = body.name {
+    let label = body.label.take().unwrap_or_else(|| body.kind.clone());
+    let mut spec = RunSpec::new(label).params(params).priority(body.priority);
+    if let Some(name) = body.name.take() {
         spec = spec.name(name);
     }
-    if let Some(q) = body.queue {
+    if let Some(q) = body.queue.take() {
         spec = spec.queue(q);
     }
     if let Some(ms) = body.timeout_ms {
         spec = spec.timeout(Duration::from_millis(ms));
     }
-    if let Some(key) = body.partition_key {
+    if let Some(key) = body.partition_key.take() {
         spec = spec.partition_key(key);
     }
+    Ok(spec)
+}
+
+/// Most runs in one `POST /runs/batch`.
+pub(super) const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StartRuns {
+    runs: Vec<StartRun>,
+}
+
+/// `POST /runs/batch`: many runs in one registry message and one store transaction; one
+/// result per run, in order, once the batch is committed.
+pub(super) async fn start_runs(
+    State(api): State<Api>,
+    ApiJson(body): ApiJson<StartRuns>,
+) -> Result<Response, ApiError> {
+    let n = body.runs.len();
+    if n == 0 || n > MAX_BATCH {
+        return Err(ApiError::validation(format!(
+            "a batch holds 1 to {MAX_BATCH} runs, not {n}"
+        )));
+    }
+    let mut results: Vec<Option<Value>> = vec![None; n];
+    let mut accepted = Vec::with_capacity(n);
+    for (i, mut run) in body.runs.into_iter().enumerate() {
+        if run.idempotency_key.is_some() || run.unique.is_some() {
+            let refused = ApiError::validation("idempotency keys are not taken in a batch");
+            results[i] = Some(refused.item());
+            continue;
+        }
+        match spec_of(&api, &mut run) {
+            Ok(spec) => accepted.push((i, spec, run.kind)),
+            Err(e) => results[i] = Some(e.item()),
+        }
+    }
+    let runs = accepted
+        .iter()
+        .map(|(_, spec, kind)| (spec.clone(), Kind(kind)));
+    let answers = api.rw.submit_many_durable(runs).await;
+    for ((i, _, _), answer) in accepted.iter().zip(answers) {
+        results[*i] = Some(match answer {
+            Ok(id) => json!({"id": id}),
+            Err(e) => ApiError::from(e).item(),
+        });
+    }
+    let results: Vec<Value> = results.into_iter().flatten().collect();
+    Ok((StatusCode::OK, Json(json!({"results": results}))).into_response())
+}
+
+pub(super) async fn start_run(
+    State(api): State<Api>,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(mut body): ApiJson<StartRun>,
+) -> Result<Response, ApiError> {
+    let spec = spec_of(&api, &mut body)?;
     let (id, created) = match (body.idempotency_key, body.unique) {
         (Some(key), unique) => {
             let request = api
