@@ -726,6 +726,24 @@ impl Runwarden {
         answers.into_iter().map(|answer| Ok(answer??)).collect()
     }
 
+    /// Cancels every active run matching `filter` (label, queue, and an active status if
+    /// given), answering per run (see [`SupervisorRef::cancel_matching`]).
+    pub async fn cancel_matching(
+        &self,
+        filter: ListQuery,
+    ) -> Result<Vec<(RunId, Result<CancelOutcome, Error>)>, Error> {
+        let answers = self.supervisor.cancel_matching(filter).await?;
+        let answers = answers.into_iter().map(|(id, answer)| {
+            let answer = match answer {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(e)) => Err(Error::from(e)),
+                Err(e) => Err(Error::from(e)),
+            };
+            (id, answer)
+        });
+        Ok(answers.collect())
+    }
+
     /// Waits until the run is terminal and returns its final record. Wrap it in
     /// `tokio::time::timeout` to bound the wait.
     ///

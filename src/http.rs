@@ -44,7 +44,9 @@ pub use options::{HttpOptions, ParamLimits};
 use auth::authenticate;
 use errors::not_found_route;
 use openapi::openapi;
-use runs::{cancel_run, download_log, get_run, list_runs, run_logs, start_run, start_runs};
+use runs::{
+    cancel_run, cancel_runs, download_log, get_run, list_runs, run_logs, start_run, start_runs,
+};
 use service::{
     dashboard, health, metrics, pause_queue, prune, queues, resume_queue, schedules, set_kind_rate,
     set_queue_limits, stats,
@@ -109,6 +111,7 @@ pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
     let protected = Router::new()
         .route("/runs", post(start_run).get(list_runs))
         .route("/runs/batch", post(start_runs))
+        .route("/runs/cancel", post(cancel_runs))
         .route("/runs/{id}", get(get_run).delete(cancel_run))
         .route("/runs/{id}/logs", get(run_logs))
         .route("/runs/{id}/logs/download", get(download_log))

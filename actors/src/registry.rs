@@ -700,6 +700,18 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
         RegistryMessage::ActiveIds(reply) => {
             let _ = reply.send(state.active.ids());
         }
+        RegistryMessage::ActiveMatching(q, reply) => {
+            let matches = |id: &RunId| {
+                state.records.get(id).is_some_and(|r| {
+                    q.status.is_none_or(|s| s == r.status())
+                        && q.label.as_deref().is_none_or(|l| l == r.label())
+                        && q.queue.as_deref().is_none_or(|name| name == r.queue())
+                })
+            };
+            let mut ids = state.active.ids();
+            ids.retain(matches);
+            let _ = reply.send(ids);
+        }
         RegistryMessage::IsActive(id, reply) => {
             let _ = reply.send(state.active.contains(&id));
         }

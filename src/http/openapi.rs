@@ -108,6 +108,12 @@ pub fn openapi_document() -> Value {
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRuns"}}}},
                     "responses": with(one(200, resp("one result per run", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[401, 413, 415, 422])}
             },
+            "/runs/cancel": {
+                "post": {"summary": "Cancel every active run matching a filter (status, label, queue: at least one), one result per run",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                        "properties": {"status": {"type": "string", "enum": ["queued", "running"]}, "label": {"type": "string"}, "queue": {"type": "string"}}}}}},
+                    "responses": with(one(200, resp("one result per run: {run_id, outcome} or {run_id, error_code, detail}", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[401, 413, 415, 422])}
+            },
             "/runs/{id}": {
                 "parameters": [id_param],
                 "get": {"summary": "One run", "responses": with(one(200, resp("the run", &run)), &[401, 404, 422])},

@@ -251,6 +251,58 @@ pub(super) async fn cancel_run(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CancelFilter {
+    status: Option<String>,
+    label: Option<String>,
+    queue: Option<String>,
+}
+
+/// `POST /runs/cancel`: cancels every active run matching the filter (at least one criterion),
+/// one result per run, oldest first.
+pub(super) async fn cancel_runs(
+    State(api): State<Api>,
+    ApiJson(body): ApiJson<CancelFilter>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut filter = ListQuery::new();
+    match (&body.status, &body.label, &body.queue) {
+        (None, None, None) => {
+            let why = "give at least one of `status`, `label`, `queue` (nothing cancels all runs)";
+            return Err(ApiError::validation(why));
+        }
+        (status, label, queue) => {
+            if let Some(s) = status {
+                let status = parse_status(s)?;
+                if status.is_terminal() {
+                    let why = format!("only queued or running runs can be cancelled, not {status}");
+                    return Err(ApiError::validation(why));
+                }
+                filter = filter.status(status);
+            }
+            if let Some(l) = label {
+                filter = filter.label(l.clone());
+            }
+            if let Some(q) = queue {
+                filter = filter.queue(q.clone());
+            }
+        }
+    }
+    let answers = api.rw.cancel_matching(filter).await?;
+    let results: Vec<Value> = answers
+        .into_iter()
+        .map(|(id, answer)| match answer {
+            Ok(outcome) => json!({"run_id": id, "outcome": outcome}),
+            Err(e) => {
+                let mut item = ApiError::from(e).item();
+                item["run_id"] = json!(id);
+                item
+            }
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(json!({"results": results}))))
+}
+
+#[derive(Debug, Deserialize)]
 pub(super) struct LogParams {
     tail: Option<usize>,
     since: Option<String>,

@@ -34,6 +34,9 @@ pub enum RegistryMessage {
     ActiveCount(RpcReplyPort<usize>),
     /// Query: the ids of active runs, oldest first.
     ActiveIds(RpcReplyPort<Vec<RunId>>),
+    /// Query: the ids of the active runs matching the filter's status, label and queue (its
+    /// limit and offset are ignored), oldest first: one consistent answer, however many.
+    ActiveMatching(ListQuery, RpcReplyPort<Vec<RunId>>),
     /// Query: is this run `Queued` or `Running`? `false` for unknown ids.
     IsActive(RunId, RpcReplyPort<bool>),
     /// Query: reply with the run's record once it is terminal: at once if it already is,
@@ -413,6 +416,12 @@ impl RegistryRef {
     /// Ids of the runs that are `Queued` or `Running`, oldest first.
     pub async fn active_ids(&self) -> Result<Vec<RunId>, CallError> {
         self.ask(RegistryMessage::ActiveIds, "active_ids").await
+    }
+
+    /// The ids of the active runs matching `filter`'s status, label and queue, oldest first.
+    pub async fn active_matching(&self, filter: ListQuery) -> Result<Vec<RunId>, CallError> {
+        let ask = |r| RegistryMessage::ActiveMatching(filter, r);
+        self.ask(ask, "active_matching").await
     }
 
     /// Whether the run is `Queued` or `Running` (`false` for unknown ids).

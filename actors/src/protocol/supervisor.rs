@@ -14,6 +14,7 @@ use crate::kinds::RecoveryReport;
 use crate::protocol::logs::LogsRef;
 use crate::protocol::registry::{DEFAULT_CALL_TIMEOUT, RegistryRef};
 use crate::protocol::run::{CancelOutcome, CancelReply, PreparedRun};
+use crate::query::ListQuery;
 use crate::queue::{RateLimit, RateScope};
 use crate::run::{RunId, RunSpec};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleSpec};
@@ -535,6 +536,27 @@ impl SupervisorRef {
         let _ = tokio::time::timeout(self.timeout, collect).await;
         out.resize_with(n, || Err(CallError::Timeout { request }));
         out
+    }
+
+    /// Cancels every active run matching `filter` (its label, queue, and status if given; a
+    /// terminal status matches nothing) when the registry answers: one
+    /// [`RegistryMessage`](crate::RegistryMessage)`::ActiveMatching` for their ids, then one
+    /// [`SupervisorRef::cancel_many`] per 1,000. Answers per run, oldest first; a run that
+    /// ended in between answers `AlreadyFinished`. Runs submitted after the registry answered
+    /// are not included.
+    pub async fn cancel_matching(
+        &self,
+        filter: ListQuery,
+    ) -> Result<Vec<(RunId, Result<Result<CancelOutcome, CancelError>, CallError>)>, CallError>
+    {
+        const CHUNK: usize = 1000;
+        let ids = self.registry().await?.active_matching(filter).await?;
+        let mut answers = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let outcomes = self.cancel_many(chunk).await;
+            answers.extend(chunk.iter().copied().zip(outcomes));
+        }
+        Ok(answers)
     }
 
     /// Stops accepting runs and waits until every accepted run is terminal; at `deadline` the
