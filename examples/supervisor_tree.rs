@@ -192,7 +192,7 @@ impl Flags {
     }
 
     fn chosen(every: u64, i: u64) -> bool {
-        every != 0 && i % every == 0
+        every != 0 && i.is_multiple_of(every)
     }
 
     fn behaviour(&self, i: u64) -> Behaviour {

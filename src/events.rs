@@ -129,11 +129,11 @@ impl EventStream {
                 Err(RecvError::Lagged(n)) => return Some(EventItem::Lagged(n)),
                 Err(RecvError::Closed) => {
                     // The registry stopped. A run stream still gets its end if it was sent.
-                    if let Some(rx) = self.sub.terminal.take() {
-                        if let Ok(Ok(record)) = rx.await {
-                            self.end = Some(StreamEnd::RunEnded);
-                            return Some(EventItem::Event(RunEvent::from_record(&record)));
-                        }
+                    if let Some(rx) = self.sub.terminal.take()
+                        && let Ok(Ok(record)) = rx.await
+                    {
+                        self.end = Some(StreamEnd::RunEnded);
+                        return Some(EventItem::Event(RunEvent::from_record(&record)));
                     }
                     self.end = Some(StreamEnd::RegistryStopped);
                     return None;

@@ -103,6 +103,7 @@ pub async fn serve(
 /// The API's router. Mount it with `Router::nest` under any prefix.
 pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
     let max_body = options.max_body_bytes;
+    let max_batch_body = options.max_batch_body_bytes;
     let api = Api {
         rw,
         options: Arc::new(options),
@@ -110,7 +111,10 @@ pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
     };
     let protected = Router::new()
         .route("/runs", post(start_run).get(list_runs))
-        .route("/runs/batch", post(start_runs))
+        .route(
+            "/runs/batch",
+            post(start_runs).layer(DefaultBodyLimit::max(max_batch_body)),
+        )
         .route("/runs/cancel", post(cancel_runs))
         .route("/runs/{id}", get(get_run).delete(cancel_run))
         .route("/runs/{id}/logs", get(run_logs))

@@ -27,25 +27,25 @@ async fn cancel_matching_cancels_exactly_the_matching_active_runs() {
         rw.submit_job(RunSpec::new(label).queue(queue), held())
             .expect("submit")
     };
-    // Five emails in "mail" (two running, three queued), two reports in "mail", three
+    // Five emails in "mail" (two running, three queued), three reports in "mail", three
     // emails in the default queue, and one email that already finished.
     let done = rw
         .submit(RunSpec::new("email").queue("mail"), |_ctx| async { Ok(()) })
         .expect("submit");
     rw.wait(done).await.expect("wait");
     let emails: Vec<RunId> = (0..5).map(|_| submit("email", "mail")).collect();
-    let reports: Vec<RunId> = (0..2).map(|_| submit("report", "mail")).collect();
+    let reports: Vec<RunId> = (0..3).map(|_| submit("report", "mail")).collect();
     let elsewhere: Vec<RunId> = (0..3).map(|_| submit("email", "default")).collect();
 
     let answers = rw
         .cancel_matching(ListQuery::new().label("email").queue("mail"))
         .await
         .expect("answered");
-    let mut ids: Vec<RunId> = answers.iter().map(|(id, _)| *id).collect();
-    ids.sort();
-    let mut want = emails.clone();
-    want.sort();
-    assert_eq!(ids, want, "exactly the five matching emails");
+    let ids: Vec<RunId> = answers.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids, emails,
+        "exactly the five matching emails, oldest first"
+    );
     for (id, answer) in &answers {
         let outcome = answer.as_ref().expect("cancelled");
         assert!(
@@ -71,8 +71,9 @@ async fn cancel_matching_cancels_exactly_the_matching_active_runs() {
         RunStatus::Completed
     );
 
-    // By status: only the running reports (the mail queue has room for both now).
-    for id in &reports {
+    // By status: only the two running reports (the mail queue has room for two); the third
+    // waits queued and is left alone.
+    for id in &reports[..2] {
         support::within("the report to start", async {
             while rw.status(*id).await.expect("status").status != RunStatus::Running {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -84,13 +85,16 @@ async fn cancel_matching_cancels_exactly_the_matching_active_runs() {
         .cancel_matching(ListQuery::new().status(RunStatus::Running).label("report"))
         .await
         .expect("answered");
-    assert_eq!(running.len(), 2);
-    // The three emails elsewhere are still held: the drain's deadline ends them.
+    let running: Vec<RunId> = running.iter().map(|(id, _)| *id).collect();
+    assert_eq!(running, reports[..2]);
+    assert!(rw.is_active(reports[2]).await.expect("asked"));
+    // The three emails elsewhere and the third report are still held: the drain's deadline
+    // ends them.
     let report = rw
         .shutdown(std::time::Duration::from_millis(50))
         .await
         .expect("shutdown");
-    assert_eq!(report.cancelled_by_drain.len(), 3);
+    assert_eq!(report.cancelled_by_drain.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,8 @@ async fn the_api_needs_a_valid_token() {
     for (method, path) in [
         ("GET", "/runs"),
         ("POST", "/runs"),
+        ("POST", "/runs/batch"),
+        ("POST", "/runs/cancel"),
         ("GET", "/health"),
         ("GET", "/stats"),
         ("GET", "/metrics"),

@@ -69,3 +69,27 @@ async fn an_empty_oversized_or_malformed_batch_is_refused_whole() {
     let (_, page) = s.get("/runs", "/runs?limit=100").await;
     assert_eq!(page["total"], 0, "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_fits_its_own_body_limit_not_the_single_runs() {
+    let s = http_support::server(HttpOptions::default()).await;
+    // 1,000 runs with 100 bytes of parameters each: over the 64 KiB of one request, within
+    // the batch's 1 MiB.
+    let pad = "x".repeat(100);
+    let runs: Vec<_> = (0..1000)
+        .map(|i| json!({"kind": "sleep", "params": {"ms": 1, "pad": pad}, "name": format!("r{i}")}))
+        .collect();
+    let batch = json!({ "runs": runs });
+    assert!(serde_json::to_vec(&batch).expect("json").len() > 64 * 1024);
+    let (code, body) = s.post("/runs/batch", "/runs/batch", &batch).await;
+    assert_eq!(code, 200);
+    let results = body["results"].as_array().expect("results");
+    assert!(
+        results.iter().all(|r| r["id"].is_string()),
+        "{}",
+        results[0]
+    );
+    // The same body on the single-run route is too large.
+    let (code, body) = s.post("/runs", "/runs", &batch).await;
+    assert_eq!(code, 413, "{body}");
+}

@@ -38,7 +38,7 @@ async fn fixed_delay_counts_runs_and_errors_and_stops_on_drain() {
             let k = counter.fetch_add(1, Ordering::SeqCst) + 1;
             async move {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if k % 3 == 0 {
+                if k.is_multiple_of(3) {
                     Err(runwarden::JobError::msg(format!("occurrence {k} failed")))
                 } else {
                     Ok(())

@@ -46,7 +46,7 @@ async fn limits_hold_for_five_thousand_random_runs() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let micros = seed % 400;
-        let media = seed % 3 == 0;
+        let media = seed.is_multiple_of(3);
         let (all, q) = (
             all.clone(),
             if media {
@@ -65,7 +65,7 @@ async fn limits_hold_for_five_thousand_random_runs() {
             .submit(spec, move |_| async move {
                 all.enter();
                 q.enter();
-                if micros % 4 == 0 {
+                if micros.is_multiple_of(4) {
                     tokio::task::yield_now().await;
                 } else {
                     tokio::time::sleep(Duration::from_micros(micros)).await;

@@ -73,12 +73,12 @@ impl Actor for AppRoot {
         evt: SupervisionEvent,
         state: &mut AppState,
     ) -> Result<(), ActorProcessingErr> {
-        if let SupervisionEvent::ActorTerminated(who, _, reason) = &evt {
-            if who.get_id() == state.runwarden.get_id() {
-                state
-                    .events
-                    .push(format!("runwarden terminated: {reason:?}"));
-            }
+        if let SupervisionEvent::ActorTerminated(who, _, reason) = &evt
+            && who.get_id() == state.runwarden.get_id()
+        {
+            state
+                .events
+                .push(format!("runwarden terminated: {reason:?}"));
         }
         Ok(())
     }

@@ -451,10 +451,10 @@ impl RunContext {
     /// registry keeps the latest one on the record.
     pub fn report(&self, progress: Progress) {
         *self.progress.latest.lock() = Some(progress);
-        if !self.progress.notified.swap(true, Ordering::AcqRel) {
-            if let Some(reports) = &self.reports {
-                reports.progress(self.id, self.progress.clone());
-            }
+        if !self.progress.notified.swap(true, Ordering::AcqRel)
+            && let Some(reports) = &self.reports
+        {
+            reports.progress(self.id, self.progress.clone());
         }
     }
 }

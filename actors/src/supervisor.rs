@@ -1082,19 +1082,19 @@ impl Actor for SupervisorActor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let (Some(who), Some(keeper)) = (event.actor_cell(), &state.keeper) {
-            if who.get_id() == keeper.actor().get_id() {
-                // Runs go on without logs: lines sent to a stopped keeper are dropped, and log
-                // queries answer `CallError::Unavailable`.
-                if matches!(
-                    event,
-                    SupervisionEvent::ActorTerminated(..) | SupervisionEvent::ActorFailed(..)
-                ) && !state.drain.is_drained()
-                {
-                    tracing::error!(event = %event, "log keeper stopped; run logs are no longer kept");
-                }
-                return Ok(());
+        if let (Some(who), Some(keeper)) = (event.actor_cell(), &state.keeper)
+            && who.get_id() == keeper.actor().get_id()
+        {
+            // Runs go on without logs: lines sent to a stopped keeper are dropped, and log
+            // queries answer `CallError::Unavailable`.
+            if matches!(
+                event,
+                SupervisionEvent::ActorTerminated(..) | SupervisionEvent::ActorFailed(..)
+            ) && !state.drain.is_drained()
+            {
+                tracing::error!(event = %event, "log keeper stopped; run logs are no longer kept");
             }
+            return Ok(());
         }
         match event {
             SupervisionEvent::ActorTerminated(who, boxed, reason) => {

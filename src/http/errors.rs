@@ -34,7 +34,11 @@ impl ApiError {
 
     /// The error as one item of a batch's results: its code and detail.
     pub(super) fn item(self) -> Value {
-        json!({"error_code": self.code, "detail": self.detail})
+        let mut item = json!({"error_code": self.code, "detail": self.detail});
+        if let (Some((k, v)), Some(obj)) = (self.extra, item.as_object_mut()) {
+            obj.insert(k.to_owned(), v);
+        }
+        item
     }
 
     pub(super) fn not_found(id: impl std::fmt::Display) -> Self {

@@ -81,6 +81,8 @@ pub fn openapi_document() -> Value {
                         "description": "without idempotency keys"}}},
                 "BatchResults": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array",
                     "description": "one per run, in order: {id} or {error_code, detail}", "items": {"type": "object"}}}},
+                "CancelResults": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array",
+                    "description": "one per matching run, oldest first: {run_id, outcome} or {run_id, error_code, detail}", "items": {"type": "object", "required": ["run_id"]}}}},
                 "Cancel": {"type": "object", "required": ["run_id", "outcome"], "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string"}}},
                 "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array", "items": {"$ref": "#/components/schemas/LogEntry"}}}},
                 "LogEntry": {"type": "object", "required": ["at", "level", "stream", "message", "cut_bytes"], "properties": {
@@ -106,13 +108,13 @@ pub fn openapi_document() -> Value {
             "/runs/batch": {
                 "post": {"summary": "Start many runs of registered job kinds: one transaction, one result per run once committed",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRuns"}}}},
-                    "responses": with(one(200, resp("one result per run", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[401, 413, 415, 422])}
+                    "responses": with(one(200, resp("one result per run", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[400, 401, 413, 415, 422])}
             },
             "/runs/cancel": {
                 "post": {"summary": "Cancel every active run matching a filter (status, label, queue: at least one), one result per run",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "minProperties": 1,
                         "properties": {"status": {"type": "string", "enum": ["queued", "running"]}, "label": {"type": "string"}, "queue": {"type": "string"}}}}}},
-                    "responses": with(one(200, resp("one result per run: {run_id, outcome} or {run_id, error_code, detail}", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[401, 413, 415, 422])}
+                    "responses": with(one(200, resp("one result per matching run", &json!({"$ref": "#/components/schemas/CancelResults"}))), &[400, 401, 413, 415, 422, 503])}
             },
             "/runs/{id}": {
                 "parameters": [id_param],

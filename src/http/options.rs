@@ -36,6 +36,8 @@ pub struct HttpOptions {
     pub allow_open_non_loopback: bool,
     /// Largest request body (default 64 KiB).
     pub max_body_bytes: usize,
+    /// Largest body of a `POST /runs/batch` (default 1 MiB: 1,000 runs of about 1 KiB each).
+    pub max_batch_body_bytes: usize,
     /// Limits on run parameters.
     pub params: ParamLimits,
 }
@@ -46,6 +48,7 @@ impl Default for HttpOptions {
             tokens: Vec::new(),
             allow_open_non_loopback: false,
             max_body_bytes: 64 * 1024,
+            max_batch_body_bytes: 1024 * 1024,
             params: ParamLimits::default(),
         }
     }

@@ -125,28 +125,44 @@ pub(super) async fn start_runs(
     }
     let mut results: Vec<Option<Value>> = vec![None; n];
     let mut accepted = Vec::with_capacity(n);
+    let mut specs = Vec::with_capacity(n);
     for (i, mut run) in body.runs.into_iter().enumerate() {
-        if run.idempotency_key.is_some() || run.unique.is_some() {
-            let refused = ApiError::validation("idempotency keys are not taken in a batch");
-            results[i] = Some(refused.item());
-            continue;
-        }
-        match spec_of(&api, &mut run) {
-            Ok(spec) => accepted.push((i, spec, run.kind)),
+        // Checked in `POST /runs`'s order: the kind and parameters, then the key.
+        let checked =
+            spec_of(&api, &mut run).and_then(|spec| match (&run.idempotency_key, &run.unique) {
+                (None, None) => Ok(spec),
+                (None, Some(_)) => Err(ApiError::validation(
+                    "`unique` needs an `idempotency_key`".to_owned(),
+                )),
+                (Some(_), _) => Err(ApiError::validation(
+                    "idempotency keys are not taken in a batch: use POST /runs",
+                )),
+            });
+        match checked {
+            Ok(spec) => {
+                accepted.push((i, run.kind));
+                specs.push(spec);
+            }
             Err(e) => results[i] = Some(e.item()),
         }
     }
-    let runs = accepted
-        .iter()
-        .map(|(_, spec, kind)| (spec.clone(), Kind(kind)));
-    let answers = api.rw.submit_many_durable(runs).await;
-    for ((i, _, _), answer) in accepted.iter().zip(answers) {
+    let runs = specs.into_iter().zip(&accepted);
+    let answers = api
+        .rw
+        .submit_many_durable(runs.map(|(spec, (_, kind))| (spec, Kind(kind))))
+        .await;
+    for ((i, _), answer) in accepted.iter().zip(answers) {
         results[*i] = Some(match answer {
             Ok(id) => json!({"id": id}),
             Err(e) => ApiError::from(e).item(),
         });
     }
-    let results: Vec<Value> = results.into_iter().flatten().collect();
+    // One answer per run always comes back; a missing one would still be said, not skipped.
+    let missing = || ApiError::from(crate::SubmitError::Unavailable).item();
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(missing))
+        .collect();
     Ok((StatusCode::OK, Json(json!({"results": results}))).into_response())
 }
 
