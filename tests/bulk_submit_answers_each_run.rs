@@ -13,11 +13,13 @@ use runwarden::{
     SupervisorActor, SupervisorArguments, Timestamp,
 };
 
-/// A memory store that keeps, per transaction, the ids of the `Queued` records it wrote.
+/// A memory store that keeps, per transaction, the ids of the `Queued` records it wrote,
+/// and whose writes wait while the test holds the gate shut.
 #[derive(Debug, Default)]
 struct Counting {
     inner: MemoryStore,
     queued_per_write: Arc<Mutex<Vec<Vec<RunId>>>>,
+    gate: Arc<(Mutex<bool>, parking_lot::Condvar)>,
 }
 
 impl RunStore for Counting {
@@ -25,6 +27,12 @@ impl RunStore for Counting {
         self.inner.load(window)
     }
     fn write(&mut self, batch: &[StoreWrite]) -> Result<(), StoreError> {
+        let (held, cv) = &*self.gate;
+        let mut held = held.lock();
+        while *held {
+            cv.wait(&mut held);
+        }
+        drop(held);
         let queued = batch.iter().filter_map(|w| match w {
             StoreWrite::Put(r) if r.status == RunStatus::Queued => Some(r.id),
             _ => None,
@@ -227,44 +235,9 @@ async fn an_inline_batch_answers_once_every_run_has_ended() {
     rw.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }
 
-/// A memory store whose writes wait while the test holds them back.
-#[derive(Debug, Default)]
-struct Held {
-    inner: MemoryStore,
-    gate: Arc<(Mutex<bool>, parking_lot::Condvar)>,
-}
-
-impl RunStore for Held {
-    fn load(&mut self, window: usize) -> Result<StoredState, StoreError> {
-        self.inner.load(window)
-    }
-    fn write(&mut self, batch: &[StoreWrite]) -> Result<(), StoreError> {
-        let (held, cv) = &*self.gate;
-        let mut held = held.lock();
-        while *held {
-            cv.wait(&mut held);
-        }
-        self.inner.write(batch)
-    }
-    fn get(&mut self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
-        self.inner.get(id)
-    }
-    fn list(&mut self, query: &ListQuery) -> Result<RunPage, StoreError> {
-        self.inner.list(query)
-    }
-    fn prunable(
-        &mut self,
-        ended_before: Timestamp,
-        keep: usize,
-        limit: usize,
-    ) -> Result<Vec<(RunId, RunStatus)>, StoreError> {
-        self.inner.prunable(ended_before, keep, limit)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_answers_wait_for_the_commit_and_a_refused_run_takes_no_place() {
-    let store = Held::default();
+    let store = Counting::default();
     let gate = store.gate.clone();
     let rw = Runwarden::builder()
         .store(store)

@@ -235,7 +235,17 @@ impl Submitter {
         &self,
         runs: impl IntoIterator<Item = (RunSpec, J)>,
     ) -> Vec<Result<RunId, SubmitError>> {
-        let runs = self.jobs(runs);
+        self.send_batch(self.jobs(runs), None)
+    }
+
+    /// The admission path of every batch: the gate, then [`admit_batch`]. A batch the
+    /// registry did not take is dropped after the gate is released, as in
+    /// [`Submitter::submit`]; a batch refused at the gate drops `reply` unanswered.
+    fn send_batch(
+        &self,
+        runs: Vec<(RunSpec, Result<BoxedJob, SubmitError>)>,
+        reply: Option<BatchReply>,
+    ) -> Vec<Result<RunId, SubmitError>> {
         let closed = self.gate.0.read();
         if *closed {
             return runs
@@ -243,7 +253,7 @@ impl Submitter {
                 .map(|_| Err(SubmitError::ShuttingDown))
                 .collect();
         }
-        let (answers, unsent) = admit_batch(&self.table, &self.registry, runs, None);
+        let (answers, unsent) = admit_batch(&self.table, &self.registry, runs, reply);
         drop(closed);
         drop(unsent);
         answers
@@ -261,22 +271,12 @@ impl Submitter {
         &self,
         runs: impl IntoIterator<Item = (RunSpec, J)>,
     ) -> Vec<Result<RunId, SubmitError>> {
-        let runs = self.jobs(runs);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (sent, unsent) = {
-            let closed = self.gate.0.read();
-            if *closed {
-                return runs
-                    .iter()
-                    .map(|_| Err(SubmitError::ShuttingDown))
-                    .collect();
-            }
-            admit_batch(&self.table, &self.registry, runs, Some(tx.into()))
-        };
-        drop(unsent);
+        let sent = self.send_batch(self.jobs(runs), Some(tx.into()));
         let answers = match rx.await {
             Ok(answers) => answers,
-            // The registry never took the batch (or went away): what was sent is unknown.
+            // Refused at the gate, or the registry never took the batch (or went away): the
+            // refusals stand, and what was sent is unknown.
             Err(_) => sent
                 .iter()
                 .map(|a| a.clone().and(Err(SubmitError::Unavailable)))
