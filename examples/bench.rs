@@ -619,8 +619,8 @@ async fn runwarden_queries() -> [f64; 4] {
     out
 }
 
-/// Runs/s with the durable SQLite store, until every record is committed.
-async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
+/// A runwarden on a fresh SQLite file in `dir`, and the file's path.
+async fn durable_runwarden(dir: &std::path::Path) -> (Runwarden, std::path::PathBuf) {
     let path = dir.join(format!("bench-{}.db", RunId::new()));
     let store = SqliteStore::open(&path).expect("open store");
     let rw = Runwarden::builder()
@@ -628,6 +628,22 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
         .start()
         .await
         .expect("start");
+    (rw, path)
+}
+
+/// Shuts `rw` down and removes its SQLite files.
+async fn remove_durable(rw: Runwarden, path: &std::path::Path) {
+    rw.shutdown(Duration::from_secs(30))
+        .await
+        .expect("shutdown");
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// Runs/s with the durable SQLite store, until every record is committed.
+async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
+    let (rw, path) = durable_runwarden(dir).await;
     let start = Instant::now();
     for _ in 0..n {
         rw.submit(RunSpec::new("t"), |_| async { Ok(()) })
@@ -641,12 +657,7 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
         .await
         .expect("fence");
     let secs = start.elapsed().as_secs_f64();
-    rw.shutdown(Duration::from_secs(30))
-        .await
-        .expect("shutdown");
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_durable(rw, &path).await;
     n as f64 / secs
 }
 
@@ -654,13 +665,7 @@ async fn durable_throughput(n: usize, dir: &std::path::Path) -> f64 {
 /// `submit_many_durable`, or (`batch` = 1) one by one, each awaited, through
 /// `request(..).durable().send()`.
 async fn durable_submits(n: usize, batch: usize, dir: &std::path::Path) -> f64 {
-    let path = dir.join(format!("bench-bulk-{}.db", RunId::new()));
-    let store = SqliteStore::open(&path).expect("open store");
-    let rw = Runwarden::builder()
-        .store(store)
-        .start()
-        .await
-        .expect("start");
+    let (rw, path) = durable_runwarden(dir).await;
     let job = || runwarden::BoxedJob::new(|_| async { Ok(()) });
     let start = Instant::now();
     let mut sent = 0;
@@ -684,12 +689,7 @@ async fn durable_submits(n: usize, batch: usize, dir: &std::path::Path) -> f64 {
     }
     let secs = start.elapsed().as_secs_f64();
     wait_for_count(&rw, RunStatus::Completed, n).await;
-    rw.shutdown(Duration::from_secs(30))
-        .await
-        .expect("shutdown");
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_durable(rw, &path).await;
     n as f64 / secs
 }
 

@@ -689,6 +689,12 @@ impl Runwarden {
         Ok(self.registry.active_ids().await?)
     }
 
+    /// The ids of the active runs matching `filter`'s status, label and queue, oldest first,
+    /// in one consistent answer (the filter's limit and offset are ignored).
+    pub async fn active_matching(&self, filter: ListQuery) -> Result<Vec<RunId>, Error> {
+        Ok(self.registry.active_matching(filter).await?)
+    }
+
     /// Whether the run is `Queued` or `Running` (`false` for unknown ids).
     pub async fn is_active(&self, id: RunId) -> Result<bool, Error> {
         Ok(self.registry.is_active(id).await?)

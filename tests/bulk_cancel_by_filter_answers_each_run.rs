@@ -34,7 +34,19 @@ async fn cancel_matching_cancels_exactly_the_matching_active_runs() {
         .expect("submit");
     rw.wait(done).await.expect("wait");
     let emails: Vec<RunId> = (0..5).map(|_| submit("email", "mail")).collect();
-    let reports: Vec<RunId> = (0..3).map(|_| submit("report", "mail")).collect();
+    // Each report's job says when it starts.
+    let (told, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let report = |_| {
+        let told = told.clone();
+        let job = BoxedJob::new(move |ctx| async move {
+            let _ = told.send(ctx.run_id());
+            ctx.cancelled().await;
+            Ok(())
+        });
+        rw.submit_job(RunSpec::new("report").queue("mail"), job)
+            .expect("submit")
+    };
+    let reports: Vec<RunId> = (0..3).map(report).collect();
     let elsewhere: Vec<RunId> = (0..3).map(|_| submit("email", "default")).collect();
 
     let answers = rw
@@ -73,13 +85,10 @@ async fn cancel_matching_cancels_exactly_the_matching_active_runs() {
 
     // By status: only the two running reports (the mail queue has room for two); the third
     // waits queued and is left alone.
-    for id in &reports[..2] {
-        support::within("the report to start", async {
-            while rw.status(*id).await.expect("status").status != RunStatus::Running {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        })
-        .await;
+    for _ in 0..2 {
+        support::within("a report to start", started.recv())
+            .await
+            .expect("a report started");
     }
     let running = rw
         .cancel_matching(ListQuery::new().status(RunStatus::Running).label("report"))
