@@ -17,6 +17,7 @@ use runwarden_actors::{
 
 use crate::error::{BatchError, Error};
 use crate::events::EventStream;
+use runwarden_actors::{Batch, Workflow, WorkflowId, WorkflowRuns, WorkflowView};
 use runwarden_actors::{
     IntoJob, JobError, JobKinds, JsonObject, LogConfig, LogEntry, LogFollow, LogsRef, OnInterrupt,
     RecoveryReport, Retention, RunStore, StoreError, SubmitRequest, Timestamp, WallClock,
@@ -748,6 +749,40 @@ impl Runwarden {
             (id, answer)
         });
         Ok(answers.collect())
+    }
+
+    /// Submits a workflow: a graph of named steps, all recorded together or none (see
+    /// [`Submitter::submit_workflow`]).
+    ///
+    /// # Errors
+    /// [`SubmitError::Workflow`] for a refused graph or step, and those of a submit.
+    pub async fn submit_workflow(&self, workflow: Workflow) -> Result<WorkflowRuns, Error> {
+        Ok(self.submitter.submit_workflow(workflow).await?)
+    }
+
+    /// Submits a batch: its members and its callback, which waits for them all (see
+    /// [`Batch`]). Its id is a workflow id: [`Runwarden::workflow`] shows its progress.
+    ///
+    /// # Errors
+    /// As [`Runwarden::submit_workflow`].
+    pub async fn submit_batch(&self, batch: Batch) -> Result<WorkflowRuns, Error> {
+        self.submit_workflow(batch.into_workflow()).await
+    }
+
+    /// Workflow (or batch) `id`: every step's record, its counts and state.
+    ///
+    /// # Errors
+    /// Only the actors' being unreachable: an unknown workflow is `Ok(None)`.
+    pub async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowView>, Error> {
+        Ok(self.registry.workflow(id).await?)
+    }
+
+    /// Cancels every step of workflow `id` that has not ended, answering per run.
+    pub async fn cancel_workflow(
+        &self,
+        id: WorkflowId,
+    ) -> Result<Vec<(RunId, Result<CancelOutcome, Error>)>, Error> {
+        self.cancel_matching(ListQuery::new().workflow(id)).await
     }
 
     /// Waits until the run is terminal and returns its final record. Wrap it in

@@ -84,6 +84,11 @@ pub use handle::{Runwarden, RunwardenBuilder};
 pub use process::{MAX_LINE_BYTES, ProcessJob, guess_level};
 pub use returning::returning;
 pub use runwarden_actors::{
+    Batch, CallbackWhen, Dependency, DependencyOutcome, OnDependencyFailure, RecordFields,
+    StatusCounts, Step, Workflow, WorkflowError, WorkflowId, WorkflowRuns, WorkflowState,
+    WorkflowView,
+};
+pub use runwarden_actors::{
     BoxedJob, CallError, CancelError, CancelKind, CancelOutcome, CancelReason, DEFAULT_QUEUE,
     Dedup, DrainReport, DrainState, ErrorKind, EventFilter, FailureKind, IntoJob, IntoJobOutput,
     JobError, JobKinds, JobOutput, Json, JsonObject, Kind, KindRateStatus, ListQuery, LogEntry,

@@ -18,7 +18,7 @@ use runwarden_actors::{
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Options for [`SqliteStore::open_with`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,13 +97,18 @@ fn err(path: &Path, e: rusqlite::Error) -> StoreError {
 
 const TERMINAL: &str = "('completed','failed','cancelled')";
 
+/// A workflow's steps are found by this expression (the listing's filter uses it as written).
+const WORKFLOW_INDEX: &str =
+    "CREATE INDEX runs_workflow ON runs(json_extract(record, '$.workflow'))";
+
 /// The tables (and their indexes) a runwarden store holds; SQLite's own are `sqlite_*`.
-const OURS: [&str; 5] = [
+const OURS: [&str; 6] = [
     "schema_version",
     "runs",
     "runs_status",
     "runs_label",
     "runs_finished",
+    "runs_workflow",
 ];
 
 /// `path` for an SQLite URI: every byte but unreserved ones and `/` percent-encoded.
@@ -297,11 +302,22 @@ impl SqliteStore {
                 found: v,
                 supported: SCHEMA_VERSION,
             }),
-            Some(_) => Ok(()),
+            Some(SCHEMA_VERSION) => Ok(()),
+            // Migration 1 -> 2 (records may be `waiting` and name a workflow, which an older
+            // build cannot read): an index for a workflow's steps, in one transaction.
+            Some(_) => self
+                .conn
+                .execute_batch(&format!(
+                    "BEGIN;
+                     {WORKFLOW_INDEX};
+                     UPDATE schema_version SET version = 2;
+                     COMMIT;"
+                ))
+                .map_err(e),
             None => {
-                // Migration 0 -> 1, in one transaction.
+                // Migration 0 -> 2, in one transaction.
                 self.conn
-                    .execute_batch(
+                    .execute_batch(&format!(
                         "BEGIN;
                          CREATE TABLE runs (
                              id TEXT PRIMARY KEY,
@@ -313,9 +329,10 @@ impl SqliteStore {
                          CREATE INDEX runs_status ON runs(status);
                          CREATE INDEX runs_label ON runs(label);
                          CREATE INDEX runs_finished ON runs(finished_at);
-                         INSERT INTO schema_version(version) VALUES (1);
-                         COMMIT;",
-                    )
+                         {WORKFLOW_INDEX};
+                         INSERT INTO schema_version(version) VALUES (2);
+                         COMMIT;"
+                    ))
                     .map_err(e)
             }
         }
@@ -357,7 +374,7 @@ impl RunStore for SqliteStore {
     fn load(&mut self, window: usize) -> Result<StoredState, StoreError> {
         let path = self.path.clone();
         let e = |x| err(&path, x);
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; RunStatus::COUNT];
         {
             let mut stmt = self
                 .conn
@@ -452,13 +469,33 @@ impl RunStore for SqliteStore {
         let path = self.path.clone();
         let e = |x| err(&path, x);
         let status = q.status.map(|s| s.as_str().to_owned());
+        let workflow = q.workflow.map(|w| w.to_string());
+        let (after, before) = (
+            q.created_after.map(|t| t.to_string()),
+            q.created_before.map(|t| t.to_string()),
+        );
+        // Timestamps are written fixed-width (microseconds, UTC), so they compare as text.
         let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2) \
-                      AND (?5 IS NULL OR json_extract(record, '$.queue') = ?5)";
+                      AND (?5 IS NULL OR json_extract(record, '$.queue') = ?5) \
+                      AND (?6 IS NULL OR json_extract(record, '$.kind') = ?6) \
+                      AND (?7 IS NULL OR json_extract(record, '$.workflow') = ?7) \
+                      AND (?8 IS NULL OR json_extract(record, '$.created_at') >= ?8) \
+                      AND (?9 IS NULL OR json_extract(record, '$.created_at') < ?9)";
         let total: i64 = self
             .conn
             .query_row(
                 &format!("SELECT count(*) FROM runs WHERE {filter}"),
-                params![status, q.label, None::<i64>, None::<i64>, q.queue],
+                params![
+                    status,
+                    q.label,
+                    None::<i64>,
+                    None::<i64>,
+                    q.queue,
+                    q.kind,
+                    workflow,
+                    after,
+                    before
+                ],
                 |r| r.get(0),
             )
             .map_err(e)?;
@@ -470,7 +507,17 @@ impl RunStore for SqliteStore {
             .map_err(e)?;
         let rows = stmt
             .query_map(
-                params![status, q.label, q.limit as i64, q.offset as i64, q.queue],
+                params![
+                    status,
+                    q.label,
+                    i64::try_from(q.limit).unwrap_or(-1),
+                    q.offset as i64,
+                    q.queue,
+                    q.kind,
+                    workflow,
+                    after,
+                    before
+                ],
                 |r| r.get::<_, String>(0),
             )
             .map_err(e)?;

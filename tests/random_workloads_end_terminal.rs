@@ -91,7 +91,7 @@ async fn run_case(limit: usize, ops: Vec<Op>, deadline_ms: u64) -> Result<(), Te
         .await
         .expect("drain");
 
-    let mut counts = [0usize; 5];
+    let mut counts = [0usize; RunStatus::COUNT];
     for (id, b) in &runs {
         let r = rw.status(*id).await.expect("accepted run is recorded");
         prop_assert!(r.status.is_terminal(), "{id} {b:?} left {}", r.status);

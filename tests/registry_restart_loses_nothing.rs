@@ -52,7 +52,7 @@ async fn workload_with_faults(rw: &Runwarden, faults: usize) {
             "while waiters wait",
         ));
     gate.open();
-    let mut counts = [0usize; 5];
+    let mut counts = [0usize; RunStatus::COUNT];
     for (i, w) in waits.into_iter().enumerate() {
         let r = within("a run to end", w)
             .await

@@ -33,6 +33,11 @@ pub enum SubmitError {
     /// A schedule that cannot fire: a cron mode without its cron schedule, or an interval of
     /// zero.
     InvalidSchedule(String),
+    /// A dependency names a run the registry does not hold: no such run, or (with a store)
+    /// a finished one outside the registry's memory window.
+    UnknownDependency(RunId),
+    /// A workflow (or batch) was refused whole: its graph, or one of its steps.
+    Workflow(WorkflowError),
 }
 
 impl fmt::Display for SubmitError {
@@ -53,6 +58,10 @@ impl fmt::Display for SubmitError {
             SubmitError::UnknownKind(k) => write!(f, "no job kind named `{k}`"),
             SubmitError::BadParams(e) => write!(f, "parameters refused: {e}"),
             SubmitError::InvalidSchedule(e) => write!(f, "schedule refused: {e}"),
+            SubmitError::UnknownDependency(id) => {
+                write!(f, "no run {id} to depend on is held by the registry")
+            }
+            SubmitError::Workflow(e) => write!(f, "workflow refused: {e}"),
         }
     }
 }
@@ -61,6 +70,7 @@ impl std::error::Error for SubmitError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SubmitError::Store(e) => Some(e),
+            SubmitError::Workflow(e) => Some(e),
             _ => None,
         }
     }
@@ -260,3 +270,51 @@ where
         }
     }
 }
+
+/// Why a workflow was refused. Nothing of a refused workflow is recorded or run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// It has no steps.
+    Empty,
+    /// Two steps share this name.
+    DuplicateStep(String),
+    /// Step `step` is to run after `after`, which is no step of the workflow.
+    UnknownStep {
+        /// The dependent step.
+        step: String,
+        /// The name it gave.
+        after: String,
+    },
+    /// These steps wait for one another in a cycle (each is on a cycle, or after one).
+    Cycle(Vec<String>),
+    /// Step `step` was refused as a single submit would be (queue full, unknown kind, ...).
+    Step {
+        /// The step.
+        step: String,
+        /// Why.
+        error: Box<SubmitError>,
+    },
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkflowError::Empty => f.write_str("a workflow needs at least one step"),
+            WorkflowError::DuplicateStep(s) => write!(f, "two steps are named `{s}`"),
+            WorkflowError::UnknownStep { step, after } => {
+                write!(f, "step `{step}` runs after `{after}`, which is no step")
+            }
+            WorkflowError::Cycle(steps) => {
+                write!(
+                    f,
+                    "steps wait for each other in a cycle: {}",
+                    steps.join(", ")
+                )
+            }
+            WorkflowError::Step { step, error } => write!(f, "step `{step}` refused: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkflowError {}

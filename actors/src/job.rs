@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::json::Json;
 use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
+use crate::run::{DependencyOutcome, StatusCounts};
 use crate::run::{FailureKind, Progress, RunId};
 
 /// What a finished job hands back: a value to store on the record, if any.
@@ -338,6 +339,7 @@ pub struct RunContext {
     progress: Arc<ProgressSlot>,
     reports: Option<Arc<dyn RunReports>>,
     logs: Option<Arc<dyn LogSink>>,
+    dependencies: Option<Arc<[DependencyOutcome]>>,
 }
 
 impl RunContext {
@@ -356,7 +358,45 @@ impl RunContext {
             progress: Arc::default(),
             reports: Some(reports),
             logs,
+            dependencies: None,
         }
+    }
+
+    pub(crate) fn with_dependency_outcomes(
+        mut self,
+        dependencies: Option<Arc<[DependencyOutcome]>>,
+    ) -> Self {
+        self.dependencies = dependencies;
+        self
+    }
+
+    /// The same context, its job reading these dependency outcomes (for calling a job
+    /// directly in a test, as a dependent of runs that ended so).
+    #[must_use]
+    pub fn with_dependencies(self, dependencies: Vec<DependencyOutcome>) -> Self {
+        self.with_dependency_outcomes(Some(dependencies.into()))
+    }
+
+    /// How each run this one depended on ended, in the order they were named (empty for a
+    /// run without dependencies). A dependency that did not complete appears only when its
+    /// policy was [`OnDependencyFailure::RunAnyway`](crate::OnDependencyFailure::RunAnyway).
+    #[must_use]
+    pub fn dependencies(&self) -> &[DependencyOutcome] {
+        self.dependencies.as_deref().unwrap_or_default()
+    }
+
+    /// How the dependency that is step `step` of this run's workflow ended.
+    #[must_use]
+    pub fn dependency(&self, step: &str) -> Option<&DependencyOutcome> {
+        self.dependencies()
+            .iter()
+            .find(|d| d.step.as_deref() == Some(step))
+    }
+
+    /// The dependencies counted by how they ended: a batch callback's counts.
+    #[must_use]
+    pub fn dependency_counts(&self) -> StatusCounts {
+        StatusCounts::of(self.dependencies().iter().map(|d| d.status))
     }
 
     /// A context attached to no runwarden instance, for calling a job directly in a unit
@@ -371,6 +411,7 @@ impl RunContext {
             progress: Arc::default(),
             reports: None,
             logs: None,
+            dependencies: None,
         }
     }
 

@@ -69,8 +69,10 @@ mod supervisor;
 mod task;
 mod time;
 mod worker;
+mod workflow;
 
 pub use cron::{CronError, CronSchedule, MissedFires, Overlap};
+pub use error::WorkflowError;
 pub use error::{CallError, CancelError, NotFound, StoreError, SubmitError, UnknownQueue};
 pub use event::{EventFilter, RunEvent, Subscription};
 pub use job::{
@@ -88,13 +90,14 @@ pub use protocol::{
     SupervisorRef, SupervisorStatus, WorkerMessage,
 };
 pub use protocol::{DueTimer, OnConflict, Release, StartMode, TimerPurpose, Uniqueness};
-pub use query::{ListQuery, RunPage};
+pub use query::{ListQuery, RecordFields, RunPage};
 pub use queue::{QueueConfig, QueueSlot, RateLimit, RateScope};
 pub use registry::{RegistryActor, RegistryArguments, RegistryState};
 pub use run::{
     CancelKind, DEFAULT_QUEUE, ErrorKind, FailureKind, Outcome, Progress, RetryOn, RetryPolicy,
     RunError, RunId, RunRecord, RunSpec, RunStatus, StatusSet, Transition, TransitionError,
 };
+pub use run::{Dependency, DependencyOutcome, OnDependencyFailure, StatusCounts, WorkflowId};
 pub use schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleMode, ScheduleSpec};
 pub use store::{MemoryStore, RunStore, StoreWrite, StoredState};
 pub use submit::{IntoJob, Kind};
@@ -104,6 +107,9 @@ pub use supervisor::{
 };
 pub use time::{ParseTimestampError, Timestamp, WallClock};
 pub use worker::{DROP_WAIT, WorkerActor, WorkerArguments, WorkerState};
+pub use workflow::{
+    Batch, CallbackWhen, Step, Workflow, WorkflowRuns, WorkflowState, WorkflowView,
+};
 
 /// The actor framework runwarden is built on, re-exported so users match its version.
 pub use ractor;

@@ -2,9 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::run::WorkflowId;
 use crate::run::{RunRecord, RunStatus};
+use crate::time::Timestamp;
 
-/// A filter for [`crate::RegistryMessage::List`]. Filters combine (status AND label).
+/// A filter for [`crate::RegistryMessage::List`]. Filters combine (status AND label AND ...);
+/// the time range is over `created_at`, `created_after` inclusive, `created_before` not.
 ///
 /// # Examples
 /// ```
@@ -22,6 +25,18 @@ pub struct ListQuery {
     /// Only runs in this queue.
     #[serde(default)]
     pub queue: Option<String>,
+    /// Only runs of this registered job kind.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Only the steps of this workflow (or batch).
+    #[serde(default)]
+    pub workflow: Option<WorkflowId>,
+    /// Only runs created at or after this time.
+    #[serde(default)]
+    pub created_after: Option<Timestamp>,
+    /// Only runs created before this time.
+    #[serde(default)]
+    pub created_before: Option<Timestamp>,
     /// At most this many runs in the page (default 100).
     pub limit: usize,
     /// Skip this many matching runs first (default 0).
@@ -34,6 +49,10 @@ impl Default for ListQuery {
             status: None,
             label: None,
             queue: None,
+            kind: None,
+            workflow: None,
+            created_after: None,
+            created_before: None,
             limit: 100,
             offset: 0,
         }
@@ -66,6 +85,63 @@ impl ListQuery {
         self
     }
 
+    /// Only runs of job kind `kind`.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Only the steps of workflow `id`.
+    #[must_use]
+    pub fn workflow(mut self, id: WorkflowId) -> Self {
+        self.workflow = Some(id);
+        self
+    }
+
+    /// Only runs created in `[after, before)` (either end may be open).
+    #[must_use]
+    pub fn created(mut self, after: Option<Timestamp>, before: Option<Timestamp>) -> Self {
+        self.created_after = after;
+        self.created_before = before;
+        self
+    }
+
+    /// Whether the filter has criteria besides the status.
+    #[must_use]
+    pub fn filters_beyond_status(&self) -> bool {
+        self.label.is_some()
+            || self.queue.is_some()
+            || self.kind.is_some()
+            || self.workflow.is_some()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+    }
+
+    /// Whether a run with these fields matches (what every store's listing must agree with).
+    #[must_use]
+    pub fn matches_fields(&self, r: RecordFields<'_>) -> bool {
+        self.status.is_none_or(|s| r.status == s)
+            && self.label.as_deref().is_none_or(|l| r.label == l)
+            && self.queue.as_deref().is_none_or(|q| r.queue == q)
+            && self.kind.as_deref().is_none_or(|k| r.kind == Some(k))
+            && self.workflow.is_none_or(|w| r.workflow == Some(w))
+            && self.created_after.is_none_or(|t| r.created_at >= t)
+            && self.created_before.is_none_or(|t| r.created_at < t)
+    }
+
+    /// Whether `record` matches.
+    #[must_use]
+    pub fn matches(&self, record: &RunRecord) -> bool {
+        self.matches_fields(RecordFields {
+            status: record.status,
+            label: &record.label,
+            queue: &record.queue,
+            kind: record.kind.as_deref(),
+            workflow: record.workflow,
+            created_at: record.created_at,
+        })
+    }
+
     /// Page size.
     #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
@@ -79,6 +155,23 @@ impl ListQuery {
         self.offset = offset;
         self
     }
+}
+
+/// The fields of a record a [`ListQuery`] filters on.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFields<'a> {
+    /// Its status.
+    pub status: RunStatus,
+    /// Its label.
+    pub label: &'a str,
+    /// Its queue.
+    pub queue: &'a str,
+    /// Its job kind.
+    pub kind: Option<&'a str>,
+    /// Its workflow.
+    pub workflow: Option<WorkflowId>,
+    /// When it was created.
+    pub created_at: Timestamp,
 }
 
 /// One page of a [`ListQuery`].

@@ -22,6 +22,7 @@ use crate::protocol::registry::{
 use crate::protocol::run::{Admission, CancelOutcome, CancelReply, PreparedRun, Submission};
 use crate::protocol::supervisor::{SupervisorMessage, SupervisorStep};
 use crate::query::{ListQuery, RunPage};
+use crate::run::Dependency;
 use crate::run::{FailureKind, Progress, RunId, RunRecord, RunStatus, Transition, TransitionError};
 use crate::store::{RunStore, StoreWrite, StoredState};
 use crate::task::AbortOnDrop;
@@ -29,6 +30,7 @@ use crate::time::Timestamp;
 
 mod acks;
 mod active;
+mod deps;
 mod keys;
 mod records;
 mod retention;
@@ -37,8 +39,9 @@ mod writer;
 
 use acks::{Acks, Held};
 use active::Active;
+use deps::{Deps, Found, Verdict};
 use keys::{Keys, Replacing, UniqueSubmit};
-use records::{Records, Stored};
+use records::{Links, Records, Stored};
 use subscribers::{Subscribers, Waiter};
 use writer::{StoreOp, StoreWriter};
 
@@ -103,6 +106,8 @@ pub struct RegistryState {
     subscribers: Subscribers,
     /// Idempotency keys and the run holding each.
     keys: Keys,
+    /// The runs waiting for others, and whom they wait for.
+    deps: Deps,
     logs: Option<Arc<dyn LogSink>>,
     store: Option<StoreWriter>,
     /// The store writes' numbering and the acknowledgements waiting for them to commit.
@@ -294,11 +299,104 @@ impl RegistryState {
             self.finished.push_back(id);
             self.evict_beyond_window();
         }
+        self.dependency_ended(id);
         let finished = self.stats.total() - self.active.len();
         if !self.pruning && retention::due(&self.retention, finished, self.store.is_some()) {
             self.retention_pass();
         }
         Ok(())
+    }
+
+    /// Run `id` has ended: the runs waiting for it that are now decided are released or
+    /// cancelled. (Free when nothing waits: one lookup.)
+    fn dependency_ended(&mut self, id: RunId) {
+        if !self.deps.waits_on(id) {
+            return;
+        }
+        let Some(outcome) = self.records.get(&id).map(Stored::outcome) else {
+            return;
+        };
+        for (dependent, verdict) in self.deps.ended(&outcome) {
+            self.verdict(dependent, verdict);
+        }
+    }
+
+    /// Carries out the verdict on a waiting run the supervisor already holds.
+    fn verdict(&mut self, id: RunId, verdict: Verdict) {
+        let step = match verdict {
+            Verdict::Wait => return,
+            Verdict::Release(outcomes) => {
+                let released = Transition::Released {
+                    at: Timestamp::now(),
+                };
+                if let Err(e) = self.transition(id, released) {
+                    refuse(self, &e);
+                    return;
+                }
+                SupervisorStep::DependenciesMet(id, outcomes)
+            }
+            Verdict::Cancel(message) => SupervisorStep::DependencyFailed(id, message),
+        };
+        if let Err(e) = self.supervisor.cast(step.into()) {
+            tracing::error!(run_id = %id, error = %e, "supervisor unreachable; waiting run not resolved");
+        }
+    }
+
+    /// Hands a newly recorded waiting run to the supervisor with its verdict: held until its
+    /// dependencies end, released now, or held and cancelled at once.
+    fn start_waiting(&mut self, id: RunId, mut run: Box<PreparedRun>, verdict: Verdict) {
+        match verdict {
+            Verdict::Release(outcomes) => {
+                let released = Transition::Released {
+                    at: Timestamp::now(),
+                };
+                if let Err(e) = self.transition(id, released) {
+                    refuse(self, &e);
+                }
+                run.dependencies = Some(outcomes);
+                self.start(id, run);
+            }
+            Verdict::Wait => {
+                run.awaiting = true;
+                self.start(id, run);
+            }
+            Verdict::Cancel(message) => {
+                run.awaiting = true;
+                self.start(id, run);
+                self.verdict(id, Verdict::Cancel(message));
+            }
+        }
+    }
+
+    /// The verdict on waiting run `id` over `deps`, from the records held now; the run is
+    /// registered as waiting if it must wait.
+    fn judge(&mut self, id: RunId, deps: &[Dependency]) -> Verdict {
+        let records = &self.records;
+        self.deps.add(id, deps, |dep| match records.get(&dep) {
+            None => Found::Unknown,
+            Some(r) if r.status().is_active() => Found::Active,
+            Some(r) => Found::Ended(r.outcome()),
+        })
+    }
+
+    /// After a restart: every waiting record is judged again against the reloaded records,
+    /// and a decided one (its dependency ended while the registry was down) is carried out.
+    fn rejudge_waiting(&mut self) {
+        self.deps.clear();
+        let waiting: Vec<(RunId, Vec<Dependency>)> = self
+            .active
+            .of(RunStatus::Waiting)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                let deps = self.records.get(id)?.links()?.depends_on.clone();
+                Some((*id, deps))
+            })
+            .collect();
+        for (id, deps) in waiting {
+            let verdict = self.judge(id, &deps);
+            self.verdict(id, verdict);
+        }
     }
 
     /// With a store, keeps only the most recent finished runs in memory; the store answers
@@ -371,9 +469,10 @@ impl RegistryState {
     fn list(&self, q: &ListQuery) -> RunPage {
         // A status filter alone on an indexed status: the index gives the total, and only the
         // page's records are looked up.
-        if let (Some(index), None, None) =
-            (q.status.and_then(|s| self.active.of(s)), &q.label, &q.queue)
-        {
+        if let (Some(index), false) = (
+            q.status.and_then(|s| self.active.of(s)),
+            q.filters_beyond_status(),
+        ) {
             let runs = index
                 .iter()
                 .rev()
@@ -386,15 +485,10 @@ impl RegistryState {
                 total: index.len(),
             };
         }
-        let label_ok = |r: &Stored| {
-            q.label.as_deref().is_none_or(|l| r.label() == l)
-                && q.queue.as_deref().is_none_or(|qu| r.queue() == qu)
-        };
-        let status_ok = |r: &Stored| q.status.is_none_or(|s| r.status() == s);
         let mut runs = Vec::with_capacity(q.limit.min(1024));
         let mut total = 0;
         let mut visit = |r: &Stored| {
-            if label_ok(r) && status_ok(r) {
+            if q.matches_fields(r.fields()) {
                 if total >= q.offset && runs.len() < q.limit {
                     runs.push(r.to_record());
                 }
@@ -442,16 +536,83 @@ impl RegistryState {
         Ok(())
     }
 
-    /// Records and starts a run a submitter admitted (with its idempotency key, if any).
-    fn admit(&mut self, a: Box<Admission>, key: Option<String>) -> Result<RunId, TransitionError> {
+    /// Records and starts a run a submitter admitted (with its idempotency key, if any). A run
+    /// with dependencies is recorded `Waiting` (refused if one is not held here); a re-run is
+    /// linked from the run it re-runs.
+    fn admit(&mut self, a: Box<Admission>, key: Option<String>) -> Result<RunId, SubmitError> {
         let Admission {
             id,
             created_at,
             spec,
             submission,
+            links,
         } = *a;
-        let record = self.records.make_queued(id, created_at, spec, key);
-        self.insert_and_start(record, submission).map(|()| id)
+        let Some(links) = links else {
+            let record = self
+                .records
+                .make_queued(id, created_at, spec, key, Links::default());
+            return self
+                .insert_and_start(record, submission)
+                .map(|()| id)
+                .map_err(|_| SubmitError::Unavailable);
+        };
+        let deps = deps::merged(&links.depends_on);
+        if let Some(unknown) = deps.iter().find(|d| !self.records.contains(&d.run)) {
+            return Err(SubmitError::UnknownDependency(unknown.run));
+        }
+        let (workflow, step) = links
+            .workflow
+            .map_or((None, None), |(w, s)| (Some(w), Some(s)));
+        let record_links = Links {
+            depends_on: deps.clone(),
+            workflow,
+            step,
+            rerun_of: links.rerun_of,
+            ..Links::default()
+        };
+        let record = self
+            .records
+            .make_queued(id, created_at, spec, key, record_links);
+        let run = prepared(&record, submission);
+        if let Err(e) = self.insert(record) {
+            refuse(self, &e);
+            return Err(SubmitError::Unavailable);
+        }
+        if let Some(original) = links.rerun_of
+            && let Some(r) = self.records.get_mut(&original)
+        {
+            r.add_rerun(id);
+            self.persist(original);
+        }
+        if deps.is_empty() {
+            self.start(id, run);
+        } else {
+            let verdict = self.judge(id, &deps);
+            self.start_waiting(id, run, verdict);
+        }
+        Ok(id)
+    }
+
+    /// A workflow's steps, in dependency order: all recorded (one store transaction) or none.
+    #[allow(clippy::vec_box)] // each box goes on to `admit` as it is
+    fn admit_workflow(&mut self, steps: Vec<Box<Admission>>, reply: BatchReply) {
+        let own: crate::hash::IdSet<RunId> = steps.iter().map(|a| a.id).collect();
+        let outside = steps
+            .iter()
+            .filter_map(|a| a.links.as_ref())
+            .flat_map(|l| l.depends_on.iter())
+            .find(|d| !own.contains(&d.run) && !self.records.contains(&d.run));
+        if let Some(unknown) = outside {
+            let error = SubmitError::UnknownDependency(unknown.run);
+            let _ = reply.send(steps.iter().map(|_| Err(error.clone())).collect());
+            return;
+        }
+        if self.store.is_some() {
+            self.batch_writes = Some((Vec::with_capacity(steps.len()), 0));
+        }
+        let answers: Vec<_> = steps.into_iter().map(|a| self.admit(a, None)).collect();
+        self.flush_batch();
+        self.deliver(Held::Batch(answers, reply));
     }
 
     fn start(&mut self, id: RunId, run: Box<PreparedRun>) {
@@ -592,6 +753,7 @@ impl RegistryState {
                 }
             }
         }
+        self.rejudge_waiting();
         self.pruning = false;
         self.stats.restarts += 1;
         let _ = self
@@ -631,6 +793,7 @@ impl Actor for RegistryActor {
             stats: RegistryStats::default(),
             subscribers: Subscribers::new(args.event_buffer),
             keys: Keys::new(args.dedup_window),
+            deps: Deps::default(),
             logs: args.logs,
             store: None,
             acks: Acks::default(),
@@ -702,11 +865,10 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
         }
         RegistryMessage::ActiveMatching(q, reply) => {
             let matches = |id: &RunId| {
-                state.records.get(id).is_some_and(|r| {
-                    q.status.is_none_or(|s| s == r.status())
-                        && q.label.as_deref().is_none_or(|l| l == r.label())
-                        && q.queue.as_deref().is_none_or(|name| name == r.queue())
-                })
+                state
+                    .records
+                    .get(id)
+                    .is_some_and(|r| q.matches_fields(r.fields()))
             };
             let mut ids = state.active.ids();
             ids.retain(matches);
@@ -739,6 +901,7 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
         }
         RegistryStep::AdmitDurable(admission, reply) => state.admit_durable(admission, reply),
         RegistryStep::AdmitBatch(batch, reply) => state.admit_batch(batch, reply),
+        RegistryStep::AdmitWorkflow(steps, reply) => state.admit_workflow(steps, reply),
         RegistryStep::AdmitUnique(admission, key, rule, reply) => {
             state.admit_unique(key, (admission, rule, reply));
         }
@@ -864,8 +1027,8 @@ impl RegistryState {
     ) {
         match self.admit(admission, None) {
             Ok(id) => self.deliver(Held::Submitted(id, reply)),
-            Err(_) => {
-                let _ = reply.send(Err(SubmitError::Unavailable));
+            Err(e) => {
+                let _ = reply.send(Err(e));
             }
         }
     }
@@ -879,11 +1042,9 @@ impl RegistryState {
         if self.store.is_some() {
             self.batch_writes = Some((Vec::with_capacity(batch.len()), 0));
         }
-        let answers = batch.into_iter().map(|admitted| {
-            // Fresh ids are never refused: only a reused one would be.
-            let id = self.admit(admitted?, None);
-            id.map_err(|_| SubmitError::Unavailable)
-        });
+        let answers = batch
+            .into_iter()
+            .map(|admitted| self.admit(admitted?, None));
         let answers: Vec<_> = answers.collect();
         self.flush_batch();
         if let Some(reply) = reply {
@@ -916,7 +1077,7 @@ impl RegistryState {
                 // this submit waits for that answer (`ReplaceDone`).
                 let step = SupervisorStep::ReplaceQueued(c.holder, key.clone());
                 if self.supervisor.cast(step.into()).is_err() {
-                    Dedup::Existing(c.holder)
+                    Ok(Dedup::Existing(c.holder))
                 } else {
                     let replacing = Replacing {
                         submit: (admission, rule, reply),
@@ -927,7 +1088,7 @@ impl RegistryState {
                 }
             }
             // The new run's job and queue slot are dropped here, unstarted.
-            Some(c) => Dedup::Existing(c.holder),
+            Some(c) => Ok(Dedup::Existing(c.holder)),
             None => self.admit_keyed(admission, key, Dedup::New),
         };
         self.deliver(Held::Dedup(answer, reply));
@@ -939,16 +1100,11 @@ impl RegistryState {
         admission: Box<Admission>,
         key: String,
         answer: fn(RunId) -> Dedup,
-    ) -> Dedup {
+    ) -> Result<Dedup, SubmitError> {
         let id = admission.id;
-        match self.admit(admission, Some(key.clone())) {
-            Ok(_) => {
-                self.keys.insert(key, id);
-                answer(id)
-            }
-            // Only a reused id can be refused, and ids come from `RunId::new`.
-            Err(_) => Dedup::Existing(id),
-        }
+        self.admit(admission, Some(key.clone()))?;
+        self.keys.insert(key, id);
+        Ok(answer(id))
     }
 
     /// The supervisor's answer about a holder being replaced: cancelled while queued (its
@@ -968,7 +1124,7 @@ impl RegistryState {
             // The holder started meanwhile: it is kept if it still conflicts (a rule of only
             // `Queued` lets this run in beside it).
             match self.keys.conflict(&key, &rule, &self.records) {
-                Some(c) => Dedup::Existing(c.holder),
+                Some(c) => Ok(Dedup::Existing(c.holder)),
                 None => self.admit_keyed(admission, key.clone(), Dedup::New),
             }
         };
@@ -982,6 +1138,20 @@ impl RegistryState {
     /// such; a run that was still queued never started its attempt and goes as it is.
     fn requeue(&mut self, id: RunId, submission: Submission) {
         let recorded = match self.records.get(&id).map(Stored::status) {
+            Some(RunStatus::Waiting) => {
+                // Still waiting: judged again against what its dependencies did meanwhile.
+                let Some(record) = self.records.get(&id) else {
+                    return;
+                };
+                let deps = record
+                    .links()
+                    .map(|l| l.depends_on.clone())
+                    .unwrap_or_default();
+                let run = prepared(record, submission);
+                let verdict = self.judge(id, &deps);
+                self.start_waiting(id, run, verdict);
+                return;
+            }
             Some(RunStatus::Queued) => Ok(()),
             _ => self.transition(
                 id,

@@ -71,10 +71,13 @@ impl FromStr for RunId {
 
 /// Where a run is in its life. Serialises as a lowercase string (`"queued"`, ...).
 ///
-/// `Queued` and `Running` are *active*; the other three are *terminal* and final.
+/// `Waiting`, `Queued` and `Running` are *active*; the other three are *terminal* and final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Accepted, waiting for the runs it depends on to end (see
+    /// [`Dependency`](crate::Dependency)); counts against no limit until it is `Queued`.
+    Waiting,
     /// Accepted, waiting for a worker.
     Queued,
     /// A worker is executing the job.
@@ -88,8 +91,12 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// How many statuses there are: the length of per-status counters.
+    pub const COUNT: usize = 6;
+
     /// Every status, in lifecycle order.
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; RunStatus::COUNT] = [
+        RunStatus::Waiting,
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Completed,
@@ -97,10 +104,13 @@ impl RunStatus {
         RunStatus::Cancelled,
     ];
 
-    /// `Queued` or `Running`.
+    /// `Waiting`, `Queued` or `Running`.
     #[must_use]
     pub fn is_active(self) -> bool {
-        matches!(self, RunStatus::Queued | RunStatus::Running)
+        matches!(
+            self,
+            RunStatus::Waiting | RunStatus::Queued | RunStatus::Running
+        )
     }
 
     /// `Completed`, `Failed` or `Cancelled`: the run will never change again.
@@ -113,6 +123,7 @@ impl RunStatus {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Waiting => "waiting",
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
@@ -144,11 +155,11 @@ pub struct StatusSet(u8);
 
 impl StatusSet {
     /// Every status.
-    pub const ALL: StatusSet = StatusSet(0b1_1111);
-    /// `Queued` and `Running`.
-    pub const ACTIVE: StatusSet = StatusSet(0b0_0011);
-    /// Only `Queued`: not started yet.
-    pub const QUEUED: StatusSet = StatusSet(0b0_0001);
+    pub const ALL: StatusSet = StatusSet(0b11_1111);
+    /// `Waiting`, `Queued` and `Running`.
+    pub const ACTIVE: StatusSet = StatusSet(0b00_0111);
+    /// Only `Queued`: not started yet, and free to start.
+    pub const QUEUED: StatusSet = StatusSet(0b00_0010);
 
     /// The set of `statuses`.
     #[must_use]
@@ -214,6 +225,9 @@ pub enum ErrorKind {
     /// Cancelled while running; the job did not stop within the grace period, so its future
     /// was dropped.
     CancelGraceExpired,
+    /// Cancelled while waiting: a run it depends on did not complete (the message names it
+    /// and says how it ended); its job never ran.
+    DependencyNotCompleted,
 }
 
 /// Why a run failed: the kind a failed run's error has (and a failed attempt's).
@@ -262,6 +276,8 @@ pub enum CancelKind {
     WhileRunning,
     /// While running; the job did not stop within the grace period, so its future was dropped.
     GraceExpired,
+    /// While waiting for its dependencies: one that must complete did not.
+    DependencyNotCompleted,
 }
 
 impl From<CancelKind> for ErrorKind {
@@ -270,6 +286,7 @@ impl From<CancelKind> for ErrorKind {
             CancelKind::WhileQueued => ErrorKind::CancelledWhileQueued,
             CancelKind::WhileRunning => ErrorKind::CancelledWhileRunning,
             CancelKind::GraceExpired => ErrorKind::CancelGraceExpired,
+            CancelKind::DependencyNotCompleted => ErrorKind::DependencyNotCompleted,
         }
     }
 }
@@ -677,11 +694,188 @@ pub struct RunRecord {
     /// Its partition key, if it has one.
     #[serde(default)]
     pub partition_key: Option<String>,
+    /// Each attempt's time limit, as resolved at submit (kept so that a re-run has it too).
+    #[serde(default, with = "crate::serde_duration::opt_millis")]
+    pub timeout: Option<Duration>,
+    /// Its retry policy, as resolved at submit.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+    /// The runs it waited for (`Waiting` until each had ended), with each one's policy.
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    /// The workflow it is a step of, if any.
+    #[serde(default)]
+    pub workflow: Option<WorkflowId>,
+    /// Its step's name in that workflow.
+    #[serde(default)]
+    pub step: Option<String>,
+    /// The run this one re-runs (same spec, new run), if it is a re-run.
+    #[serde(default)]
+    pub rerun_of: Option<RunId>,
+    /// The re-runs of this run, oldest first.
+    #[serde(default)]
+    pub reruns: Vec<RunId>,
+}
+
+/// The identity of one workflow (or batch): a UUID v7, made by runwarden at submit.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkflowId(Uuid);
+
+impl WorkflowId {
+    /// A fresh, time-ordered id.
+    #[must_use]
+    pub fn new() -> Self {
+        WorkflowId(Uuid::now_v7())
+    }
+
+    /// Wraps an existing UUID (read back from storage or an URL).
+    #[must_use]
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        WorkflowId(uuid)
+    }
+}
+
+impl Default for WorkflowId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for WorkflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for WorkflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkflowId({})", self.0)
+    }
+}
+
+impl FromStr for WorkflowId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(WorkflowId)
+    }
+}
+
+/// What a dependent does when a dependency ends without completing (`Failed` or `Cancelled`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDependencyFailure {
+    /// The dependent is cancelled unstarted (the default), and so, in turn, are its own
+    /// dependents that need it.
+    #[default]
+    Cancel,
+    /// The dependent runs anyway once every dependency has ended, and reads how each ended.
+    RunAnyway,
+}
+
+/// One run another waits for, and what the dependent does if it does not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The run waited for.
+    pub run: RunId,
+    /// What the dependent does if it fails or is cancelled.
+    #[serde(default)]
+    pub on_failure: OnDependencyFailure,
+}
+
+impl Dependency {
+    /// Wait for `run`; if it does not complete, cancel the dependent.
+    #[must_use]
+    pub fn on(run: RunId) -> Self {
+        Dependency {
+            run,
+            on_failure: OnDependencyFailure::Cancel,
+        }
+    }
+
+    /// Wait for `run` to end, however it ends.
+    #[must_use]
+    pub fn anyway(run: RunId) -> Self {
+        Dependency {
+            run,
+            on_failure: OnDependencyFailure::RunAnyway,
+        }
+    }
+}
+
+/// How a dependency ended, as the dependent's job reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyOutcome {
+    /// The dependency.
+    pub run: RunId,
+    /// Its step name, when it is a step of a workflow.
+    pub step: Option<String>,
+    /// Its terminal status.
+    pub status: RunStatus,
+    /// What its job returned, if it completed with a value.
+    pub result: Option<Json>,
+    /// Why it did not complete.
+    pub error: Option<RunError>,
+}
+
+/// Runs counted by status (a workflow's or batch's aggregate progress; a batch callback's
+/// view of its members).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Waiting for dependencies.
+    pub waiting: usize,
+    /// Queued.
+    pub queued: usize,
+    /// Running.
+    pub running: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+}
+
+impl StatusCounts {
+    /// Counts `statuses`.
+    pub fn of(statuses: impl IntoIterator<Item = RunStatus>) -> Self {
+        let mut c = StatusCounts::default();
+        for s in statuses {
+            *match s {
+                RunStatus::Waiting => &mut c.waiting,
+                RunStatus::Queued => &mut c.queued,
+                RunStatus::Running => &mut c.running,
+                RunStatus::Completed => &mut c.completed,
+                RunStatus::Failed => &mut c.failed,
+                RunStatus::Cancelled => &mut c.cancelled,
+            } += 1;
+        }
+        c
+    }
+
+    /// Every run counted.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.active() + self.completed + self.failed + self.cancelled
+    }
+
+    /// The runs not yet ended.
+    #[must_use]
+    pub fn active(&self) -> usize {
+        self.waiting + self.queued + self.running
+    }
 }
 
 /// A change to a run, sent to the registry by the actor that observed it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
+    /// `Waiting → Queued`: every run it depends on has ended, and none that had to complete
+    /// failed to. From now on it waits for a worker like any queued run.
+    Released {
+        /// When its last dependency ended.
+        at: Timestamp,
+    },
     /// `Queued → Running`: a worker started the job at this time.
     Started {
         /// When the job started.
@@ -773,6 +967,9 @@ pub enum CancelReason {
     /// A newer run with its idempotency key replaced it before it started
     /// ([`OnConflict::Replace`](crate::OnConflict::Replace)).
     Replaced,
+    /// A run it depended on ended without completing, and the dependency's policy is
+    /// [`OnDependencyFailure::Cancel`](crate::OnDependencyFailure::Cancel).
+    Dependency,
 }
 
 impl fmt::Display for CancelReason {
@@ -782,6 +979,7 @@ impl fmt::Display for CancelReason {
             CancelReason::DrainDeadline => "the drain deadline",
             CancelReason::Shutdown => "shutdown",
             CancelReason::Replaced => "a newer run with its idempotency key",
+            CancelReason::Dependency => "a dependency that did not complete",
         })
     }
 }
@@ -829,6 +1027,7 @@ impl Transition {
     #[must_use]
     pub fn target(&self) -> RunStatus {
         match self {
+            Transition::Released { .. } => RunStatus::Queued,
             Transition::Started { .. } => RunStatus::Running,
             Transition::RetryScheduled { .. }
             | Transition::Snoozed { .. }
@@ -902,12 +1101,21 @@ impl RunRecord {
             priority,
             kind,
             partition_key,
+            timeout,
+            retry,
             ..
         } = spec;
         RunRecord {
             kind,
             idempotency_key: None,
             partition_key,
+            timeout,
+            retry,
+            depends_on: Vec::new(),
+            workflow: None,
+            step: None,
+            rerun_of: None,
+            reruns: Vec::new(),
             queue,
             priority,
             attempt: 1,
@@ -1061,6 +1269,12 @@ pub(crate) fn apply_transition<R: Lifecycle>(
         });
     }
     match t {
+        Transition::Released { at: _ } => {
+            if from != RunStatus::Waiting {
+                return Err(TransitionError::OutOfOrder { id, from, to });
+            }
+            run.set_status(RunStatus::Queued);
+        }
         Transition::Started { at } => {
             if from != RunStatus::Queued {
                 return Err(TransitionError::OutOfOrder { id, from, to });
@@ -1114,7 +1328,8 @@ pub(crate) fn apply_transition<R: Lifecycle>(
         }
         Transition::Finished { at, outcome } => {
             let status = outcome.status();
-            if status == RunStatus::Completed && from == RunStatus::Queued {
+            // A run that never started cannot complete.
+            if status == RunStatus::Completed && from != RunStatus::Running {
                 return Err(TransitionError::OutOfOrder { id, from, to });
             }
             let since = run.started_at().unwrap_or(run.created_at());

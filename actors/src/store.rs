@@ -25,7 +25,7 @@ pub struct StoredState {
     /// Every active record, and the most recent finished ones (the registry's memory window).
     pub records: Vec<RunRecord>,
     /// Records per status in the whole store, by [`RunStatus::index`].
-    pub counts: [usize; 5],
+    pub counts: [usize; RunStatus::COUNT],
 }
 
 /// Durable storage of run records. Implementations are driven from one dedicated thread, so
@@ -65,7 +65,7 @@ pub struct MemoryStore {
 
 impl RunStore for MemoryStore {
     fn load(&mut self, window: usize) -> Result<StoredState, StoreError> {
-        let mut counts = [0; 5];
+        let mut counts = [0; RunStatus::COUNT];
         for r in self.records.values() {
             counts[r.status.index()] += 1;
         }
@@ -103,11 +103,7 @@ impl RunStore for MemoryStore {
     }
 
     fn list(&mut self, q: &ListQuery) -> Result<RunPage, StoreError> {
-        let matching = self.records.values().rev().filter(|r| {
-            q.status.is_none_or(|s| r.status == s)
-                && q.label.as_deref().is_none_or(|l| r.label == l)
-                && q.queue.as_deref().is_none_or(|qu| r.queue == qu)
-        });
+        let matching = self.records.values().rev().filter(|r| q.matches(r));
         let mut total = 0;
         let mut runs = Vec::new();
         for r in matching {

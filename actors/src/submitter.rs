@@ -8,15 +8,18 @@ use parking_lot::RwLock;
 use ractor::{ActorRef, MessagingErr};
 
 use crate::error::SubmitError;
+use crate::error::WorkflowError;
 use crate::job::{BoxedJob, IntoJobOutput, JobError, RunContext};
 use crate::kinds::JobKinds;
 use crate::protocol::registry::{
     BatchReply, Dedup, RegistryMessage, RegistryRef, RegistryStep, Uniqueness,
 };
-use crate::protocol::run::{Admission, Submission};
+use crate::protocol::run::{Admission, RunLinks, Submission};
 use crate::queue::QueueTable;
+use crate::run::{Dependency, WorkflowId};
 use crate::run::{RunId, RunSpec};
 use crate::submit::IntoJob;
+use crate::workflow::{Planned, Workflow, WorkflowRuns};
 
 /// The admission gate shared by a supervisor and its submitters: one flag, open until the
 /// supervisor starts draining.
@@ -50,6 +53,7 @@ pub(crate) fn admit(
     registry: &ActorRef<RegistryMessage>,
     mut spec: RunSpec,
     job: BoxedJob,
+    links: Option<Box<RunLinks>>,
     message: impl FnOnce(Box<Admission>) -> RegistryMessage,
 ) -> Result<RunId, Refused> {
     let slot = table.admit(&mut spec, &job).map_err(|error| Refused {
@@ -58,7 +62,8 @@ pub(crate) fn admit(
     })?;
     let id = RunId::new();
     let submission = Submission::admitted(job, slot, &spec);
-    match registry.cast(message(Admission::new(id, spec, submission))) {
+    let admission = Admission::new(id, spec, submission).linked(links);
+    match registry.cast(message(admission)) {
         Ok(()) => Ok(id),
         Err(e) => Err(Refused {
             error: SubmitError::Unavailable,
@@ -225,7 +230,7 @@ impl Submitter {
         let job = job.into_job(&mut spec, &self.kinds)?;
         // One message: the registry records the run, then hands the job to the supervisor.
         // Recording first is what makes a query right after `submit` find the run.
-        self.send_new(spec, job, admit_step)
+        self.send_new(spec, job, None, admit_step)
     }
 
     /// Accepts many runs with one message to the registry, and returns one answer per run, in
@@ -311,7 +316,84 @@ impl Submitter {
             spec,
             job,
             durable: false,
+            links: None,
         }
+    }
+
+    /// Submits a workflow: its graph is checked (cycles, unknown or duplicate step names) and
+    /// each step admitted as a single submit would be; then every step is recorded together
+    /// (with a store, in one transaction: the answer waits for it), each waiting for the
+    /// steps it runs after. If anything is refused, nothing is recorded, and the error says
+    /// what.
+    ///
+    /// # Errors
+    /// [`SubmitError::Workflow`] for the graph or a refused step,
+    /// [`SubmitError::UnknownDependency`] for a dependency on a run not held, and those of
+    /// [`Submitter::submit_job`] for the whole.
+    pub async fn submit_workflow(&self, workflow: Workflow) -> Result<WorkflowRuns, SubmitError> {
+        let plan = workflow.plan().map_err(SubmitError::Workflow)?;
+        let workflow_id = WorkflowId::new();
+        let mut ids: Vec<RunId> = Vec::with_capacity(plan.len());
+        let mut admitted = Vec::with_capacity(plan.len());
+        let mut names = Vec::with_capacity(plan.len());
+        for step in plan {
+            let mut spec = step.spec;
+            let refused = |error| {
+                SubmitError::Workflow(WorkflowError::Step {
+                    step: step.name.clone(),
+                    error: Box::new(error),
+                })
+            };
+            let job = (step.job)(&mut spec, &self.kinds).map_err(refused)?;
+            let slot = self.table.admit(&mut spec, &job).map_err(refused)?;
+            let id = RunId::new();
+            let depends_on = step
+                .after
+                .iter()
+                .map(|(dep, policy)| Dependency {
+                    run: match dep {
+                        Planned::Step(i) => ids[*i],
+                        Planned::Run(id) => *id,
+                    },
+                    on_failure: *policy,
+                })
+                .collect();
+            let links = RunLinks {
+                depends_on,
+                workflow: Some((workflow_id, step.name.clone())),
+                rerun_of: None,
+            };
+            let submission = Submission::admitted(job, slot, &spec);
+            admitted.push(Admission::new(id, spec, submission).linked(Some(Box::new(links))));
+            ids.push(id);
+            names.push(step.name);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let closed = self.gate.0.read();
+            if *closed {
+                return Err(SubmitError::ShuttingDown);
+            }
+            let sent = self
+                .registry
+                .cast(RegistryStep::AdmitWorkflow(admitted, tx.into()).into());
+            drop(closed);
+            sent.map_err(|_| SubmitError::Unavailable)?;
+        }
+        let answers = rx.await.map_err(|_| SubmitError::Unavailable)?;
+        let mut steps = std::collections::BTreeMap::new();
+        for (name, answer) in names.into_iter().zip(answers) {
+            steps.insert(name, answer?);
+        }
+        if self.inline {
+            for id in &ids {
+                self.inline_end(*id).await?;
+            }
+        }
+        Ok(WorkflowRuns {
+            id: workflow_id,
+            steps,
+        })
     }
 
     /// The admission path of every submit: the gate, then [`admit`].
@@ -319,13 +401,14 @@ impl Submitter {
         &self,
         spec: RunSpec,
         job: BoxedJob,
+        links: Option<Box<RunLinks>>,
         message: impl FnOnce(Box<Admission>) -> RegistryMessage,
     ) -> Result<RunId, SubmitError> {
         let closed = self.gate.0.read();
         if *closed {
             return Err(SubmitError::ShuttingDown);
         }
-        let answer = admit(&self.table, &self.registry, spec, job, message);
+        let answer = admit(&self.table, &self.registry, spec, job, links, message);
         drop(closed);
         // A refused message (holding the job) is dropped only after the gate is released: a
         // job whose drop submits again must not find this thread still holding the lock.
@@ -392,6 +475,7 @@ pub struct SubmitRequest {
     spec: RunSpec,
     job: Result<BoxedJob, SubmitError>,
     durable: bool,
+    links: Option<Box<RunLinks>>,
 }
 
 impl fmt::Debug for SubmitRequest {
@@ -409,6 +493,27 @@ impl SubmitRequest {
     /// memory). Commits of concurrent submits are batched.
     pub fn durable(mut self) -> Self {
         self.durable = true;
+        self
+    }
+
+    /// Runs only after `dependency` has ended: the run is recorded `Waiting` (no concurrency
+    /// limit counts it) until then, and is cancelled unstarted if the dependency does not
+    /// complete and its policy says so (see [`Dependency`]). Call it once per dependency. The
+    /// answer waits for the registry, which refuses a dependency it does not hold with
+    /// [`SubmitError::UnknownDependency`].
+    pub fn after(mut self, dependency: Dependency) -> Self {
+        self.links
+            .get_or_insert_with(Box::default)
+            .depends_on
+            .push(dependency);
+        self
+    }
+
+    /// A re-run of `original`: the new run's record links to it, and its record to the new
+    /// run.
+    #[allow(dead_code)] // used by re-runs (next commit)
+    pub(crate) fn rerun_of(mut self, original: RunId) -> Self {
+        self.links.get_or_insert_with(Box::default).rerun_of = Some(original);
         self
     }
 
@@ -433,13 +538,15 @@ impl SubmitRequest {
     pub async fn send(self) -> Result<RunId, SubmitError> {
         let job = self.job?;
         let submitter = self.submitter;
-        if !self.durable {
-            let id = submitter.send_new(self.spec, job, admit_step)?;
+        // A run with links is refused by the registry if they name an unknown run: its answer
+        // is waited for, as a durable one's is.
+        if !self.durable && self.links.is_none() {
+            let id = submitter.send_new(self.spec, job, None, admit_step)?;
             submitter.inline_end(id).await?;
             return Ok(id);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let id = submitter.send_new(self.spec, job, |admission| {
+        let id = submitter.send_new(self.spec, job, self.links, |admission| {
             RegistryStep::AdmitDurable(admission, tx.into()).into()
         })?;
         let committed = rx.await.map_err(|_| SubmitError::Unavailable)?;
@@ -477,14 +584,15 @@ impl UniqueSubmitRequest {
             submitter,
             spec,
             job,
+            links,
             ..
         } = self.request;
         let (key, rule) = (self.key, self.rule);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        submitter.send_new(spec, job?, |admission| {
+        submitter.send_new(spec, job?, links, |admission| {
             RegistryStep::AdmitUnique(admission, key, rule, tx.into()).into()
         })?;
-        let answer = rx.await.map_err(|_| SubmitError::Unavailable)?;
+        let answer = rx.await.map_err(|_| SubmitError::Unavailable)??;
         // Inline, a new run is waited for; an existing one is not this submit's run.
         if let Dedup::New(id) | Dedup::Replaced(id) = answer {
             submitter.inline_end(id).await?;

@@ -182,6 +182,7 @@ impl SupervisorState {
             queued: self.runs.queued(),
             running: self.runs.running(),
             retry_waiting: self.runs.retry_waiting(),
+            awaiting: self.runs.awaiting(),
             global_limit: self.queues.global_limit(),
             queues: self.queues.status(),
             kind_rates: self.queues.kind_rates(),
@@ -259,6 +260,11 @@ impl SupervisorState {
                 "refused: the supervisor had already drained",
             );
             self.end_here(myself, run.id, t);
+            return;
+        }
+        // A run waiting for its dependencies is held, unqueued, until the registry decides.
+        if run.awaiting {
+            self.runs.insert_awaiting(run.id, run);
             return;
         }
         // A run recovered while it waited for a retry or a snooze waits out the rest first.
@@ -393,7 +399,7 @@ impl SupervisorState {
     ) -> bool {
         let found = match self.runs.take_waiting(id) {
             Some(Waiting::Queued(place)) => self.queues.take(&place).is_some(),
-            Some(Waiting::Retry(_)) => true,
+            Some(Waiting::Retry(_) | Waiting::Awaiting(_)) => true,
             None => false,
         };
         if found {
@@ -696,6 +702,14 @@ impl SupervisorState {
                 }
             },
             SupervisorMessage::SubmitMany(runs, reply) => self.submit_many(runs, reply),
+            SupervisorMessage::SubmitWorkflow(workflow, reply) => {
+                // The answer waits for the registry (and the commit): a task of its own, so
+                // the supervisor goes on meanwhile. The gate decides, as for every submit.
+                let submitter = self.submitter();
+                tokio::spawn(async move {
+                    let _ = reply.send(submitter.submit_workflow(*workflow).await);
+                });
+            }
             SupervisorMessage::Internal(internal) => self.step(myself, internal.0).await?,
             SupervisorMessage::Recovery(reply) => {
                 let _ = reply.send(self.recovery.clone());
@@ -775,6 +789,23 @@ impl SupervisorState {
             SupervisorStep::Start(run) => self.accept(myself, run).await,
             SupervisorStep::CancelForwarded(id, reply) => self.cancel(myself, id, reply, true),
             SupervisorStep::DrainBarrier => self.drain.barrier_passed(),
+            SupervisorStep::DependenciesMet(id, outcomes) => {
+                if let Some(mut run) = self.runs.take_awaiting(id) {
+                    run.awaiting = false;
+                    run.dependencies = Some(outcomes);
+                    self.accept(myself, run).await;
+                }
+            }
+            SupervisorStep::DependencyFailed(id, message) => {
+                if self.runs.take_awaiting(id).is_some() {
+                    let t = Transition::cancelled(
+                        CancelReason::Dependency,
+                        CancelKind::DependencyNotCompleted,
+                        message,
+                    );
+                    self.end_here(myself, id, t);
+                }
+            }
             SupervisorStep::DrainDeadline => self.drain_deadline(myself),
             SupervisorStep::RetryDue(id) => self.retry_due(myself, id).await,
             // `settle` starts what the rate limit now allows.
@@ -837,6 +868,7 @@ impl SupervisorState {
             &self.registry,
             spec,
             job,
+            None,
             submitter::admit_step,
         )
         .map_err(|refused| refused.error)
@@ -1052,7 +1084,7 @@ impl Actor for SupervisorActor {
             keeper,
             queues,
             runs: Runs::default(),
-            ended: [0; 5],
+            ended: [0; RunStatus::COUNT],
             drain: Drain::NotDraining,
             schedules: Schedules::new(clock),
             registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),

@@ -14,6 +14,7 @@ use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep};
 use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
 use crate::protocol::worker::{AttemptEnd, WorkerMessage, WorkerStep};
+use crate::run::DependencyOutcome;
 use crate::run::{CancelKind, FailureKind, Outcome, RunError, RunId, Transition};
 use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
@@ -71,6 +72,8 @@ pub struct WorkerState {
     attempt: u32,
     snoozes: u32,
     timeout: Option<Duration>,
+    /// How the run's dependencies ended, for its job's context.
+    dependencies: Option<Arc<[DependencyOutcome]>>,
     /// The run itself, kept only when it may run again (a repeatable job, for a retry or a
     /// snooze): it goes back to the supervisor for that. A run-once job's worker keeps just
     /// the fields above.
@@ -295,6 +298,7 @@ impl Actor for WorkerActor {
         };
         let (run_id, attempt, snoozes, timeout) = (run.id, run.attempt, run.snoozes, run.timeout);
         let label = run.label.clone();
+        let dependencies = run.dependencies.clone();
         // Only a repeatable job runs again: a retry or a snooze needs it.
         let again = run.has_job().then_some(run);
         Ok(WorkerState {
@@ -303,6 +307,7 @@ impl Actor for WorkerActor {
             attempt,
             snoozes,
             timeout,
+            dependencies,
             again,
             job,
             registry: args.registry,
@@ -347,7 +352,8 @@ impl Actor for WorkerActor {
             cancel.0.clone(),
             state.reports.clone(),
             state.logs.clone(),
-        );
+        )
+        .with_dependency_outcomes(state.dependencies.clone());
         let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label, attempt = state.attempt);
         let mut report = ReportOnDrop(Some(myself.clone()));
         // The job runs in its own task so this actor keeps receiving `Cancel` while it runs,

@@ -11,8 +11,10 @@ use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{ProgressSlot, RunReports};
 use crate::protocol::run::{Admission, CancelOutcome, Submission};
 use crate::query::{ListQuery, RunPage};
+use crate::run::WorkflowId;
 use crate::run::{RunId, RunRecord, RunStatus, StatusSet, Transition, TransitionError};
 use crate::time::Timestamp;
+use crate::workflow::WorkflowView;
 
 /// A reply port for the outcome of a write.
 pub(crate) type WriteReply = RpcReplyPort<Result<(), TransitionError>>;
@@ -86,12 +88,24 @@ pub(crate) enum RegistryStep {
     /// the key conflicts under the [`Uniqueness`] rule, reply with its id and drop this one
     /// unstarted (or, with [`OnConflict::Replace`] and a holder not yet started, have the
     /// supervisor cancel the holder, then admit this one); otherwise admit it like `Admit`.
-    AdmitUnique(Box<Admission>, String, Uniqueness, RpcReplyPort<Dedup>),
+    AdmitUnique(
+        Box<Admission>,
+        String,
+        Uniqueness,
+        RpcReplyPort<Result<Dedup, SubmitError>>,
+    ),
     /// Sent by a [`crate::Submitter`] or the supervisor for many runs at once: each admitted
     /// one is recorded as `Admit` records it (a refused one keeps its error), in one message,
     /// and their writes go to the store together. The reply, if any, comes once they are
     /// committed: one answer per run, in order.
     AdmitBatch(Vec<Result<Box<Admission>, SubmitError>>, Option<BatchReply>),
+    /// Sent by a [`crate::Submitter`] for a workflow: its steps, in dependency order, every
+    /// dependency on another step naming that step's (fresh) id. All are recorded, in one
+    /// store transaction, or (a dependency outside the workflow unknown) none is: then every
+    /// answer is that error. The reply comes once they are committed, one answer per step.
+    // Boxed as every admission is: each is handed on to `admit` as it is.
+    #[allow(clippy::vec_box)]
+    AdmitWorkflow(Vec<Box<Admission>>, BatchReply),
     /// Sent by the supervisor, after the holder's cancel (if any) was cast: whether the
     /// holder of this key was replaced (it was still queued) or had started meanwhile.
     ReplaceDone(String, bool),
@@ -271,7 +285,7 @@ pub enum OnConflict {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryStats {
     /// Runs per status, indexed by [`RunStatus::index`].
-    pub by_status: [usize; 5],
+    pub by_status: [usize; RunStatus::COUNT],
     /// Transitions and inserts refused by the state machine since start.
     pub refused: u64,
     /// The most runs that were `Running` at once, since start.
@@ -293,7 +307,9 @@ impl RegistryStats {
     /// [`RegistryRef::active_count`] answers, in the same answer as the rest).
     #[must_use]
     pub fn active(&self) -> usize {
-        self.count(RunStatus::Queued) + self.count(RunStatus::Running)
+        self.count(RunStatus::Waiting)
+            + self.count(RunStatus::Queued)
+            + self.count(RunStatus::Running)
     }
 
     /// All records held.
@@ -408,7 +424,17 @@ impl RegistryRef {
         self.ask(|r| RegistryMessage::List(query, r), "list").await
     }
 
-    /// How many runs are `Queued` or `Running`.
+    /// Workflow `id` as the registry holds it now: every step's record (from the store too,
+    /// for steps outside the memory window), its counts and its state; `None` if no step of
+    /// it is held.
+    pub async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowView>, CallError> {
+        let page = self
+            .list(ListQuery::new().workflow(id).limit(usize::MAX))
+            .await?;
+        Ok(WorkflowView::from_records(id, page.runs))
+    }
+
+    /// How many runs are `Waiting`, `Queued` or `Running`.
     pub async fn active_count(&self) -> Result<usize, CallError> {
         self.ask(RegistryMessage::ActiveCount, "active_count").await
     }

@@ -12,6 +12,7 @@ use crate::error::CancelError;
 use crate::job::BoxedJob;
 use crate::queue::QueueSlot;
 pub use crate::run::CancelReason;
+use crate::run::{Dependency, DependencyOutcome, WorkflowId};
 use crate::run::{RetryPolicy, RunId, RunSpec};
 use crate::time::Timestamp;
 
@@ -32,6 +33,17 @@ pub struct Admission {
     pub(crate) created_at: Timestamp,
     pub(crate) spec: RunSpec,
     pub(crate) submission: Submission,
+    /// What it depends on and belongs to; most runs have none.
+    pub(crate) links: Option<Box<RunLinks>>,
+}
+
+/// An admitted run's links to other runs: what it waits for, the workflow step it is, the
+/// run it re-runs.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RunLinks {
+    pub(crate) depends_on: Vec<Dependency>,
+    pub(crate) workflow: Option<(WorkflowId, String)>,
+    pub(crate) rerun_of: Option<RunId>,
 }
 
 impl Admission {
@@ -42,7 +54,14 @@ impl Admission {
             created_at: Timestamp::now(),
             spec,
             submission,
+            links: None,
         })
+    }
+
+    /// The same admission with these links.
+    pub(crate) fn linked(mut self: Box<Self>, links: Option<Box<RunLinks>>) -> Box<Self> {
+        self.links = links;
+        self
     }
 }
 
@@ -108,6 +127,11 @@ pub struct PreparedRun {
     pub(crate) job: Option<BoxedJob>,
     /// The run's place in its queue's length bound, held until the run first starts.
     pub(crate) slot: Option<QueueSlot>,
+    /// It waits for its dependencies: the supervisor holds it, unqueued, until the registry
+    /// says they have ended.
+    pub(crate) awaiting: bool,
+    /// How its dependencies ended, for its job's context.
+    pub(crate) dependencies: Option<Arc<[DependencyOutcome]>>,
 }
 
 impl PreparedRun {
@@ -132,6 +156,8 @@ impl PreparedRun {
             retry: submission.retry.map(Box::new),
             job: Some(submission.job),
             slot: submission.slot,
+            awaiting: false,
+            dependencies: None,
         })
     }
 

@@ -16,9 +16,11 @@ use crate::protocol::registry::{DEFAULT_CALL_TIMEOUT, RegistryRef};
 use crate::protocol::run::{CancelOutcome, CancelReply, PreparedRun};
 use crate::query::ListQuery;
 use crate::queue::{RateLimit, RateScope};
+use crate::run::{DependencyOutcome, WorkflowId};
 use crate::run::{RunId, RunSpec};
 use crate::schedule::{NoSuchSchedule, ScheduleId, ScheduleInfo, ScheduleSpec};
 use crate::submitter::Submitter;
+use crate::workflow::{Workflow, WorkflowRuns, WorkflowView};
 
 /// Messages the supervisor handles.
 ///
@@ -46,6 +48,13 @@ pub enum SupervisorMessage {
     SubmitMany(
         Vec<(RunSpec, BoxedJob)>,
         RpcReplyPort<Vec<Result<RunId, SubmitError>>>,
+    ),
+    /// Sent by an application actor: submit a workflow (see [`crate::Submitter::submit_workflow`]):
+    /// every step recorded together, or none. Replies once they are committed (without a store,
+    /// recorded).
+    SubmitWorkflow(
+        Box<Workflow>,
+        RpcReplyPort<Result<WorkflowRuns, SubmitError>>,
     ),
     /// Sent by anyone: cancel a run. A queued or retry-waiting run is cancelled here and
     /// answered at once; a running run's request (with the caller's port) is forwarded to its
@@ -156,6 +165,13 @@ pub(crate) enum SupervisorStep {
     /// Sent only by the registry, right after it recorded the run: queue the run by priority,
     /// and start runs while limits allow.
     Start(Box<PreparedRun>),
+    /// Sent by the registry for a run it handed over waiting (`awaiting`): every dependency
+    /// has ended and it is recorded `Queued`; queue it, its job reading these outcomes.
+    DependenciesMet(RunId, Arc<[DependencyOutcome]>),
+    /// Sent by the registry for a run it handed over waiting: a dependency that had to
+    /// complete did not; end it `Cancelled` by [`crate::CancelReason::Dependency`] with this
+    /// message.
+    DependencyFailed(RunId, String),
     /// Sent by the registry: a [`SupervisorMessage::Cancel`] that overtook its run's `Start`,
     /// sent back once, now behind that `Start`.
     CancelForwarded(RunId, CancelReply),
@@ -348,6 +364,9 @@ pub struct SupervisorStatus {
     pub running: usize,
     /// Runs waiting for their retry backoff or their snooze to pass.
     pub retry_waiting: usize,
+    /// Runs waiting for their dependencies to end (`Waiting`).
+    #[serde(default)]
+    pub awaiting: usize,
     /// The global limit (`None`: unlimited).
     pub global_limit: Option<usize>,
     /// Per-queue figures, default queue included.
@@ -494,6 +513,31 @@ impl SupervisorRef {
         let submit = |r| SupervisorMessage::SubmitMany(runs, r);
         let timeout = (!self.inline).then_some(self.timeout);
         ask(&self.actor, submit, timeout, "submit_many").await
+    }
+
+    /// Submits a workflow (see [`SupervisorMessage::SubmitWorkflow`]).
+    pub async fn submit_workflow(
+        &self,
+        workflow: Workflow,
+    ) -> Result<Result<WorkflowRuns, SubmitError>, CallError> {
+        let submit = |r| SupervisorMessage::SubmitWorkflow(Box::new(workflow), r);
+        let timeout = (!self.inline).then_some(self.timeout);
+        ask(&self.actor, submit, timeout, "submit_workflow").await
+    }
+
+    /// Workflow `id` as the registry holds it now (`None` if it has no steps held).
+    pub async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowView>, CallError> {
+        self.registry().await?.workflow(id).await
+    }
+
+    /// Cancels every step of workflow `id` that has not ended, answering per run (as
+    /// [`SupervisorRef::cancel_matching`]).
+    pub async fn cancel_workflow(
+        &self,
+        id: WorkflowId,
+    ) -> Result<Vec<(RunId, Result<Result<CancelOutcome, CancelError>, CallError>)>, CallError>
+    {
+        self.cancel_matching(ListQuery::new().workflow(id)).await
     }
 
     /// Cancels a run in any active state. Every `Ok` means the run ends `Cancelled`.

@@ -26,7 +26,10 @@ pub(super) enum Held {
     },
     Submitted(RunId, RpcReplyPort<Result<RunId, SubmitError>>),
     Batch(Vec<Result<RunId, SubmitError>>, BatchReply),
-    Dedup(Dedup, RpcReplyPort<Dedup>),
+    Dedup(
+        Result<Dedup, SubmitError>,
+        RpcReplyPort<Result<Dedup, SubmitError>>,
+    ),
 }
 
 /// The numbering of the writes sent to the store and the acknowledgements waiting for them.

@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 
 use crate::run::{RunId, RunStatus};
 
-/// `Queued` and `Running` ids, each sorted (ids are time-ordered, so: oldest first).
+/// `Waiting`, `Queued` and `Running` ids, each sorted (ids are time-ordered, so: oldest first).
 ///
 /// Architecture invariant: a run's id is in the set of its record's status, and in no set once
 /// it is terminal.
 #[derive(Debug, Default)]
 pub(super) struct Active {
+    waiting: BTreeSet<RunId>,
     queued: BTreeSet<RunId>,
     running: BTreeSet<RunId>,
 }
@@ -19,6 +20,7 @@ impl Active {
     /// The index of `status`, if it has one (terminal statuses have none).
     pub(super) fn of(&self, status: RunStatus) -> Option<&BTreeSet<RunId>> {
         match status {
+            RunStatus::Waiting => Some(&self.waiting),
             RunStatus::Queued => Some(&self.queued),
             RunStatus::Running => Some(&self.running),
             _ => None,
@@ -28,6 +30,9 @@ impl Active {
     /// Moves `id` from the index of `from` (`None`: a new run) to that of `to`.
     pub(super) fn moved(&mut self, id: RunId, from: Option<RunStatus>, to: RunStatus) {
         match from {
+            Some(RunStatus::Waiting) => {
+                self.waiting.remove(&id);
+            }
             Some(RunStatus::Queued) => {
                 self.queued.remove(&id);
             }
@@ -37,6 +42,9 @@ impl Active {
             _ => {}
         }
         match to {
+            RunStatus::Waiting => {
+                self.waiting.insert(id);
+            }
             RunStatus::Queued => {
                 self.queued.insert(id);
             }
@@ -48,35 +56,27 @@ impl Active {
     }
 
     pub(super) fn contains(&self, id: &RunId) -> bool {
-        self.queued.contains(id) || self.running.contains(id)
+        self.waiting.contains(id) || self.queued.contains(id) || self.running.contains(id)
     }
 
     /// How many runs are active.
     pub(super) fn len(&self) -> usize {
-        self.queued.len() + self.running.len()
+        self.waiting.len() + self.queued.len() + self.running.len()
     }
 
-    /// Active ids, oldest first: the two sorted indexes merged.
+    /// Active ids, oldest first: the sorted indexes merged.
     pub(super) fn ids(&self) -> Vec<RunId> {
         let mut ids = Vec::with_capacity(self.len());
-        let (mut q, mut r) = (
-            self.queued.iter().peekable(),
-            self.running.iter().peekable(),
-        );
-        loop {
-            let next = match (q.peek(), r.peek()) {
-                (Some(a), Some(b)) if a <= b => q.next(),
-                (Some(_), Some(_)) => r.next(),
-                (Some(_), None) => q.next(),
-                (None, Some(_)) => r.next(),
-                (None, None) => break,
-            };
-            ids.extend(next.copied());
-        }
+        ids.extend(self.waiting.iter().copied());
+        ids.extend(self.queued.iter().copied());
+        ids.extend(self.running.iter().copied());
+        // Each part is sorted already, which the stable sort finds and merges.
+        ids.sort();
         ids
     }
 
     pub(super) fn clear(&mut self) {
+        self.waiting.clear();
         self.queued.clear();
         self.running.clear();
     }

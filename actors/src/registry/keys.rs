@@ -14,7 +14,11 @@ use crate::time::Timestamp;
 use super::records::Records;
 
 /// A submit with an idempotency key, as the registry received it.
-pub(super) type UniqueSubmit = (Box<Admission>, Uniqueness, RpcReplyPort<Dedup>);
+pub(super) type UniqueSubmit = (
+    Box<Admission>,
+    Uniqueness,
+    RpcReplyPort<Result<Dedup, crate::error::SubmitError>>,
+);
 
 /// A holder being replaced: the submit that replaces it, then later submits with the key, in
 /// arrival order, handled once the supervisor answered.

@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use crate::hash::IdMap;
 use crate::json::{Json, JsonObject};
+use crate::query::RecordFields;
 use crate::run::{
-    CancelReason, Lifecycle, Outcome, Progress, RunError, RunId, RunRecord, RunSpec, RunStatus,
-    Transition, TransitionError, apply_transition,
+    CancelReason, Lifecycle, Outcome, Progress, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
+    RunStatus, Transition, TransitionError, apply_transition,
 };
+use crate::run::{Dependency, DependencyOutcome, WorkflowId};
 use crate::time::Timestamp;
 
 /// Every record the registry holds, in the order they arrived, and where each one is.
@@ -76,6 +78,49 @@ struct More {
     snoozes: u32,
     /// While a rate limit holds the run first in line.
     eligible_at: Option<Timestamp>,
+    /// What only some runs have: limits kept for a re-run, dependencies, workflow, re-runs.
+    links: Option<Box<Links>>,
+}
+
+/// A record's resolved limits and its links to other runs (see the fields of [`RunRecord`]
+/// of the same names).
+#[derive(Default, Clone)]
+pub(crate) struct Links {
+    pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) depends_on: Vec<Dependency>,
+    pub(crate) workflow: Option<WorkflowId>,
+    pub(crate) step: Option<String>,
+    pub(crate) rerun_of: Option<RunId>,
+    pub(crate) reruns: Vec<RunId>,
+}
+
+impl Links {
+    fn is_empty(&self) -> bool {
+        self.timeout.is_none()
+            && self.retry.is_none()
+            && self.depends_on.is_empty()
+            && self.workflow.is_none()
+            && self.step.is_none()
+            && self.rerun_of.is_none()
+            && self.reruns.is_empty()
+    }
+
+    fn boxed(self) -> Option<Box<Links>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+
+    fn of_record(r: &mut RunRecord) -> Links {
+        Links {
+            timeout: r.timeout,
+            retry: r.retry,
+            depends_on: std::mem::take(&mut r.depends_on),
+            workflow: r.workflow,
+            step: r.step.take(),
+            rerun_of: r.rerun_of,
+            reruns: std::mem::take(&mut r.reruns),
+        }
+    }
 }
 
 /// "No timestamp": not a time any clock gives (Unix time 0 is, for a clock before 1970).
@@ -91,10 +136,12 @@ fn raw(t: Option<Timestamp>) -> u64 {
 
 impl Stored {
     /// The compact form of a record; its strings move, label and queue are interned.
-    fn from_record(r: RunRecord, strings: &mut Interner) -> Stored {
+    fn from_record(mut r: RunRecord, strings: &mut Interner) -> Stored {
         let label = strings.intern(&r.label);
         let queue = strings.intern(&r.queue);
-        let plain = r.name == r.label
+        let links = Links::of_record(&mut r).boxed();
+        let plain = links.is_none()
+            && r.name == r.label
             && r.params.is_empty()
             && r.error.is_none()
             && r.cancelled_by.is_none()
@@ -122,6 +169,7 @@ impl Stored {
                 partition_key: r.partition_key.map(Arc::from),
                 snoozes: r.snoozes,
                 eligible_at: r.eligible_at,
+                links,
             })
         });
         Stored {
@@ -148,6 +196,7 @@ impl Stored {
         created_at: Timestamp,
         spec: RunSpec,
         idempotency_key: Option<String>,
+        mut links: Links,
         strings: &mut Interner,
     ) -> Stored {
         let label = strings.intern(&spec.label);
@@ -160,9 +209,16 @@ impl Stored {
             priority,
             kind,
             partition_key,
+            timeout,
+            retry,
             ..
         } = spec;
-        let plain = name == label_text
+        let waiting = !links.depends_on.is_empty();
+        links.timeout = timeout;
+        links.retry = retry;
+        let links = links.boxed();
+        let plain = links.is_none()
+            && name == label_text
             && params.is_empty()
             && kind.is_none()
             && idempotency_key.is_none()
@@ -174,6 +230,7 @@ impl Stored {
                 kind,
                 idempotency_key,
                 partition_key: partition_key.map(Arc::from),
+                links,
                 ..More::default()
             })
         });
@@ -190,7 +247,11 @@ impl Stored {
             priority,
             attempt: 1,
             max_attempts,
-            status: RunStatus::Queued,
+            status: if waiting {
+                RunStatus::Waiting
+            } else {
+                RunStatus::Queued
+            },
         }
     }
 
@@ -228,10 +289,6 @@ impl Stored {
 
     pub(super) fn label(&self) -> &str {
         &self.label
-    }
-
-    pub(super) fn queue(&self) -> &str {
-        &self.queue
     }
 
     pub(crate) fn attempt(&self) -> u32 {
@@ -322,7 +379,60 @@ impl Stored {
             idempotency_key: more.and_then(|m| m.idempotency_key.clone()),
             partition_key: more.and_then(|m| m.partition_key.as_deref().map(str::to_owned)),
             eligible_at: more.and_then(|m| m.eligible_at),
+            timeout: self.links().and_then(|l| l.timeout),
+            retry: self.links().and_then(|l| l.retry),
+            depends_on: self
+                .links()
+                .map(|l| l.depends_on.clone())
+                .unwrap_or_default(),
+            workflow: self.links().and_then(|l| l.workflow),
+            step: self.links().and_then(|l| l.step.clone()),
+            rerun_of: self.links().and_then(|l| l.rerun_of),
+            reruns: self.links().map(|l| l.reruns.clone()).unwrap_or_default(),
         }
+    }
+
+    /// Its limits and links, if it has any.
+    pub(crate) fn links(&self) -> Option<&Links> {
+        self.more.as_ref()?.links.as_deref()
+    }
+
+    /// Records a re-run of this run (a link, not a change of its status).
+    pub(super) fn add_rerun(&mut self, rerun: RunId) {
+        self.more_mut()
+            .links
+            .get_or_insert_with(Box::default)
+            .reruns
+            .push(rerun);
+    }
+
+    /// The fields a listing filters on.
+    pub(crate) fn fields(&self) -> RecordFields<'_> {
+        RecordFields {
+            status: self.status,
+            label: &self.label,
+            queue: &self.queue,
+            kind: self.kind(),
+            workflow: self.links().and_then(|l| l.workflow),
+            created_at: self.created_at(),
+        }
+    }
+
+    /// How it ended (or stands), as a dependent's job reads it.
+    pub(crate) fn outcome(&self) -> DependencyOutcome {
+        let more = self.more.as_deref();
+        DependencyOutcome {
+            run: self.id,
+            step: self.links().and_then(|l| l.step.clone()),
+            status: self.status,
+            result: more.and_then(|m| m.result.clone()),
+            error: more.and_then(|m| m.error.clone()),
+        }
+    }
+
+    /// Its kind, if it was submitted by kind.
+    pub(crate) fn kind(&self) -> Option<&str> {
+        self.more.as_ref()?.kind.as_deref()
     }
 }
 
@@ -452,8 +562,16 @@ impl Records {
         created_at: Timestamp,
         spec: RunSpec,
         idempotency_key: Option<String>,
+        links: Links,
     ) -> Stored {
-        Stored::queued(id, created_at, spec, idempotency_key, &mut self.strings)
+        Stored::queued(
+            id,
+            created_at,
+            spec,
+            idempotency_key,
+            links,
+            &mut self.strings,
+        )
     }
 
     /// Adds a record (a new run, or one loaded from the store). A record with an id already
@@ -671,7 +789,7 @@ mod tests {
             let mut want = RunRecord::queued(RunId::new(), spec.clone());
             let key = (i == 2).then(|| "key".to_owned());
             want.idempotency_key = key.clone();
-            let stored = records.make_queued(want.id, want.created_at, spec, key);
+            let stored = records.make_queued(want.id, want.created_at, spec, key, Links::default());
             assert_eq!(stored.to_record(), want);
         }
     }

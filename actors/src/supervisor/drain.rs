@@ -10,7 +10,7 @@ use crate::run::{RunId, RunStatus};
 use super::runs::Timer;
 
 /// Counts of terminal statuses, by [`RunStatus::index`].
-pub(super) type Ended = [usize; 5];
+pub(super) type Ended = [usize; RunStatus::COUNT];
 
 pub(super) enum Drain {
     NotDraining,

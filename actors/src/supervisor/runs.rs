@@ -38,6 +38,9 @@ enum Held {
         timer: Timer,
     },
     Running(Running),
+    /// Waiting for its dependencies to end: it owns nothing but its prepared run; the
+    /// registry says when it may be queued, or that it is cancelled.
+    Awaiting(Box<PreparedRun>),
 }
 
 /// A run taken out of its wait.
@@ -46,6 +49,8 @@ pub(super) enum Waiting {
     Queued(Place),
     /// It was waiting for its retry.
     Retry(Box<PreparedRun>),
+    /// It was waiting for its dependencies.
+    Awaiting(Box<PreparedRun>),
 }
 
 /// Every run the supervisor holds (from its `Start` to its worker's exit), and the run of each
@@ -60,6 +65,7 @@ pub(super) struct Runs {
     queued: usize,
     retry_waiting: usize,
     running: usize,
+    awaiting: usize,
 }
 
 impl Runs {
@@ -73,6 +79,29 @@ impl Runs {
 
     pub(super) fn running(&self) -> usize {
         self.running
+    }
+
+    /// Runs waiting for their dependencies.
+    pub(super) fn awaiting(&self) -> usize {
+        self.awaiting
+    }
+
+    /// `id` waits for its dependencies.
+    pub(super) fn insert_awaiting(&mut self, id: RunId, run: Box<PreparedRun>) {
+        self.awaiting += 1;
+        self.replace(id, Held::Awaiting(run));
+    }
+
+    /// Takes a run whose dependencies have ended; `None` if it is not waiting for them
+    /// (cancelled meanwhile).
+    pub(super) fn take_awaiting(&mut self, id: RunId) -> Option<Box<PreparedRun>> {
+        match self.held.get(&id)? {
+            Held::Awaiting(_) => match self.take_waiting(id)? {
+                Waiting::Awaiting(run) => Some(run),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// No run is held: a drain past its barrier is over.
@@ -143,6 +172,7 @@ impl Runs {
             Held::Queued(_) => self.queued -= 1,
             Held::RetryWaiting { .. } => self.retry_waiting -= 1,
             Held::Running(_) => self.running -= 1,
+            Held::Awaiting(_) => self.awaiting -= 1,
         }
     }
 
@@ -157,6 +187,7 @@ impl Runs {
                 match held {
                     Held::Queued(place) => Some(Waiting::Queued(place)),
                     Held::RetryWaiting { run, .. } => Some(Waiting::Retry(run)),
+                    Held::Awaiting(run) => Some(Waiting::Awaiting(run)),
                     Held::Running(_) => None,
                 }
             }
@@ -173,7 +204,7 @@ impl Runs {
         match self.held.get(&id)? {
             Held::RetryWaiting { .. } => match self.take_waiting(id)? {
                 Waiting::Retry(run) => Some(run),
-                Waiting::Queued(_) => None,
+                _ => None,
             },
             _ => None,
         }
@@ -204,9 +235,10 @@ impl Runs {
         }
     }
 
-    /// The waiting runs (queued, then waiting for a retry).
+    /// The waiting runs (queued, waiting for a retry or for dependencies).
     pub(super) fn waiting_ids(&self) -> Vec<RunId> {
-        let mut ids: Vec<RunId> = Vec::with_capacity(self.queued + self.retry_waiting);
+        let mut ids: Vec<RunId> =
+            Vec::with_capacity(self.queued + self.retry_waiting + self.awaiting);
         ids.extend(
             self.held
                 .iter()

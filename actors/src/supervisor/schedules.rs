@@ -286,7 +286,14 @@ impl Schedules {
             return;
         };
         let spec = s.spec.run.clone();
-        let admitted = submitter::admit(at.table, at.registry, spec, job, submitter::admit_step);
+        let admitted = submitter::admit(
+            at.table,
+            at.registry,
+            spec,
+            job,
+            None,
+            submitter::admit_step,
+        );
         let run_id = match admitted {
             Ok(run_id) => run_id,
             Err(refused) if refused.error == SubmitError::Unavailable => {
