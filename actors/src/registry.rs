@@ -1163,7 +1163,18 @@ impl RegistryState {
         match recorded {
             Ok(()) => {
                 if let Some(record) = self.records.get(&id) {
-                    let run = prepared(record, submission);
+                    let mut run = prepared(record, submission);
+                    // A step released before the crash reads its dependencies again.
+                    if let Some(links) = record.links()
+                        && !links.depends_on.is_empty()
+                    {
+                        let outcomes = links
+                            .depends_on
+                            .iter()
+                            .filter_map(|d| self.records.get(&d.run).map(Stored::outcome))
+                            .collect();
+                        run.dependencies = Some(outcomes);
+                    }
                     self.start(id, run);
                 }
             }

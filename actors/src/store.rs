@@ -50,6 +50,32 @@ pub trait RunStore: Send + 'static {
     ) -> Result<Vec<(RunId, RunStatus)>, StoreError>;
 }
 
+/// [`RunStore::load`], plus the record of every run a loaded `Waiting` run depends on that the
+/// window left out (a dependency that finished long ago): the registry judges waiting runs by
+/// their dependencies' records, so it needs them in memory.
+pub(crate) fn load_with_dependencies(
+    store: &mut dyn RunStore,
+    window: usize,
+) -> Result<StoredState, StoreError> {
+    let mut state = store.load(window)?;
+    let held: std::collections::HashSet<RunId> = state.records.iter().map(|r| r.id).collect();
+    let missing: std::collections::BTreeSet<RunId> = state
+        .records
+        .iter()
+        .filter(|r| r.status == RunStatus::Waiting)
+        .flat_map(|r| r.depends_on.iter().map(|d| d.run))
+        .filter(|id| !held.contains(id))
+        .collect();
+    for id in missing {
+        // A dependency pruned by retention is simply absent: its dependent was decided
+        // before it ended (a run ends before it can be pruned), or is judged without it.
+        if let Some(record) = store.get(id)? {
+            state.records.push(record);
+        }
+    }
+    Ok(state)
+}
+
 impl fmt::Debug for dyn RunStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RunStore")

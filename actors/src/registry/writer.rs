@@ -145,7 +145,7 @@ fn run_batch(store: &mut dyn RunStore, registry: &ActorRef<RegistryMessage>, ops
             }
             StoreOp::Load(window, reply) => {
                 flush(store, &mut writes, &mut last_seq);
-                let _ = reply.send(store.load(window));
+                let _ = reply.send(crate::store::load_with_dependencies(store, window));
             }
             StoreOp::Prunable {
                 ended_before,

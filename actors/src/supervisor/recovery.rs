@@ -32,7 +32,7 @@ pub(super) async fn load(
     window: usize,
 ) -> Result<(Box<dyn RunStore>, Loaded), ActorProcessingErr> {
     let (store, state) = tokio::task::spawn_blocking(move || {
-        let state = store.load(window);
+        let state = crate::store::load_with_dependencies(store.as_mut(), window);
         (store, state)
     })
     .await?;
@@ -59,6 +59,8 @@ pub(super) async fn load(
 /// Reconciles each run a previous process left active, by messages to the registry sent in
 /// order (a query sent after them is answered after they are applied):
 ///
+/// - a run that was `Waiting` is handed back the same way, and judged again against how its
+///   dependencies stand (they may have ended, or end in this same recovery);
 /// - a run that was `Queued` never started the attempt it waits for: it is queued again as it
 ///   is (no attempt is counted) if its kind is registered, whatever the kind's
 ///   [`OnInterrupt`] says, since running it cannot run it twice;
@@ -86,7 +88,8 @@ pub(super) fn recover(
         let spent = run.status == RunStatus::Running && rescued >= max_rescues as usize;
         let rerun = !spent
             && run.kind.as_deref().is_some_and(|k| {
-                run.status == RunStatus::Queued || kinds.on_interrupt(k) == Some(OnInterrupt::Rerun)
+                matches!(run.status, RunStatus::Queued | RunStatus::Waiting)
+                    || kinds.on_interrupt(k) == Some(OnInterrupt::Rerun)
             });
         let job = run
             .kind
@@ -103,7 +106,7 @@ pub(super) fn recover(
                 report.interrupted.push(id);
                 let at = Timestamp::now();
                 let message = match (run.status, spent) {
-                    (RunStatus::Queued, _) => format!(
+                    (RunStatus::Queued | RunStatus::Waiting, _) => format!(
                         "not run: it was queued when its process stopped and its job cannot be \
                          rebuilt (no registered kind); recovered at {at}"
                     ),
