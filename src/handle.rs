@@ -769,6 +769,33 @@ impl Runwarden {
         self.submit_workflow(batch.into_workflow()).await
     }
 
+    /// Re-runs the finished run `original` as a new run with the same spec, linked to it on
+    /// both records (see [`Submitter::rerun`]).
+    ///
+    /// # Errors
+    /// [`SubmitError::UnknownRun`], [`SubmitError::NotFinished`],
+    /// [`SubmitError::NotRerunnable`] (not submitted by a registered kind), and those of a
+    /// submit.
+    pub async fn rerun(&self, original: RunId) -> Result<RunId, Error> {
+        Ok(self.submitter.rerun(original).await?)
+    }
+
+    /// Re-runs every finished run matching `filter` (status, queue, kind, label, workflow,
+    /// creation time; at most its `limit`), oldest first, answering per run.
+    ///
+    /// # Errors
+    /// Only when the registry cannot be asked.
+    pub async fn rerun_matching(
+        &self,
+        filter: ListQuery,
+    ) -> Result<Vec<(RunId, Result<RunId, Error>)>, Error> {
+        let answers = self.submitter.rerun_matching(filter).await?;
+        Ok(answers
+            .into_iter()
+            .map(|(id, answer)| (id, answer.map_err(Error::from)))
+            .collect())
+    }
+
     /// Workflow (or batch) `id`: every step's record, its counts and state.
     ///
     /// # Errors

@@ -45,7 +45,8 @@ use auth::authenticate;
 use errors::not_found_route;
 use openapi::openapi;
 use runs::{
-    cancel_run, cancel_runs, download_log, get_run, list_runs, run_logs, start_run, start_runs,
+    cancel_run, cancel_runs, download_log, get_run, get_workflow, list_runs, rerun_run, rerun_runs,
+    run_logs, start_run, start_runs,
 };
 use service::{
     dashboard, health, metrics, pause_queue, prune, queues, resume_queue, schedules, set_kind_rate,
@@ -116,6 +117,9 @@ pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
             post(start_runs).layer(DefaultBodyLimit::max(max_batch_body)),
         )
         .route("/runs/cancel", post(cancel_runs))
+        .route("/runs/rerun", post(rerun_runs))
+        .route("/runs/{id}/rerun", post(rerun_run))
+        .route("/workflows/{id}", get(get_workflow))
         .route("/runs/{id}", get(get_run).delete(cancel_run))
         .route("/runs/{id}/logs", get(run_logs))
         .route("/runs/{id}/logs/download", get(download_log))

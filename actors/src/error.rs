@@ -38,6 +38,19 @@ pub enum SubmitError {
     UnknownDependency(RunId),
     /// A workflow (or batch) was refused whole: its graph, or one of its steps.
     Workflow(WorkflowError),
+    /// A re-run of a run that is not known.
+    UnknownRun(RunId),
+    /// A re-run of a run that has not ended.
+    NotFinished {
+        /// The run.
+        id: RunId,
+        /// Its status.
+        status: RunStatus,
+    },
+    /// A re-run of a run whose job cannot be built again: it was not submitted by a
+    /// registered job kind (a closure is gone once it ran), or its kind is no longer
+    /// registered.
+    NotRerunnable(RunId),
 }
 
 impl fmt::Display for SubmitError {
@@ -62,6 +75,15 @@ impl fmt::Display for SubmitError {
                 write!(f, "no run {id} to depend on is held by the registry")
             }
             SubmitError::Workflow(e) => write!(f, "workflow refused: {e}"),
+            SubmitError::UnknownRun(id) => write!(f, "no run {id} to re-run"),
+            SubmitError::NotFinished { id, status } => {
+                write!(f, "run {id} is {status}: only a finished run is re-run")
+            }
+            SubmitError::NotRerunnable(id) => write!(
+                f,
+                "run {id} was not submitted by a registered job kind, so its job cannot be \
+                 built again"
+            ),
         }
     }
 }

@@ -578,11 +578,22 @@ impl RegistryState {
             refuse(self, &e);
             return Err(SubmitError::Unavailable);
         }
-        if let Some(original) = links.rerun_of
-            && let Some(r) = self.records.get_mut(&original)
-        {
-            r.add_rerun(id);
-            self.persist(original);
+        if let Some(original) = links.rerun_of {
+            // An original outside the memory window comes back into it to carry the link
+            // (one held in memory already is newer than the copy the submitter read).
+            if let (false, Some(record), true) = (
+                self.records.contains(&original),
+                links.original,
+                self.store.is_some(),
+            ) {
+                self.records.insert(*record);
+                self.finished.push_back(original);
+            }
+            if let Some(r) = self.records.get_mut(&original) {
+                r.add_rerun(id);
+                self.persist(original);
+            }
+            self.evict_beyond_window();
         }
         if deps.is_empty() {
             self.start(id, run);

@@ -17,7 +17,7 @@ use crate::protocol::registry::{
 use crate::protocol::run::{Admission, RunLinks, Submission};
 use crate::queue::QueueTable;
 use crate::run::{Dependency, WorkflowId};
-use crate::run::{RunId, RunSpec};
+use crate::run::{RunId, RunRecord, RunSpec};
 use crate::submit::IntoJob;
 use crate::workflow::{Planned, Workflow, WorkflowRuns};
 
@@ -361,7 +361,7 @@ impl Submitter {
             let links = RunLinks {
                 depends_on,
                 workflow: Some((workflow_id, step.name.clone())),
-                rerun_of: None,
+                ..RunLinks::default()
             };
             let submission = Submission::admitted(job, slot, &spec);
             admitted.push(Admission::new(id, spec, submission).linked(Some(Box::new(links))));
@@ -394,6 +394,68 @@ impl Submitter {
             id: workflow_id,
             steps,
         })
+    }
+
+    /// Re-runs the finished run `original` as a new run with the same spec (label, name,
+    /// parameters, queue, priority, partition key, time limit, retry policy, kind), linked to
+    /// the original on both records; its job is built again by its registered kind. It is
+    /// not part of the original's workflow and waits for nothing. The answer waits for the
+    /// registry (with a store, for the commit).
+    ///
+    /// # Errors
+    /// [`SubmitError::UnknownRun`], [`SubmitError::NotFinished`] for an active run,
+    /// [`SubmitError::NotRerunnable`] for a run not submitted by kind, and those of a submit.
+    pub async fn rerun(&self, original: RunId) -> Result<RunId, SubmitError> {
+        let registry = RegistryRef::from(self.registry.clone());
+        let record = match registry.get(original).await {
+            Ok(Ok(record)) => record,
+            Ok(Err(_)) => return Err(SubmitError::UnknownRun(original)),
+            Err(_) => return Err(SubmitError::Unavailable),
+        };
+        if record.status.is_active() {
+            return Err(SubmitError::NotFinished {
+                id: original,
+                status: record.status,
+            });
+        }
+        let Some(kind) = record.kind.clone() else {
+            return Err(SubmitError::NotRerunnable(original));
+        };
+        let spec = RunSpec {
+            label: record.label.clone(),
+            name: record.name.clone(),
+            params: record.params.clone(),
+            queue: Some(record.queue.clone()),
+            priority: record.priority,
+            timeout: record.timeout,
+            retry: record.retry,
+            kind: None,
+            partition_key: record.partition_key.clone(),
+        };
+        let request = self.request(spec, crate::Kind(&kind));
+        if matches!(request.job, Err(SubmitError::UnknownKind(_))) {
+            return Err(SubmitError::NotRerunnable(original));
+        }
+        request.rerun_of(record).send().await
+    }
+
+    /// Re-runs each finished run matching `filter` (at most its `limit`, after its
+    /// `offset`), oldest first, answering per run as [`Submitter::rerun`] does (an active run
+    /// that matches answers [`SubmitError::NotFinished`]).
+    ///
+    /// # Errors
+    /// Only when the registry cannot be asked for the matching runs.
+    pub async fn rerun_matching(
+        &self,
+        filter: crate::ListQuery,
+    ) -> Result<Vec<(RunId, Result<RunId, SubmitError>)>, crate::CallError> {
+        let registry = RegistryRef::from(self.registry.clone());
+        let page = registry.list(filter).await?;
+        let mut answers = Vec::with_capacity(page.runs.len());
+        for record in page.runs.into_iter().rev() {
+            answers.push((record.id, self.rerun(record.id).await));
+        }
+        Ok(answers)
     }
 
     /// The admission path of every submit: the gate, then [`admit`].
@@ -511,9 +573,10 @@ impl SubmitRequest {
 
     /// A re-run of `original`: the new run's record links to it, and its record to the new
     /// run.
-    #[allow(dead_code)] // used by re-runs (next commit)
-    pub(crate) fn rerun_of(mut self, original: RunId) -> Self {
-        self.links.get_or_insert_with(Box::default).rerun_of = Some(original);
+    pub(crate) fn rerun_of(mut self, original: RunRecord) -> Self {
+        let links = self.links.get_or_insert_with(Box::default);
+        links.rerun_of = Some(original.id);
+        links.original = Some(Box::new(original));
         self
     }
 

@@ -75,6 +75,13 @@ impl From<SubmitError> for ApiError {
             | SubmitError::NotRepeatable
             | SubmitError::InvalidSchedule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION"),
             SubmitError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "STORE"),
+            SubmitError::UnknownRun(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            SubmitError::UnknownDependency(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_DEPENDENCY")
+            }
+            SubmitError::NotFinished { .. } => (StatusCode::CONFLICT, "NOT_FINISHED"),
+            SubmitError::NotRerunnable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "NOT_RERUNNABLE"),
+            SubmitError::Workflow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_WORKFLOW"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         };
         ApiError::new(status, code, e.to_string())

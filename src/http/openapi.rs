@@ -83,6 +83,8 @@ pub fn openapi_document() -> Value {
                     "description": "one per run, in order: {id} or {error_code, detail}", "items": {"type": "object"}}}},
                 "CancelResults": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array",
                     "description": "one per matching run, oldest first: {run_id, outcome} or {run_id, error_code, detail}", "items": {"type": "object", "required": ["run_id"]}}}},
+                "RerunResults": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array",
+                    "description": "one per matching run, oldest first: {run_id, id} or {run_id, error_code, detail}", "items": {"type": "object", "required": ["run_id"]}}}},
                 "Cancel": {"type": "object", "required": ["run_id", "outcome"], "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string"}}},
                 "Logs": {"type": "object", "required": ["run_id", "lines"], "properties": {"run_id": {"type": "string"}, "lines": {"type": "array", "items": {"$ref": "#/components/schemas/LogEntry"}}}},
                 "LogEntry": {"type": "object", "required": ["at", "level", "stream", "message", "cut_bytes"], "properties": {
@@ -102,7 +104,9 @@ pub fn openapi_document() -> Value {
                     "responses": with(one(202, resp("accepted; Location names the run", &run)).into_iter().chain(one(200, resp("an existing run with this idempotency key", &run))).collect(), &[400, 401, 413, 415, 422, 429, 503])},
                 "get": {"summary": "List runs, newest first",
                     "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}, {"name": "label", "in": "query", "schema": {"type": "string"}},
-                        {"name": "queue", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                        {"name": "queue", "in": "query", "schema": {"type": "string"}}, {"name": "kind", "in": "query", "schema": {"type": "string"}},
+                        {"name": "workflow", "in": "query", "schema": {"type": "string"}}, {"name": "created_after", "in": "query", "schema": {"type": "string"}},
+                        {"name": "created_before", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
                     "responses": with(one(200, resp("a page", &json!({"$ref": "#/components/schemas/RunPage"}))), &[401, 422])}
             },
             "/runs/batch": {
@@ -113,8 +117,26 @@ pub fn openapi_document() -> Value {
             "/runs/cancel": {
                 "post": {"summary": "Cancel every active run matching a filter (status, label, queue: at least one), one result per run",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "minProperties": 1,
-                        "properties": {"status": {"type": "string", "enum": ["queued", "running"]}, "label": {"type": "string"}, "queue": {"type": "string"}}}}}},
+                        "properties": {"status": {"type": "string", "enum": ["waiting", "queued", "running"]}, "label": {"type": "string"}, "queue": {"type": "string"}}}}}},
                     "responses": with(one(200, resp("one result per matching run", &json!({"$ref": "#/components/schemas/CancelResults"}))), &[400, 401, 413, 415, 422, 503])}
+            },
+            "/runs/rerun": {
+                "post": {"summary": "Re-run every finished run matching a filter (at least one criterion; at most `limit`, 100 by default, 1000 at most), oldest first, one result per run",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "minProperties": 1,
+                        "properties": {"status": {"type": "string", "enum": ["completed", "failed", "cancelled"]}, "label": {"type": "string"}, "queue": {"type": "string"},
+                            "kind": {"type": "string"}, "workflow": {"type": "string"}, "created_after": {"type": "string"}, "created_before": {"type": "string"},
+                            "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}}}}},
+                    "responses": with(one(200, resp("one result per matching run", &json!({"$ref": "#/components/schemas/RerunResults"}))), &[400, 401, 413, 415, 422, 503])}
+            },
+            "/runs/{id}/rerun": {
+                "parameters": [id_param],
+                "post": {"summary": "Re-run a finished run (submitted by kind) as a new run with the same spec, linked on both records",
+                    "responses": with(one(201, resp("the new run", &json!({"type": "object", "required": ["id", "rerun_of"]}))), &[401, 404, 409, 422, 503])}
+            },
+            "/workflows/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "A workflow or batch: each step's run by step name, counts per status, overall state",
+                    "responses": with(one(200, resp("the workflow", &json!({"type": "object", "required": ["id", "state", "counts", "steps"]}))), &[401, 404, 422])}
             },
             "/runs/{id}": {
                 "parameters": [id_param],

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Dedup, Kind, ListQuery, RunSpec, RunStatus, Timestamp};
+use crate::{Dedup, Kind, ListQuery, RunSpec, RunStatus, Timestamp, WorkflowId};
 
 use super::errors::*;
 use super::options::*;
@@ -210,8 +210,23 @@ pub(super) struct ListParams {
     status: Option<String>,
     label: Option<String>,
     queue: Option<String>,
+    kind: Option<String>,
+    workflow: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+}
+
+pub(super) fn parse_time(what: &str, s: &str) -> Result<Timestamp, ApiError> {
+    s.parse().map_err(|e: crate::actors::ParseTimestampError| {
+        ApiError::validation(format!("{what}: {e}"))
+    })
+}
+
+pub(super) fn parse_workflow(s: &str) -> Result<WorkflowId, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::validation(format!("`{s}` is not a workflow id")))
 }
 
 pub(super) fn parse_status(s: &str) -> Result<RunStatus, ApiError> {
@@ -238,6 +253,23 @@ pub(super) async fn list_runs(
     if let Some(qu) = p.queue {
         q = q.queue(qu);
     }
+    if let Some(k) = p.kind {
+        q = q.kind(k);
+    }
+    if let Some(w) = p.workflow.as_deref() {
+        q = q.workflow(parse_workflow(w)?);
+    }
+    let after = p
+        .created_after
+        .as_deref()
+        .map(|t| parse_time("created_after", t))
+        .transpose()?;
+    let before = p
+        .created_before
+        .as_deref()
+        .map(|t| parse_time("created_before", t))
+        .transpose()?;
+    q = q.created(after, before);
     let (limit, offset) = (q.limit, q.offset);
     let page = api.rw.list(q).await?;
     Ok(Json(
@@ -316,6 +348,122 @@ pub(super) async fn cancel_runs(
         })
         .collect();
     Ok((StatusCode::OK, Json(json!({"results": results}))))
+}
+
+/// `POST /runs/{id}/rerun`: the finished run again, as a new run with its spec.
+pub(super) async fn rerun_run(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_id(&id)?;
+    let new = api.rw.rerun(id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": new, "rerun_of": id})),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RerunFilter {
+    status: Option<String>,
+    label: Option<String>,
+    queue: Option<String>,
+    kind: Option<String>,
+    workflow: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The most runs one `POST /runs/rerun` re-runs.
+const MAX_RERUNS: usize = 1000;
+
+/// `POST /runs/rerun`: re-runs every finished run matching the filter (at least one
+/// criterion; at most `limit`, 100 by default, 1000 at most), oldest first, one result per run.
+pub(super) async fn rerun_runs(
+    State(api): State<Api>,
+    ApiJson(body): ApiJson<RerunFilter>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let criteria = [
+        body.status.is_some(),
+        body.label.is_some(),
+        body.queue.is_some(),
+        body.kind.is_some(),
+        body.workflow.is_some(),
+        body.created_after.is_some(),
+        body.created_before.is_some(),
+    ];
+    if !criteria.contains(&true) {
+        let why = "give at least one criterion (nothing re-runs every run)";
+        return Err(ApiError::validation(why));
+    }
+    let limit = body.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_RERUNS {
+        return Err(ApiError::validation(format!(
+            "`limit` must be between 1 and {MAX_RERUNS}"
+        )));
+    }
+    let mut filter = ListQuery::new().limit(limit);
+    if let Some(s) = &body.status {
+        let status = parse_status(s)?;
+        if status.is_active() {
+            let why = format!("only finished runs are re-run, not {status} ones");
+            return Err(ApiError::validation(why));
+        }
+        filter = filter.status(status);
+    }
+    if let Some(l) = body.label {
+        filter = filter.label(l);
+    }
+    if let Some(q) = body.queue {
+        filter = filter.queue(q);
+    }
+    if let Some(k) = body.kind {
+        filter = filter.kind(k);
+    }
+    if let Some(w) = body.workflow.as_deref() {
+        filter = filter.workflow(parse_workflow(w)?);
+    }
+    let after = body
+        .created_after
+        .as_deref()
+        .map(|t| parse_time("created_after", t))
+        .transpose()?;
+    let before = body
+        .created_before
+        .as_deref()
+        .map(|t| parse_time("created_before", t))
+        .transpose()?;
+    let answers = api.rw.rerun_matching(filter.created(after, before)).await?;
+    let results: Vec<Value> = answers
+        .into_iter()
+        .map(|(original, answer)| match answer {
+            Ok(id) => json!({"run_id": original, "id": id}),
+            Err(e) => {
+                let mut item = ApiError::from(e).item();
+                item["run_id"] = json!(original);
+                item
+            }
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(json!({"results": results}))))
+}
+
+/// `GET /workflows/{id}`: every step's record by step name, the counts and the state.
+pub(super) async fn get_workflow(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_workflow(&id)?;
+    match api.rw.workflow(id).await? {
+        Some(view) => Ok(Json(json!(view))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no workflow {id}"),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,6 +44,9 @@ pub(crate) struct RunLinks {
     pub(crate) depends_on: Vec<Dependency>,
     pub(crate) workflow: Option<(WorkflowId, String)>,
     pub(crate) rerun_of: Option<RunId>,
+    /// The re-run original's record, read from the store when the registry does not hold it
+    /// in memory: it is taken back into memory to carry the link.
+    pub(crate) original: Option<Box<crate::run::RunRecord>>,
 }
 
 impl Admission {

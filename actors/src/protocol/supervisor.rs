@@ -525,6 +525,19 @@ impl SupervisorRef {
         ask(&self.actor, submit, timeout, "submit_workflow").await
     }
 
+    /// Re-runs a finished run (see [`Submitter::rerun`]).
+    pub async fn rerun(&self, original: RunId) -> Result<Result<RunId, SubmitError>, CallError> {
+        Ok(self.submitter().await?.rerun(original).await)
+    }
+
+    /// Re-runs every finished run matching `filter` (see [`Submitter::rerun_matching`]).
+    pub async fn rerun_matching(
+        &self,
+        filter: ListQuery,
+    ) -> Result<Vec<(RunId, Result<RunId, SubmitError>)>, CallError> {
+        self.submitter().await?.rerun_matching(filter).await
+    }
+
     /// Workflow `id` as the registry holds it now (`None` if it has no steps held).
     pub async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowView>, CallError> {
         self.registry().await?.workflow(id).await
