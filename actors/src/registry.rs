@@ -333,9 +333,9 @@ impl RegistryState {
                     refuse(self, &e);
                     return;
                 }
-                SupervisorStep::DependenciesMet(id, outcomes)
+                SupervisorStep::DependenciesMet(Box::new((id, outcomes)))
             }
-            Verdict::Cancel(message) => SupervisorStep::DependencyFailed(id, message),
+            Verdict::Cancel(message) => SupervisorStep::DependencyFailed(Box::new((id, message))),
         };
         if let Err(e) = self.supervisor.cast(step.into()) {
             tracing::error!(run_id = %id, error = %e, "supervisor unreachable; waiting run not resolved");

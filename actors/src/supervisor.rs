@@ -789,14 +789,16 @@ impl SupervisorState {
             SupervisorStep::Start(run) => self.accept(myself, run).await,
             SupervisorStep::CancelForwarded(id, reply) => self.cancel(myself, id, reply, true),
             SupervisorStep::DrainBarrier => self.drain.barrier_passed(),
-            SupervisorStep::DependenciesMet(id, outcomes) => {
+            SupervisorStep::DependenciesMet(met) => {
+                let (id, outcomes) = *met;
                 if let Some(mut run) = self.runs.take_awaiting(id) {
                     run.awaiting = false;
                     run.dependencies = Some(outcomes);
                     self.accept(myself, run).await;
                 }
             }
-            SupervisorStep::DependencyFailed(id, message) => {
+            SupervisorStep::DependencyFailed(failed) => {
+                let (id, message) = *failed;
                 if self.runs.take_awaiting(id).is_some() {
                     let t = Transition::cancelled(
                         CancelReason::Dependency,

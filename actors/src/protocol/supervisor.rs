@@ -167,11 +167,12 @@ pub(crate) enum SupervisorStep {
     Start(Box<PreparedRun>),
     /// Sent by the registry for a run it handed over waiting (`awaiting`): every dependency
     /// has ended and it is recorded `Queued`; queue it, its job reading these outcomes.
-    DependenciesMet(RunId, Arc<[DependencyOutcome]>),
+    /// (Boxed, as is the next: every message is as large as the largest variant.)
+    DependenciesMet(Box<(RunId, Arc<[DependencyOutcome]>)>),
     /// Sent by the registry for a run it handed over waiting: a dependency that had to
     /// complete did not; end it `Cancelled` by [`crate::CancelReason::Dependency`] with this
     /// message.
-    DependencyFailed(RunId, String),
+    DependencyFailed(Box<(RunId, String)>),
     /// Sent by the registry: a [`SupervisorMessage::Cancel`] that overtook its run's `Start`,
     /// sent back once, now behind that `Start`.
     CancelForwarded(RunId, CancelReply),
