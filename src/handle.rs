@@ -706,6 +706,13 @@ impl Runwarden {
         Ok(self.registry.stats().await?)
     }
 
+    /// What runs did since start, by queue and kind: ends by status, retries, time limits,
+    /// forced stops, recoveries, run-duration and queue-wait histograms, and the last hour's
+    /// ends per minute (what `GET /metrics` exports).
+    pub async fn metrics(&self) -> Result<runwarden_actors::RunMetrics, Error> {
+        Ok(self.registry.metrics().await?)
+    }
+
     /// The supervisor's queues, limits and drain state.
     pub async fn supervisor_status(&self) -> Result<SupervisorStatus, Error> {
         Ok(self.supervisor.status().await?)

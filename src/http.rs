@@ -33,6 +33,7 @@ mod auth;
 mod errors;
 mod openapi;
 mod options;
+mod prometheus;
 mod runs;
 mod service;
 mod sse;

@@ -103,6 +103,7 @@ pub use runwarden_actors::{
 pub use runwarden_actors::{CronError, CronSchedule, MissedFires, Overlap, WallClock};
 pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, LogItem, LogsRef};
 pub use runwarden_actors::{DueTimer, OnConflict, StartMode, StatusSet, TimerPurpose, Uniqueness};
+pub use runwarden_actors::{Histogram, MetricSeries, MinuteCounts, RunMetrics};
 pub use runwarden_actors::{JobOutcome, RecordingContext};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 

@@ -54,6 +54,7 @@ mod json;
 mod kinds;
 mod log;
 mod log_keeper;
+pub mod metrics;
 mod perform;
 pub mod protocol;
 mod query;
@@ -81,6 +82,7 @@ pub use job::{
 pub use json::{Json, JsonObject};
 pub use kinds::{JobKinds, OnInterrupt, RecoveryReport};
 pub use log::{LogConfig, LogEntry, LogLevel, LogSink, LogStream};
+pub use metrics::{Histogram, MetricSeries, MinuteCounts, RunMetrics};
 pub use perform::{RecordingContext, perform};
 pub use protocol::{
     Admission, AttemptEnd, CancelOutcome, CancelReason, CancelReply, Dedup, DrainReport,

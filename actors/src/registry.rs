@@ -35,6 +35,7 @@ mod keys;
 mod records;
 mod retention;
 mod subscribers;
+mod tally;
 mod writer;
 
 use acks::{Acks, Held};
@@ -43,6 +44,7 @@ use deps::{Deps, Found, Verdict};
 use keys::{Keys, Replacing, UniqueSubmit};
 use records::{Links, Records, Stored};
 use subscribers::{Subscribers, Waiter};
+use tally::{Seen, Tally};
 use writer::{StoreOp, StoreWriter};
 
 /// The registry actor. Stateless itself; see [`RegistryState`].
@@ -102,6 +104,8 @@ pub struct RegistryState {
     finished: VecDeque<RunId>,
     /// Per-status counts over every record (memory and store), so counting never scans.
     stats: RegistryStats,
+    /// Counters of what runs did since start: ends, retries, durations, queue waits.
+    tally: Tally,
     /// Waiting callers and event subscribers.
     subscribers: Subscribers,
     /// Idempotency keys and the run holding each.
@@ -245,7 +249,15 @@ impl RegistryState {
     }
 
     fn transition(&mut self, id: RunId, t: Transition) -> Result<(), TransitionError> {
+        let seen = Seen::of(&t, || {
+            self.records
+                .get(&id)
+                .is_some_and(|r| r.started_at().is_none())
+        });
         let (from, to) = self.records.apply(id, t)?;
+        if let Some(r) = self.records.get(&id) {
+            self.tally.saw(r, seen);
+        }
         self.stats.by_status[from.index()] -= 1;
         self.stats.by_status[to.index()] += 1;
         let running = self.stats.by_status[RunStatus::Running.index()];
@@ -802,6 +814,7 @@ impl Actor for RegistryActor {
             active: Active::default(),
             finished: VecDeque::new(),
             stats: RegistryStats::default(),
+            tally: Tally::default(),
             subscribers: Subscribers::new(args.event_buffer),
             keys: Keys::new(args.dedup_window),
             deps: Deps::default(),
@@ -891,6 +904,9 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
         RegistryMessage::WaitTerminal(id, reply) => state.wait(id, reply),
         RegistryMessage::Stats(reply) => {
             let _ = reply.send(state.stats);
+        }
+        RegistryMessage::Metrics(reply) => {
+            let _ = reply.send(state.tally.snapshot(Timestamp::now()));
         }
         RegistryMessage::Internal(internal) => step(state, internal.0),
     }

@@ -92,7 +92,10 @@ pub fn openapi_document() -> Value {
                     "stream": {"type": "string", "enum": ["stdout", "stderr", "job"]}, "message": {"type": "string"},
                     "cut_bytes": {"type": "integer", "description": "bytes dropped from a line longer than the capture limit (0: whole)"}}},
                 "Health": {"type": "object", "required": ["status", "uptime_secs", "active_runs", "queues", "draining"]},
-                "Stats": {"type": "object", "required": ["by_status", "active", "total", "success_rate", "throughput_per_sec"], "properties": {"active": {"type": "integer", "description": "queued plus running, counted with by_status in one answer"}}},
+                "Stats": {"type": "object", "required": ["by_status", "active", "total", "success_rate", "throughput_per_sec", "finished_since_start", "recent"], "properties": {"active": {"type": "integer", "description": "waiting, queued and running, counted with by_status in one answer"},
+                    "by_status": {"type": "object", "description": "records held per status (falls when retention prunes)"},
+                    "finished_since_start": {"type": "object", "description": "runs that ended since the registry started, per terminal status (never falls)", "properties": {"completed": {"type": "integer"}, "failed": {"type": "integer"}, "cancelled": {"type": "integer"}}},
+                    "recent": {"type": "object", "description": "ends per minute over the last hour, oldest first", "properties": {"minutes": {"type": "array", "items": {"type": "object", "required": ["minute", "completed", "failed", "cancelled"]}}}}}},
                 "Prune": {"type": "object", "required": ["started", "pruned_before"]}
             }
         },

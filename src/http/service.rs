@@ -140,6 +140,7 @@ async fn queue_status(api: &Api, name: &str) -> Result<Json<Value>, ApiError> {
 
 pub(super) async fn stats(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     let s = api.rw.stats().await?;
+    let metrics = api.rw.metrics().await?;
     let by_status: HashMap<&str, usize> = RunStatus::ALL
         .iter()
         .map(|st| (st.as_str(), s.count(*st)))
@@ -156,65 +157,38 @@ pub(super) async fn stats(State(api): State<Api>) -> Result<Json<Value>, ApiErro
         "peak_running": s.peak_running,
         "refused_messages": s.refused,
         "pruned": s.pruned,
+        "finished_since_start": {
+            "completed": metrics.ended(RunStatus::Completed),
+            "failed": metrics.ended(RunStatus::Failed),
+            "cancelled": metrics.ended(RunStatus::Cancelled),
+        },
+        "recent": recent_json(&metrics),
     })))
 }
 
+/// The last hour's ends per minute, oldest first: `{minute, completed, failed, cancelled}`.
+fn recent_json(m: &crate::RunMetrics) -> Value {
+    let minutes: Vec<Value> = m
+        .recent
+        .iter()
+        .map(|c| {
+            json!({
+                "minute": c.minute,
+                "completed": c.finished[0],
+                "failed": c.finished[1],
+                "cancelled": c.finished[2],
+            })
+        })
+        .collect();
+    json!({ "minutes": minutes })
+}
+
 pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
-    let s = api.rw.stats().await?;
+    let stats = api.rw.stats().await?;
     let sup = api.rw.supervisor_status().await?;
-    let mut out = String::new();
-    out.push_str("# HELP runwarden_runs Runs held, by status.\n# TYPE runwarden_runs gauge\n");
-    for st in RunStatus::ALL {
-        out.push_str(&format!(
-            "runwarden_runs{{status=\"{}\"}} {}\n",
-            st.as_str(),
-            s.count(st)
-        ));
-    }
-    out.push_str("# HELP runwarden_peak_running Most runs running at once.\n# TYPE runwarden_peak_running gauge\n");
-    out.push_str(&format!("runwarden_peak_running {}\n", s.peak_running));
-    out.push_str("# HELP runwarden_refused_messages_total Status messages the registry refused.\n# TYPE runwarden_refused_messages_total counter\n");
-    out.push_str(&format!("runwarden_refused_messages_total {}\n", s.refused));
-    out.push_str("# HELP runwarden_pruned_total Finished runs removed by retention.\n# TYPE runwarden_pruned_total counter\n");
-    out.push_str(&format!("runwarden_pruned_total {}\n", s.pruned));
-    out.push_str("# HELP runwarden_queue_runs Runs per queue and state.\n# TYPE runwarden_queue_runs gauge\n");
-    for q in &sup.queues {
-        out.push_str(&format!(
-            "runwarden_queue_runs{{queue=\"{}\",state=\"queued\"}} {}\n",
-            q.name, q.queued
-        ));
-        out.push_str(&format!(
-            "runwarden_queue_runs{{queue=\"{}\",state=\"running\"}} {}\n",
-            q.name, q.running
-        ));
-    }
-    out.push_str("# HELP runwarden_queue_paused Whether a queue is paused (1) or not (0).\n# TYPE runwarden_queue_paused gauge\n");
-    for q in &sup.queues {
-        out.push_str(&format!(
-            "runwarden_queue_paused{{queue=\"{}\"}} {}\n",
-            q.name,
-            u8::from(q.paused)
-        ));
-    }
-    out.push_str("# HELP runwarden_queue_keys Partition keys with runs waiting or running in a queue.\n# TYPE runwarden_queue_keys gauge\n");
-    for q in &sup.queues {
-        out.push_str(&format!(
-            "runwarden_queue_keys{{queue=\"{}\"}} {}\n",
-            q.name, q.keys
-        ));
-    }
-    out.push_str("# HELP runwarden_kind_queued Runs of a rate-limited kind waiting to start.\n# TYPE runwarden_kind_queued gauge\n");
-    for k in &sup.kind_rates {
-        out.push_str(&format!(
-            "runwarden_kind_queued{{kind=\"{}\"}} {}\n",
-            k.kind, k.queued
-        ));
-    }
-    out.push_str("# HELP runwarden_uptime_seconds Seconds since the API started.\n# TYPE runwarden_uptime_seconds gauge\n");
-    out.push_str(&format!(
-        "runwarden_uptime_seconds {:.3}\n",
-        api.started.elapsed().as_secs_f64()
-    ));
+    let metrics = api.rw.metrics().await?;
+    let out =
+        super::prometheus::render(&stats, &sup, &metrics, api.started.elapsed().as_secs_f64());
     let mut r = (StatusCode::OK, out).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

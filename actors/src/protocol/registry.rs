@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CallError, CancelError, NotFound, StoreError, SubmitError, ask};
 use crate::event::{EventFilter, RunEvent, Subscription};
 use crate::job::{ProgressSlot, RunReports};
+use crate::metrics::RunMetrics;
 use crate::protocol::run::{Admission, CancelOutcome, Submission};
 use crate::query::{ListQuery, RunPage};
 use crate::run::WorkflowId;
@@ -53,6 +54,9 @@ pub enum RegistryMessage {
     PruneNow(RpcReplyPort<()>),
     /// Query: counters.
     Stats(RpcReplyPort<RegistryStats>),
+    /// Query: what runs did since the registry started, by queue and kind (ends, retries,
+    /// time limits, durations, queue waits) and per minute over the last hour.
+    Metrics(RpcReplyPort<RunMetrics>),
     /// One of runwarden's own steps; see [`RegistryInternal`].
     Internal(RegistryInternal),
 }
@@ -507,6 +511,12 @@ impl RegistryRef {
     /// Counts per status, refusals, prunes and restarts.
     pub async fn stats(&self) -> Result<RegistryStats, CallError> {
         self.ask(RegistryMessage::Stats, "stats").await
+    }
+
+    /// Ends, retries, durations and queue waits by queue and kind, and the last hour's ends
+    /// per minute.
+    pub async fn metrics(&self) -> Result<RunMetrics, CallError> {
+        self.ask(RegistryMessage::Metrics, "metrics").await
     }
 
     /// Runs a retention pass now (it also runs on its timer).

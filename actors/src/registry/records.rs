@@ -299,6 +299,11 @@ impl Stored {
         micros(self.finished_at)
     }
 
+    /// From the first start (or creation) to the end, once ended.
+    pub(super) fn duration_ms(&self) -> Option<f64> {
+        (!self.duration_ms.is_nan()).then_some(self.duration_ms)
+    }
+
     pub(super) fn started_at(&self) -> Option<Timestamp> {
         micros(self.started_at)
     }
