@@ -363,6 +363,12 @@ impl Runwarden {
         self.submitter.kinds().contains(kind)
     }
 
+    /// The names of the job kinds this node can start, sorted.
+    pub fn kinds(&self) -> Vec<String> {
+        let kinds = self.submitter.kinds();
+        kinds.names().into_iter().map(str::to_owned).collect()
+    }
+
     /// Runs a retention pass now (it also runs on its timer).
     pub async fn prune_now(&self) -> Result<(), Error> {
         Ok(self.registry.prune_now().await?)

@@ -50,8 +50,8 @@ use runs::{
     run_logs, start_run, start_runs,
 };
 use service::{
-    dashboard, health, metrics, pause_queue, prune, queues, resume_queue, schedules, set_kind_rate,
-    set_queue_limits, stats,
+    dashboard, health, kinds, metrics, pause_queue, prune, queues, resume_queue, schedules,
+    set_kind_rate, set_queue_limits, stats,
 };
 use sse::{all_events, run_events};
 use state::Api;
@@ -132,6 +132,7 @@ pub fn router(rw: Runwarden, options: HttpOptions) -> Router {
         .route("/maintenance/prune", post(prune))
         .route("/queues", get(queues))
         .route("/schedules", get(schedules))
+        .route("/kinds", get(kinds))
         .route("/queues/{name}/pause", post(pause_queue))
         .route("/queues/{name}/resume", post(resume_queue))
         .route("/queues/{name}/limits", patch(set_queue_limits))

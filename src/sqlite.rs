@@ -480,7 +480,15 @@ impl RunStore for SqliteStore {
                       AND (?6 IS NULL OR json_extract(record, '$.kind') = ?6) \
                       AND (?7 IS NULL OR json_extract(record, '$.workflow') = ?7) \
                       AND (?8 IS NULL OR json_extract(record, '$.created_at') >= ?8) \
-                      AND (?9 IS NULL OR json_extract(record, '$.created_at') < ?9)";
+                      AND (?9 IS NULL OR json_extract(record, '$.created_at') < ?9) \
+                      AND (?10 IS NULL OR finished_at >= ?10) \
+                      AND (?11 IS NULL OR finished_at < ?11) \
+                      AND (?12 IS NULL OR json_extract(record, '$.name') = ?12) \
+                      AND (?13 IS NULL OR substr(id, 1, length(?13)) = lower(?13))";
+        let (finished_after, finished_before) = (
+            q.finished_after.map(|t| t.unix_micros() as i64),
+            q.finished_before.map(|t| t.unix_micros() as i64),
+        );
         let total: i64 = self
             .conn
             .query_row(
@@ -494,7 +502,11 @@ impl RunStore for SqliteStore {
                     q.kind,
                     workflow,
                     after,
-                    before
+                    before,
+                    finished_after,
+                    finished_before,
+                    q.name,
+                    q.id_prefix
                 ],
                 |r| r.get(0),
             )
@@ -516,7 +528,11 @@ impl RunStore for SqliteStore {
                     q.kind,
                     workflow,
                     after,
-                    before
+                    before,
+                    finished_after,
+                    finished_before,
+                    q.name,
+                    q.id_prefix
                 ],
                 |r| r.get::<_, String>(0),
             )

@@ -64,3 +64,109 @@ async fn filters_combine_newest_first_with_a_true_total() {
     assert_eq!((running.total, running.runs.len()), (0, 0));
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
+
+/// The filters an operator searches with: by name, by the start of an id, by when runs ended.
+/// The same answers from memory and from the SQLite store (a memory window of 5 sends the
+/// listing to the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_id_prefix_and_finished_range_filter_in_memory_and_in_the_store() {
+    let dir = support::TempDir::new("list-store");
+    let store = runwarden::SqliteStore::open(dir.0.join("runs.db")).expect("open");
+    let durable = start(
+        Runwarden::builder()
+            .store(store)
+            .retention(runwarden::Retention {
+                memory_window: 5,
+                ..runwarden::Retention::default()
+            }),
+    )
+    .await;
+    let memory = start(Runwarden::builder()).await;
+    for rw in [&memory, &durable] {
+        let mut ids = Vec::new();
+        for i in 0..24u32 {
+            let spec = RunSpec::new("report").name(format!("report-{}", i % 3));
+            ids.push(rw.submit(spec, |_| async { Ok(()) }).expect("submit"));
+        }
+        let mut records = Vec::new();
+        for id in &ids {
+            records.push(within("run", rw.wait(*id)).await.expect("wait"));
+        }
+        let active = rw
+            .submit(RunSpec::new("report").name("report-0"), |ctx| async move {
+                ctx.cancelled().await;
+                Ok(())
+            })
+            .expect("submit");
+
+        // By name: the active run matches too.
+        let page = rw
+            .list(ListQuery::new().name("report-0").limit(100))
+            .await
+            .expect("list");
+        assert_eq!(page.total, 8 + 1);
+        assert!(page.runs.iter().all(|r| r.name == "report-0"));
+
+        // By the start of the id, in any case: exactly the runs whose id starts so (ids made
+        // in the same millisecond share their first 13 characters; the last ones are random).
+        let target = records[7].id.to_string();
+        for len in [13, 30] {
+            let prefix = target[..len].to_uppercase();
+            let mut want: Vec<_> = records
+                .iter()
+                .map(|r| r.id)
+                .chain([active])
+                .filter(|id| id.to_string().starts_with(&target[..len]))
+                .collect();
+            want.sort();
+            want.reverse();
+            let page = rw
+                .list(ListQuery::new().id_prefix(prefix.clone()).limit(100))
+                .await
+                .expect("list");
+            assert_eq!(
+                page.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+                want,
+                "{prefix}"
+            );
+            assert!(page.runs.iter().any(|r| r.id == records[7].id));
+        }
+        let page = rw
+            .list(ListQuery::new().id_prefix(target.clone()))
+            .await
+            .expect("list");
+        assert_eq!(page.total, 1);
+        let none = rw
+            .list(ListQuery::new().id_prefix(format!("{target}0")))
+            .await
+            .expect("list");
+        assert_eq!(none.total, 0);
+
+        // By when they ended: [10th end, 20th end) holds the runs that ended in it; an active
+        // run never matches a finished range.
+        let mut ends: Vec<_> = records
+            .iter()
+            .map(|r| r.finished_at.expect("ended"))
+            .collect();
+        ends.sort();
+        let (from, to) = (ends[10], ends[20]);
+        let want = ends.iter().filter(|t| **t >= from && **t < to).count();
+        let page = rw
+            .list(ListQuery::new().finished(Some(from), Some(to)).limit(100))
+            .await
+            .expect("list");
+        assert_eq!(page.total, want);
+        assert!(page.runs.iter().all(|r| {
+            let f = r.finished_at.expect("finished");
+            f >= from && f < to
+        }));
+        let open_ended = rw
+            .list(ListQuery::new().finished(Some(ends[0]), None).limit(100))
+            .await
+            .expect("list");
+        assert_eq!(open_ended.total, 24);
+        assert!(open_ended.runs.iter().all(|r| r.id != active));
+        rw.cancel(active).await.expect("cancel");
+        within("cancel", rw.wait(active)).await.expect("wait");
+    }
+}

@@ -77,6 +77,14 @@ impl JobKinds {
         self
     }
 
+    /// The registered kinds' names, sorted.
+    #[must_use]
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.kinds.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Whether a kind of this name is registered.
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {

@@ -3,11 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::run::WorkflowId;
-use crate::run::{RunRecord, RunStatus};
+use crate::run::{RunId, RunRecord, RunStatus};
 use crate::time::Timestamp;
 
 /// A filter for [`crate::RegistryMessage::List`]. Filters combine (status AND label AND ...);
-/// the time range is over `created_at`, `created_after` inclusive, `created_before` not.
+/// time ranges include their start and exclude their end (`created_after` inclusive,
+/// `created_before` not; the same for `finished_*`, which only active runs never match).
 ///
 /// # Examples
 /// ```
@@ -37,6 +38,18 @@ pub struct ListQuery {
     /// Only runs created before this time.
     #[serde(default)]
     pub created_before: Option<Timestamp>,
+    /// Only runs that ended at or after this time.
+    #[serde(default)]
+    pub finished_after: Option<Timestamp>,
+    /// Only runs that ended before this time.
+    #[serde(default)]
+    pub finished_before: Option<Timestamp>,
+    /// Only runs with this name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only runs whose id, written as text (`0193…-…`), starts with this (any case).
+    #[serde(default)]
+    pub id_prefix: Option<String>,
     /// At most this many runs in the page (default 100).
     pub limit: usize,
     /// Skip this many matching runs first (default 0).
@@ -53,6 +66,10 @@ impl Default for ListQuery {
             workflow: None,
             created_after: None,
             created_before: None,
+            finished_after: None,
+            finished_before: None,
+            name: None,
+            id_prefix: None,
             limit: 100,
             offset: 0,
         }
@@ -106,6 +123,26 @@ impl ListQuery {
         self
     }
 
+    /// Only runs that ended in `[after, before)` (either end may be open).
+    #[must_use]
+    pub fn finished(mut self, after: Option<Timestamp>, before: Option<Timestamp>) -> Self {
+        self.finished_after = after;
+        self.finished_before = before;
+        self
+    }
+
+    /// Only runs named `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Only runs whose id starts with `prefix` (as text, in any case): a search by id.
+    pub fn id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.id_prefix = Some(prefix.into());
+        self
+    }
+
     /// Whether the filter has criteria besides the status.
     #[must_use]
     pub fn filters_beyond_status(&self) -> bool {
@@ -115,6 +152,10 @@ impl ListQuery {
             || self.workflow.is_some()
             || self.created_after.is_some()
             || self.created_before.is_some()
+            || self.finished_after.is_some()
+            || self.finished_before.is_some()
+            || self.name.is_some()
+            || self.id_prefix.is_some()
     }
 
     /// Whether a run with these fields matches (what every store's listing must agree with).
@@ -127,6 +168,17 @@ impl ListQuery {
             && self.workflow.is_none_or(|w| r.workflow == Some(w))
             && self.created_after.is_none_or(|t| r.created_at >= t)
             && self.created_before.is_none_or(|t| r.created_at < t)
+            && self
+                .finished_after
+                .is_none_or(|t| r.finished_at.is_some_and(|f| f >= t))
+            && self
+                .finished_before
+                .is_none_or(|t| r.finished_at.is_some_and(|f| f < t))
+            && self.name.as_deref().is_none_or(|n| r.name == n)
+            && self
+                .id_prefix
+                .as_deref()
+                .is_none_or(|p| id_starts_with(r.id, p))
     }
 
     /// Whether `record` matches.
@@ -139,6 +191,9 @@ impl ListQuery {
             kind: record.kind.as_deref(),
             workflow: record.workflow,
             created_at: record.created_at,
+            finished_at: record.finished_at,
+            name: &record.name,
+            id: record.id,
         })
     }
 
@@ -172,6 +227,20 @@ pub struct RecordFields<'a> {
     pub workflow: Option<WorkflowId>,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When it ended, if it has.
+    pub finished_at: Option<Timestamp>,
+    /// Its name.
+    pub name: &'a str,
+    /// Its id.
+    pub id: RunId,
+}
+
+/// Whether `id`'s text form starts with `prefix`, in any case (without building the text).
+fn id_starts_with(id: RunId, prefix: &str) -> bool {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = id.as_uuid().hyphenated().encode_lower(&mut buf);
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// One page of a [`ListQuery`].

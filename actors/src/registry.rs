@@ -307,11 +307,12 @@ impl RegistryState {
             waiters,
             first: true,
         });
+        // Dependents learn of the end before the window may evict the record.
+        self.dependency_ended(id);
         if self.store.is_some() {
             self.finished.push_back(id);
             self.evict_beyond_window();
         }
-        self.dependency_ended(id);
         let finished = self.stats.total() - self.active.len();
         if !self.pruning && retention::due(&self.retention, finished, self.store.is_some()) {
             self.retention_pass();
@@ -411,6 +412,19 @@ impl RegistryState {
         }
     }
 
+    /// The runs an active run depends on. Their records are kept (in memory and in the
+    /// store) while it is active: a waiting run judged again after a restart, and a released
+    /// one recovered after a crash, read them.
+    fn needed_dependencies(&self) -> IdSet<RunId> {
+        let mut needed = IdSet::default();
+        for id in self.active.ids() {
+            if let Some(links) = self.records.get(&id).and_then(Stored::links) {
+                needed.extend(links.depends_on.iter().map(|d| d.run));
+            }
+        }
+        needed
+    }
+
     /// With a store, keeps only the most recent finished runs in memory; the store answers
     /// for the others.
     fn evict_beyond_window(&mut self) {
@@ -449,12 +463,14 @@ impl RegistryState {
         if ids.is_empty() {
             return;
         }
+        let needed = self.needed_dependencies();
         let mut gone = Vec::with_capacity(ids.len());
         for (id, status) in ids {
             if self
                 .records
                 .get(&id)
                 .is_some_and(|r| r.status().is_active())
+                || needed.contains(&id)
             {
                 continue;
             }
@@ -709,9 +725,17 @@ impl RegistryState {
         let mut records = loaded.records;
         // Ids are time-ordered: oldest first, as they arrived.
         records.sort_by_key(|r| r.id);
+        // The finished runs an active run depends on stay in memory, out of the window's
+        // reach: the active runs are judged (or given their outcomes) by the messages that
+        // follow, and the window may move before those arrive.
+        let pinned: IdSet<RunId> = records
+            .iter()
+            .filter(|r| r.status.is_active())
+            .flat_map(|r| r.depends_on.iter().map(|d| d.run))
+            .collect();
         for r in records {
             self.active.moved(r.id, None, r.status);
-            if r.status.is_terminal() {
+            if r.status.is_terminal() && !pinned.contains(&r.id) {
                 self.finished.push_back(r.id);
             }
             if let Some(key) = &r.idempotency_key {
@@ -880,7 +904,7 @@ fn dispatch(state: &mut RegistryState, message: RegistryMessage) {
             let _ = reply.send(state.subscribers.port());
         }
         RegistryMessage::Get(id, reply) => state.get(id, reply),
-        RegistryMessage::List(q, reply) => state.list_to(q, reply),
+        RegistryMessage::List(q, reply) => state.list_to(*q, reply),
         RegistryMessage::ActiveCount(reply) => {
             let _ = reply.send(state.active.len());
         }
@@ -1269,7 +1293,7 @@ fn store_list(
     reply: RpcReplyPort<RunPage>,
 ) -> Result<(), RpcReplyPort<RunPage>> {
     let (tx, rx) = oneshot::channel();
-    if !store.send(StoreOp::List(q, tx.into())) {
+    if !store.send(StoreOp::List(Box::new(q), tx.into())) {
         return Err(reply);
     }
     tokio::spawn(async move {

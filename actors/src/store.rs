@@ -50,9 +50,11 @@ pub trait RunStore: Send + 'static {
     ) -> Result<Vec<(RunId, RunStatus)>, StoreError>;
 }
 
-/// [`RunStore::load`], plus the record of every run a loaded `Waiting` run depends on that the
+/// [`RunStore::load`], plus the record of every run a loaded active run depends on that the
 /// window left out (a dependency that finished long ago): the registry judges waiting runs by
-/// their dependencies' records, so it needs them in memory.
+/// their dependencies' records, and gives a released run recovered after a crash its
+/// dependencies' outcomes again, so it needs them in memory. (Retention keeps them while a
+/// run that depends on them is active.)
 pub(crate) fn load_with_dependencies(
     store: &mut dyn RunStore,
     window: usize,
@@ -62,13 +64,14 @@ pub(crate) fn load_with_dependencies(
     let missing: std::collections::BTreeSet<RunId> = state
         .records
         .iter()
-        .filter(|r| r.status == RunStatus::Waiting)
+        .filter(|r| r.status.is_active())
         .flat_map(|r| r.depends_on.iter().map(|d| d.run))
         .filter(|id| !held.contains(id))
         .collect();
     for id in missing {
-        // A dependency pruned by retention is simply absent: its dependent was decided
-        // before it ended (a run ends before it can be pruned), or is judged without it.
+        // A dependency whose record is gone (removed outside runwarden, or by a version
+        // whose retention did not keep it) is absent: the registry decides its dependents
+        // without it (see `Deps::add`).
         if let Some(record) = store.get(id)? {
             state.records.push(record);
         }

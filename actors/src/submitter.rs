@@ -324,7 +324,9 @@ impl Submitter {
     /// each step admitted as a single submit would be; then every step is recorded together
     /// (with a store, in one transaction: the answer waits for it), each waiting for the
     /// steps it runs after. If anything is refused, nothing is recorded, and the error says
-    /// what.
+    /// what. A store error at commit ([`SubmitError::Store`]) is different, as for any
+    /// durable submit: the steps were recorded in memory and go ahead, but were not made
+    /// durable, so a crash before a later write of theirs would lose them.
     ///
     /// # Errors
     /// [`SubmitError::Workflow`] for the graph or a refused step,

@@ -109,7 +109,9 @@ pub fn openapi_document() -> Value {
                     "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}, {"name": "label", "in": "query", "schema": {"type": "string"}},
                         {"name": "queue", "in": "query", "schema": {"type": "string"}}, {"name": "kind", "in": "query", "schema": {"type": "string"}},
                         {"name": "workflow", "in": "query", "schema": {"type": "string"}}, {"name": "created_after", "in": "query", "schema": {"type": "string"}},
-                        {"name": "created_before", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                        {"name": "created_before", "in": "query", "schema": {"type": "string"}},
+                        {"name": "finished_after", "in": "query", "schema": {"type": "string"}}, {"name": "finished_before", "in": "query", "schema": {"type": "string"}},
+                        {"name": "name", "in": "query", "schema": {"type": "string"}}, {"name": "id", "in": "query", "description": "a prefix of the run id", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
                     "responses": with(one(200, resp("a page", &json!({"$ref": "#/components/schemas/RunPage"}))), &[401, 422])}
             },
             "/runs/batch": {
@@ -118,9 +120,9 @@ pub fn openapi_document() -> Value {
                     "responses": with(one(200, resp("one result per run", &json!({"$ref": "#/components/schemas/BatchResults"}))), &[400, 401, 413, 415, 422])}
             },
             "/runs/cancel": {
-                "post": {"summary": "Cancel every active run matching a filter (status, label, queue: at least one), one result per run",
+                "post": {"summary": "Cancel every active run matching a filter (status, label, queue, kind, workflow: at least one), one result per run",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "minProperties": 1,
-                        "properties": {"status": {"type": "string", "enum": ["waiting", "queued", "running"]}, "label": {"type": "string"}, "queue": {"type": "string"}}}}}},
+                        "properties": {"status": {"type": "string", "enum": ["waiting", "queued", "running"]}, "label": {"type": "string"}, "queue": {"type": "string"}, "kind": {"type": "string"}, "workflow": {"type": "string"}}}}}},
                     "responses": with(one(200, resp("one result per matching run", &json!({"$ref": "#/components/schemas/CancelResults"}))), &[400, 401, 413, 415, 422, 503])}
             },
             "/runs/rerun": {
@@ -155,6 +157,7 @@ pub fn openapi_document() -> Value {
             "/health": {"get": {"summary": "Liveness and queue depths", "responses": with(one(200, resp("health", &json!({"$ref": "#/components/schemas/Health"}))), &[401])}},
             "/stats": {"get": {"summary": "Totals and rates", "responses": with(one(200, resp("stats", &json!({"$ref": "#/components/schemas/Stats"}))), &[401])}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": with(one(200, text), &[401])}},
+            "/kinds": {"get": {"summary": "The job kinds this node can start", "responses": with(one(200, resp("kinds", &json!({"type": "object", "required": ["kinds"], "properties": {"kinds": {"type": "array", "items": {"type": "object", "required": ["name"]}}}}))), &[401])}},
             "/schedules": {"get": {"summary": "Every schedule: interval or cron (expression, time zone), next_fire_at, counters", "responses": with(one(200, resp("schedules", &json!({"type": "object", "required": ["schedules"]}))), &[401])}},
             "/queues": {"get": {"summary": "Every queue: limits, rate limit, paused, counts", "responses": with(one(200, resp("queues", &json!({"type": "object", "required": ["queues"]}))), &[401])}},
             "/queues/{name}/pause": {"parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],

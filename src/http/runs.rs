@@ -214,6 +214,11 @@ pub(super) struct ListParams {
     workflow: Option<String>,
     created_after: Option<String>,
     created_before: Option<String>,
+    finished_after: Option<String>,
+    finished_before: Option<String>,
+    name: Option<String>,
+    /// A prefix of the run id (a search by id).
+    id: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
 }
@@ -270,6 +275,31 @@ pub(super) async fn list_runs(
         .map(|t| parse_time("created_before", t))
         .transpose()?;
     q = q.created(after, before);
+    let f_after = p
+        .finished_after
+        .as_deref()
+        .map(|t| parse_time("finished_after", t))
+        .transpose()?;
+    let f_before = p
+        .finished_before
+        .as_deref()
+        .map(|t| parse_time("finished_before", t))
+        .transpose()?;
+    q = q.finished(f_after, f_before);
+    if let Some(n) = p.name {
+        q = q.name(n);
+    }
+    if let Some(prefix) = p.id {
+        if prefix.is_empty()
+            || prefix.len() > 36
+            || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        {
+            return Err(ApiError::validation(format!(
+                "id: `{prefix}` is not the start of a run id (hex digits and dashes)"
+            )));
+        }
+        q = q.id_prefix(prefix);
+    }
     let (limit, offset) = (q.limit, q.offset);
     let page = api.rw.list(q).await?;
     Ok(Json(
@@ -304,6 +334,8 @@ pub(super) struct CancelFilter {
     status: Option<String>,
     label: Option<String>,
     queue: Option<String>,
+    kind: Option<String>,
+    workflow: Option<String>,
 }
 
 /// `POST /runs/cancel`: cancels every active run matching the filter (at least one criterion),
@@ -313,9 +345,16 @@ pub(super) async fn cancel_runs(
     ApiJson(body): ApiJson<CancelFilter>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mut filter = ListQuery::new();
+    if let Some(k) = &body.kind {
+        filter = filter.kind(k.clone());
+    }
+    if let Some(w) = body.workflow.as_deref() {
+        filter = filter.workflow(parse_workflow(w)?);
+    }
     match (&body.status, &body.label, &body.queue) {
-        (None, None, None) => {
-            let why = "give at least one of `status`, `label`, `queue` (nothing cancels all runs)";
+        (None, None, None) if body.kind.is_none() && body.workflow.is_none() => {
+            let why = "give at least one of `status`, `label`, `queue`, `kind`, `workflow` \
+                       (nothing cancels all runs)";
             return Err(ApiError::validation(why));
         }
         (status, label, queue) => {

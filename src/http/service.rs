@@ -33,6 +33,17 @@ pub(super) async fn health(State(api): State<Api>) -> Result<Json<Value>, ApiErr
     })))
 }
 
+/// `GET /kinds`: the job kinds this node can start (`POST /runs` with `kind`).
+pub(super) async fn kinds(State(api): State<Api>) -> Json<Value> {
+    let kinds: Vec<Value> = api
+        .rw
+        .kinds()
+        .into_iter()
+        .map(|name| json!({ "name": name }))
+        .collect();
+    Json(json!({ "kinds": kinds }))
+}
+
 /// Every schedule: its timing (interval, or cron expression and time zone), next fire time,
 /// counters and active occurrence.
 pub(super) async fn schedules(State(api): State<Api>) -> Result<Json<Value>, ApiError> {

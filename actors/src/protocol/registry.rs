@@ -32,14 +32,14 @@ pub enum RegistryMessage {
     /// Query: one run's record.
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// Query: runs matching a filter, newest first, with the true total.
-    List(ListQuery, RpcReplyPort<RunPage>),
+    List(Box<ListQuery>, RpcReplyPort<RunPage>),
     /// Query: how many runs are `Queued` or `Running`.
     ActiveCount(RpcReplyPort<usize>),
     /// Query: the ids of active runs, oldest first.
     ActiveIds(RpcReplyPort<Vec<RunId>>),
     /// Query: the ids of the active runs matching the filter's status, label and queue (its
     /// limit and offset are ignored), oldest first: one consistent answer, however many.
-    ActiveMatching(ListQuery, RpcReplyPort<Vec<RunId>>),
+    ActiveMatching(Box<ListQuery>, RpcReplyPort<Vec<RunId>>),
     /// Query: is this run `Queued` or `Running`? `false` for unknown ids.
     IsActive(RunId, RpcReplyPort<bool>),
     /// Query: reply with the run's record once it is terminal: at once if it already is,
@@ -425,6 +425,7 @@ impl RegistryRef {
 
     /// Runs matching `query`, newest first, with the true total.
     pub async fn list(&self, query: ListQuery) -> Result<RunPage, CallError> {
+        let query = Box::new(query);
         self.ask(|r| RegistryMessage::List(query, r), "list").await
     }
 
@@ -450,6 +451,7 @@ impl RegistryRef {
 
     /// The ids of the active runs matching `filter`'s status, label and queue, oldest first.
     pub async fn active_matching(&self, filter: ListQuery) -> Result<Vec<RunId>, CallError> {
+        let filter = Box::new(filter);
         let ask = |r| RegistryMessage::ActiveMatching(filter, r);
         self.ask(ask, "active_matching").await
     }

@@ -92,13 +92,16 @@ impl Deps {
 
     /// Whether `id`'s end matters here: it waits, or others wait for it.
     pub(super) fn waits_on(&self, id: RunId) -> bool {
-        !self.waiting.is_empty()
-            && (self.waiting.contains_key(&id) || self.dependents.contains_key(&id))
+        self.waiting.contains_key(&id) || self.dependents.contains_key(&id)
     }
 
     /// Registers the waiting run `id` with its (merged) dependencies, each looked up with
-    /// `find` (which must not answer `Unknown`: the caller refused such a run), and returns
-    /// its verdict. A run decided at once is not registered.
+    /// `find`, and returns its verdict. A run decided at once is not registered.
+    ///
+    /// A dependency with no record (`Unknown`: admission refuses those, so only a record
+    /// removed from the store outside runwarden's retention, which keeps dependencies of
+    /// active runs) would never end: a dependent that needs it to complete is cancelled, and
+    /// one that runs anyway goes on without its outcome. Nothing waits forever.
     pub(super) fn add(
         &mut self,
         id: RunId,
@@ -117,9 +120,17 @@ impl Deps {
                     }
                     waiter.outcomes.push((d.run, Some(outcome)));
                 }
-                Found::Active | Found::Unknown => {
+                Found::Active => {
                     waiter.pending.push(*d);
                     waiter.outcomes.push((d.run, None));
+                }
+                Found::Unknown if d.on_failure == OnDependencyFailure::RunAnyway => {}
+                Found::Unknown => {
+                    return Verdict::Cancel(format!(
+                        "dependency run {} has no record (it was removed), so it cannot \
+                         complete",
+                        d.run
+                    ));
                 }
             }
         }
@@ -140,6 +151,7 @@ impl Deps {
         // It may itself have been waiting (cancelled or failed before its release).
         self.waiting.remove(&id);
         let Some(dependents) = self.dependents.remove(&id) else {
+            self.forget_if_idle();
             return Vec::new();
         };
         let mut decided = Vec::new();
@@ -167,7 +179,16 @@ impl Deps {
                 decided.push((d, Verdict::Release(outcomes(waiter))));
             }
         }
+        self.forget_if_idle();
         decided
+    }
+
+    /// With nothing waiting, the dependents lists of runs that were cancelled while waiting
+    /// are dropped (nothing else would remove them).
+    fn forget_if_idle(&mut self) {
+        if self.waiting.is_empty() && !self.dependents.is_empty() {
+            self.dependents.clear();
+        }
     }
 
     /// Forgets everything (a registry restart rebuilds it from the records).
@@ -245,6 +266,45 @@ mod tests {
         });
         assert!(matches!(released, Verdict::Release(o) if o.len() == 1));
         assert_eq!(deps.len(), 0);
+    }
+
+    #[test]
+    fn a_dependency_without_a_record_never_leaves_its_dependent_waiting() {
+        let (gone, b, d) = (RunId::new(), RunId::new(), RunId::new());
+        let mut deps = Deps::default();
+        let find = |id| {
+            if id == gone {
+                Found::Unknown
+            } else {
+                Found::Active
+            }
+        };
+        let cancelled = deps.add(d, &[Dependency::on(b), Dependency::on(gone)], find);
+        assert!(matches!(&cancelled, Verdict::Cancel(m) if m.contains(&gone.to_string())));
+        assert_eq!(deps.len(), 0);
+        // Run anyway: it waits only for the dependency that can still end.
+        assert_eq!(
+            deps.add(d, &[Dependency::anyway(gone), Dependency::on(b)], find),
+            Verdict::Wait
+        );
+        let decided = deps.ended(&ended(b, RunStatus::Completed));
+        assert!(matches!(&decided[..], [(id, Verdict::Release(o))] if *id == d && o.len() == 1));
+    }
+
+    #[test]
+    fn dependents_of_a_cancelled_waiter_are_forgotten() {
+        let (a, d) = (RunId::new(), RunId::new());
+        let mut deps = Deps::default();
+        assert_eq!(
+            deps.add(d, &[Dependency::on(a)], |_| Found::Active),
+            Verdict::Wait
+        );
+        // The waiting run itself ends (cancelled) before its dependency does.
+        assert!(deps.ended(&ended(d, RunStatus::Cancelled)).is_empty());
+        assert!(
+            !deps.waits_on(a),
+            "nothing is kept for a run no one waits for"
+        );
     }
 
     #[test]

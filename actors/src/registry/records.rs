@@ -420,6 +420,13 @@ impl Stored {
             kind: self.kind(),
             workflow: self.links().and_then(|l| l.workflow),
             created_at: self.created_at(),
+            finished_at: self.finished_at(),
+            name: self
+                .more
+                .as_deref()
+                .and_then(|m| m.name.as_deref())
+                .unwrap_or(&self.label),
+            id: self.id,
         }
     }
 

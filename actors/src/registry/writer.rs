@@ -30,7 +30,7 @@ pub(crate) enum StoreOp {
     /// A read of one record, answered directly to the caller (after every earlier write).
     Get(RunId, RpcReplyPort<Result<RunRecord, NotFound>>),
     /// A listing, answered directly to the caller (after every earlier write).
-    List(ListQuery, RpcReplyPort<RunPage>),
+    List(Box<ListQuery>, RpcReplyPort<RunPage>),
     /// Load the registry's state again (a registry restart), after every earlier write.
     Load(
         usize,

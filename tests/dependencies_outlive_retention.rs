@@ -1,0 +1,118 @@
+//! A finished run that an active run depends on outlives retention and the memory window, so
+//! a registry restarted from its store still judges the waiting run by it: with retention
+//! that keeps no finished run at all (and one in memory), a step waiting on A (completed) and B (still running)
+//! is released when B completes, and reads A's outcome.
+#[path = "support/helpers.rs"]
+mod support;
+
+use std::time::Duration;
+
+use runwarden::{
+    Dependency, Json, ListQuery, Retention, RunSpec, RunStatus, Runwarden, SqliteStore,
+};
+use support::{Gate, TempDir, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_of_a_waiting_run_is_never_pruned() {
+    let dir = TempDir::new("deps-retention");
+    let store = SqliteStore::open(dir.0.join("runs.db")).expect("open");
+    let rw = support::start(Runwarden::builder().store(store).retention(Retention {
+        max_finished: 0,
+        memory_window: 1,
+        ..Retention::default()
+    }))
+    .await;
+
+    let a = rw
+        .request(RunSpec::new("a"), |_ctx| async { Ok(Json::from("from a")) })
+        .durable()
+        .send()
+        .await
+        .expect("a");
+    within("a", rw.wait(a)).await.expect("wait");
+    let gate = Gate::new();
+    let open = gate.clone();
+    let b = rw
+        .request(RunSpec::new("b"), move |_ctx| async move {
+            open.wait().await;
+            Ok(())
+        })
+        .durable()
+        .send()
+        .await
+        .expect("b");
+    let d = rw
+        .request(RunSpec::new("d"), |ctx: runwarden::RunContext| async move {
+            let names: Vec<String> = ctx
+                .dependencies()
+                .iter()
+                .map(|o| format!("{}:{}", o.run, o.status))
+                .collect();
+            Ok(Json::from(names.join(",")))
+        })
+        .after(Dependency::on(a))
+        .after(Dependency::on(b))
+        .durable()
+        .send()
+        .await
+        .expect("d");
+
+    // Retention would keep no finished run; a pass runs now, and more runs end meanwhile.
+    for i in 0..20 {
+        let id = rw
+            .submit(RunSpec::new(format!("filler-{i}")), |_ctx| async { Ok(()) })
+            .expect("filler");
+        within("filler", rw.wait(id)).await.expect("wait");
+    }
+    rw.prune_now().await.expect("prune");
+    within("retention to prune the fillers", async {
+        loop {
+            let held = rw.stats().await.expect("stats").count(RunStatus::Completed);
+            if held == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        rw.status(a).await.expect("a is kept").status,
+        RunStatus::Completed
+    );
+
+    // The registry restarts from its store, then B completes: D is released with A's outcome.
+    let _ = rw
+        .registry()
+        .actor()
+        .cast(runwarden::actors::faults::registry_panic("restart"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(rw.status(d).await.expect("d").status, RunStatus::Waiting);
+    gate.open();
+    let done = within("d", rw.wait(d)).await.expect("wait");
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(
+        done.result,
+        Some(Json::from(format!(
+            "{a}:{},{b}:{}",
+            RunStatus::Completed,
+            RunStatus::Completed
+        )))
+    );
+    // Once D is no longer active, A may go.
+    rw.prune_now().await.expect("prune");
+    within("retention to prune A", async {
+        loop {
+            let page = rw
+                .list(ListQuery::new().status(RunStatus::Completed))
+                .await
+                .expect("list");
+            if page.total == 0 {
+                break;
+            }
+            rw.prune_now().await.expect("prune");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    rw.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+}
