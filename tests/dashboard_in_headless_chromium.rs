@@ -125,6 +125,55 @@ impl Browser {
         .await;
     }
 
+    /// Runs `script` in the page (W3C "execute sync") and returns its value.
+    async fn exec(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Sets a filter control's value and fires the event the page listens for.
+    async fn set_filter(&self, id: &str, value: &str, event: &str) {
+        let script = format!(
+            "const e = document.getElementById({id:?}); e.value = {value:?}; \
+             e.dispatchEvent(new Event({event:?}, {{bubbles: true}}));"
+        );
+        self.exec(&script).await;
+    }
+
+    async fn click_id(&self, css: &str) {
+        let found = within("an element to click", async {
+            loop {
+                if let Some(el) = self.find_all(css).await.into_iter().next() {
+                    let enabled = self
+                        .cmd(
+                            reqwest::Method::GET,
+                            &format!("/element/{el}/enabled"),
+                            None,
+                        )
+                        .await;
+                    if enabled == json!(true) {
+                        return el;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        self.click(&found).await;
+    }
+
+    async fn save_screenshot(&self, name: &str) {
+        let png = self.screenshot().await;
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&path, png).expect("save screenshot");
+        eprintln!("screenshot: {}", path.display());
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         decode(v.as_str().expect("base64 png"))
@@ -306,6 +355,9 @@ async fn the_dashboard_shows_runs_live_their_logs_and_cancels() {
     })
     .await;
     b.click(&cancel[0]).await;
+    // The page asks first.
+    let confirm = b.find_all("#cancel-confirm").await;
+    b.click(&confirm[0]).await;
     b.wait_text("#cancel-result", "the cancel answer", |t| {
         t.contains("cancel: signalled")
     })
@@ -320,6 +372,174 @@ async fn the_dashboard_shows_runs_live_their_logs_and_cancels() {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&path, png).expect("save screenshot");
     eprintln!("screenshot: {}", path.display());
+    b.cmd(reqwest::Method::DELETE, "", None).await;
+    s.rw.shutdown(support::STEP).await.expect("shutdown");
+}
+
+/// With 2,000 runs of which 7 failed, the console tells the truth: the overview and the failed
+/// filter say 7 (counted by the server, not from a page), a failed run's detail shows its
+/// error, a re-run of it creates a new run that completes, an empty search says so, a bulk
+/// cancel of a filtered selection cancels exactly those runs, and a row clicked while events
+/// stream is the row that was meant. Screenshots of the overview, a failed run's detail and
+/// the queue view are saved under the build folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_tells_the_truth_at_two_thousand_runs() {
+    let _serial = support::one_at_a_time().await;
+    let s = server(HttpOptions::default()).await;
+    http_support::FLAKY_FAILS.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut ids = Vec::new();
+    for i in 0..2000 {
+        let kind = if i % 290 == 3 { "flaky" } else { "sleep" };
+        let spec = runwarden::RunSpec::new("volume").param("ms", 0i64);
+        ids.push(
+            s.rw.submit_job(spec, runwarden::Kind(kind))
+                .expect("submit"),
+        );
+    }
+    let mut failed = Vec::new();
+    for id in &ids {
+        let r = within("a run to end", s.rw.wait(*id)).await.expect("wait");
+        if r.status == runwarden::RunStatus::Failed {
+            failed.push(r.id);
+        }
+    }
+    assert_eq!(failed.len(), 7);
+    http_support::FLAKY_FAILS.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let b = browser().await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.wait_text("#live", "the page's live stream to open", |t| t == "live")
+        .await;
+
+    // The overview counts on the server.
+    b.click_id("#tab-overview").await;
+    b.wait_text("#ov-failed", "7 failed in the overview", |t| t == "7")
+        .await;
+    b.wait_text("#ov-completed", "1993 completed", |t| t == "1993")
+        .await;
+    b.wait_text("#ov-hour-failed", "7 failed in the last hour", |t| t == "7")
+        .await;
+    b.save_screenshot("dashboard-overview.png").await;
+
+    // The failed filter: exactly the 7, the true total.
+    b.click_id("#tab-runs").await;
+    b.set_filter("f-status", "failed", "change").await;
+    b.wait_text("#runs-total", "a total of 7", |t| t == "7")
+        .await;
+    within("seven rows", async {
+        while b.find_all("#runs tbody tr[data-id]").await.len() != 7 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let one = failed[0].to_string();
+    b.open_run(&one).await;
+    b.wait_text("#detail-error", "the failed run's error", |t| {
+        t.contains("flaky failed on purpose")
+    })
+    .await;
+    b.save_screenshot("dashboard-failed-run.png").await;
+
+    // Re-run it: a new run, which completes.
+    b.click_id("#rerun").await;
+    let answer = b
+        .wait_text("#rerun-result", "the re-run's answer", |t| {
+            t.starts_with("re-run: ")
+        })
+        .await;
+    let new_id: runwarden::RunId = answer
+        .trim_start_matches("re-run: ")
+        .trim()
+        .parse()
+        .expect("the new run's id");
+    let rerun = within("the re-run", s.rw.wait(new_id)).await.expect("wait");
+    assert_eq!(rerun.status, runwarden::RunStatus::Completed);
+    assert_eq!(rerun.rerun_of, Some(failed[0]));
+
+    // A search that matches nothing says so.
+    b.set_filter("f-status", "", "change").await;
+    b.set_filter("f-search", "ffffffff", "input").await;
+    b.wait_text("#runs-empty", "the empty state", |t| t == "no runs match")
+        .await;
+    b.set_filter("f-search", "", "input").await;
+
+    // Bulk cancel of a filtered selection: the 5 held runs labelled `bulk`, not the 3 others.
+    let hold = |label: &str| {
+        s.rw.submit_job(runwarden::RunSpec::new(label), runwarden::Kind("hold"))
+            .expect("submit")
+    };
+    let bulk: Vec<_> = (0..5).map(|_| hold("bulk")).collect();
+    let keep: Vec<_> = (0..3).map(|_| hold("keep")).collect();
+    b.set_filter("f-label", "bulk", "input").await;
+    b.wait_text("#runs-total", "the 5 bulk runs", |t| t == "5")
+        .await;
+    b.click_id("#bulk-cancel").await;
+    b.click_id("#bulk-confirm").await;
+    b.wait_text("#bulk-result", "the bulk answer", |t| {
+        t == "cancelled 5 of 5"
+    })
+    .await;
+    for id in &bulk {
+        let r = within("a bulk run to end", s.rw.wait(*id))
+            .await
+            .expect("wait");
+        assert_eq!(r.status, runwarden::RunStatus::Cancelled);
+    }
+    for id in &keep {
+        assert!(
+            s.rw.is_active(*id).await.expect("is_active"),
+            "{id} was not selected"
+        );
+    }
+
+    // Rows stay put while events stream: a row found, then clicked after a second of new
+    // runs arriving, opens the run it showed.
+    b.set_filter("f-label", "keep", "input").await;
+    b.wait_text("#runs-total", "the 3 kept runs", |t| t == "3")
+        .await;
+    let target = keep[1].to_string();
+    let row = within("the kept run's row", async {
+        loop {
+            if let Some(r) = b
+                .find_all(&format!("tr[data-id=\"{target}\"]"))
+                .await
+                .first()
+            {
+                return r.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let streaming = {
+        let rw = s.rw.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                let spec = runwarden::RunSpec::new("stream").param("ms", 0i64);
+                let _ = rw.submit_job(spec, runwarden::Kind("sleep"));
+                if i % 20 == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    b.click(&row).await;
+    b.wait_text("#detail-title", "the clicked run's detail", |t| {
+        t.contains(&target)
+    })
+    .await;
+    streaming.await.expect("streaming");
+
+    // The queue view.
+    b.click_id("#tab-queues").await;
+    b.wait_text(
+        "#queues tr[data-queue=\"default\"]",
+        "the default queue",
+        |t| t.contains("default"),
+    )
+    .await;
+    b.save_screenshot("dashboard-queues.png").await;
     b.cmd(reqwest::Method::DELETE, "", None).await;
     s.rw.shutdown(support::STEP).await.expect("shutdown");
 }

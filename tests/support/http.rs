@@ -17,7 +17,11 @@ pub struct Server {
     _logs: super::support::TempDir,
 }
 
-/// Job kinds: `sleep` (params.ms, reports progress and logs), `fail`, `hold` (until cancelled).
+/// While set, runs of kind `flaky` fail; otherwise they complete.
+pub static FLAKY_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Job kinds: `sleep` (params.ms, reports progress and logs), `fail`, `flaky` (fails while
+/// [`FLAKY_FAILS`] is set), `hold` (until cancelled).
 pub async fn server(options: HttpOptions) -> Server {
     let logs = super::support::TempDir::new("http-logs");
     let rw = Runwarden::builder()
@@ -44,6 +48,14 @@ pub async fn server(options: HttpOptions) -> Server {
             Ok(BoxedJob::repeatable(|ctx| async move {
                 ctx.error("about to fail");
                 Err::<(), _>(runwarden::JobError::msg("failed on purpose"))
+            }))
+        })
+        .job_kind("flaky", OnInterrupt::Fail, |_| {
+            Ok(BoxedJob::repeatable(|_ctx| async move {
+                if FLAKY_FAILS.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(runwarden::JobError::msg("flaky failed on purpose"));
+                }
+                Ok(())
             }))
         })
         .job_kind("hold", OnInterrupt::Fail, |_| {
