@@ -198,6 +198,16 @@ impl RunwardenBuilder {
         self
     }
 
+    /// Continues the caller's trace in each run: `trace` captures the current trace context
+    /// at submit (kept on the record, and in the store) and makes the run's span its child
+    /// when it starts, also after a crash recovery. `runwarden-otel` provides one for
+    /// OpenTelemetry.
+    #[must_use]
+    pub fn trace_propagation(mut self, trace: impl runwarden_actors::TracePropagation) -> Self {
+        self.args.trace = Some(std::sync::Arc::new(trace));
+        self
+    }
+
     /// Registers the supervisor under `name` in ractor's process-wide registry, so a handle
     /// can find it again: [`Runwarden::connect_named`], and [`Runwarden::reconnect`] after
     /// an application's own supervisor restarted it under the same name.

@@ -105,6 +105,7 @@ pub use runwarden_actors::{DROP_WAIT, LogConfig, LogEnd, LogError, LogFollow, Lo
 pub use runwarden_actors::{DueTimer, OnConflict, StartMode, StatusSet, TimerPurpose, Uniqueness};
 pub use runwarden_actors::{Histogram, MetricSeries, MinuteCounts, RunMetrics};
 pub use runwarden_actors::{JobOutcome, RecordingContext};
+pub use runwarden_actors::{TracePropagation, is_traceparent};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The actors, protocols and run model, for applications that drive them by message.

@@ -217,3 +217,26 @@ async fn runs_can_be_started_listed_read_cancelled_and_logged() {
             .expect("shutdown");
     assert_eq!(report.cancelled_by_drain.len(), 1);
 }
+
+/// `POST /runs` keeps a well-formed W3C `traceparent` header on the record (the run's span
+/// continues that trace); a malformed one is ignored, as a receiver must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_header_is_kept_on_the_run() {
+    let s = server(HttpOptions::default()).await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (header, want) in [(tp, Some(tp)), ("00-not-a-trace-01", None)] {
+        let r = s
+            .client
+            .post(s.url("/runs"))
+            .header("traceparent", header)
+            .json(&json!({"kind": "sleep", "params": {"ms": 1}}))
+            .send()
+            .await
+            .expect("post");
+        let (status, run) = s.checked("post", "/runs", r).await;
+        assert_eq!(status, 202);
+        let id: runwarden::RunId = run["id"].as_str().expect("id").parse().expect("id");
+        let record = within("the run", s.rw.wait(id)).await.expect("wait");
+        assert_eq!(record.trace_parent.as_deref(), want);
+    }
+}

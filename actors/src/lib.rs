@@ -69,6 +69,7 @@ mod submitter;
 mod supervisor;
 mod task;
 mod time;
+mod trace;
 mod worker;
 mod workflow;
 
@@ -108,6 +109,7 @@ pub use supervisor::{
     REGISTRY_RESTARTS, RESTART_WINDOW, SupervisorActor, SupervisorArguments, SupervisorState,
 };
 pub use time::{ParseTimestampError, Timestamp, WallClock};
+pub use trace::{TracePropagation, is_traceparent};
 pub use worker::{DROP_WAIT, WorkerActor, WorkerArguments, WorkerState};
 pub use workflow::{
     Batch, CallbackWhen, Step, Workflow, WorkflowRuns, WorkflowState, WorkflowView,

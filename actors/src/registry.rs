@@ -1322,5 +1322,6 @@ fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
         submission,
     );
     run.not_before = record.next_attempt_at();
+    run.span = record.span_info();
     run
 }

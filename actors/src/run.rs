@@ -363,6 +363,11 @@ pub struct RunSpec {
     /// others (see [`QueueConfig::per_key`](crate::QueueConfig::per_key)).
     #[serde(default)]
     pub partition_key: Option<String>,
+    /// The trace context the run's span is a child of: a W3C `traceparent` value, captured
+    /// at submit by the supervisor's [`TracePropagation`](crate::TracePropagation) when the
+    /// spec has none (the HTTP API takes the request's `traceparent` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// The queue a run uses when its spec names none.
@@ -382,6 +387,7 @@ impl RunSpec {
             retry: None,
             kind: None,
             partition_key: None,
+            trace_parent: None,
         }
     }
 
@@ -435,6 +441,12 @@ impl RunSpec {
     /// with other keys.
     pub fn partition_key(mut self, key: impl Into<String>) -> Self {
         self.partition_key = Some(key.into());
+        self
+    }
+
+    /// The trace context (a W3C `traceparent` value) the run's span is a child of.
+    pub fn trace_parent(mut self, traceparent: impl Into<String>) -> Self {
+        self.trace_parent = Some(traceparent.into());
         self
     }
 
@@ -715,6 +727,9 @@ pub struct RunRecord {
     /// The re-runs of this run, oldest first.
     #[serde(default)]
     pub reruns: Vec<RunId>,
+    /// The trace context its span is a child of (see [`RunSpec::trace_parent`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// The identity of one workflow (or batch): a UUID v7, made by runwarden at submit.
@@ -1103,9 +1118,11 @@ impl RunRecord {
             partition_key,
             timeout,
             retry,
+            trace_parent,
             ..
         } = spec;
         RunRecord {
+            trace_parent,
             kind,
             idempotency_key: None,
             partition_key,

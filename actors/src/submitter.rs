@@ -19,6 +19,7 @@ use crate::queue::QueueTable;
 use crate::run::{Dependency, WorkflowId};
 use crate::run::{RunId, RunRecord, RunSpec};
 use crate::submit::IntoJob;
+use crate::trace::TracePropagation;
 use crate::workflow::{Planned, Workflow, WorkflowRuns};
 
 /// The admission gate shared by a supervisor and its submitters: one flag, open until the
@@ -162,6 +163,8 @@ pub struct Submitter {
     /// The supervisor is in [`crate::StartMode::Inline`]: awaited submits answer at the
     /// run's end.
     inline: bool,
+    /// Captures the caller's trace context into specs that carry none.
+    trace: Option<Arc<dyn TracePropagation>>,
 }
 
 impl Submitter {
@@ -177,12 +180,28 @@ impl Submitter {
             table,
             kinds,
             inline: false,
+            trace: None,
         }
     }
 
     pub(crate) fn inline(mut self, inline: bool) -> Self {
         self.inline = inline;
         self
+    }
+
+    pub(crate) fn traced(mut self, trace: Option<Arc<dyn TracePropagation>>) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// The caller's trace context, for a spec that carries none (captured here, in the
+    /// submitting task: the run's span continues the caller's trace).
+    fn capture_trace(&self, spec: &mut RunSpec) {
+        if spec.trace_parent.is_none()
+            && let Some(trace) = &self.trace
+        {
+            spec.trace_parent = trace.capture();
+        }
     }
 
     /// Inline mode: returns once the registry has `id`'s terminal status; `Unavailable` if
@@ -251,6 +270,15 @@ impl Submitter {
         runs: Vec<(RunSpec, Result<BoxedJob, SubmitError>)>,
         reply: Option<BatchReply>,
     ) -> Vec<Result<RunId, SubmitError>> {
+        let mut runs = runs;
+        if let Some(trace) = &self.trace {
+            let current = trace.capture();
+            for (spec, _) in &mut runs {
+                if spec.trace_parent.is_none() {
+                    spec.trace_parent.clone_from(&current);
+                }
+            }
+        }
         let closed = self.gate.0.read();
         if *closed {
             return runs
@@ -340,6 +368,7 @@ impl Submitter {
         let mut names = Vec::with_capacity(plan.len());
         for step in plan {
             let mut spec = step.spec;
+            self.capture_trace(&mut spec);
             let refused = |error| {
                 SubmitError::Workflow(WorkflowError::Step {
                     step: step.name.clone(),
@@ -433,6 +462,8 @@ impl Submitter {
             retry: record.retry,
             kind: None,
             partition_key: record.partition_key.clone(),
+            // A re-run is a new request: it continues the trace of whoever asks for it.
+            trace_parent: None,
         };
         let request = self.request(spec, crate::Kind(&kind));
         if matches!(request.job, Err(SubmitError::UnknownKind(_))) {
@@ -463,11 +494,12 @@ impl Submitter {
     /// The admission path of every submit: the gate, then [`admit`].
     fn send_new(
         &self,
-        spec: RunSpec,
+        mut spec: RunSpec,
         job: BoxedJob,
         links: Option<Box<RunLinks>>,
         message: impl FnOnce(Box<Admission>) -> RegistryMessage,
     ) -> Result<RunId, SubmitError> {
+        self.capture_trace(&mut spec);
         let closed = self.gate.0.read();
         if *closed {
             return Err(SubmitError::ShuttingDown);

@@ -28,6 +28,7 @@ use crate::queue::{QueueConfig, RateLimit};
 use crate::registry::{RegistryActor, RegistryArguments};
 use crate::run::{CancelKind, FailureKind, RunId, RunSpec, RunStatus, Transition, TransitionError};
 use crate::store::RunStore;
+use crate::trace::TracePropagation;
 
 mod drain;
 mod intensity;
@@ -101,6 +102,10 @@ pub struct SupervisorArguments {
     /// Where cron schedules read the time of day: the system clock, or for tests on tokio's
     /// paused clock, one that starts at a chosen instant and moves with tokio's time.
     pub wall_clock: WallClock,
+    /// Captures the trace context at submit and makes each run's span its child (see
+    /// [`TracePropagation`]); `None`: run spans start their own traces unless a spec carries
+    /// a `traceparent`, which is then kept on the record only.
+    pub trace: Option<Arc<dyn TracePropagation>>,
 }
 
 impl fmt::Debug for SupervisorArguments {
@@ -130,6 +135,7 @@ impl Default for SupervisorArguments {
             max_rescues: 3,
             retention: Retention::default(),
             wall_clock: WallClock::default(),
+            trace: None,
         }
     }
 }
@@ -146,6 +152,8 @@ pub struct SupervisorState {
     cancel_grace: Duration,
     /// Where jobs' lines go: the log keeper, if logs are kept.
     logs: Option<Arc<dyn LogSink>>,
+    /// Trace propagation for submits and run spans.
+    trace: Option<Arc<dyn TracePropagation>>,
     keeper: Option<LogsRef>,
     /// The runs waiting for a slot, and the limits.
     queues: Queues,
@@ -322,6 +330,7 @@ impl SupervisorState {
             reports: self.reports.clone(),
             grace: self.cancel_grace,
             logs: self.logs.clone(),
+            trace: self.trace.clone(),
             stand_in,
         };
         // Linking makes this supervisor receive the worker's exit (with its final state)
@@ -937,6 +946,7 @@ impl SupervisorState {
             self.kinds.clone(),
         )
         .inline(self.mode == StartMode::Inline)
+        .traced(self.trace.clone())
     }
 
     /// Calls `f` with the schedules, what they need to admit a run, and whether runs are
@@ -1083,6 +1093,7 @@ impl Actor for SupervisorActor {
             gate: Gate::default(),
             cancel_grace: args.cancel_grace,
             logs,
+            trace: args.trace,
             keeper,
             queues,
             runs: Runs::default(),

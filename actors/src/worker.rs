@@ -8,6 +8,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
 use tracing::Instrument;
 
+use crate::trace::TracePropagation;
+
 use crate::error::CancelError;
 use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext, RunReports};
 use crate::log::LogSink;
@@ -41,6 +43,8 @@ pub struct WorkerArguments {
     pub(crate) grace: Duration,
     /// Where the job's log lines go.
     pub(crate) logs: Option<Arc<dyn LogSink>>,
+    /// Parents the run's span on the trace it continues.
+    pub(crate) trace: Option<Arc<dyn TracePropagation>>,
     /// A job to run for this attempt instead of the run's own (a fault a test injected).
     /// Boxed, so that the arguments of every other worker stay as small as they were.
     pub(crate) stand_in: Option<Box<BoxedJob>>,
@@ -68,7 +72,9 @@ enum Stop {
 #[derive(Debug)]
 pub struct WorkerState {
     run_id: RunId,
-    label: Arc<str>,
+    /// The run's span (`run`: id, name, label, kind, queue, attempt): the job runs in it, and
+    /// the worker's own lines about the run are written in it.
+    span: tracing::Span,
     attempt: u32,
     snoozes: u32,
     timeout: Option<Duration>,
@@ -134,21 +140,25 @@ impl WorkerState {
     /// answered (from `end`), later sends fail and hand the message back to the sender, and
     /// then the actor stops.
     fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition, end: AttemptEnd) {
+        // In the run's span, which already names the run: failures at `warn`, the rest of
+        // a run's lifecycle at `debug`.
+        let span = self.span.clone();
+        let _in_run = span.enter();
         match &t {
             Transition::Finished {
                 outcome: Outcome::Failed { kind, message },
                 ..
             } => {
-                tracing::warn!(run_id = %self.run_id, label = %self.label, kind = ?kind, error = %message, "run failed")
+                tracing::warn!(kind = ?kind, error = %message, "run failed")
             }
             Transition::RetryScheduled { error, .. } => {
-                tracing::info!(run_id = %self.run_id, label = %self.label, attempt = self.attempt, kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
+                tracing::warn!(kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
             }
             Transition::Snoozed { until, .. } => {
-                tracing::debug!(run_id = %self.run_id, label = %self.label, %until, "snoozed")
+                tracing::debug!(%until, "snoozed")
             }
             _ => {
-                tracing::info!(run_id = %self.run_id, label = %self.label, status = %t.target(), "run ended")
+                tracing::debug!(status = %t.target(), "run ended")
             }
         }
         self.end = Some(end);
@@ -158,10 +168,10 @@ impl WorkerState {
             .registry
             .cast(RegistryStep::Transition(self.run_id, t, None).into())
         {
-            tracing::error!(run_id = %self.run_id, error = %e, "registry unreachable; outcome not recorded");
+            tracing::error!(error = %e, "registry unreachable; outcome not recorded");
         }
         if let Err(e) = myself.drain() {
-            tracing::debug!(run_id = %self.run_id, error = %e, "worker already stopping");
+            tracing::debug!(error = %e, "worker already stopping");
         }
     }
 
@@ -297,13 +307,34 @@ impl Actor for WorkerActor {
             None => run.take_job_for_attempt(),
         };
         let (run_id, attempt, snoozes, timeout) = (run.id, run.attempt, run.snoozes, run.timeout);
-        let label = run.label.clone();
+        let info = run.span.as_deref();
+        let name = info.and_then(|i| i.name.as_deref()).unwrap_or(&run.label);
+        // A root span (whatever span the supervisor's handler may be in is not the run's
+        // parent): the trace it continues, if any, is set below.
+        let span = tracing::info_span!(
+            parent: None,
+            "run",
+            run_id = %run_id,
+            name = %name,
+            label = %run.label,
+            kind = tracing::field::Empty,
+            queue = %run.queue,
+            attempt,
+        );
+        if let Some(kind) = info.and_then(|i| i.kind.as_deref()) {
+            span.record("kind", kind);
+        }
+        if let (Some(trace), Some(parent)) =
+            (&args.trace, info.and_then(|i| i.trace_parent.as_deref()))
+        {
+            trace.adopt(&span, parent);
+        }
         let dependencies = run.dependencies.clone();
         // Only a repeatable job runs again: a retry or a snooze needs it.
         let again = run.has_job().then_some(run);
         Ok(WorkerState {
             run_id,
-            label,
+            span,
             attempt,
             snoozes,
             timeout,
@@ -342,7 +373,7 @@ impl Actor for WorkerActor {
         state
             .registry
             .cast(RegistryStep::Transition(state.run_id, started, None).into())?;
-        tracing::debug!(run_id = %state.run_id, label = %state.label, attempt = state.attempt, "run started");
+        state.span.in_scope(|| tracing::debug!("run started"));
         let Some(cancel) = &state.cancel else {
             return Ok(());
         };
@@ -354,7 +385,7 @@ impl Actor for WorkerActor {
             state.logs.clone(),
         )
         .with_dependency_outcomes(state.dependencies.clone());
-        let span = tracing::info_span!("run", run_id = %state.run_id, label = %state.label, attempt = state.attempt);
+        let span = state.span.clone();
         let mut report = ReportOnDrop(Some(myself.clone()));
         // The job runs in its own task so this actor keeps receiving `Cancel` while it runs,
         // and so its time limit is kept even if the job never yields.
@@ -447,7 +478,9 @@ impl Actor for WorkerActor {
                     }
                     (None, None) => {
                         state.signal_stop(&myself, Stop::Cancel(reason));
-                        tracing::info!(run_id = %state.run_id, %reason, "run cancel requested");
+                        state
+                            .span
+                            .in_scope(|| tracing::debug!(%reason, "run cancel requested"));
                         Ok(CancelOutcome::Signalled)
                     }
                 };
@@ -457,7 +490,9 @@ impl Actor for WorkerActor {
             }
             WorkerStep::TimeLimit => {
                 if state.end.is_none() && state.stop.is_none() {
-                    tracing::info!(run_id = %state.run_id, "run hit its time limit");
+                    state
+                        .span
+                        .in_scope(|| tracing::warn!("run hit its time limit"));
                     state.signal_stop(&myself, Stop::TimeLimit);
                 }
             }

@@ -103,6 +103,7 @@ pub fn openapi_document() -> Value {
         "paths": {
             "/runs": {
                 "post": {"summary": "Start a run of a registered job kind",
+                    "parameters": [{"name": "traceparent", "in": "header", "description": "W3C trace context: the run's span continues this trace (kept on the record as trace_parent; a malformed value is ignored)", "schema": {"type": "string"}}],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StartRun"}}}},
                     "responses": with(one(202, resp("accepted; Location names the run", &run)).into_iter().chain(one(200, resp("an existing run with this idempotency key", &run))).collect(), &[400, 401, 413, 415, 422, 429, 503])},
                 "get": {"summary": "List runs, newest first",

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -113,10 +113,19 @@ pub(super) struct StartRuns {
 
 /// `POST /runs/batch`: many runs in one registry message and one store transaction; one
 /// result per run, in order, once the batch is committed.
+/// The request's W3C `traceparent` header, if it is well formed (one that is not is
+/// ignored, as the Trace Context recommendation asks of a receiver).
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("traceparent")?.to_str().ok()?.trim();
+    runwarden_actors::is_traceparent(v).then(|| v.to_owned())
+}
+
 pub(super) async fn start_runs(
     State(api): State<Api>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<StartRuns>,
 ) -> Result<Response, ApiError> {
+    let trace = traceparent(&headers);
     let n = body.runs.len();
     if n == 0 || n > MAX_BATCH {
         return Err(ApiError::validation(format!(
@@ -139,8 +148,9 @@ pub(super) async fn start_runs(
                 )),
             });
         match checked {
-            Ok(spec) => {
+            Ok(mut spec) => {
                 accepted.push((i, run.kind));
+                spec.trace_parent.clone_from(&trace);
                 specs.push(spec);
             }
             Err(e) => results[i] = Some(e.item()),
@@ -169,9 +179,11 @@ pub(super) async fn start_runs(
 pub(super) async fn start_run(
     State(api): State<Api>,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     ApiJson(mut body): ApiJson<StartRun>,
 ) -> Result<Response, ApiError> {
-    let spec = spec_of(&api, &mut body)?;
+    let mut spec = spec_of(&api, &mut body)?;
+    spec.trace_parent = traceparent(&headers);
     let (id, created) = match (body.idempotency_key, body.unique) {
         (Some(key), unique) => {
             let request = api

@@ -135,6 +135,17 @@ pub struct PreparedRun {
     pub(crate) awaiting: bool,
     /// How its dependencies ended, for its job's context.
     pub(crate) dependencies: Option<Arc<[DependencyOutcome]>>,
+    /// What its span shows beyond id, label, queue and attempt; most runs have none.
+    pub(crate) span: Option<Box<RunSpanInfo>>,
+}
+
+/// A run's name (when it differs from its label), kind and the trace it continues: what its
+/// worker's span needs beyond the prepared run's own fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunSpanInfo {
+    pub(crate) name: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) trace_parent: Option<String>,
 }
 
 impl PreparedRun {
@@ -161,6 +172,7 @@ impl PreparedRun {
             slot: submission.slot,
             awaiting: false,
             dependencies: None,
+            span: None,
         })
     }
 

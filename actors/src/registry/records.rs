@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::hash::IdMap;
 use crate::json::{Json, JsonObject};
+use crate::protocol::run::RunSpanInfo;
 use crate::query::RecordFields;
 use crate::run::{
     CancelReason, Lifecycle, Outcome, Progress, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
@@ -93,6 +94,7 @@ pub(crate) struct Links {
     pub(crate) step: Option<String>,
     pub(crate) rerun_of: Option<RunId>,
     pub(crate) reruns: Vec<RunId>,
+    pub(crate) trace_parent: Option<String>,
 }
 
 impl Links {
@@ -104,6 +106,7 @@ impl Links {
             && self.step.is_none()
             && self.rerun_of.is_none()
             && self.reruns.is_empty()
+            && self.trace_parent.is_none()
     }
 
     fn boxed(self) -> Option<Box<Links>> {
@@ -119,6 +122,7 @@ impl Links {
             step: r.step.take(),
             rerun_of: r.rerun_of,
             reruns: std::mem::take(&mut r.reruns),
+            trace_parent: r.trace_parent.take(),
         }
     }
 }
@@ -211,11 +215,13 @@ impl Stored {
             partition_key,
             timeout,
             retry,
+            trace_parent,
             ..
         } = spec;
         let waiting = !links.depends_on.is_empty();
         links.timeout = timeout;
         links.retry = retry;
+        links.trace_parent = trace_parent;
         let links = links.boxed();
         let plain = links.is_none()
             && name == label_text
@@ -394,7 +400,23 @@ impl Stored {
             step: self.links().and_then(|l| l.step.clone()),
             rerun_of: self.links().and_then(|l| l.rerun_of),
             reruns: self.links().map(|l| l.reruns.clone()).unwrap_or_default(),
+            trace_parent: self.links().and_then(|l| l.trace_parent.clone()),
         }
+    }
+
+    /// What its span shows beyond id, label, queue and attempt, and the trace it continues;
+    /// `None` for a plain run (no kind, its label as name, no trace).
+    pub(crate) fn span_info(&self) -> Option<Box<RunSpanInfo>> {
+        let more = self.more.as_deref()?;
+        let trace_parent = more.links.as_ref().and_then(|l| l.trace_parent.clone());
+        if more.name.is_none() && more.kind.is_none() && trace_parent.is_none() {
+            return None;
+        }
+        Some(Box::new(RunSpanInfo {
+            name: more.name.clone(),
+            kind: more.kind.clone(),
+            trace_parent,
+        }))
     }
 
     /// Its limits and links, if it has any.
