@@ -57,6 +57,33 @@ async fn filters_combine_newest_first_with_a_true_total() {
     let past_end = rw.list(q.offset(10)).await.expect("list");
     assert_eq!((past_end.total, past_end.runs.len()), (5, 0));
 
+    // A finished status alone: every third run failed, newest first, paged, the true total.
+    let failed: Vec<_> = ids
+        .iter()
+        .rev()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, id)| *id)
+        .collect();
+    let page = rw
+        .list(
+            ListQuery::new()
+                .status(RunStatus::Failed)
+                .limit(3)
+                .offset(2),
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.total, 10);
+    assert_eq!(
+        page.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        failed[2..5]
+    );
+    let completed = rw
+        .list(ListQuery::new().status(RunStatus::Completed).limit(1000))
+        .await
+        .expect("list");
+    assert_eq!((completed.total, completed.runs.len()), (20, 20));
+
     let running = rw
         .list(ListQuery::new().status(RunStatus::Running))
         .await

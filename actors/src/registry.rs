@@ -513,6 +513,27 @@ impl RegistryState {
                 total: index.len(),
             };
         }
+        // A finished status alone, with every record in memory: the counts give the total,
+        // and the scan stops once the page is full (newest first).
+        if let (Some(status), false, None) = (
+            q.status.filter(|s| s.is_terminal()),
+            q.filters_beyond_status(),
+            &self.store,
+        ) {
+            let runs = self
+                .records
+                .iter()
+                .rev()
+                .filter(|r| r.status() == status)
+                .skip(q.offset)
+                .take(q.limit)
+                .map(Stored::to_record)
+                .collect();
+            return RunPage {
+                runs,
+                total: self.stats.count(status),
+            };
+        }
         let mut runs = Vec::with_capacity(q.limit.min(1024));
         let mut total = 0;
         let mut visit = |r: &Stored| {

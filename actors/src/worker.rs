@@ -68,13 +68,26 @@ enum Stop {
     TimeLimit,
 }
 
+/// Writes a line about the run: inside its span, which names the run, or with the run's id
+/// when there is no span (a subscriber that takes warnings but not info spans).
+macro_rules! run_line {
+    ($state:expr, $level:ident, $($line:tt)*) => {
+        match &$state.span {
+            Some(span) => span.in_scope(|| tracing::$level!($($line)*)),
+            None => tracing::$level!(run_id = %$state.run_id, $($line)*),
+        }
+    };
+}
+
 /// A worker's data.
 #[derive(Debug)]
 pub struct WorkerState {
     run_id: RunId,
     /// The run's span (`run`: id, name, label, kind, queue, attempt): the job runs in it, and
     /// the worker's own lines about the run are written in it.
-    span: tracing::Span,
+    /// Boxed, and `None` when no subscriber takes it: most of a worker's size is copied
+    /// several times over in ractor's actor future.
+    span: Option<Box<tracing::Span>>,
     attempt: u32,
     snoozes: u32,
     timeout: Option<Duration>,
@@ -140,25 +153,22 @@ impl WorkerState {
     /// answered (from `end`), later sends fail and hand the message back to the sender, and
     /// then the actor stops.
     fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition, end: AttemptEnd) {
-        // In the run's span, which already names the run: failures at `warn`, the rest of
-        // a run's lifecycle at `debug`.
-        let span = self.span.clone();
-        let _in_run = span.enter();
+        // Failures at `warn`, the rest of a run's lifecycle at `debug`.
         match &t {
             Transition::Finished {
                 outcome: Outcome::Failed { kind, message },
                 ..
             } => {
-                tracing::warn!(kind = ?kind, error = %message, "run failed")
+                run_line!(self, warn, kind = ?kind, error = %message, "run failed")
             }
             Transition::RetryScheduled { error, .. } => {
-                tracing::warn!(kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
+                run_line!(self, warn, kind = ?error.kind, error = %error.message, "attempt failed; retry scheduled")
             }
             Transition::Snoozed { until, .. } => {
-                tracing::debug!(%until, "snoozed")
+                run_line!(self, debug, %until, "snoozed")
             }
             _ => {
-                tracing::debug!(status = %t.target(), "run ended")
+                run_line!(self, debug, status = %t.target(), "run ended")
             }
         }
         self.end = Some(end);
@@ -168,10 +178,10 @@ impl WorkerState {
             .registry
             .cast(RegistryStep::Transition(self.run_id, t, None).into())
         {
-            tracing::error!(error = %e, "registry unreachable; outcome not recorded");
+            run_line!(self, error, error = %e, "registry unreachable; outcome not recorded");
         }
         if let Err(e) = myself.drain() {
-            tracing::debug!(error = %e, "worker already stopping");
+            run_line!(self, debug, error = %e, "worker already stopping");
         }
     }
 
@@ -329,6 +339,7 @@ impl Actor for WorkerActor {
         {
             trace.adopt(&span, parent);
         }
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         let dependencies = run.dependencies.clone();
         // Only a repeatable job runs again: a retry or a snooze needs it.
         let again = run.has_job().then_some(run);
@@ -373,7 +384,7 @@ impl Actor for WorkerActor {
         state
             .registry
             .cast(RegistryStep::Transition(state.run_id, started, None).into())?;
-        state.span.in_scope(|| tracing::debug!("run started"));
+        run_line!(state, debug, "run started");
         let Some(cancel) = &state.cancel else {
             return Ok(());
         };
@@ -385,7 +396,11 @@ impl Actor for WorkerActor {
             state.logs.clone(),
         )
         .with_dependency_outcomes(state.dependencies.clone());
-        let span = state.span.clone();
+        let span = state
+            .span
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(tracing::Span::none);
         let mut report = ReportOnDrop(Some(myself.clone()));
         // The job runs in its own task so this actor keeps receiving `Cancel` while it runs,
         // and so its time limit is kept even if the job never yields.
@@ -478,9 +493,7 @@ impl Actor for WorkerActor {
                     }
                     (None, None) => {
                         state.signal_stop(&myself, Stop::Cancel(reason));
-                        state
-                            .span
-                            .in_scope(|| tracing::debug!(%reason, "run cancel requested"));
+                        run_line!(state, debug, %reason, "run cancel requested");
                         Ok(CancelOutcome::Signalled)
                     }
                 };
@@ -490,9 +503,7 @@ impl Actor for WorkerActor {
             }
             WorkerStep::TimeLimit => {
                 if state.end.is_none() && state.stop.is_none() {
-                    state
-                        .span
-                        .in_scope(|| tracing::warn!("run hit its time limit"));
+                    run_line!(state, warn, "run hit its time limit");
                     state.signal_stop(&myself, Stop::TimeLimit);
                 }
             }
