@@ -485,6 +485,8 @@ impl RunStore for SqliteStore {
                       AND (?11 IS NULL OR finished_at < ?11) \
                       AND (?12 IS NULL OR json_extract(record, '$.name') = ?12) \
                       AND (?13 IS NULL OR substr(id, 1, length(?13)) = lower(?13))";
+        // The cursor narrows the page, not the total.
+        let cursor = q.after.map(|id| id.to_string());
         let (finished_after, finished_before) = (
             q.finished_after.map(|t| t.unix_micros() as i64),
             q.finished_before.map(|t| t.unix_micros() as i64),
@@ -514,7 +516,8 @@ impl RunStore for SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT record FROM runs WHERE {filter} ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                "SELECT record FROM runs WHERE {filter} AND (?14 IS NULL OR id < ?14) \
+                 ORDER BY id DESC LIMIT ?3 OFFSET ?4"
             ))
             .map_err(e)?;
         let rows = stmt
@@ -532,7 +535,8 @@ impl RunStore for SqliteStore {
                     finished_after,
                     finished_before,
                     q.name,
-                    q.id_prefix
+                    q.id_prefix,
+                    cursor
                 ],
                 |r| r.get::<_, String>(0),
             )

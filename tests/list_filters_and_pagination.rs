@@ -197,3 +197,51 @@ async fn name_id_prefix_and_finished_range_filter_in_memory_and_in_the_store() {
         within("cancel", rw.wait(active)).await.expect("wait");
     }
 }
+
+/// A cursor pages through a listing that grows meanwhile without skipping or repeating a run,
+/// in memory and from the store; `total` counts every match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_pages_without_gaps_while_runs_arrive() {
+    let dir = support::TempDir::new("list-cursor");
+    let store = runwarden::SqliteStore::open(dir.0.join("runs.db")).expect("open");
+    let durable = start(
+        Runwarden::builder()
+            .store(store)
+            .retention(runwarden::Retention {
+                memory_window: 5,
+                ..runwarden::Retention::default()
+            }),
+    )
+    .await;
+    let memory = start(Runwarden::builder()).await;
+    for rw in [&memory, &durable] {
+        let mut ids = Vec::new();
+        for _ in 0..23 {
+            let id = rw
+                .submit(RunSpec::new("page"), |_| async { Ok(()) })
+                .expect("submit");
+            ids.push(id);
+        }
+        for id in &ids {
+            within("run", rw.wait(*id)).await.expect("wait");
+        }
+        let q = ListQuery::new().status(RunStatus::Completed).label("page");
+        let mut seen = Vec::new();
+        let mut page = rw.list(q.clone().limit(5)).await.expect("list");
+        loop {
+            assert!(page.total >= 23);
+            seen.extend(page.runs.iter().map(|r| r.id));
+            let Some(last) = page.runs.last().map(|r| r.id) else {
+                break;
+            };
+            // New runs arrive between pages: the cursor is not shifted by them.
+            let newer = rw
+                .submit(RunSpec::new("page"), |_| async { Ok(()) })
+                .expect("submit");
+            within("run", rw.wait(newer)).await.expect("wait");
+            page = rw.list(q.clone().limit(5).after(last)).await.expect("list");
+        }
+        let want: Vec<_> = ids.iter().rev().copied().collect();
+        assert_eq!(seen, want, "every run once, newest first");
+    }
+}

@@ -50,6 +50,12 @@ pub struct ListQuery {
     /// Only runs whose id, written as text (`0193…-…`), starts with this (any case).
     #[serde(default)]
     pub id_prefix: Option<String>,
+    /// A cursor: only runs listed after this one (the last of the previous page), so a page
+    /// is not shifted by runs that arrive meanwhile. `total` still counts every match. In
+    /// memory the listing order is the order the registry accepted runs; a store lists by id
+    /// (time-ordered). A cursor run no longer held is compared by id.
+    #[serde(default)]
+    pub after: Option<RunId>,
     /// At most this many runs in the page (default 100).
     pub limit: usize,
     /// Skip this many matching runs first (default 0).
@@ -70,6 +76,7 @@ impl Default for ListQuery {
             finished_before: None,
             name: None,
             id_prefix: None,
+            after: None,
             limit: 100,
             offset: 0,
         }
@@ -195,6 +202,13 @@ impl ListQuery {
             name: &record.name,
             id: record.id,
         })
+    }
+
+    /// The next page after run `id` (the last run of the previous page).
+    #[must_use]
+    pub fn after(mut self, id: RunId) -> Self {
+        self.after = Some(id);
+        self
     }
 
     /// Page size.

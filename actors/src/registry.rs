@@ -497,9 +497,10 @@ impl RegistryState {
     fn list(&self, q: &ListQuery) -> RunPage {
         // A status filter alone on an indexed status: the index gives the total, and only the
         // page's records are looked up.
-        if let (Some(index), false) = (
+        if let (Some(index), false, None) = (
             q.status.and_then(|s| self.active.of(s)),
             q.filters_beyond_status(),
+            q.after,
         ) {
             let runs = index
                 .iter()
@@ -515,10 +516,11 @@ impl RegistryState {
         }
         // A finished status alone, with every record in memory: the counts give the total,
         // and the scan stops once the page is full (newest first).
-        if let (Some(status), false, None) = (
+        if let (Some(status), false, None, None) = (
             q.status.filter(|s| s.is_terminal()),
             q.filters_beyond_status(),
             &self.store,
+            q.after,
         ) {
             let runs = self
                 .records
@@ -536,12 +538,30 @@ impl RegistryState {
         }
         let mut runs = Vec::with_capacity(q.limit.min(1024));
         let mut total = 0;
+        // With a cursor, the page starts after the cursor's run (or, if it is no longer held,
+        // after the runs with a greater id); `offset` then counts from there.
+        let cursor_held = q.after.is_some_and(|c| self.records.contains(&c));
+        let mut past_cursor = false;
+        let mut skipped = 0;
         let mut visit = |r: &Stored| {
-            if q.matches_fields(r.fields()) {
-                if total >= q.offset && runs.len() < q.limit {
-                    runs.push(r.to_record());
+            let in_range = match q.after {
+                None => true,
+                Some(c) if cursor_held => {
+                    let was = past_cursor;
+                    past_cursor |= r.id() == c;
+                    was
                 }
+                Some(c) => r.id() < c,
+            };
+            if q.matches_fields(r.fields()) {
                 total += 1;
+                if in_range && runs.len() < q.limit {
+                    if skipped >= q.offset {
+                        runs.push(r.to_record());
+                    } else {
+                        skipped += 1;
+                    }
+                }
             }
         };
         // Active statuses have an index: listing them scans those runs, not all history.

@@ -70,7 +70,8 @@ pub fn openapi_document() -> Value {
                         "snoozes": {"type": "integer", "description": "times the job asked to run again later (not attempts)"},
                         "next_attempt_at": {"type": ["string", "null"], "description": "when a run waiting for a retry or a snooze may start again"}}},
                 "RunPage": {"type": "object", "required": ["runs", "total", "limit", "offset"],
-                    "properties": {"runs": {"type": "array", "items": run}, "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}},
+                    "properties": {"runs": {"type": "array", "items": run}, "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                        "next": {"type": ["string", "null"], "description": "the cursor of the next page (pass as after), when this page is full"}}},
                 "StartRun": {"type": "object", "required": ["kind"], "additionalProperties": false,
                     "properties": {"kind": {"type": "string"}, "params": {"type": "object"}, "label": {"type": "string"}, "name": {"type": "string"},
                         "queue": {"type": "string"}, "priority": {"type": "integer"}, "idempotency_key": {"type": "string"}, "partition_key": {"type": "string"}, "timeout_ms": {"type": "integer"},
@@ -112,7 +113,8 @@ pub fn openapi_document() -> Value {
                         {"name": "workflow", "in": "query", "schema": {"type": "string"}}, {"name": "created_after", "in": "query", "schema": {"type": "string"}},
                         {"name": "created_before", "in": "query", "schema": {"type": "string"}},
                         {"name": "finished_after", "in": "query", "schema": {"type": "string"}}, {"name": "finished_before", "in": "query", "schema": {"type": "string"}},
-                        {"name": "name", "in": "query", "schema": {"type": "string"}}, {"name": "id", "in": "query", "description": "a prefix of the run id", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                        {"name": "name", "in": "query", "schema": {"type": "string"}}, {"name": "id", "in": "query", "description": "a prefix of the run id", "schema": {"type": "string"}},
+                        {"name": "after", "in": "query", "description": "a cursor: the page after this run (the previous page's next)", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
                     "responses": with(one(200, resp("a page", &json!({"$ref": "#/components/schemas/RunPage"}))), &[401, 422])}
             },
             "/runs/batch": {

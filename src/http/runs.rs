@@ -231,6 +231,8 @@ pub(super) struct ListParams {
     name: Option<String>,
     /// A prefix of the run id (a search by id).
     id: Option<String>,
+    /// A cursor: the page after this run (the previous page's `next`).
+    after: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
 }
@@ -312,10 +314,17 @@ pub(super) async fn list_runs(
         }
         q = q.id_prefix(prefix);
     }
+    if let Some(after) = p.after.as_deref() {
+        q = q.after(parse_id(after)?);
+    }
     let (limit, offset) = (q.limit, q.offset);
     let page = api.rw.list(q).await?;
+    // The cursor of the next page, when this one is full.
+    let next = (page.runs.len() == limit && limit > 0)
+        .then(|| page.runs.last().map(|r| r.id))
+        .flatten();
     Ok(Json(
-        json!({"runs": page.runs, "total": page.total, "limit": limit, "offset": offset}),
+        json!({"runs": page.runs, "total": page.total, "limit": limit, "offset": offset, "next": next}),
     ))
 }
 
