@@ -476,68 +476,54 @@ impl RunStore for SqliteStore {
         );
         // Timestamps are written fixed-width (microseconds, UTC), so they compare as text.
         let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2) \
-                      AND (?5 IS NULL OR json_extract(record, '$.queue') = ?5) \
-                      AND (?6 IS NULL OR json_extract(record, '$.kind') = ?6) \
-                      AND (?7 IS NULL OR json_extract(record, '$.workflow') = ?7) \
-                      AND (?8 IS NULL OR json_extract(record, '$.created_at') >= ?8) \
-                      AND (?9 IS NULL OR json_extract(record, '$.created_at') < ?9) \
-                      AND (?10 IS NULL OR finished_at >= ?10) \
-                      AND (?11 IS NULL OR finished_at < ?11) \
-                      AND (?12 IS NULL OR json_extract(record, '$.name') = ?12) \
-                      AND (?13 IS NULL OR substr(id, 1, length(?13)) = lower(?13))";
-        // The cursor narrows the page, not the total.
-        let cursor = q.after.map(|id| id.to_string());
+                      AND (?3 IS NULL OR json_extract(record, '$.queue') = ?3) \
+                      AND (?4 IS NULL OR json_extract(record, '$.kind') = ?4) \
+                      AND (?5 IS NULL OR json_extract(record, '$.workflow') = ?5) \
+                      AND (?6 IS NULL OR json_extract(record, '$.created_at') >= ?6) \
+                      AND (?7 IS NULL OR json_extract(record, '$.created_at') < ?7) \
+                      AND (?8 IS NULL OR finished_at >= ?8) \
+                      AND (?9 IS NULL OR finished_at < ?9) \
+                      AND (?10 IS NULL OR json_extract(record, '$.name') = ?10) \
+                      AND (?11 IS NULL OR substr(id, 1, length(?11)) = lower(?11))";
         let (finished_after, finished_before) = (
             q.finished_after.map(|t| t.unix_micros() as i64),
             q.finished_before.map(|t| t.unix_micros() as i64),
         );
+        let filter_args: [&dyn rusqlite::ToSql; 11] = [
+            &status,
+            &q.label,
+            &q.queue,
+            &q.kind,
+            &workflow,
+            &after,
+            &before,
+            &finished_after,
+            &finished_before,
+            &q.name,
+            &q.id_prefix,
+        ];
         let total: i64 = self
             .conn
             .query_row(
                 &format!("SELECT count(*) FROM runs WHERE {filter}"),
-                params![
-                    status,
-                    q.label,
-                    None::<i64>,
-                    None::<i64>,
-                    q.queue,
-                    q.kind,
-                    workflow,
-                    after,
-                    before,
-                    finished_after,
-                    finished_before,
-                    q.name,
-                    q.id_prefix
-                ],
+                rusqlite::params_from_iter(filter_args),
                 |r| r.get(0),
             )
             .map_err(e)?;
+        // The cursor narrows the page, not the total.
+        let cursor = q.after.map(|id| id.to_string());
+        let (limit, offset) = (i64::try_from(q.limit).unwrap_or(-1), q.offset as i64);
+        let page_args: [&dyn rusqlite::ToSql; 3] = [&cursor, &limit, &offset];
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT record FROM runs WHERE {filter} AND (?14 IS NULL OR id < ?14) \
-                 ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+                "SELECT record FROM runs WHERE {filter} AND (?12 IS NULL OR id < ?12) \
+                 ORDER BY id DESC LIMIT ?13 OFFSET ?14"
             ))
             .map_err(e)?;
         let rows = stmt
             .query_map(
-                params![
-                    status,
-                    q.label,
-                    i64::try_from(q.limit).unwrap_or(-1),
-                    q.offset as i64,
-                    q.queue,
-                    q.kind,
-                    workflow,
-                    after,
-                    before,
-                    finished_after,
-                    finished_before,
-                    q.name,
-                    q.id_prefix,
-                    cursor
-                ],
+                rusqlite::params_from_iter(filter_args.into_iter().chain(page_args)),
                 |r| r.get::<_, String>(0),
             )
             .map_err(e)?;

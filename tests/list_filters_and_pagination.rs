@@ -92,23 +92,25 @@ async fn filters_combine_newest_first_with_a_true_total() {
     rw.shutdown(support::STEP).await.expect("shutdown");
 }
 
+/// A runwarden in memory, and one with a SQLite store whose memory window of 5 sends
+/// listings to the store.
+async fn memory_and_store(name: &str) -> (support::TempDir, Runwarden, Runwarden) {
+    let dir = support::TempDir::new(name);
+    let store = runwarden::SqliteStore::open(dir.0.join("runs.db")).expect("open");
+    let retention = runwarden::Retention {
+        memory_window: 5,
+        ..runwarden::Retention::default()
+    };
+    let durable = start(Runwarden::builder().store(store).retention(retention)).await;
+    (dir, start(Runwarden::builder()).await, durable)
+}
+
 /// The filters an operator searches with: by name, by the start of an id, by when runs ended.
 /// The same answers from memory and from the SQLite store (a memory window of 5 sends the
 /// listing to the store).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_id_prefix_and_finished_range_filter_in_memory_and_in_the_store() {
-    let dir = support::TempDir::new("list-store");
-    let store = runwarden::SqliteStore::open(dir.0.join("runs.db")).expect("open");
-    let durable = start(
-        Runwarden::builder()
-            .store(store)
-            .retention(runwarden::Retention {
-                memory_window: 5,
-                ..runwarden::Retention::default()
-            }),
-    )
-    .await;
-    let memory = start(Runwarden::builder()).await;
+    let (_dir, memory, durable) = memory_and_store("list-store").await;
     for rw in [&memory, &durable] {
         let mut ids = Vec::new();
         for i in 0..24u32 {
@@ -202,18 +204,7 @@ async fn name_id_prefix_and_finished_range_filter_in_memory_and_in_the_store() {
 /// in memory and from the store; `total` counts every match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_pages_without_gaps_while_runs_arrive() {
-    let dir = support::TempDir::new("list-cursor");
-    let store = runwarden::SqliteStore::open(dir.0.join("runs.db")).expect("open");
-    let durable = start(
-        Runwarden::builder()
-            .store(store)
-            .retention(runwarden::Retention {
-                memory_window: 5,
-                ..runwarden::Retention::default()
-            }),
-    )
-    .await;
-    let memory = start(Runwarden::builder()).await;
+    let (_dir, memory, durable) = memory_and_store("list-cursor").await;
     for rw in [&memory, &durable] {
         let mut ids = Vec::new();
         for _ in 0..23 {

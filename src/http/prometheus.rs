@@ -172,25 +172,24 @@ pub(super) fn render(
             out.sample("runwarden_queue_limit", &[("queue", &q.name)], limit);
         }
     }
-    out.family(
-        "runwarden_queue_paused",
-        "gauge",
-        "Whether a queue is paused (1) or not (0).",
-    );
-    for q in &sup.queues {
-        out.sample(
+    type QueueField = fn(&crate::QueueStatus) -> usize;
+    let per_queue: [(&str, &str, QueueField); 2] = [
+        (
             "runwarden_queue_paused",
-            &[("queue", &q.name)],
-            u8::from(q.paused),
-        );
-    }
-    out.family(
-        "runwarden_queue_keys",
-        "gauge",
-        "Partition keys with runs waiting or running in a queue.",
-    );
-    for q in &sup.queues {
-        out.sample("runwarden_queue_keys", &[("queue", &q.name)], q.keys);
+            "Whether a queue is paused (1) or not (0).",
+            |q| usize::from(q.paused),
+        ),
+        (
+            "runwarden_queue_keys",
+            "Partition keys with runs waiting or running in a queue.",
+            |q| q.keys,
+        ),
+    ];
+    for (name, help, field) in per_queue {
+        out.family(name, "gauge", help);
+        for q in &sup.queues {
+            out.sample(name, &[("queue", &q.name)], field(q));
+        }
     }
     out.family(
         "runwarden_kind_queued",

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Dedup, Kind, ListQuery, RunSpec, RunStatus, Timestamp, WorkflowId};
+use crate::{Dedup, Kind, ListQuery, RunId, RunSpec, RunStatus, Timestamp, WorkflowId};
 
 use super::errors::*;
 use super::options::*;
@@ -396,18 +396,27 @@ pub(super) async fn cancel_runs(
         }
     }
     let answers = api.rw.cancel_matching(filter).await?;
-    let results: Vec<Value> = answers
-        .into_iter()
-        .map(|(id, answer)| match answer {
-            Ok(outcome) => json!({"run_id": id, "outcome": outcome}),
-            Err(e) => {
-                let mut item = ApiError::from(e).item();
-                item["run_id"] = json!(id);
-                item
-            }
-        })
-        .collect();
+    let results = per_run(answers, |outcome| json!({ "outcome": outcome }));
     Ok((StatusCode::OK, Json(json!({"results": results}))))
+}
+
+/// One result per run of a bulk action: `{run_id, ..what ok gives}` or `{run_id, error_code,
+/// detail}`.
+fn per_run<T, E: Into<ApiError>>(
+    answers: Vec<(RunId, Result<T, E>)>,
+    ok: impl Fn(T) -> Value,
+) -> Vec<Value> {
+    answers
+        .into_iter()
+        .map(|(id, answer)| {
+            let mut item = match answer {
+                Ok(v) => ok(v),
+                Err(e) => e.into().item(),
+            };
+            item["run_id"] = json!(id);
+            item
+        })
+        .collect()
 }
 
 /// `POST /runs/{id}/rerun`: the finished run again, as a new run with its spec.
@@ -496,17 +505,7 @@ pub(super) async fn rerun_runs(
         .map(|t| parse_time("created_before", t))
         .transpose()?;
     let answers = api.rw.rerun_matching(filter.created(after, before)).await?;
-    let results: Vec<Value> = answers
-        .into_iter()
-        .map(|(original, answer)| match answer {
-            Ok(id) => json!({"run_id": original, "id": id}),
-            Err(e) => {
-                let mut item = ApiError::from(e).item();
-                item["run_id"] = json!(original);
-                item
-            }
-        })
-        .collect();
+    let results = per_run(answers, |id| json!({ "id": id }));
     Ok((StatusCode::OK, Json(json!({"results": results}))))
 }
 
