@@ -255,6 +255,37 @@ pub(super) fn parse_status(s: &str) -> Result<RunStatus, ApiError> {
         .ok_or_else(|| ApiError::validation(format!("unknown status `{s}`")))
 }
 
+/// The criteria `GET /runs` and `POST /runs/rerun` share, as the request gave them.
+struct Criteria {
+    label: Option<String>,
+    queue: Option<String>,
+    kind: Option<String>,
+    workflow: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+}
+
+impl Criteria {
+    fn apply(self, mut q: ListQuery) -> Result<ListQuery, ApiError> {
+        if let Some(l) = self.label {
+            q = q.label(l);
+        }
+        if let Some(qu) = self.queue {
+            q = q.queue(qu);
+        }
+        if let Some(k) = self.kind {
+            q = q.kind(k);
+        }
+        if let Some(w) = self.workflow.as_deref() {
+            q = q.workflow(parse_workflow(w)?);
+        }
+        let time = |what, t: Option<String>| t.map(|t| parse_time(what, &t)).transpose();
+        let after = time("created_after", self.created_after)?;
+        let before = time("created_before", self.created_before)?;
+        Ok(q.created(after, before))
+    }
+}
+
 pub(super) async fn list_runs(
     State(api): State<Api>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -266,39 +297,18 @@ pub(super) async fn list_runs(
     if let Some(s) = p.status.as_deref() {
         q = q.status(parse_status(s)?);
     }
-    if let Some(l) = p.label {
-        q = q.label(l);
+    q = Criteria {
+        label: p.label,
+        queue: p.queue,
+        kind: p.kind,
+        workflow: p.workflow,
+        created_after: p.created_after,
+        created_before: p.created_before,
     }
-    if let Some(qu) = p.queue {
-        q = q.queue(qu);
-    }
-    if let Some(k) = p.kind {
-        q = q.kind(k);
-    }
-    if let Some(w) = p.workflow.as_deref() {
-        q = q.workflow(parse_workflow(w)?);
-    }
-    let after = p
-        .created_after
-        .as_deref()
-        .map(|t| parse_time("created_after", t))
-        .transpose()?;
-    let before = p
-        .created_before
-        .as_deref()
-        .map(|t| parse_time("created_before", t))
-        .transpose()?;
-    q = q.created(after, before);
-    let f_after = p
-        .finished_after
-        .as_deref()
-        .map(|t| parse_time("finished_after", t))
-        .transpose()?;
-    let f_before = p
-        .finished_before
-        .as_deref()
-        .map(|t| parse_time("finished_before", t))
-        .transpose()?;
+    .apply(q)?;
+    let time = |what, t: Option<String>| t.map(|t| parse_time(what, &t)).transpose();
+    let f_after = time("finished_after", p.finished_after)?;
+    let f_before = time("finished_before", p.finished_before)?;
     q = q.finished(f_after, f_before);
     if let Some(n) = p.name {
         q = q.name(n);
@@ -482,29 +492,16 @@ pub(super) async fn rerun_runs(
         }
         filter = filter.status(status);
     }
-    if let Some(l) = body.label {
-        filter = filter.label(l);
+    let filter = Criteria {
+        label: body.label,
+        queue: body.queue,
+        kind: body.kind,
+        workflow: body.workflow,
+        created_after: body.created_after,
+        created_before: body.created_before,
     }
-    if let Some(q) = body.queue {
-        filter = filter.queue(q);
-    }
-    if let Some(k) = body.kind {
-        filter = filter.kind(k);
-    }
-    if let Some(w) = body.workflow.as_deref() {
-        filter = filter.workflow(parse_workflow(w)?);
-    }
-    let after = body
-        .created_after
-        .as_deref()
-        .map(|t| parse_time("created_after", t))
-        .transpose()?;
-    let before = body
-        .created_before
-        .as_deref()
-        .map(|t| parse_time("created_before", t))
-        .transpose()?;
-    let answers = api.rw.rerun_matching(filter.created(after, before)).await?;
+    .apply(filter)?;
+    let answers = api.rw.rerun_matching(filter).await?;
     let results = per_run(answers, |id| json!({ "id": id }));
     Ok((StatusCode::OK, Json(json!({"results": results}))))
 }
