@@ -5,6 +5,9 @@
 //!     [--latency-secs 10]
 //! ```
 //!
+//! The cores scenario runs the throughput of runwarden, the floor and the baseline with 1 and
+//! with 2 runtime worker threads, each in a fresh child process (`threads_1`, `threads_2`).
+//!
 //! The latency scenario (`bench/latency.rs`) submits 1 ms jobs at a steady 25%, 50% and 90% of
 //! the trivial-run capacity measured in the same run, `--latency-secs` at each load, for
 //! runwarden and for the baseline at the same rate.
@@ -857,6 +860,39 @@ fn run_child(kind: &str, m: usize) -> Option<f64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// Throughput of runwarden, the floor and the baseline on this process's runtime: the median
+/// of three runs each, alternating.
+async fn threads_child(runs: usize) -> (f64, f64, f64) {
+    let (mut rw, mut floor_tp, mut base) = (vec![], vec![], vec![]);
+    for _ in 0..3 {
+        rw.push(runwarden_throughput(runs).await.0);
+        floor_tp.push(floor::throughput(runs).await);
+        base.push(baseline_throughput(runs).await);
+    }
+    (stat(rw).median, stat(floor_tp).median, stat(base).median)
+}
+
+/// The cores scenario: throughput with 1 and with 2 runtime worker threads, each in a fresh
+/// child process; `None` for a child that failed.
+fn threads_scaling(runs: usize) -> Option<[(f64, f64, f64); 2]> {
+    let exe = std::env::current_exe().ok()?;
+    let mut out = [(0.0, 0.0, 0.0); 2];
+    for (slot, threads) in out.iter_mut().zip([1, 2]) {
+        let child = Command::new(&exe)
+            .args(["--child", &format!("threads-{threads}")])
+            .args(["--runs", &runs.to_string()])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&child.stdout);
+        let v: Vec<f64> = text
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        *slot = (*v.first()?, *v.get(1)?, *v.get(2)?);
+    }
+    Some(out)
+}
+
 fn machine() -> String {
     let nproc = std::thread::available_parallelism().map_or(0, usize::from);
     let rustc = Command::new("rustc")
@@ -875,6 +911,22 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The cores scenario's child: throughput on a runtime with this many worker threads.
+    if let Some(threads) = flags
+        .child
+        .as_deref()
+        .and_then(|c| c.strip_prefix("threads-"))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (rw, floor, base) = rt.block_on(on_worker(threads_child(flags.runs)));
+        println!("{rw} {floor} {base}");
+        return ExitCode::SUCCESS;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1119,8 +1171,39 @@ async fn run(f: Flags) -> ExitCode {
             None => println!("{name:<34} {:>14}", "failed"),
         }
     }
+    eprintln!("cores: 1 and 2 runtime worker threads");
+    let scaling = threads_scaling(f.runs);
+    match scaling {
+        Some([one, two]) => {
+            for (name, a, b) in [
+                ("runwarden", one.0, two.0),
+                ("floor", one.1, two.1),
+                ("baseline", one.2, two.2),
+            ] {
+                println!(
+                    "{:<34} {:>8.0} → {:>8.0} runs/s ({:.2}× with 2 threads)",
+                    format!("threads 1 → 2, {name}"),
+                    a,
+                    b,
+                    b / a
+                );
+            }
+        }
+        None => println!("{:<34} {:>14}", "threads 1 → 2", "failed"),
+    }
     if f.json {
+        let per_threads = |i: usize| {
+            scaling.map(|s| {
+                serde_json::json!({
+                    "runs_per_sec": s[i].0,
+                    "floor_runs_per_sec": s[i].1,
+                    "baseline_runs_per_sec": s[i].2,
+                })
+            })
+        };
         let line = serde_json::json!({
+            "threads_1": per_threads(0),
+            "threads_2": per_threads(1),
             "machine": machine(),
             "reps": f.reps,
             "runs": f.runs,

@@ -542,6 +542,8 @@ impl RunStore for SqliteStore {
         })
     }
 
+    /// Never a run an active run depends on (its dependent reads its record), so such runs
+    /// cannot fill a pass's batch and stall retention.
     fn prunable(
         &mut self,
         ended_before: Timestamp,
@@ -555,6 +557,10 @@ impl RunStore for SqliteStore {
                  finished_at < ?1 OR id IN (
                      SELECT id FROM runs WHERE status IN {TERMINAL}
                      ORDER BY id DESC LIMIT -1 OFFSET ?2))
+                 AND id NOT IN (
+                     SELECT json_extract(d.value, '$.run')
+                     FROM runs w, json_each(w.record, '$.depends_on') d
+                     WHERE w.status IN ('waiting', 'queued', 'running'))
              ORDER BY id LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(e)?;

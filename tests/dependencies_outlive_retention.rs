@@ -116,3 +116,79 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
     .await;
     rw.shutdown(Duration::from_secs(5)).await.expect("shutdown");
 }
+
+/// Kept dependencies do not stall retention: with passes of two records and the four oldest
+/// finished runs kept for a waiting run, the runs that finished after them are still pruned,
+/// in memory and with a store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_dependencies_do_not_stall_retention() {
+    let dir = TempDir::new("deps-retention-stall");
+    let retention = Retention {
+        max_finished: 0,
+        memory_window: 100,
+        batch: 2,
+        ..Retention::default()
+    };
+    let store = SqliteStore::open(dir.0.join("runs.db")).expect("open");
+    let durable = support::start(Runwarden::builder().store(store).retention(retention)).await;
+    let memory = support::start(Runwarden::builder().retention(retention)).await;
+    for rw in [&memory, &durable] {
+        // The dependencies are held until D is recorded (retention keeps no finished run
+        // that nothing needs, so they must still be active when D names them).
+        let deps_gate = Gate::new();
+        let mut deps = Vec::new();
+        for i in 0..4 {
+            let open = deps_gate.clone();
+            let id = rw
+                .request(RunSpec::new(format!("dep-{i}")), move |_ctx| async move {
+                    open.wait().await;
+                    Ok(())
+                })
+                .durable()
+                .send()
+                .await
+                .expect("dep");
+            deps.push(id);
+        }
+        let gate = Gate::new();
+        let open = gate.clone();
+        let b = rw
+            .request(RunSpec::new("b"), move |_ctx| async move {
+                open.wait().await;
+                Ok(())
+            })
+            .durable()
+            .send()
+            .await
+            .expect("b");
+        let mut d = rw.request(RunSpec::new("d"), |_ctx| async { Ok(()) });
+        for dep in deps.iter().chain([&b]) {
+            d = d.after(Dependency::on(*dep));
+        }
+        let d = d.durable().send().await.expect("d");
+        deps_gate.open();
+        for id in &deps {
+            within("dep", rw.wait(*id)).await.expect("wait");
+        }
+        for i in 0..10 {
+            let id = rw
+                .submit(RunSpec::new(format!("filler-{i}")), |_ctx| async { Ok(()) })
+                .expect("filler");
+            within("filler", rw.wait(id)).await.expect("wait");
+        }
+        within("retention to prune every filler", async {
+            loop {
+                rw.prune_now().await.expect("prune");
+                let held = rw.stats().await.expect("stats").count(RunStatus::Completed);
+                if held == deps.len() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        gate.open();
+        let done = within("d", rw.wait(d)).await.expect("wait");
+        assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    }
+}

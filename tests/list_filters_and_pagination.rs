@@ -236,3 +236,47 @@ async fn a_cursor_pages_without_gaps_while_runs_arrive() {
         assert_eq!(seen, want, "every run once, newest first");
     }
 }
+
+/// A cursor over an active status still pages on when the cursor's run has left that status
+/// (here: cancelled) between the pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_over_queued_runs_survives_its_run_leaving_the_queue() {
+    let rw = start(Runwarden::builder().queue("one", runwarden::QueueConfig::limited(1))).await;
+    let gate = support::Gate::new();
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let g = gate.clone();
+        let spec = RunSpec::new("held").queue("one");
+        ids.push(
+            rw.submit(spec, move |_| async move {
+                g.wait().await;
+                Ok(())
+            })
+            .expect("submit"),
+        );
+    }
+    // The first runs; the other seven wait, newest first: ids[7] .. ids[1].
+    let q = ListQuery::new().status(RunStatus::Queued).limit(3);
+    let first = within("seven queued", async {
+        loop {
+            let page = rw.list(q.clone()).await.expect("list");
+            if page.total == 7 {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let got: Vec<_> = first.runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[7], ids[6], ids[5]]);
+    rw.cancel(ids[5]).await.expect("cancel");
+    within("cancel", rw.wait(ids[5])).await.expect("wait");
+    let next = rw.list(q.clone().after(ids[5])).await.expect("list");
+    let got: Vec<_> = next.runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[4], ids[3], ids[2]]);
+    assert_eq!(next.total, 6);
+    gate.open();
+    for id in &ids {
+        within("end", rw.wait(*id)).await.expect("wait");
+    }
+}

@@ -112,6 +112,9 @@ pub struct RegistryState {
     keys: Keys,
     /// The runs waiting for others, and whom they wait for.
     deps: Deps,
+    /// The active runs that depend on others (waiting or released): retention keeps their
+    /// dependencies' records. Empty without workflows, so it costs nothing then.
+    linked: IdSet<RunId>,
     logs: Option<Arc<dyn LogSink>>,
     store: Option<StoreWriter>,
     /// The store writes' numbering and the acknowledgements waiting for them to commit.
@@ -233,6 +236,7 @@ impl RegistryState {
             self.persist_record(Box::new(record.to_record()));
         }
         self.records.insert_stored(record);
+        self.note_links(id);
         if let Some(e) = event {
             self.deliver(Held::Event(e));
         }
@@ -307,6 +311,9 @@ impl RegistryState {
             waiters,
             first: true,
         });
+        if !self.linked.is_empty() {
+            self.linked.remove(&id);
+        }
         // Dependents learn of the end before the window may evict the record.
         self.dependency_ended(id);
         if self.store.is_some() {
@@ -417,12 +424,24 @@ impl RegistryState {
     /// one recovered after a crash, read them.
     fn needed_dependencies(&self) -> IdSet<RunId> {
         let mut needed = IdSet::default();
-        for id in self.active.ids() {
-            if let Some(links) = self.records.get(&id).and_then(Stored::links) {
+        for id in &self.linked {
+            if let Some(links) = self.records.get(id).and_then(Stored::links) {
                 needed.extend(links.depends_on.iter().map(|d| d.run));
             }
         }
         needed
+    }
+
+    /// Notes an active record that depends on others (see `linked`).
+    fn note_links(&mut self, id: RunId) {
+        if self
+            .records
+            .get(&id)
+            .and_then(Stored::links)
+            .is_some_and(|l| !l.depends_on.is_empty())
+        {
+            self.linked.insert(id);
+        }
     }
 
     /// With a store, keeps only the most recent finished runs in memory; the store answers
@@ -454,7 +473,8 @@ impl RegistryState {
             return;
         }
         let active = self.active.len();
-        let ids = retention::in_memory(&self.records, &r, active, ended_before);
+        let keep = self.needed_dependencies();
+        let ids = retention::in_memory(&self.records, &r, active, ended_before, &keep);
         self.prune(ids);
     }
 
@@ -540,7 +560,10 @@ impl RegistryState {
         let mut total = 0;
         // With a cursor, the page starts after the cursor's run (or, if it is no longer held,
         // after the runs with a greater id); `offset` then counts from there.
-        let cursor_held = q.after.is_some_and(|c| self.records.contains(&c));
+        // An active status's index is ordered by id: its cursor compares ids. The full scan is
+        // in arrival order: its cursor is a position, if the cursor's run is still held.
+        let indexed = q.status.and_then(|s| self.active.of(s)).is_some();
+        let cursor_held = !indexed && q.after.is_some_and(|c| self.records.contains(&c));
         let mut past_cursor = false;
         let mut skipped = 0;
         let mut visit = |r: &Stored| {
@@ -763,6 +786,7 @@ impl RegistryState {
     /// run and of the most recent finished ones.
     fn load(&mut self, loaded: StoredState) {
         self.stats.by_status = loaded.counts;
+        self.linked.clear();
         let mut records = loaded.records;
         // Ids are time-ordered: oldest first, as they arrived.
         records.sort_by_key(|r| r.id);
@@ -782,7 +806,11 @@ impl RegistryState {
             if let Some(key) = &r.idempotency_key {
                 self.keys.insert(key.clone(), r.id);
             }
+            let (id, linked) = (r.id, r.status.is_active() && !r.depends_on.is_empty());
             self.records.insert(r);
+            if linked {
+                self.linked.insert(id);
+            }
         }
     }
 
@@ -880,6 +908,7 @@ impl Actor for RegistryActor {
             finished: VecDeque::new(),
             stats: RegistryStats::default(),
             tally: Tally::default(),
+            linked: IdSet::default(),
             subscribers: Subscribers::new(args.event_buffer),
             keys: Keys::new(args.dedup_window),
             deps: Deps::default(),

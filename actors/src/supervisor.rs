@@ -104,7 +104,11 @@ pub struct SupervisorArguments {
     pub wall_clock: WallClock,
     /// Captures the trace context at submit and makes each run's span its child (see
     /// [`TracePropagation`]); `None`: run spans start their own traces unless a spec carries
-    /// a `traceparent`, which is then kept on the record only.
+    /// a `traceparent`, which is then kept on the record only. The capture happens where a
+    /// [`Submitter`](crate::Submitter) is called (the handle, HTTP). A submit by message
+    /// (`SupervisorMessage::Submit`, `SubmitMany`, `SubmitWorkflow`) is admitted in the
+    /// supervisor's task, where the caller's context is not: set `RunSpec::trace_parent` on
+    /// those specs (from [`TracePropagation::capture`], say).
     pub trace: Option<Arc<dyn TracePropagation>>,
 }
 

@@ -111,8 +111,6 @@ pub(super) struct StartRuns {
     runs: Vec<StartRun>,
 }
 
-/// `POST /runs/batch`: many runs in one registry message and one store transaction; one
-/// result per run, in order, once the batch is committed.
 /// The request's W3C `traceparent` header, if it is well formed (one that is not is
 /// ignored, as the Trace Context recommendation asks of a receiver).
 fn traceparent(headers: &HeaderMap) -> Option<String> {
@@ -120,6 +118,8 @@ fn traceparent(headers: &HeaderMap) -> Option<String> {
     runwarden_actors::is_traceparent(v).then(|| v.to_owned())
 }
 
+/// `POST /runs/batch`: many runs in one registry message and one store transaction; one
+/// result per run, in order, once the batch is committed.
 pub(super) async fn start_runs(
     State(api): State<Api>,
     headers: HeaderMap,

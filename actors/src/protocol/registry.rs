@@ -37,8 +37,8 @@ pub enum RegistryMessage {
     ActiveCount(RpcReplyPort<usize>),
     /// Query: the ids of active runs, oldest first.
     ActiveIds(RpcReplyPort<Vec<RunId>>),
-    /// Query: the ids of the active runs matching the filter's status, label and queue (its
-    /// limit and offset are ignored), oldest first: one consistent answer, however many.
+    /// Query: the ids of the active runs matching the filter (its limit, offset and cursor
+    /// are ignored), oldest first: one consistent answer, however many.
     ActiveMatching(Box<ListQuery>, RpcReplyPort<Vec<RunId>>),
     /// Query: is this run `Queued` or `Running`? `false` for unknown ids.
     IsActive(RunId, RpcReplyPort<bool>),

@@ -1,6 +1,7 @@
 //! Retention's policy: how much storage the records are sized for, when a retention pass is
 //! due, and which finished runs a pass in memory forgets. The registry applies it (`prune`).
 
+use crate::hash::IdSet;
 use crate::protocol::registry::Retention;
 use crate::run::{RunId, RunStatus};
 use crate::time::Timestamp;
@@ -51,6 +52,7 @@ pub(super) fn in_memory(
     r: &Retention,
     active: usize,
     ended_before: Timestamp,
+    keep: &IdSet<RunId>,
 ) -> Vec<(RunId, RunStatus)> {
     let finished = records.len() - active;
     let mut excess = finished.saturating_sub(r.max_finished);
@@ -59,7 +61,9 @@ pub(super) fn in_memory(
         if ids.len() >= r.batch {
             break;
         }
-        if rec.status().is_active() {
+        // Kept records (dependencies of active runs) are passed over, so they cannot stall
+        // the pass by filling its batch.
+        if rec.status().is_active() || keep.contains(&rec.id()) {
             continue;
         }
         let old = rec.finished_at().is_some_and(|t| t < ended_before);
