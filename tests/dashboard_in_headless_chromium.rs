@@ -419,6 +419,12 @@ async fn the_console_tells_the_truth_at_two_thousand_runs() {
         .await;
     b.wait_text("#ov-hour-failed", "7 failed in the last hour", |t| t == "7")
         .await;
+    b.wait_text(
+        "#ov-queues tr[data-queue=\"default\"]",
+        "the default queue in the overview",
+        |t| t.contains("default"),
+    )
+    .await;
     b.save_screenshot("dashboard-overview.png").await;
 
     // The failed filter: exactly the 7, the true total.
