@@ -1,7 +1,7 @@
 //! A finished run that an active run depends on outlives retention and the memory window, so
 //! a registry restarted from its store still judges the waiting run by it: with retention
-//! that keeps no finished run at all (and one in memory), a step waiting on A (completed) and B (still running)
-//! is released when B completes, and reads A's outcome.
+//! that keeps no finished run at all (and one in memory), a step waiting on A (completed) and
+//! B (still running) is released when B completes, and reads A's outcome.
 #[path = "support/helpers.rs"]
 mod support;
 
@@ -11,6 +11,16 @@ use runwarden::{
     Dependency, Json, ListQuery, Retention, RunSpec, RunStatus, Runwarden, SqliteStore,
 };
 use support::{Gate, TempDir, within};
+
+/// Waits for a run that retention may forget as soon as it ends (these tests keep no finished
+/// run that nothing needs): its record, or `NotFound` once it has been pruned.
+async fn ended(rw: &Runwarden, id: runwarden::RunId) {
+    match within("a run to end", rw.wait(id)).await {
+        Ok(r) => assert!(r.status.is_terminal()),
+        Err(runwarden::Error::NotFound(_)) => {}
+        Err(e) => panic!("wait: {e}"),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dependency_of_a_waiting_run_is_never_pruned() {
@@ -23,13 +33,18 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
     }))
     .await;
 
+    // A is held until D names it (retention keeps no finished run that nothing needs).
+    let a_gate = Gate::new();
+    let a_open = a_gate.clone();
     let a = rw
-        .request(RunSpec::new("a"), |_ctx| async { Ok(Json::from("from a")) })
+        .request(RunSpec::new("a"), move |_ctx| async move {
+            a_open.wait().await;
+            Ok(Json::from("from a"))
+        })
         .durable()
         .send()
         .await
         .expect("a");
-    within("a", rw.wait(a)).await.expect("wait");
     let gate = Gate::new();
     let open = gate.clone();
     let b = rw
@@ -41,6 +56,8 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
         .send()
         .await
         .expect("b");
+    // D says what it read of its dependencies (its own record may be pruned once it ends).
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<String>();
     let d = rw
         .request(RunSpec::new("d"), |ctx: runwarden::RunContext| async move {
             let names: Vec<String> = ctx
@@ -48,7 +65,8 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
                 .iter()
                 .map(|o| format!("{}:{}", o.run, o.status))
                 .collect();
-            Ok(Json::from(names.join(",")))
+            let _ = read_tx.send(names.join(","));
+            Ok(())
         })
         .after(Dependency::on(a))
         .after(Dependency::on(b))
@@ -56,13 +74,15 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
         .send()
         .await
         .expect("d");
+    a_gate.open();
+    within("a", rw.wait(a)).await.expect("wait");
 
     // Retention would keep no finished run; a pass runs now, and more runs end meanwhile.
     for i in 0..20 {
         let id = rw
             .submit(RunSpec::new(format!("filler-{i}")), |_ctx| async { Ok(()) })
             .expect("filler");
-        within("filler", rw.wait(id)).await.expect("wait");
+        ended(&rw, id).await;
     }
     rw.prune_now().await.expect("prune");
     within("retention to prune the fillers", async {
@@ -88,16 +108,12 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(rw.status(d).await.expect("d").status, RunStatus::Waiting);
     gate.open();
-    let done = within("d", rw.wait(d)).await.expect("wait");
-    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    let read = within("d to run", read_rx).await.expect("d ran");
     assert_eq!(
-        done.result,
-        Some(Json::from(format!(
-            "{a}:{},{b}:{}",
-            RunStatus::Completed,
-            RunStatus::Completed
-        )))
+        read,
+        format!("{a}:{},{b}:{}", RunStatus::Completed, RunStatus::Completed)
     );
+    ended(&rw, d).await;
     // Once D is no longer active, A may go.
     rw.prune_now().await.expect("prune");
     within("retention to prune A", async {
@@ -161,7 +177,11 @@ async fn kept_dependencies_do_not_stall_retention() {
             .send()
             .await
             .expect("b");
-        let mut d = rw.request(RunSpec::new("d"), |_ctx| async { Ok(()) });
+        let (ran_tx, ran_rx) = tokio::sync::oneshot::channel::<usize>();
+        let mut d = rw.request(RunSpec::new("d"), |ctx: runwarden::RunContext| async move {
+            let _ = ran_tx.send(ctx.dependencies().len());
+            Ok(())
+        });
         for dep in deps.iter().chain([&b]) {
             d = d.after(Dependency::on(*dep));
         }
@@ -174,7 +194,7 @@ async fn kept_dependencies_do_not_stall_retention() {
             let id = rw
                 .submit(RunSpec::new(format!("filler-{i}")), |_ctx| async { Ok(()) })
                 .expect("filler");
-            within("filler", rw.wait(id)).await.expect("wait");
+            ended(rw, id).await;
         }
         within("retention to prune every filler", async {
             loop {
@@ -188,7 +208,8 @@ async fn kept_dependencies_do_not_stall_retention() {
         })
         .await;
         gate.open();
-        let done = within("d", rw.wait(d)).await.expect("wait");
-        assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+        let read = within("d to run", ran_rx).await.expect("d ran");
+        assert_eq!(read, deps.len() + 1, "every dependency's outcome");
+        ended(rw, d).await;
     }
 }

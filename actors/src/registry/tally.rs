@@ -97,7 +97,8 @@ impl Tally {
     /// Counts an accepted transition of `r` (already applied: `r` is the record after it).
     pub(super) fn saw(&mut self, r: &Stored, seen: Seen) {
         let queue = r.shared_queue();
-        let kind = r.kind();
+        // A kind named "" would export the same labels as runs of a closure: one series.
+        let kind = r.kind().filter(|k| !k.is_empty());
         match seen {
             Seen::Released(at) => {
                 self.released.insert(r.id(), at);
