@@ -44,18 +44,27 @@ fn counting_callback(batch: Batch, when: CallbackWhen) -> Batch {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_callback_reads_exact_counts_once_every_member_ended() {
-    let rw = support::start(Runwarden::builder().max_concurrent(3)).await;
-    let batch = counting_callback(members(Batch::new(), 17, 5), CallbackWhen::AllEnded);
+/// Submits `batch` and waits for its callback's record (and returns the batch's runs).
+async fn callback_end(
+    rw: &Runwarden,
+    batch: Batch,
+) -> (runwarden::WorkflowRuns, runwarden::RunRecord) {
     let runs = within("submit", rw.submit_batch(batch))
         .await
         .expect("accepted");
-    assert_eq!(runs.steps.len(), 23);
     let callback = runs.run(Batch::CALLBACK).expect("a callback step");
     let done = within("the callback", rw.wait(callback))
         .await
         .expect("wait");
+    (runs, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_reads_exact_counts_once_every_member_ended() {
+    let rw = support::start(Runwarden::builder().max_concurrent(3)).await;
+    let batch = counting_callback(members(Batch::new(), 17, 5), CallbackWhen::AllEnded);
+    let (runs, done) = callback_end(&rw, batch).await;
+    assert_eq!(runs.steps.len(), 23);
     assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(
         done.result,
@@ -80,26 +89,12 @@ async fn the_callback_reads_exact_counts_once_every_member_ended() {
 
     // Only when all completed: one failure cancels the callback, unstarted.
     let strict = counting_callback(members(Batch::new(), 3, 1), CallbackWhen::AllCompleted);
-    let runs = within("submit", rw.submit_batch(strict))
-        .await
-        .expect("accepted");
-    let callback = runs.run(Batch::CALLBACK).expect("a callback step");
-    let done = within("the callback", rw.wait(callback))
-        .await
-        .expect("wait");
+    let (_, done) = callback_end(&rw, strict).await;
     assert_eq!(done.status, RunStatus::Cancelled);
     assert_eq!(done.cancelled_by, Some(CancelReason::Dependency));
     assert!(done.started_at.is_none());
     let all_good = counting_callback(members(Batch::new(), 4, 0), CallbackWhen::AllCompleted);
-    let runs = within("submit", rw.submit_batch(all_good))
-        .await
-        .expect("accepted");
-    let done = within(
-        "the callback",
-        rw.wait(runs.run(Batch::CALLBACK).expect("cb")),
-    )
-    .await
-    .expect("wait");
+    let (_, done) = callback_end(&rw, all_good).await;
     assert_eq!(
         done.result,
         Some(Json::from("completed=4 failed=0 cancelled=0 total=4"))
@@ -130,15 +125,7 @@ async fn a_durable_batch_is_answered_from_the_store_and_filters_agree() {
         batch = batch.run_kind("row", RunSpec::new("row"));
     }
     let batch = counting_callback(batch, CallbackWhen::AllEnded);
-    let runs = within("submit", rw.submit_batch(batch))
-        .await
-        .expect("accepted");
-    let done = within(
-        "the callback",
-        rw.wait(runs.run(Batch::CALLBACK).expect("cb")),
-    )
-    .await
-    .expect("wait");
+    let (runs, done) = callback_end(&rw, batch).await;
     assert_eq!(
         done.result,
         Some(Json::from("completed=12 failed=0 cancelled=0 total=12"))

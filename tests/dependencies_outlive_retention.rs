@@ -7,9 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use runwarden::{
-    Dependency, Json, ListQuery, Retention, RunSpec, RunStatus, Runwarden, SqliteStore,
-};
+use runwarden::{Dependency, ListQuery, Retention, RunSpec, RunStatus, Runwarden, SqliteStore};
 use support::{Gate, TempDir, within};
 
 /// Waits for a run that retention may forget as soon as it ends (these tests keep no finished
@@ -20,6 +18,19 @@ async fn ended(rw: &Runwarden, id: runwarden::RunId) {
         Err(runwarden::Error::NotFound(_)) => {}
         Err(e) => panic!("wait: {e}"),
     }
+}
+
+/// A durable run that completes once `gate` opens.
+async fn held(rw: &Runwarden, label: &str, gate: &Gate) -> runwarden::RunId {
+    let open = gate.clone();
+    rw.request(RunSpec::new(label), move |_ctx| async move {
+        open.wait().await;
+        Ok(())
+    })
+    .durable()
+    .send()
+    .await
+    .expect("submit")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,27 +46,9 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
 
     // A is held until D names it (retention keeps no finished run that nothing needs).
     let a_gate = Gate::new();
-    let a_open = a_gate.clone();
-    let a = rw
-        .request(RunSpec::new("a"), move |_ctx| async move {
-            a_open.wait().await;
-            Ok(Json::from("from a"))
-        })
-        .durable()
-        .send()
-        .await
-        .expect("a");
+    let a = held(&rw, "a", &a_gate).await;
     let gate = Gate::new();
-    let open = gate.clone();
-    let b = rw
-        .request(RunSpec::new("b"), move |_ctx| async move {
-            open.wait().await;
-            Ok(())
-        })
-        .durable()
-        .send()
-        .await
-        .expect("b");
+    let b = held(&rw, "b", &gate).await;
     // D says what it read of its dependencies (its own record may be pruned once it ends).
     let (read_tx, read_rx) = tokio::sync::oneshot::channel::<String>();
     let d = rw
@@ -105,7 +98,7 @@ async fn a_dependency_of_a_waiting_run_is_never_pruned() {
         .registry()
         .actor()
         .cast(runwarden::actors::faults::registry_panic("restart"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Answered after the restart: the registry handles its mailbox in order.
     assert_eq!(rw.status(d).await.expect("d").status, RunStatus::Waiting);
     gate.open();
     let read = within("d to run", read_rx).await.expect("d ran");
@@ -154,29 +147,10 @@ async fn kept_dependencies_do_not_stall_retention() {
         let deps_gate = Gate::new();
         let mut deps = Vec::new();
         for i in 0..4 {
-            let open = deps_gate.clone();
-            let id = rw
-                .request(RunSpec::new(format!("dep-{i}")), move |_ctx| async move {
-                    open.wait().await;
-                    Ok(())
-                })
-                .durable()
-                .send()
-                .await
-                .expect("dep");
-            deps.push(id);
+            deps.push(held(rw, &format!("dep-{i}"), &deps_gate).await);
         }
         let gate = Gate::new();
-        let open = gate.clone();
-        let b = rw
-            .request(RunSpec::new("b"), move |_ctx| async move {
-                open.wait().await;
-                Ok(())
-            })
-            .durable()
-            .send()
-            .await
-            .expect("b");
+        let b = held(rw, "b", &gate).await;
         let (ran_tx, ran_rx) = tokio::sync::oneshot::channel::<usize>();
         let mut d = rw.request(RunSpec::new("d"), |ctx: runwarden::RunContext| async move {
             let _ = ran_tx.send(ctx.dependencies().len());

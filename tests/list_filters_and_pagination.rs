@@ -243,30 +243,28 @@ async fn a_cursor_pages_without_gaps_while_runs_arrive() {
 async fn a_cursor_over_queued_runs_survives_its_run_leaving_the_queue() {
     let rw = start(Runwarden::builder().queue("one", runwarden::QueueConfig::limited(1))).await;
     let gate = support::Gate::new();
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut ids = Vec::new();
     for _ in 0..8 {
-        let g = gate.clone();
+        let (g, started) = (gate.clone(), started_tx.clone());
         let spec = RunSpec::new("held").queue("one");
         ids.push(
             rw.submit(spec, move |_| async move {
+                let _ = started.send(());
                 g.wait().await;
                 Ok(())
             })
             .expect("submit"),
         );
     }
-    // The first runs; the other seven wait, newest first: ids[7] .. ids[1].
+    // The first runs (its worker told the registry before the job began); the other seven
+    // wait, newest first: ids[7] .. ids[1].
+    within("the first run to start", started_rx.recv())
+        .await
+        .expect("started");
     let q = ListQuery::new().status(RunStatus::Queued).limit(3);
-    let first = within("seven queued", async {
-        loop {
-            let page = rw.list(q.clone()).await.expect("list");
-            if page.total == 7 {
-                return page;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let first = rw.list(q.clone()).await.expect("list");
+    assert_eq!(first.total, 7);
     let got: Vec<_> = first.runs.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[7], ids[6], ids[5]]);
     rw.cancel(ids[5]).await.expect("cancel");

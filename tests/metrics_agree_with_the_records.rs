@@ -213,6 +213,8 @@ fn check(scrape: &Scrape, records: &[RunRecord]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_during_a_mixed_workload_matches_the_records() {
+    // Each held run says when it has started.
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let rw = Runwarden::builder()
         .queue("batch", QueueConfig::limited(2))
         .job_kind("work", OnInterrupt::Fail, |params| {
@@ -252,10 +254,15 @@ async fn a_scrape_during_a_mixed_workload_matches_the_records() {
                 Ok(())
             }))
         })
-        .job_kind("hold", OnInterrupt::Fail, |_| {
-            Ok(BoxedJob::repeatable(|ctx| async move {
-                ctx.cancelled().await;
-                Ok(())
+        .job_kind("hold", OnInterrupt::Fail, move |_| {
+            let started = started_tx.clone();
+            Ok(BoxedJob::repeatable(move |ctx| {
+                let started = started.clone();
+                async move {
+                    let _ = started.send(());
+                    ctx.cancelled().await;
+                    Ok(())
+                }
             }))
         })
         .start()
@@ -308,16 +315,8 @@ async fn a_scrape_during_a_mixed_workload_matches_the_records() {
         .collect();
     // Half the held runs are cancelled once running; the other half stay running.
     within("the held runs to start", async {
-        loop {
-            let running = rw
-                .list(ListQuery::default().status(RunStatus::Running).kind("hold"))
-                .await
-                .expect("list")
-                .total;
-            if running == holds.len() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        for _ in 0..holds.len() {
+            started_rx.recv().await.expect("a held run starts");
         }
     })
     .await;

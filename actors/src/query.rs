@@ -150,6 +150,12 @@ impl ListQuery {
         self
     }
 
+    /// Whether the filter selects anything less than every run (a bulk action needs this).
+    #[must_use]
+    pub fn has_criteria(&self) -> bool {
+        self.status.is_some() || self.filters_beyond_status()
+    }
+
     /// Whether the filter has criteria besides the status.
     #[must_use]
     pub fn filters_beyond_status(&self) -> bool {

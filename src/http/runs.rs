@@ -375,35 +375,27 @@ pub(super) async fn cancel_runs(
     State(api): State<Api>,
     ApiJson(body): ApiJson<CancelFilter>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let mut filter = ListQuery::new();
-    if let Some(k) = &body.kind {
-        filter = filter.kind(k.clone());
+    let mut filter = Criteria {
+        label: body.label,
+        queue: body.queue,
+        kind: body.kind,
+        workflow: body.workflow,
+        created_after: None,
+        created_before: None,
     }
-    if let Some(w) = body.workflow.as_deref() {
-        filter = filter.workflow(parse_workflow(w)?);
-    }
-    match (&body.status, &body.label, &body.queue) {
-        (None, None, None) if body.kind.is_none() && body.workflow.is_none() => {
-            let why = "give at least one of `status`, `label`, `queue`, `kind`, `workflow` \
-                       (nothing cancels all runs)";
+    .apply(ListQuery::new())?;
+    if let Some(s) = &body.status {
+        let status = parse_status(s)?;
+        if status.is_terminal() {
+            let why = format!("only queued or running runs can be cancelled, not {status}");
             return Err(ApiError::validation(why));
         }
-        (status, label, queue) => {
-            if let Some(s) = status {
-                let status = parse_status(s)?;
-                if status.is_terminal() {
-                    let why = format!("only queued or running runs can be cancelled, not {status}");
-                    return Err(ApiError::validation(why));
-                }
-                filter = filter.status(status);
-            }
-            if let Some(l) = label {
-                filter = filter.label(l.clone());
-            }
-            if let Some(q) = queue {
-                filter = filter.queue(q.clone());
-            }
-        }
+        filter = filter.status(status);
+    }
+    if !filter.has_criteria() {
+        let why = "give at least one of `status`, `label`, `queue`, `kind`, `workflow` \
+                   (nothing cancels all runs)";
+        return Err(ApiError::validation(why));
     }
     let answers = api.rw.cancel_matching(filter).await?;
     let results = per_run(answers, |outcome| json!({ "outcome": outcome }));
@@ -464,19 +456,6 @@ pub(super) async fn rerun_runs(
     State(api): State<Api>,
     ApiJson(body): ApiJson<RerunFilter>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let criteria = [
-        body.status.is_some(),
-        body.label.is_some(),
-        body.queue.is_some(),
-        body.kind.is_some(),
-        body.workflow.is_some(),
-        body.created_after.is_some(),
-        body.created_before.is_some(),
-    ];
-    if !criteria.contains(&true) {
-        let why = "give at least one criterion (nothing re-runs every run)";
-        return Err(ApiError::validation(why));
-    }
     let limit = body.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_RERUNS {
         return Err(ApiError::validation(format!(
@@ -501,6 +480,10 @@ pub(super) async fn rerun_runs(
         created_before: body.created_before,
     }
     .apply(filter)?;
+    if !filter.has_criteria() {
+        let why = "give at least one criterion (nothing re-runs every run)";
+        return Err(ApiError::validation(why));
+    }
     let answers = api.rw.rerun_matching(filter).await?;
     let results = per_run(answers, |id| json!({ "id": id }));
     Ok((StatusCode::OK, Json(json!({"results": results}))))
