@@ -228,6 +228,10 @@ pub enum ErrorKind {
     /// Cancelled while waiting: a run it depends on did not complete (the message names it
     /// and says how it ended); its job never ran.
     DependencyNotCompleted,
+    /// The cluster node running it was declared dead (it stopped heartbeating: killed,
+    /// stopped, or cut off from the database), and the run could not be run again: its kind
+    /// must not run twice, or its attempts were used up. Set by `runwarden-cluster`'s rescue.
+    NodeLost,
 }
 
 /// Why a run failed: the kind a failed run's error has (and a failed attempt's).

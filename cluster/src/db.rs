@@ -1,0 +1,640 @@
+//! Every statement the cluster runs, over a connection pool: [`Db`].
+//!
+//! The tables are the truth; these functions are the only writers. Each write that takes a
+//! run out of `running` is fenced on the lease (node and epoch) and on the node being alive,
+//! so a node that lost its lease changes nothing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use runwarden::{RunId, RunStatus};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::error::ClusterError;
+use crate::run::{
+    CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, parse_error_kind, parse_status,
+};
+
+/// The channel a commit that makes a run claimable notifies (a hint: nodes also poll).
+pub(crate) const WAKE_CHANNEL: &str = "runwarden_wake";
+/// The channel a cancel of a running run notifies, with the run's id (a hint: owners also
+/// re-check on every heartbeat).
+pub(crate) const CANCEL_CHANNEL: &str = "runwarden_cancel";
+
+/// A pool of connections to the cluster's database.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+/// A run a node has just claimed.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub(crate) id: RunId,
+    pub(crate) kind: String,
+    pub(crate) params: Params,
+    pub(crate) label: String,
+    pub(crate) epoch: i64,
+    pub(crate) attempt: u32,
+    pub(crate) max_attempts: u32,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) cancel_requested: bool,
+}
+
+/// How a claimed run leaves `running`, as its node reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// A terminal status, with the job's result or the error.
+    Ended {
+        status: RunStatus,
+        result: Option<serde_json::Value>,
+        error: Option<(String, String)>,
+    },
+    /// The attempt failed and attempts remain: queued again after `delay`.
+    Retry {
+        delay: Duration,
+        error: (String, String),
+    },
+    /// Claimed but never started (a drain): queued again at once, the claim not counted.
+    HandBack,
+}
+
+/// One fenced write: a run, the epoch of the claim, and its outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct Finish {
+    pub(crate) id: RunId,
+    pub(crate) epoch: i64,
+    pub(crate) outcome: Outcome,
+}
+
+/// What one rescue pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Rescued {
+    pub(crate) nodes_declared_dead: u64,
+    pub(crate) requeued: u64,
+    pub(crate) failed: u64,
+    pub(crate) cancelled: u64,
+}
+
+const RUN_COLUMNS: &str = "id, kind, label, queue, priority, params, status, attempt, \
+     max_attempts, rerun_on_loss, ran_on, ran_on_id, created_at, started_at, finished_at, \
+     result, error_kind, error, cancel_requested, rescues, idempotency_key";
+
+fn to_run(row: &tokio_postgres::Row) -> ClusterRun {
+    let params: serde_json::Value = row.get("params");
+    let status: String = row.get("status");
+    let error_kind: Option<String> = row.get("error_kind");
+    ClusterRun {
+        id: RunId::from_uuid(row.get("id")),
+        kind: row.get("kind"),
+        label: row.get("label"),
+        queue: row.get("queue"),
+        priority: row.get("priority"),
+        params: match params {
+            serde_json::Value::Object(m) => m,
+            _ => Params::new(),
+        },
+        status: parse_status(&status),
+        attempt: u32::try_from(row.get::<_, i32>("attempt")).unwrap_or(0),
+        max_attempts: u32::try_from(row.get::<_, i32>("max_attempts")).unwrap_or(1),
+        rerun_on_loss: row.get("rerun_on_loss"),
+        node: row.get("ran_on"),
+        node_id: row.get("ran_on_id"),
+        created_at: row.get("created_at"),
+        started_at: row.get("started_at"),
+        finished_at: row.get("finished_at"),
+        result: row.get("result"),
+        error_kind: error_kind.as_deref().and_then(parse_error_kind),
+        error: row.get("error"),
+        cancel_requested: row.get("cancel_requested"),
+        rescues: u32::try_from(row.get::<_, i32>("rescues")).unwrap_or(0),
+        idempotency_key: row.get("idempotency_key"),
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Db {
+    /// A pool of at most `size` connections to `url` (a `postgres://` URL or a libpq
+    /// key=value string). Connections are made when first needed.
+    pub(crate) fn connect(url: &str, size: usize) -> Result<Self, ClusterError> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| ClusterError::BadRequest(format!("the database URL: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| ClusterError::Database(e.to_string()))?;
+        Ok(Db { pool, config })
+    }
+
+    /// A connection of its own, outside the pool (for LISTEN), and its driver future.
+    pub(crate) async fn dedicated(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        ClusterError,
+    > {
+        Ok(self.config.connect(NoTls).await?)
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<(), ClusterError> {
+        let mut client = self.pool.get().await?;
+        crate::schema::migrate(&mut client).await
+    }
+
+    /// Records a node as alive (a new id for every process start).
+    pub(crate) async fn join(&self, node: Uuid, name: &str) -> Result<(), ClusterError> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO rw_nodes (id, name) VALUES ($1, $2)",
+            &[&node, &name],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Renews a node's lease (and with it its runs'). `false`: the node has been declared dead
+    /// (or left) and must fence itself.
+    pub(crate) async fn heartbeat(&self, node: Uuid) -> Result<bool, ClusterError> {
+        let c = self.pool.get().await?;
+        let n = c
+            .execute(
+                "UPDATE rw_nodes SET heartbeat_at = now() WHERE id = $1 AND dead_at IS NULL",
+                &[&node],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Takes or renews the leader's lease for `ttl`; `true` if this node holds it now.
+    pub(crate) async fn try_lead(&self, node: Uuid, ttl: Duration) -> Result<bool, ClusterError> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "INSERT INTO rw_leader (id, node_id, expires_at)
+                 VALUES (1, $1, now() + $2 * interval '1 millisecond')
+                 ON CONFLICT (id) DO UPDATE
+                    SET node_id = EXCLUDED.node_id, expires_at = EXCLUDED.expires_at
+                    WHERE rw_leader.node_id = EXCLUDED.node_id OR rw_leader.expires_at < now()
+                 RETURNING node_id",
+                &[&node, &(ms(ttl) as f64)],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The leader's pass: declares dead every node silent for `dead_after` (by the database's
+    /// clock, so nodes' clocks do not matter), then takes back every run a dead node holds:
+    /// queued again (with backoff) if its kind may run twice and attempts remain, else
+    /// `failed` (`node_lost`), or `cancelled` if a cancel was asked for.
+    pub(crate) async fn rescue(&self, dead_after: Duration) -> Result<Rescued, ClusterError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let dead = tx
+            .execute(
+                "UPDATE rw_nodes SET dead_at = now()
+                 WHERE dead_at IS NULL AND heartbeat_at < now() - $1 * interval '1 millisecond'",
+                &[&(ms(dead_after) as f64)],
+            )
+            .await?;
+        let rows = tx
+            .query(
+                "WITH lost AS (
+                    SELECT r.id,
+                           CASE WHEN r.cancel_requested THEN 'cancelled'
+                                WHEN r.rerun_on_loss AND r.attempt < r.max_attempts THEN 'queued'
+                                ELSE 'failed' END AS next
+                    FROM rw_runs r JOIN rw_nodes n ON n.id = r.node_id
+                    WHERE r.status = 'running' AND n.dead_at IS NOT NULL
+                    FOR UPDATE OF r
+                 )
+                 UPDATE rw_runs r SET
+                    status = lost.next,
+                    node_id = NULL,
+                    rescues = r.rescues + 1,
+                    run_after = now() + least(250 * power(2, r.rescues), 30000)
+                                        * interval '1 millisecond',
+                    finished_at = CASE WHEN lost.next = 'queued' THEN NULL ELSE now() END,
+                    error_kind = CASE WHEN lost.next = 'cancelled' THEN 'cancelled_while_running'
+                                      ELSE 'node_lost' END,
+                    error = CASE
+                        WHEN lost.next = 'cancelled'
+                            THEN 'cancelled: its node was lost before it reported the end'
+                        WHEN lost.next = 'queued'
+                            THEN 'its node was lost; queued again'
+                        WHEN r.rerun_on_loss
+                            THEN 'its node was lost and no attempts remain'
+                        ELSE 'its node was lost, and its kind must not run twice' END
+                 FROM lost WHERE r.id = lost.id
+                 RETURNING lost.next",
+                &[],
+            )
+            .await?;
+        let mut out = Rescued {
+            nodes_declared_dead: dead,
+            ..Rescued::default()
+        };
+        for r in &rows {
+            match r.get::<_, &str>(0) {
+                "queued" => out.requeued += 1,
+                "cancelled" => out.cancelled += 1,
+                _ => out.failed += 1,
+            }
+        }
+        if out.requeued > 0 {
+            tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Commits runs (one statement, one transaction) and answers per run: its id, or why it
+    /// was refused. `rerun_on_loss[i]` is the kind's rule for `runs[i]`.
+    pub(crate) async fn submit(
+        &self,
+        runs: &[NewRun],
+        rerun_on_loss: &[bool],
+    ) -> Result<Vec<Result<RunId, ClusterError>>, ClusterError> {
+        let ids: Vec<Uuid> = runs.iter().map(|_| *RunId::new().as_uuid()).collect();
+        let kinds: Vec<&str> = runs.iter().map(|r| r.kind.as_str()).collect();
+        let labels: Vec<&str> = runs
+            .iter()
+            .map(|r| r.label.as_deref().unwrap_or(&r.kind))
+            .collect();
+        let queues: Vec<&str> = runs.iter().map(|r| r.queue.as_str()).collect();
+        let priorities: Vec<i32> = runs.iter().map(|r| r.priority).collect();
+        let params: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| serde_json::Value::Object(r.params.clone()))
+            .collect();
+        let attempts: Vec<i32> = runs
+            .iter()
+            .map(|r| i32::try_from(r.max_attempts).unwrap_or(i32::MAX))
+            .collect();
+        let timeouts: Vec<Option<i64>> = runs.iter().map(|r| r.timeout.map(ms)).collect();
+        let delays: Vec<i64> = runs.iter().map(|r| ms(r.delay)).collect();
+        let keys: Vec<Option<&str>> = runs.iter().map(|r| r.idempotency_key.as_deref()).collect();
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let inserted = tx
+            .query(
+                "INSERT INTO rw_runs (id, kind, label, queue, priority, params, status,
+                                      max_attempts, rerun_on_loss, timeout_ms, run_after,
+                                      idempotency_key)
+                 SELECT id, kind, label, queue, priority, params, 'queued', max_attempts,
+                        rerun, timeout_ms, now() + delay_ms * interval '1 millisecond', key
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                             $6::jsonb[], $7::int[], $8::bool[], $9::bigint[], $10::bigint[],
+                             $11::text[])
+                      AS t(id, kind, label, queue, priority, params, max_attempts, rerun,
+                           timeout_ms, delay_ms, key)
+                 ON CONFLICT (idempotency_key)
+                    WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running')
+                    DO NOTHING
+                 RETURNING id",
+                &[
+                    &ids,
+                    &kinds,
+                    &labels,
+                    &queues,
+                    &priorities,
+                    &params,
+                    &attempts,
+                    &rerun_on_loss,
+                    &timeouts,
+                    &delays,
+                    &keys,
+                ],
+            )
+            .await?;
+        let accepted: std::collections::HashSet<Uuid> =
+            inserted.iter().map(|r| r.get::<_, Uuid>(0)).collect();
+        let mut answers = Vec::with_capacity(runs.len());
+        for (i, id) in ids.iter().enumerate() {
+            if accepted.contains(id) {
+                answers.push(Ok(RunId::from_uuid(*id)));
+                continue;
+            }
+            // Refused by the key's index: name the run that holds it (in this batch or not).
+            let holder = tx
+                .query_opt(
+                    "SELECT id FROM rw_runs WHERE idempotency_key = $1
+                       AND status IN ('queued', 'running')",
+                    &[&keys[i]],
+                )
+                .await?;
+            answers.push(Err(match holder {
+                Some(row) => ClusterError::DuplicateKey(RunId::from_uuid(row.get(0))),
+                None => ClusterError::Database("the run was not inserted".into()),
+            }));
+        }
+        if !accepted.is_empty() {
+            tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    /// Claims up to `n` runs for `node`, by priority then submit order, skipping rows other
+    /// nodes are claiming; nothing if the node has been declared dead.
+    pub(crate) async fn claim(
+        &self,
+        node: Uuid,
+        name: &str,
+        n: usize,
+    ) -> Result<Vec<Claimed>, ClusterError> {
+        let c = self.pool.get().await?;
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = c
+            .query(
+                "WITH c AS (
+                    SELECT r.id FROM rw_runs r
+                    WHERE r.status = 'queued' AND r.run_after <= now()
+                      AND EXISTS (SELECT 1 FROM rw_nodes WHERE id = $1 AND dead_at IS NULL)
+                    ORDER BY r.priority DESC, r.id
+                    LIMIT $3
+                    FOR UPDATE OF r SKIP LOCKED
+                 )
+                 UPDATE rw_runs r SET
+                    status = 'running', node_id = $1, ran_on = $2, ran_on_id = $1,
+                    lease_epoch = r.lease_epoch + 1, attempt = r.attempt + 1,
+                    started_at = coalesce(r.started_at, now())
+                 FROM c WHERE r.id = c.id
+                 RETURNING r.id, r.kind, r.params, r.label, r.lease_epoch, r.attempt,
+                           r.max_attempts, r.timeout_ms, r.cancel_requested",
+                &[&node, &name, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let params: serde_json::Value = row.get(2);
+                Claimed {
+                    id: RunId::from_uuid(row.get(0)),
+                    kind: row.get(1),
+                    params: match params {
+                        serde_json::Value::Object(m) => m,
+                        _ => Params::new(),
+                    },
+                    label: row.get(3),
+                    epoch: row.get(4),
+                    attempt: u32::try_from(row.get::<_, i32>(5)).unwrap_or(0),
+                    max_attempts: u32::try_from(row.get::<_, i32>(6)).unwrap_or(1),
+                    timeout: row
+                        .get::<_, Option<i64>>(7)
+                        .map(|m| Duration::from_millis(u64::try_from(m).unwrap_or(0))),
+                    cancel_requested: row.get(8),
+                }
+            })
+            .collect())
+    }
+
+    /// Writes outcomes in one statement, each fenced on (node, epoch, `running`) and on the
+    /// node being alive. Answers the ids whose write took effect; the others had lost their
+    /// lease.
+    pub(crate) async fn finish(
+        &self,
+        node: Uuid,
+        batch: &[Finish],
+    ) -> Result<Vec<RunId>, ClusterError> {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut epochs = Vec::with_capacity(batch.len());
+        let mut statuses = Vec::with_capacity(batch.len());
+        let mut delays = Vec::with_capacity(batch.len());
+        let mut adjust = Vec::with_capacity(batch.len());
+        let mut results: Vec<Option<serde_json::Value>> = Vec::with_capacity(batch.len());
+        let mut kinds: Vec<Option<String>> = Vec::with_capacity(batch.len());
+        let mut errors: Vec<Option<String>> = Vec::with_capacity(batch.len());
+        for f in batch {
+            ids.push(*f.id.as_uuid());
+            epochs.push(f.epoch);
+            match &f.outcome {
+                Outcome::Ended {
+                    status,
+                    result,
+                    error,
+                } => {
+                    statuses.push(crate::run::status_str(*status));
+                    delays.push(0i64);
+                    adjust.push(0i32);
+                    results.push(result.clone());
+                    kinds.push(error.as_ref().map(|e| e.0.clone()));
+                    errors.push(error.as_ref().map(|e| e.1.clone()));
+                }
+                Outcome::Retry { delay, error } => {
+                    statuses.push("queued");
+                    delays.push(ms(*delay));
+                    adjust.push(0);
+                    results.push(None);
+                    kinds.push(Some(error.0.clone()));
+                    errors.push(Some(error.1.clone()));
+                }
+                Outcome::HandBack => {
+                    statuses.push("queued");
+                    delays.push(0);
+                    adjust.push(-1);
+                    results.push(None);
+                    kinds.push(None);
+                    errors.push(None);
+                }
+            }
+        }
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let rows = tx
+            .query(
+                "UPDATE rw_runs r SET
+                    status = f.status,
+                    node_id = NULL,
+                    finished_at = CASE WHEN f.status = 'queued' THEN NULL ELSE now() END,
+                    run_after = CASE WHEN f.status = 'queued'
+                                     THEN now() + f.delay_ms * interval '1 millisecond'
+                                     ELSE r.run_after END,
+                    attempt = r.attempt + f.adjust,
+                    result = f.result,
+                    error_kind = coalesce(f.error_kind, r.error_kind),
+                    error = coalesce(f.error, r.error)
+                 FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bigint[], $6::int[],
+                             $7::jsonb[], $8::text[], $9::text[])
+                      AS f(id, epoch, status, delay_ms, adjust, result, error_kind, error)
+                 WHERE r.id = f.id AND r.node_id = $1 AND r.lease_epoch = f.epoch
+                   AND r.status = 'running'
+                   AND EXISTS (SELECT 1 FROM rw_nodes n WHERE n.id = $1 AND n.dead_at IS NULL)
+                 RETURNING r.id, f.status",
+                &[
+                    &node, &ids, &epochs, &statuses, &delays, &adjust, &results, &kinds, &errors,
+                ],
+            )
+            .await?;
+        if rows.iter().any(|r| r.get::<_, &str>(1) == "queued") {
+            tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| RunId::from_uuid(r.get::<_, Uuid>(0)))
+            .collect())
+    }
+
+    /// Cancels a queued run at once; marks a running one and notifies its node.
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelAnswer, ClusterError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE rw_runs SET
+                    cancel_requested = true,
+                    status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                    finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+                    error_kind = CASE WHEN status = 'queued' THEN 'cancelled_while_queued'
+                                      ELSE error_kind END,
+                    error = CASE WHEN status = 'queued' THEN 'cancelled before it started'
+                                 ELSE error END
+                 WHERE id = $1 AND status IN ('queued', 'running')
+                 RETURNING status",
+                &[id.as_uuid()],
+            )
+            .await?;
+        let answer = match row {
+            Some(r) if r.get::<_, &str>(0) == "cancelled" => CancelAnswer::CancelledWhileQueued,
+            Some(_) => {
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&CANCEL_CHANNEL, &id.to_string()],
+                )
+                .await?;
+                CancelAnswer::Requested
+            }
+            None => {
+                match tx
+                    .query_opt("SELECT status FROM rw_runs WHERE id = $1", &[id.as_uuid()])
+                    .await?
+                {
+                    Some(r) => CancelAnswer::AlreadyFinished(parse_status(r.get(0))),
+                    None => CancelAnswer::NotFound,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// The running runs of `node` someone has asked to cancel.
+    pub(crate) async fn cancel_requests(&self, node: Uuid) -> Result<Vec<RunId>, ClusterError> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT id FROM rw_runs
+                 WHERE node_id = $1 AND status = 'running' AND cancel_requested",
+                &[&node],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| RunId::from_uuid(r.get(0))).collect())
+    }
+
+    /// One run.
+    pub(crate) async fn get(&self, id: RunId) -> Result<Option<ClusterRun>, ClusterError> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {RUN_COLUMNS} FROM rw_runs WHERE id = $1"),
+                &[id.as_uuid()],
+            )
+            .await?;
+        Ok(row.as_ref().map(to_run))
+    }
+
+    /// Runs newest first, of one status or all, at most `limit`, after the cursor `before`.
+    pub(crate) async fn list(
+        &self,
+        status: Option<RunStatus>,
+        limit: usize,
+        before: Option<RunId>,
+    ) -> Result<Vec<ClusterRun>, ClusterError> {
+        let c = self.pool.get().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let status = status.map(crate::run::status_str);
+        let before = before.map(|b| *b.as_uuid());
+        let params: [&(dyn ToSql + Sync); 3] = [&status, &before, &limit];
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM rw_runs
+                     WHERE ($1::text IS NULL OR status = $1)
+                       AND ($2::uuid IS NULL OR id < $2)
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &params,
+            )
+            .await?;
+        Ok(rows.iter().map(to_run).collect())
+    }
+
+    /// Counts per status, and live and dead nodes.
+    pub(crate) async fn stats(&self) -> Result<ClusterStats, ClusterError> {
+        let c = self.pool.get().await?;
+        let mut s = ClusterStats::default();
+        for row in c
+            .query("SELECT status, count(*) FROM rw_runs GROUP BY status", &[])
+            .await?
+        {
+            let n = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+            match row.get::<_, &str>(0) {
+                "queued" => s.queued = n,
+                "running" => s.running = n,
+                "completed" => s.completed = n,
+                "failed" => s.failed = n,
+                _ => s.cancelled = n,
+            }
+        }
+        let row = c
+            .query_one(
+                "SELECT count(*) FILTER (WHERE dead_at IS NULL),
+                        count(*) FILTER (WHERE dead_at IS NOT NULL) FROM rw_nodes",
+                &[],
+            )
+            .await?;
+        s.live_nodes = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        s.dead_nodes = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+        Ok(s)
+    }
+
+    /// A node's clean exit: it holds nothing, so no rescue is needed.
+    pub(crate) async fn leave(&self, node: Uuid) -> Result<(), ClusterError> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "UPDATE rw_nodes SET dead_at = now(), left_cleanly = true
+             WHERE id = $1 AND dead_at IS NULL",
+            &[&node],
+        )
+        .await?;
+        c.execute("DELETE FROM rw_leader WHERE node_id = $1", &[&node])
+            .await?;
+        Ok(())
+    }
+}

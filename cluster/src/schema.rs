@@ -1,0 +1,114 @@
+//! The cluster's tables, and the migrations that make them.
+//!
+//! `runwarden_cluster_schema` holds one row: the version this database is at. A node migrates
+//! under a transaction-scoped advisory lock, so nodes starting together migrate once; a
+//! database at a newer version than this build knows is refused, never changed.
+
+use tokio_postgres::Client;
+
+use crate::error::ClusterError;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock key under which nodes migrate (any fixed number; "rwmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7277_6d69_6772;
+
+const V1: &str = r"
+CREATE TABLE rw_nodes (
+    id           uuid PRIMARY KEY,
+    name         text NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    -- Set once, by a rescue (the node stopped heartbeating) or a node's own clean exit.
+    dead_at      timestamptz,
+    left_cleanly boolean NOT NULL DEFAULT false
+);
+
+-- One row: the leader's lease. Whoever holds an unexpired lease runs rescue.
+CREATE TABLE rw_leader (
+    id         int PRIMARY KEY CHECK (id = 1),
+    node_id    uuid NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+CREATE TABLE rw_runs (
+    id               uuid PRIMARY KEY,
+    kind             text NOT NULL,
+    label            text NOT NULL,
+    queue            text NOT NULL,
+    priority         int NOT NULL DEFAULT 0,
+    params           jsonb NOT NULL,
+    status           text NOT NULL
+                     CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+    attempt          int NOT NULL DEFAULT 0,
+    max_attempts     int NOT NULL CHECK (max_attempts >= 1),
+    -- May this run be executed again after the node running it is lost?
+    rerun_on_loss    boolean NOT NULL,
+    timeout_ms       bigint,
+    -- The lease: the node that owns this run while it is running, and the claim's epoch.
+    node_id          uuid,
+    lease_epoch      bigint NOT NULL DEFAULT 0,
+    -- The node that ran (or is running) the latest attempt.
+    ran_on           text,
+    ran_on_id        uuid,
+    run_after        timestamptz NOT NULL DEFAULT now(),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    result           jsonb,
+    error_kind       text,
+    error            text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    rescues          int NOT NULL DEFAULT 0,
+    idempotency_key  text,
+    CHECK ((status = 'running') = (node_id IS NOT NULL))
+);
+
+CREATE INDEX rw_runs_claim ON rw_runs (priority DESC, id) WHERE status = 'queued';
+CREATE INDEX rw_runs_owner ON rw_runs (node_id) WHERE status = 'running';
+CREATE INDEX rw_runs_status ON rw_runs (status, id);
+-- An idempotency key is held by one run that has not ended, cluster-wide.
+CREATE UNIQUE INDEX rw_runs_key ON rw_runs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running');
+";
+
+/// Brings the database to [`SCHEMA_VERSION`].
+///
+/// # Errors
+/// [`ClusterError::NewerSchema`] for a database a newer build has migrated, or the database's
+/// own error.
+pub(crate) async fn migrate(client: &mut Client) -> Result<(), ClusterError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS runwarden_cluster_schema (version int NOT NULL)")
+        .await?;
+    let version: i32 = match tx
+        .query_opt("SELECT version FROM runwarden_cluster_schema", &[])
+        .await?
+    {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO runwarden_cluster_schema VALUES (0)", &[])
+                .await?;
+            0
+        }
+    };
+    if version > SCHEMA_VERSION {
+        return Err(ClusterError::NewerSchema {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        tx.batch_execute(V1).await?;
+    }
+    tx.execute(
+        "UPDATE runwarden_cluster_schema SET version = $1",
+        &[&SCHEMA_VERSION],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
