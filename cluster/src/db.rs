@@ -638,3 +638,106 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The fence, against a real PostgreSQL: a write from a lost lease changes nothing.
+    use super::*;
+    use crate::postgres::TempPostgres;
+
+    fn ended() -> Outcome {
+        Outcome::Ended {
+            status: RunStatus::Completed,
+            result: Some(serde_json::json!("late")),
+            error: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_lost_lease_writes_nothing() {
+        let pg = TempPostgres::start().expect("PostgreSQL");
+        let db = Db::connect(pg.url(), 4).expect("a pool");
+        db.migrate().await.expect("migrate");
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        db.join(a, "a").await.expect("join a");
+        db.join(b, "b").await.expect("join b");
+        let runs = vec![NewRun::new("k"), NewRun::new("k").max_attempts(1)];
+        let ids: Vec<RunId> = db
+            .submit(&runs, &[true, true])
+            .await
+            .expect("submit")
+            .into_iter()
+            .map(|r| r.expect("accepted"))
+            .collect();
+        let claimed = db.claim(a, "a", 10).await.expect("claim");
+        assert_eq!(claimed.len(), 2);
+        // b cannot claim what a holds.
+        assert!(db.claim(b, "b", 10).await.expect("claim").is_empty());
+
+        // a goes silent; b's heartbeats go on; the rescue declares a dead.
+        let c = db.pool.get().await.expect("a connection");
+        c.execute(
+            "UPDATE rw_nodes SET heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+            &[&a],
+        )
+        .await
+        .expect("age a");
+        let rescued = db.rescue(Duration::from_secs(10)).await.expect("rescue");
+        assert_eq!(rescued.nodes_declared_dead, 1);
+        assert_eq!((rescued.requeued, rescued.failed), (1, 1), "{rescued:?}");
+
+        // a's late writes, with its old epochs, are all refused.
+        let late: Vec<Finish> = claimed
+            .iter()
+            .map(|c| Finish {
+                id: c.id,
+                epoch: c.epoch,
+                outcome: ended(),
+            })
+            .collect();
+        assert!(db.finish(a, &late).await.expect("finish").is_empty());
+        assert!(!db.heartbeat(a).await.expect("heartbeat"), "a is dead");
+        assert!(db.claim(a, "a", 10).await.expect("claim").is_empty());
+
+        // The re-queued run is b's now, at a new epoch; a's old epoch cannot end it even
+        // under b's name, and b's own write does.
+        tokio::time::sleep(Duration::from_millis(300)).await; // the rescue's backoff
+        let again = db.claim(b, "b", 10).await.expect("claim");
+        assert_eq!(again.len(), 1);
+        let old = claimed
+            .iter()
+            .find(|c| c.id == again[0].id)
+            .expect("the same run");
+        assert!(again[0].epoch > old.epoch);
+        let stale = Finish {
+            id: old.id,
+            epoch: old.epoch,
+            outcome: ended(),
+        };
+        assert!(db.finish(b, &[stale]).await.expect("finish").is_empty());
+        let fresh = Finish {
+            id: again[0].id,
+            epoch: again[0].epoch,
+            outcome: ended(),
+        };
+        assert_eq!(
+            db.finish(b, &[fresh.clone()]).await.expect("finish"),
+            vec![fresh.id]
+        );
+        // A terminal row never changes again.
+        assert!(db.finish(b, &[fresh]).await.expect("finish").is_empty());
+
+        let one = db.get(ids[0]).await.expect("get").expect("a run");
+        let two = db.get(ids[1]).await.expect("get").expect("a run");
+        let (requeued, failed) = if one.status == RunStatus::Completed {
+            (one, two)
+        } else {
+            (two, one)
+        };
+        assert_eq!(requeued.status, RunStatus::Completed);
+        assert_eq!(requeued.node.as_deref(), Some("b"));
+        assert_eq!(requeued.attempt, 2);
+        assert_eq!(failed.status, RunStatus::Failed);
+        assert_eq!(failed.error_kind, Some(runwarden::ErrorKind::NodeLost));
+    }
+}

@@ -431,6 +431,8 @@ impl NodeState {
         if d.local_done && !d.leaving && self.held.is_empty() && self.writes_held == 0 {
             d.leaving = true;
             let waiters = std::mem::take(&mut d.waiters);
+            self.report.discarded = self.info.discarded;
+            self.report.self_fenced = self.info.self_fenced;
             let (db, node, report, me) =
                 (self.db.clone(), self.node, self.report.clone(), me.clone());
             tokio::spawn(async move {

@@ -66,8 +66,12 @@ pub struct NodeDrainReport {
     pub retried: u64,
     /// Claimed runs that had not started, handed back to the queue for other nodes.
     pub handed_back: u64,
-    /// Outcomes refused because the lease had been lost.
+    /// Outcomes refused because the lease had been lost, over the node's life.
     pub fenced_out: u64,
+    /// Runs stopped and forgotten when the node fenced itself, over its life.
+    pub discarded: u64,
+    /// Times the node fenced itself, over its life.
+    pub self_fenced: u64,
 }
 
 /// A message to a node actor.
