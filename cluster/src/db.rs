@@ -721,7 +721,7 @@ mod tests {
             outcome: ended(),
         };
         assert_eq!(
-            db.finish(b, &[fresh.clone()]).await.expect("finish"),
+            db.finish(b, std::slice::from_ref(&fresh)).await.expect("finish"),
             vec![fresh.id]
         );
         // A terminal row never changes again.
