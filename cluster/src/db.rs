@@ -178,34 +178,52 @@ impl Db {
         Ok(())
     }
 
-    /// Renews a node's lease (and with it its runs'). `false`: the node has been declared dead
-    /// (or left) and must fence itself.
+    /// Renews a node's lease (and with it its runs'). `false`: the node has been declared
+    /// dead (or left) and must fence itself.
+    ///
+    /// Committed without waiting for the WAL to reach the disk (as is the leader's lease): a
+    /// heartbeat lost in a database crash only makes the node look older, which is safe, and
+    /// the heartbeat never waits on a slow disk.
     pub(crate) async fn heartbeat(&self, node: Uuid) -> Result<bool, ClusterError> {
-        let c = self.pool.get().await?;
-        let n = c
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
+        let alive = tx
             .execute(
                 "UPDATE rw_nodes SET heartbeat_at = now() WHERE id = $1 AND dead_at IS NULL",
                 &[&node],
             )
-            .await?;
-        Ok(n == 1)
+            .await?
+            == 1;
+        tx.commit().await?;
+        Ok(alive)
     }
 
-    /// Takes or renews the leader's lease for `ttl`; `true` if this node holds it now.
+    /// Takes or renews the leader's lease for `ttl` (whoever holds an unexpired one keeps
+    /// it); `true` if this node holds it now. A lease lost in a database crash makes at worst
+    /// two leaders for a moment, whose rescues lock the rows they change, so they cannot both
+    /// take one run.
     pub(crate) async fn try_lead(&self, node: Uuid, ttl: Duration) -> Result<bool, ClusterError> {
-        let c = self.pool.get().await?;
-        let row = c
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
+        let leader = tx
             .query_opt(
                 "INSERT INTO rw_leader (id, node_id, expires_at)
-                 VALUES (1, $1, now() + $2 * interval '1 millisecond')
+                 SELECT 1, $1, now() + $2::bigint * interval '1 millisecond'
+                 WHERE EXISTS (SELECT 1 FROM rw_nodes WHERE id = $1 AND dead_at IS NULL)
                  ON CONFLICT (id) DO UPDATE
                     SET node_id = EXCLUDED.node_id, expires_at = EXCLUDED.expires_at
                     WHERE rw_leader.node_id = EXCLUDED.node_id OR rw_leader.expires_at < now()
                  RETURNING node_id",
-                &[&node, &(ms(ttl) as f64)],
+                &[&node, &ms(ttl)],
             )
-            .await?;
-        Ok(row.is_some())
+            .await?
+            .is_some();
+        tx.commit().await?;
+        Ok(leader)
     }
 
     /// The leader's pass: declares dead every node silent for `dead_after` (by the database's
@@ -218,8 +236,9 @@ impl Db {
         let dead = tx
             .execute(
                 "UPDATE rw_nodes SET dead_at = now()
-                 WHERE dead_at IS NULL AND heartbeat_at < now() - $1 * interval '1 millisecond'",
-                &[&(ms(dead_after) as f64)],
+                 WHERE dead_at IS NULL
+                   AND heartbeat_at < now() - $1::bigint * interval '1 millisecond'",
+                &[&ms(dead_after)],
             )
             .await?;
         let rows = tx
@@ -697,6 +716,8 @@ mod tests {
             .collect();
         assert!(db.finish(a, &late).await.expect("finish").is_empty());
         assert!(!db.heartbeat(a).await.expect("heartbeat"), "a is dead");
+        let lead = db.try_lead(a, Duration::from_secs(1)).await.expect("lead");
+        assert!(!lead, "a dead node cannot lead");
         assert!(db.claim(a, "a", 10).await.expect("claim").is_empty());
 
         // The re-queued run is b's now, at a new epoch; a's old epoch cannot end it even
@@ -721,7 +742,9 @@ mod tests {
             outcome: ended(),
         };
         assert_eq!(
-            db.finish(b, std::slice::from_ref(&fresh)).await.expect("finish"),
+            db.finish(b, std::slice::from_ref(&fresh))
+                .await
+                .expect("finish"),
             vec![fresh.id]
         );
         // A terminal row never changes again.

@@ -28,6 +28,7 @@ mod config;
 mod db;
 mod error;
 mod handle;
+pub mod http;
 mod node;
 pub mod postgres;
 mod protocol;

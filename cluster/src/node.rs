@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::config::{ClusterKinds, JobInput, NodeConfig};
 use crate::db::{CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, WAKE_CHANNEL};
 use crate::error::ClusterError;
-use crate::protocol::{Beat, NodeDrainReport, NodeInfo, NodeMessage, NodeStep, Step};
+use crate::protocol::{Duties, NodeDrainReport, NodeInfo, NodeMessage, NodeStep, Step};
 use crate::run::{ClusterRun, error_kind_str};
 
 /// The node actor. Spawn it with [`NodeArguments`] (or use [`Node::start`](crate::Node::start)).
@@ -67,7 +67,10 @@ pub struct NodeState {
     local_of: HashMap<RunId, RunId>,
     cancels_sent: HashSet<RunId>,
     claiming: bool,
+    /// When the heartbeat in flight was sent.
     beating: Option<Instant>,
+    /// Is a leader's pass (with cancel checks) in flight?
+    on_duty: bool,
     last_ok: Instant,
     writer: mpsc::UnboundedSender<(Uuid, Finish)>,
     writes_held: usize,
@@ -145,6 +148,7 @@ impl Actor for NodeActor {
             cancels_sent: HashSet::new(),
             claiming: false,
             beating: None,
+            on_duty: false,
             last_ok: Instant::now(),
             writer,
             writes_held: 0,
@@ -292,7 +296,8 @@ impl NodeState {
     fn step(&mut self, me: &ActorRef<NodeMessage>, step: Step) {
         match step {
             Step::Tick => self.tick(me),
-            Step::Beat(answer) => self.beat(me, answer),
+            Step::Beat(node, started, answer) => self.beat(node, started, answer),
+            Step::Duties(answer) => self.duties(answer),
             Step::Wake => {}
             Step::Claimed(node, answer) => self.claimed(me, node, answer),
             Step::Ended(local, record) => self.ended(local, &record),
@@ -334,73 +339,85 @@ impl NodeState {
             self.fence("no heartbeat renewed the lease within fence_after");
             return;
         }
-        if self.beating.is_some() {
-            return;
-        }
-        self.beating = Some(Instant::now());
-        let db = self.db.clone();
-        let (node, me) = (self.node, me.clone());
-        let (ttl, dead_after) = (self.config.fence_after, self.config.dead_after);
-        let limit = self.config.fence_after;
-        tokio::spawn(async move {
-            let beat = async {
-                let alive = db.heartbeat(node).await?;
-                if !alive {
-                    return Ok(Beat {
-                        node,
-                        alive,
-                        leader: false,
-                        rescued: Default::default(),
-                        cancels: Vec::new(),
-                    });
-                }
-                let leader = db.try_lead(node, ttl).await?;
-                let rescued = if leader {
-                    db.rescue(dead_after).await?
-                } else {
-                    Default::default()
+        if self.beating.is_none() {
+            // The lease first, alone: nothing else this node does may delay it.
+            let started = Instant::now();
+            self.beating = Some(started);
+            let (db, node, me, limit) = (
+                self.db.clone(),
+                self.node,
+                me.clone(),
+                self.config.fence_after,
+            );
+            tokio::spawn(async move {
+                let answer = match tokio::time::timeout(limit, db.heartbeat(node)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ClusterError::Database("the heartbeat timed out".into())),
                 };
-                let cancels = db.cancel_requests(node).await?;
-                Ok(Beat {
-                    node,
-                    alive,
-                    leader,
-                    rescued,
-                    cancels,
-                })
-            };
-            let answer = match tokio::time::timeout(limit, beat).await {
-                Ok(r) => r,
-                Err(_) => Err(ClusterError::Database("the heartbeat timed out".into())),
-            };
-            cast(&me, Step::Beat(answer));
-        });
+                cast(&me, Step::Beat(node, started, answer));
+            });
+        }
+        if !self.on_duty {
+            // Then the leader's lease and, leading, a rescue; and this node's cancel requests.
+            self.on_duty = true;
+            let (db, node, me) = (self.db.clone(), self.node, me.clone());
+            let (ttl, dead_after) = (self.config.fence_after, self.config.dead_after);
+            tokio::spawn(async move {
+                let duties = async {
+                    let leader = db.try_lead(node, ttl).await?;
+                    let rescued = if leader {
+                        db.rescue(dead_after).await?
+                    } else {
+                        Default::default()
+                    };
+                    let cancels = db.cancel_requests(node).await?;
+                    Ok(Duties {
+                        node,
+                        leader,
+                        rescued,
+                        cancels,
+                    })
+                };
+                let answer = match tokio::time::timeout(dead_after, duties).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ClusterError::Database("the leader's pass timed out".into())),
+                };
+                cast(&me, Step::Duties(answer));
+            });
+        }
     }
 
-    fn beat(&mut self, me: &ActorRef<NodeMessage>, answer: Result<Beat, ClusterError>) {
-        let started = self.beating.take();
+    fn beat(&mut self, node: Uuid, started: Instant, answer: Result<bool, ClusterError>) {
+        if node != self.node {
+            return;
+        }
+        self.beating = None;
         match answer {
-            Ok(b) if b.node != self.node => {}
-            Ok(b) if !b.alive => self.fence("the cluster declared this node dead"),
-            Ok(b) => {
-                if let Some(t) = started {
-                    self.last_ok = t;
+            Ok(true) => self.last_ok = self.last_ok.max(started),
+            Ok(false) => self.fence("the cluster declared this node dead"),
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+
+    fn duties(&mut self, answer: Result<Duties, ClusterError>) {
+        self.on_duty = false;
+        match answer {
+            Ok(d) if d.node != self.node => {}
+            Ok(d) => {
+                if d.leader != self.leader {
+                    tracing::info!(node = %self.node, leader = d.leader, "leadership changed");
                 }
-                if b.leader != self.leader {
-                    tracing::info!(node = %self.node, leader = b.leader, "leadership changed");
+                self.leader = d.leader;
+                self.info.rescued_requeued += d.rescued.requeued;
+                self.info.rescued_ended += d.rescued.failed + d.rescued.cancelled;
+                if d.rescued != Default::default() {
+                    tracing::warn!(rescued = ?d.rescued, "rescued the runs of dead nodes");
                 }
-                self.leader = b.leader;
-                self.info.rescued_requeued += b.rescued.requeued;
-                self.info.rescued_ended += b.rescued.failed + b.rescued.cancelled;
-                if b.rescued != Default::default() {
-                    tracing::warn!(rescued = ?b.rescued, "rescued the runs of dead nodes");
-                }
-                for id in b.cancels {
+                for id in d.cancels {
                     self.cancel_local(id);
                 }
-                let _ = me;
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(e) => tracing::warn!(error = %e, "the leader's pass failed"),
         }
     }
 

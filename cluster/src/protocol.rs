@@ -120,8 +120,11 @@ pub struct NodeStep(pub(crate) Step);
 pub(crate) enum Step {
     /// Time for a heartbeat (and, when leading, a rescue pass).
     Tick,
-    /// A heartbeat's answer.
-    Beat(Result<Beat, ClusterError>),
+    /// A heartbeat's answer: the node id it renewed, when it was sent, and whether the
+    /// node is still alive.
+    Beat(Uuid, std::time::Instant, Result<bool, ClusterError>),
+    /// The leader's lease, a rescue if leading, and the node's cancel requests.
+    Duties(Result<Duties, ClusterError>),
     /// There may be runs to claim.
     Wake,
     /// A claim's answer, for the node id it claimed under.
@@ -139,10 +142,9 @@ pub(crate) enum Step {
 }
 
 #[derive(Debug)]
-pub(crate) struct Beat {
-    /// The id the heartbeat was for.
+pub(crate) struct Duties {
+    /// The id the pass was for.
     pub(crate) node: Uuid,
-    pub(crate) alive: bool,
     pub(crate) leader: bool,
     pub(crate) rescued: Rescued,
     pub(crate) cancels: Vec<RunId>,
