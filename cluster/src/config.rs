@@ -122,11 +122,14 @@ pub struct NodeConfig {
     pub claim_batch: usize,
     /// Connections in its pool.
     pub pool_size: usize,
+    /// May this node hold the leader's lease (and so run rescues)? At least one live node
+    /// must, or nobody takes back a dead node's runs.
+    pub may_lead: bool,
 }
 
 impl NodeConfig {
     /// Defaults: concurrency 64, heartbeat 1 s, fence after 5 s, dead after 10 s, poll 1 s,
-    /// cancel grace 5 s, claims of up to 256, 8 connections.
+    /// cancel grace 5 s, claims of up to 256, 8 connections, may lead.
     #[must_use]
     pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
         NodeConfig {
@@ -140,6 +143,7 @@ impl NodeConfig {
             cancel_grace: Duration::from_secs(5),
             claim_batch: 256,
             pool_size: 8,
+            may_lead: true,
         }
     }
 

@@ -77,6 +77,15 @@ pub(crate) struct Finish {
     pub(crate) outcome: Outcome,
 }
 
+/// A run the database says a node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owned {
+    pub(crate) id: RunId,
+    pub(crate) epoch: i64,
+    /// The node's claim that took it (`None` for a row written by hand).
+    pub(crate) claim: Option<u64>,
+}
+
 /// What one rescue pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Rescued {
@@ -386,9 +395,11 @@ impl Db {
         node: Uuid,
         name: &str,
         n: usize,
+        seq: u64,
     ) -> Result<Vec<Claimed>, ClusterError> {
         let c = self.pool.get().await?;
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         let rows = c
             .query(
                 "WITH c AS (
@@ -401,12 +412,12 @@ impl Db {
                  )
                  UPDATE rw_runs r SET
                     status = 'running', node_id = $1, ran_on = $2, ran_on_id = $1,
-                    lease_epoch = r.lease_epoch + 1, attempt = r.attempt + 1,
+                    lease_epoch = r.lease_epoch + 1, attempt = r.attempt + 1, claim_seq = $4,
                     started_at = coalesce(r.started_at, now())
                  FROM c WHERE r.id = c.id
                  RETURNING r.id, r.kind, r.params, r.label, r.lease_epoch, r.attempt,
                            r.max_attempts, r.timeout_ms, r.cancel_requested",
-                &[&node, &name, &limit],
+                &[&node, &name, &limit, &seq],
             )
             .await?;
         Ok(rows
@@ -576,6 +587,28 @@ impl Db {
         Ok(rows.iter().map(|r| RunId::from_uuid(r.get(0))).collect())
     }
 
+    /// The runs the database says `node` holds: id, epoch, and the claim that took each.
+    pub(crate) async fn owned(&self, node: Uuid) -> Result<Vec<Owned>, ClusterError> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT id, lease_epoch, claim_seq FROM rw_runs
+                 WHERE node_id = $1 AND status = 'running'",
+                &[&node],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Owned {
+                id: RunId::from_uuid(r.get(0)),
+                epoch: r.get(1),
+                claim: r
+                    .get::<_, Option<i64>>(2)
+                    .and_then(|s| u64::try_from(s).ok()),
+            })
+            .collect())
+    }
+
     /// One run.
     pub(crate) async fn get(&self, id: RunId) -> Result<Option<ClusterRun>, ClusterError> {
         let c = self.pool.get().await?;
@@ -688,10 +721,10 @@ mod tests {
             .into_iter()
             .map(|r| r.expect("accepted"))
             .collect();
-        let claimed = db.claim(a, "a", 10).await.expect("claim");
+        let claimed = db.claim(a, "a", 10, 1).await.expect("claim");
         assert_eq!(claimed.len(), 2);
         // b cannot claim what a holds.
-        assert!(db.claim(b, "b", 10).await.expect("claim").is_empty());
+        assert!(db.claim(b, "b", 10, 1).await.expect("claim").is_empty());
 
         // a goes silent; b's heartbeats go on; the rescue declares a dead.
         let c = db.pool.get().await.expect("a connection");
@@ -718,12 +751,12 @@ mod tests {
         assert!(!db.heartbeat(a).await.expect("heartbeat"), "a is dead");
         let lead = db.try_lead(a, Duration::from_secs(1)).await.expect("lead");
         assert!(!lead, "a dead node cannot lead");
-        assert!(db.claim(a, "a", 10).await.expect("claim").is_empty());
+        assert!(db.claim(a, "a", 10, 1).await.expect("claim").is_empty());
 
         // The re-queued run is b's now, at a new epoch; a's old epoch cannot end it even
         // under b's name, and b's own write does.
         tokio::time::sleep(Duration::from_millis(300)).await; // the rescue's backoff
-        let again = db.claim(b, "b", 10).await.expect("claim");
+        let again = db.claim(b, "b", 10, 1).await.expect("claim");
         assert_eq!(again.len(), 1);
         let old = claimed
             .iter()

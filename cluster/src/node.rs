@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::config::{ClusterKinds, JobInput, NodeConfig};
-use crate::db::{CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, WAKE_CHANNEL};
+use crate::db::{CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, Owned, WAKE_CHANNEL};
 use crate::error::ClusterError;
 use crate::protocol::{Duties, NodeDrainReport, NodeInfo, NodeMessage, NodeStep, Step};
 use crate::run::{ClusterRun, error_kind_str};
@@ -74,6 +74,23 @@ pub struct NodeState {
     last_ok: Instant,
     writer: mpsc::UnboundedSender<(Uuid, Finish)>,
     writes_held: usize,
+    /// Runs whose outcome is with the writer, not yet committed.
+    writing: HashSet<RunId>,
+    /// Runs whose outcome was committed since the duties pass in flight was sent: its read
+    /// of what the database says this node holds may predate the commit.
+    written_since_pass: HashSet<RunId>,
+    /// This node's claims are numbered; the latest sent, and the latest answered (one is in
+    /// flight at a time, so every claim up to it has been answered).
+    claims_sent: u64,
+    claims_answered: u64,
+    /// Is there reason to think the queue holds a run for this node? Set by a wake-up (the
+    /// poll, a NOTIFY), cleared by a claim that came back short, so an idle node does not
+    /// claim in a loop.
+    queue_may_have_work: bool,
+    woken_while_claiming: bool,
+    /// Runs handed back because the database said this node held them and it did not (a
+    /// claim whose answer was lost with its connection).
+    reconciled: u64,
     drain: Option<Drain>,
     report: NodeDrainReport,
     info: NodeInfo,
@@ -135,6 +152,7 @@ impl Actor for NodeActor {
                 self_fenced: 0,
                 rescued_requeued: 0,
                 rescued_ended: 0,
+                reconciled: 0,
             },
             config,
             kinds: args.kinds,
@@ -152,6 +170,13 @@ impl Actor for NodeActor {
             last_ok: Instant::now(),
             writer,
             writes_held: 0,
+            writing: HashSet::new(),
+            written_since_pass: HashSet::new(),
+            claims_sent: 0,
+            claims_answered: 0,
+            queue_may_have_work: true,
+            woken_while_claiming: false,
+            reconciled: 0,
             drain: None,
             report: NodeDrainReport::default(),
             tasks,
@@ -236,6 +261,7 @@ impl Actor for NodeActor {
                 info.id = state.node;
                 info.leader = state.leader;
                 info.running = state.held.len();
+                info.reconciled = state.reconciled;
                 let _ = reply.send(info);
             }
             NodeMessage::Drain(deadline, reply) => {
@@ -298,10 +324,22 @@ impl NodeState {
             Step::Tick => self.tick(me),
             Step::Beat(node, started, answer) => self.beat(node, started, answer),
             Step::Duties(answer) => self.duties(answer),
-            Step::Wake => {}
-            Step::Claimed(node, answer) => self.claimed(me, node, answer),
+            Step::Wake => {
+                self.queue_may_have_work = true;
+                self.woken_while_claiming = self.claiming;
+            }
+            Step::Claimed(node, seq, asked, answer) => {
+                self.claimed(me, node, (seq, asked), answer);
+            }
             Step::Ended(local, record) => self.ended(local, &record),
-            Step::Written { held, refused } => {
+            Step::Written { runs, refused } => {
+                let held = runs.len();
+                for id in &runs {
+                    self.writing.remove(id);
+                    if self.on_duty {
+                        self.written_since_pass.insert(*id);
+                    }
+                }
                 self.writes_held = self.writes_held.saturating_sub(held);
                 self.info.written += (held - refused) as u64;
                 self.info.fenced_out += refused as u64;
@@ -312,6 +350,7 @@ impl NodeState {
                 Ok(()) if node == self.node => {
                     tracing::info!(node = %node, "rejoined the cluster under a new id");
                     self.joined = true;
+                    self.queue_may_have_work = true;
                     self.last_ok = Instant::now();
                 }
                 Ok(()) => {}
@@ -360,22 +399,26 @@ impl NodeState {
         if !self.on_duty {
             // Then the leader's lease and, leading, a rescue; and this node's cancel requests.
             self.on_duty = true;
+            self.written_since_pass.clear();
             let (db, node, me) = (self.db.clone(), self.node, me.clone());
             let (ttl, dead_after) = (self.config.fence_after, self.config.dead_after);
+            let may_lead = self.config.may_lead;
             tokio::spawn(async move {
                 let duties = async {
-                    let leader = db.try_lead(node, ttl).await?;
+                    let leader = may_lead && db.try_lead(node, ttl).await?;
                     let rescued = if leader {
                         db.rescue(dead_after).await?
                     } else {
                         Default::default()
                     };
                     let cancels = db.cancel_requests(node).await?;
+                    let owned = db.owned(node).await?;
                     Ok(Duties {
                         node,
                         leader,
                         rescued,
                         cancels,
+                        owned,
                     })
                 };
                 let answer = match tokio::time::timeout(dead_after, duties).await {
@@ -416,6 +459,7 @@ impl NodeState {
                 for id in d.cancels {
                     self.cancel_local(id);
                 }
+                self.reconcile(d.owned);
             }
             Err(e) => tracing::warn!(error = %e, "the leader's pass failed"),
         }
@@ -442,6 +486,33 @@ impl NodeState {
         self.beating = None;
     }
 
+    /// Hands back the runs the database says this node holds that it does not: a claim that
+    /// committed while its answer was lost with the connection (a database restart). Only a
+    /// run taken by a claim already answered (a claim in flight may hold it), and never one
+    /// running here, whose outcome is being written, or whose outcome was committed after
+    /// the read may have been taken (the handback would be refused, but counted).
+    fn reconcile(&mut self, owned: Vec<Owned>) {
+        for Owned { id, epoch, claim } in owned {
+            if claim.is_some_and(|c| c > self.claims_answered)
+                || self.local_of.contains_key(&id)
+                || self.writing.contains(&id)
+                || self.written_since_pass.contains(&id)
+            {
+                continue;
+            }
+            tracing::warn!(run = %id, "the database says this node holds a run it never got: handing it back");
+            self.reconciled += 1;
+            self.write(
+                self.node,
+                Finish {
+                    id,
+                    epoch,
+                    outcome: Outcome::HandBack,
+                },
+            );
+        }
+    }
+
     fn settle(&mut self, me: &ActorRef<NodeMessage>) {
         self.maybe_claim(me);
         let Some(d) = &mut self.drain else { return };
@@ -466,10 +537,18 @@ impl NodeState {
 
     fn maybe_claim(&mut self, me: &ActorRef<NodeMessage>) {
         let free = self.config.concurrency.saturating_sub(self.held.len());
-        if self.claiming || !self.joined || self.drain.is_some() || free == 0 {
+        if self.claiming
+            || !self.queue_may_have_work
+            || !self.joined
+            || self.drain.is_some()
+            || free == 0
+        {
             return;
         }
         self.claiming = true;
+        self.woken_while_claiming = false;
+        self.claims_sent += 1;
+        let seq = self.claims_sent;
         let n = free.min(self.config.claim_batch);
         let (db, node, name, me) = (
             self.db.clone(),
@@ -478,8 +557,8 @@ impl NodeState {
             me.clone(),
         );
         tokio::spawn(async move {
-            let answer = db.claim(node, &name, n).await;
-            cast(&me, Step::Claimed(node, answer));
+            let answer = db.claim(node, &name, n, seq).await;
+            cast(&me, Step::Claimed(node, seq, n, answer));
         });
     }
 
@@ -487,29 +566,33 @@ impl NodeState {
         &mut self,
         me: &ActorRef<NodeMessage>,
         node: Uuid,
+        (seq, asked): (u64, usize),
         answer: Result<Vec<Claimed>, ClusterError>,
     ) {
         self.claiming = false;
+        self.claims_answered = seq;
         let runs = match answer {
             Ok(runs) => runs,
             Err(e) => {
+                // It may have committed: a later duties pass hands such runs back. The next
+                // try waits for a wake-up, so a database that is down is not hammered.
                 tracing::warn!(error = %e, "claim failed");
+                self.queue_may_have_work = false;
                 return;
             }
         };
+        // A short answer means the queue had no more for now; a wake-up during the claim
+        // may have brought more.
+        self.queue_may_have_work = runs.len() >= asked || self.woken_while_claiming;
         if node != self.node {
             // Claimed under an id this node has since fenced: the rows are that id's, and a
             // rescue takes them back; running them here could run them twice.
             self.info.discarded += runs.len() as u64;
             return;
         }
-        let full = runs.len() >= self.config.claim_batch;
         for c in runs {
             self.info.claimed += 1;
             self.start_local(me, c);
-        }
-        if full {
-            cast(me, Step::Wake);
         }
     }
 
@@ -631,7 +714,9 @@ impl NodeState {
     }
 
     fn write(&mut self, node: Uuid, finish: Finish) {
+        let id = finish.id;
         if self.writer.send((node, finish)).is_ok() {
+            self.writing.insert(id);
             self.writes_held += 1;
         }
     }
@@ -675,7 +760,7 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let held = batch.len();
+        let runs: Vec<RunId> = batch.iter().map(|(_, f)| f.id).collect();
         let mut refused = 0;
         let mut by_node: HashMap<Uuid, Vec<Finish>> = HashMap::new();
         for (node, f) in batch.drain(..) {
@@ -706,7 +791,7 @@ async fn write_loop(
                 }
             }
         }
-        cast(&me, Step::Written { held, refused });
+        cast(&me, Step::Written { runs, refused });
     }
 }
 

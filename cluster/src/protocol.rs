@@ -10,7 +10,7 @@ use runwarden::{RunId, RunRecord, RunStatus};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{Claimed, Rescued};
+use crate::db::{Claimed, Owned, Rescued};
 use crate::error::ClusterError;
 use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun};
 
@@ -51,6 +51,9 @@ pub struct NodeInfo {
     pub rescued_requeued: u64,
     /// Runs its rescues failed (`node_lost`) or cancelled.
     pub rescued_ended: u64,
+    /// Runs the database said it held but it never got (a claim whose answer was lost with
+    /// its connection), handed back to the queue.
+    pub reconciled: u64,
 }
 
 /// What draining one node did, per run it held.
@@ -127,12 +130,13 @@ pub(crate) enum Step {
     Duties(Result<Duties, ClusterError>),
     /// There may be runs to claim.
     Wake,
-    /// A claim's answer, for the node id it claimed under.
-    Claimed(Uuid, Result<Vec<Claimed>, ClusterError>),
+    /// A claim's answer: the node id it claimed under, the claim's number, and how many
+    /// runs it asked for.
+    Claimed(Uuid, u64, usize, Result<Vec<Claimed>, ClusterError>),
     /// A local run ended (its record from the local registry).
     Ended(RunId, Box<RunRecord>),
-    /// The writer committed a batch: how many writes it held, and which were refused.
-    Written { held: usize, refused: usize },
+    /// The writer committed a batch: the runs it wrote, and how many writes were refused.
+    Written { runs: Vec<RunId>, refused: usize },
     /// Someone asked to cancel this cluster run.
     CancelHint(RunId),
     /// The node (re)joined the cluster under this id.
@@ -148,6 +152,8 @@ pub(crate) struct Duties {
     pub(crate) leader: bool,
     pub(crate) rescued: Rescued,
     pub(crate) cancels: Vec<RunId>,
+    /// The runs the database says this node holds.
+    pub(crate) owned: Vec<Owned>,
 }
 
 impl From<Step> for NodeMessage {

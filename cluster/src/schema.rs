@@ -49,6 +49,9 @@ CREATE TABLE rw_runs (
     -- The lease: the node that owns this run while it is running, and the claim's epoch.
     node_id          uuid,
     lease_epoch      bigint NOT NULL DEFAULT 0,
+    -- Which of its node's claims took it (the node counts its claims): a node compares the
+    -- runs it holds here with the claims it has had answers to.
+    claim_seq        bigint,
     -- The node that ran (or is running) the latest attempt.
     ran_on           text,
     ran_on_id        uuid,

@@ -49,10 +49,52 @@ impl Timings {
     }
 }
 
-/// The side table every demo job writes a row into when it starts executing.
+/// The side table every demo job writes a row into when it starts executing: one row per
+/// (run, attempt), since an attempt is one execution (a claim counts one; a handed-back claim
+/// never started), so an insert retried after a lost connection is not a second execution.
 const EXECUTIONS: &str = "CREATE TABLE IF NOT EXISTS test_executions (
     run_id uuid NOT NULL, kind text NOT NULL, node text NOT NULL, attempt int NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT clock_timestamp())";
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run_id, attempt))";
+
+/// A connection to the side table that reconnects after a database restart.
+struct Side {
+    url: String,
+    client: tokio::sync::Mutex<std::sync::Arc<tokio_postgres::Client>>,
+}
+
+impl Side {
+    async fn record(&self, id: uuid::Uuid, kind: &str, node: &str, attempt: i32) {
+        let start = Instant::now();
+        loop {
+            let client = self.client.lock().await.clone();
+            match client
+                .execute(
+                    "INSERT INTO test_executions (run_id, kind, node, attempt)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&id, &kind, &node, &attempt],
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(60),
+                        "the side table is unreachable: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let mut slot = self.client.lock().await;
+                    if slot.is_closed()
+                        && let Ok((c, conn)) =
+                            tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await
+                    {
+                        tokio::spawn(conn);
+                        *slot = std::sync::Arc::new(c);
+                    }
+                }
+            }
+        }
+    }
+}
 
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -62,7 +104,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-fn kinds(node: String, side: std::sync::Arc<tokio_postgres::Client>) -> ClusterKinds {
+fn kinds(node: String, side: std::sync::Arc<Side>) -> ClusterKinds {
     let make = move |kind: &'static str| {
         let node = node.clone();
         let side = side.clone();
@@ -71,13 +113,7 @@ fn kinds(node: String, side: std::sync::Arc<tokio_postgres::Client>) -> ClusterK
             let (id, attempt) = (*input.run_id.as_uuid(), input.attempt as i32);
             let (node, side) = (node.clone(), side.clone());
             Ok(BoxedJob::new(move |ctx| async move {
-                side.execute(
-                    "INSERT INTO test_executions (run_id, kind, node, attempt)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&id, &kind, &node, &attempt],
-                )
-                .await
-                .map_err(|e| runwarden::JobError::msg(format!("side table: {e}")))?;
+                side.record(id, kind, &node, attempt).await;
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(ms)) => {}
                     () = ctx.cancelled() => {}
@@ -105,7 +141,10 @@ pub async fn node_main(name: String) {
         dead_after_ms: t[2],
         concurrency: t[3] as usize,
     };
-    let side = std::sync::Arc::new(connect(&url).await);
+    let side = std::sync::Arc::new(Side {
+        client: tokio::sync::Mutex::new(std::sync::Arc::new(connect(&url).await)),
+        url: url.clone(),
+    });
     let node = Node::start(timings.config(&url, &name), kinds(name.clone(), side))
         .await
         .expect("the node starts");
@@ -155,21 +194,43 @@ impl Cluster {
         sql.batch_execute(EXECUTIONS).await.expect("side table");
         let mut config = timings.config(pg.url(), "client");
         config.concurrency = 0;
-        let client = Node::start(
-            config,
-            kinds(
-                "client".into(),
-                std::sync::Arc::new(connect(pg.url()).await),
-            ),
-        )
-        .await
-        .expect("the client node starts");
+        // It is never killed: leaving the lease to the node processes lets tests kill the
+        // leader.
+        config.may_lead = false;
+        let side = Side {
+            client: tokio::sync::Mutex::new(std::sync::Arc::new(connect(pg.url()).await)),
+            url: pg.url().to_owned(),
+        };
+        let client = Node::start(config, kinds("client".into(), std::sync::Arc::new(side)))
+            .await
+            .expect("the client node starts");
         Cluster {
             pg,
             timings,
             nodes: HashMap::new(),
             client,
             sql,
+        }
+    }
+
+    /// A new connection for [`sql`](Self::sql) (after a database restart).
+    pub async fn reconnect_sql(&mut self) {
+        let start = Instant::now();
+        loop {
+            match tokio_postgres::connect(self.pg.url(), tokio_postgres::NoTls).await {
+                Ok((client, conn)) => {
+                    tokio::spawn(conn);
+                    self.sql = client;
+                    return;
+                }
+                Err(e) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "no connection: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
         }
     }
 
@@ -245,6 +306,22 @@ impl Cluster {
         let status = p.child.wait().await.expect("wait");
         assert!(status.success(), "node {name} exited {status}");
         report
+    }
+
+    /// Submits these runs, in batches of 500.
+    pub async fn submit_runs(&self, runs: Vec<NewRun>) -> Vec<RunId> {
+        let mut ids = Vec::with_capacity(runs.len());
+        for chunk in runs.chunks(500) {
+            for answer in self
+                .client
+                .submit_many(chunk.to_vec())
+                .await
+                .expect("a batch submit")
+            {
+                ids.push(answer.expect("accepted"));
+            }
+        }
+        ids
     }
 
     /// Submits `n` runs of `kind`, each sleeping `ms(i)`, in batches of 500.
