@@ -125,11 +125,19 @@ pub struct NodeConfig {
     /// May this node hold the leader's lease (and so run rescues)? At least one live node
     /// must, or nobody takes back a dead node's runs.
     pub may_lead: bool,
+    /// How often an event feed with nothing new looks again.
+    pub events_poll: Duration,
+    /// The leader deletes events older than this.
+    pub retain_events: Duration,
+    /// The leader deletes runs that ended longer ago than this (their events go by
+    /// `retain_events`).
+    pub retain_finished: Duration,
 }
 
 impl NodeConfig {
     /// Defaults: concurrency 64, heartbeat 1 s, fence after 5 s, dead after 10 s, poll 1 s,
-    /// cancel grace 5 s, claims of up to 256, 8 connections, may lead.
+    /// cancel grace 5 s, claims of up to 256, 8 connections, may lead; event feeds look every
+    /// 100 ms; events are kept a day and ended runs a week.
     #[must_use]
     pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
         NodeConfig {
@@ -144,6 +152,9 @@ impl NodeConfig {
             claim_batch: 256,
             pool_size: 8,
             may_lead: true,
+            events_poll: Duration::from_millis(100),
+            retain_events: Duration::from_secs(24 * 3600),
+            retain_finished: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -156,8 +167,11 @@ impl NodeConfig {
         if self.claim_batch == 0 || self.pool_size < 2 {
             return bad("claim_batch must be at least 1, and pool_size 2".into());
         }
-        if self.heartbeat.is_zero() || self.poll.is_zero() {
-            return bad("heartbeat and poll must be more than zero".into());
+        if self.heartbeat.is_zero() || self.poll.is_zero() || self.events_poll.is_zero() {
+            return bad("heartbeat, poll and events_poll must be more than zero".into());
+        }
+        if self.retain_events.is_zero() || self.retain_finished.is_zero() {
+            return bad("retain_events and retain_finished must be more than zero".into());
         }
         if self.fence_after <= self.heartbeat {
             return bad(format!(

@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::error::ClusterError;
+use crate::events::{ClusterEvent, EventCursor};
 use crate::run::{
     CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, parse_error_kind, parse_status,
 };
@@ -23,6 +24,9 @@ pub(crate) const WAKE_CHANNEL: &str = "runwarden_wake";
 /// The channel a cancel of a running run notifies, with the run's id (a hint: owners also
 /// re-check on every heartbeat).
 pub(crate) const CANCEL_CHANNEL: &str = "runwarden_cancel";
+
+/// Most rows one retention pass deletes from each table.
+const RETENTION_BATCH: i64 = 10_000;
 
 /// A pool of connections to the cluster's database.
 #[derive(Clone)]
@@ -607,6 +611,86 @@ impl Db {
                     .and_then(|s| u64::try_from(s).ok()),
             })
             .collect())
+    }
+
+    /// Events after `after`, in commit order, of transactions older than every one still
+    /// running (so none can later appear before them).
+    pub(crate) async fn events_after(
+        &self,
+        after: EventCursor,
+        limit: i64,
+    ) -> Result<Vec<ClusterEvent>, ClusterError> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT tx, seq, run_id, status, attempt, node, error_kind, at FROM rw_events
+                 WHERE (tx, seq) > ($1, $2)
+                   AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                 ORDER BY tx, seq
+                 LIMIT $3",
+                &[&after.tx, &after.seq, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ClusterEvent {
+                cursor: EventCursor {
+                    tx: r.get(0),
+                    seq: r.get(1),
+                },
+                run_id: RunId::from_uuid(r.get(2)),
+                status: parse_status(r.get(3)),
+                attempt: u32::try_from(r.get::<_, i32>(4)).unwrap_or(0),
+                node: r.get(5),
+                error_kind: r.get(6),
+                at: r.get(7),
+            })
+            .collect())
+    }
+
+    /// The cursor for "from now": after every event of a transaction that has ended.
+    pub(crate) async fn events_now(&self) -> Result<EventCursor, ClusterError> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1",
+                &[],
+            )
+            .await?;
+        Ok(EventCursor {
+            tx: row.get(0),
+            seq: i64::MAX,
+        })
+    }
+
+    /// Deletes events older than `events` and runs that ended longer than `runs` ago, at most
+    /// `RETENTION_BATCH` of each per call. Answers how many of each it deleted.
+    pub(crate) async fn retain(
+        &self,
+        events: Duration,
+        runs: Duration,
+    ) -> Result<(u64, u64), ClusterError> {
+        let c = self.pool.get().await?;
+        let events = c
+            .execute(
+                "DELETE FROM rw_events WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM rw_events
+                    WHERE at < now() - $1::bigint * interval '1 millisecond'
+                    LIMIT $2))",
+                &[&ms(events), &RETENTION_BATCH],
+            )
+            .await?;
+        let runs = c
+            .execute(
+                "DELETE FROM rw_runs WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM rw_runs
+                    WHERE finished_at < now() - $1::bigint * interval '1 millisecond'
+                      AND status IN ('completed', 'failed', 'cancelled')
+                    LIMIT $2))",
+                &[&ms(runs), &RETENTION_BATCH],
+            )
+            .await?;
+        Ok((events, runs))
     }
 
     /// One run.

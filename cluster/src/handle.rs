@@ -7,6 +7,7 @@ use runwarden::RunId;
 
 use crate::config::{ClusterKinds, NodeConfig};
 use crate::error::ClusterError;
+use crate::events::{EventCursor, EventFeed};
 use crate::node::{NodeActor, NodeArguments};
 use crate::protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage};
 use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun};
@@ -144,6 +145,21 @@ impl Node {
     /// No such run, or the database's error.
     pub async fn wait(&self, id: RunId) -> Result<ClusterRun, ClusterError> {
         ractor::call!(self.actor, NodeMessage::Wait, id)?
+    }
+
+    /// A feed of the cluster's status changes after `after` (`None`: from now), from every
+    /// node, in commit order. A feed resumed from the cursor of the last event it handed out
+    /// misses nothing and repeats nothing, for as long as retention keeps the events.
+    ///
+    /// # Errors
+    /// The database's error, or the node actor is gone.
+    pub async fn events(&self, after: Option<EventCursor>) -> Result<EventFeed, ClusterError> {
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::Events,
+            CALL_TIMEOUT.as_millis() as u64,
+            after
+        )?
     }
 
     /// This node's own account.

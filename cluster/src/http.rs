@@ -4,21 +4,29 @@
 //!   following page); `GET /runs/{id}`; `POST /runs` (`{kind, params?, label?, queue?,
 //!   priority?, max_attempts?, timeout_ms?, delay_ms?, idempotency_key?}`);
 //!   `POST /runs/{id}/cancel`; `GET /stats`; `GET /node` (this node's own account).
+//! - `GET /events?after=TX-SEQ`: every status change in the cluster as server-sent events
+//!   (`event: status`, `id:` the event's cursor, `data:` the event as JSON), from now, or
+//!   after the cursor in `Last-Event-ID` (a reconnecting client) or `after`. A database
+//!   error is sent as `event: error` and the feed goes on from where it was.
 //! - Errors are `{error_code, detail}` with a stable code. The API has no authentication of
 //!   its own: serve it on loopback, or behind a proxy that has.
 
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use runwarden::{RunId, RunStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ClusterError;
+use crate::events::{EventCursor, EventFeed};
 use crate::handle::Node;
 use crate::protocol::ListRuns;
 use crate::run::{NewRun, Params};
@@ -31,6 +39,7 @@ pub fn router(node: Node) -> Router {
         .route("/runs/{id}/cancel", post(cancel))
         .route("/stats", get(stats))
         .route("/node", get(info))
+        .route("/events", get(events))
         .with_state(node)
 }
 
@@ -203,4 +212,59 @@ async fn stats(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
 
 async fn info(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(node.info().await?)))
+}
+
+#[derive(Deserialize)]
+struct EventsParams {
+    after: Option<String>,
+}
+
+async fn events(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    Query(p): Query<EventsParams>,
+) -> Result<Response, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str().map(str::to_owned).map_err(|_| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "VALIDATION",
+                    "Last-Event-ID is not text".into(),
+                )
+            })
+        })
+        .transpose()?
+        .or(p.after);
+    let after = resume
+        .as_deref()
+        .map(str::parse::<EventCursor>)
+        .transpose()?;
+    let feed = node.events(after).await?;
+    let stream = futures_util::stream::unfold(feed, |mut feed: EventFeed| async move {
+        let sent: Vec<Event> = match feed.next_batch().await {
+            Ok(batch) => batch
+                .iter()
+                .map(|e| {
+                    Event::default()
+                        .event("status")
+                        .id(e.cursor.to_string())
+                        .data(serde_json::to_string(e).unwrap_or_default())
+                })
+                .collect(),
+            Err(e) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                vec![Event::default().event("error").data(e.to_string())]
+            }
+        };
+        Some((
+            futures_util::stream::iter(sent.into_iter().map(Ok::<_, std::convert::Infallible>)),
+            feed,
+        ))
+    })
+    .flatten();
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

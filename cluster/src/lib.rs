@@ -27,6 +27,7 @@
 mod config;
 mod db;
 mod error;
+mod events;
 mod handle;
 pub mod http;
 mod node;
@@ -37,6 +38,7 @@ mod schema;
 
 pub use config::{ClusterKinds, JobInput, NodeConfig};
 pub use error::ClusterError;
+pub use events::{ClusterEvent, EventCursor, EventFeed};
 pub use handle::Node;
 pub use node::{NodeActor, NodeArguments, NodeState};
 pub use protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage, NodeStep};

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::config::{ClusterKinds, JobInput, NodeConfig};
 use crate::db::{CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, Owned, WAKE_CHANNEL};
 use crate::error::ClusterError;
+use crate::events::EventFeed;
 use crate::protocol::{Duties, NodeDrainReport, NodeInfo, NodeMessage, NodeStep, Step};
 use crate::run::{ClusterRun, error_kind_str};
 
@@ -152,6 +153,8 @@ impl Actor for NodeActor {
                 self_fenced: 0,
                 rescued_requeued: 0,
                 rescued_ended: 0,
+                retained_events: 0,
+                retained_runs: 0,
                 reconciled: 0,
             },
             config,
@@ -254,6 +257,16 @@ impl Actor for NodeActor {
                 let db = state.db.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(wait_for_end(&db, id).await);
+                });
+            }
+            NodeMessage::Events(after, reply) => {
+                let (db, poll) = (state.db.clone(), state.config.events_poll);
+                tokio::spawn(async move {
+                    let cursor = match after {
+                        Some(c) => Ok(c),
+                        None => db.events_now().await,
+                    };
+                    let _ = reply.send(cursor.map(|c| EventFeed::new(db, c, poll)));
                 });
             }
             NodeMessage::Info(reply) => {
@@ -403,11 +416,13 @@ impl NodeState {
             let (db, node, me) = (self.db.clone(), self.node, me.clone());
             let (ttl, dead_after) = (self.config.fence_after, self.config.dead_after);
             let may_lead = self.config.may_lead;
+            let retain = (self.config.retain_events, self.config.retain_finished);
             tokio::spawn(async move {
                 let duties = async {
                     let leader = may_lead && db.try_lead(node, ttl).await?;
-                    let rescued = if leader {
-                        db.rescue(dead_after).await?
+                    let (rescued, retained) = if leader {
+                        let rescued = db.rescue(dead_after).await?;
+                        (rescued, db.retain(retain.0, retain.1).await?)
                     } else {
                         Default::default()
                     };
@@ -418,6 +433,7 @@ impl NodeState {
                         leader,
                         rescued,
                         cancels,
+                        retained,
                         owned,
                     })
                 };
@@ -453,6 +469,8 @@ impl NodeState {
                 self.leader = d.leader;
                 self.info.rescued_requeued += d.rescued.requeued;
                 self.info.rescued_ended += d.rescued.failed + d.rescued.cancelled;
+                self.info.retained_events += d.retained.0;
+                self.info.retained_runs += d.retained.1;
                 if d.rescued != Default::default() {
                     tracing::warn!(rescued = ?d.rescued, "rescued the runs of dead nodes");
                 }

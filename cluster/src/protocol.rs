@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::{Claimed, Owned, Rescued};
 use crate::error::ClusterError;
+use crate::events::{EventCursor, EventFeed};
 use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun};
 
 /// A listing's filter: one status or all, newest first, a page at a time.
@@ -51,6 +52,10 @@ pub struct NodeInfo {
     pub rescued_requeued: u64,
     /// Runs its rescues failed (`node_lost`) or cancelled.
     pub rescued_ended: u64,
+    /// Events its retention passes deleted, leading.
+    pub retained_events: u64,
+    /// Ended runs its retention passes deleted, leading.
+    pub retained_runs: u64,
     /// Runs the database said it held but it never got (a claim whose answer was lost with
     /// its connection), handed back to the queue.
     pub reconciled: u64,
@@ -104,6 +109,12 @@ pub enum NodeMessage {
     Cancel(RunId, RpcReplyPort<Result<CancelAnswer, ClusterError>>),
     /// Answer when the run has ended, wherever it runs (or at once if it has).
     Wait(RunId, RpcReplyPort<Result<ClusterRun, ClusterError>>),
+    /// A feed of the cluster's events after a cursor (`None`: from now). The feed reads the
+    /// database itself; the node only hands it out.
+    Events(
+        Option<EventCursor>,
+        RpcReplyPort<Result<EventFeed, ClusterError>>,
+    ),
     /// This node's own account.
     Info(RpcReplyPort<NodeInfo>),
     /// Stop claiming, let runs finish until the deadline, cancel the rest, hand back what
@@ -152,6 +163,8 @@ pub(crate) struct Duties {
     pub(crate) leader: bool,
     pub(crate) rescued: Rescued,
     pub(crate) cancels: Vec<RunId>,
+    /// Leading: events and ended runs deleted by retention.
+    pub(crate) retained: (u64, u64),
     /// The runs the database says this node holds.
     pub(crate) owned: Vec<Owned>,
 }

@@ -161,7 +161,7 @@ pub struct ClusterRun {
     pub idempotency_key: Option<String>,
 }
 
-fn ser_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&runwarden::Timestamp::from_system_time(*t).to_string())
 }
 

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::ClusterError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key under which nodes migrate (any fixed number; "rwmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7277_6d69_6772;
@@ -76,6 +76,51 @@ CREATE UNIQUE INDEX rw_runs_key ON rw_runs (idempotency_key)
     WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running');
 ";
 
+/// v2: every status a run takes, appended to `rw_events` in the transaction that sets it (by
+/// statement-level triggers, so every path that changes a status records it, an application's
+/// own transaction included). An event carries its transaction's id: a reader takes only
+/// events of transactions older than every transaction still running (the snapshot's
+/// `xmin`), so no event can later appear before one it has read, and a reader's position
+/// (`tx`, `seq`) is exact. Retention deletes old events and finished runs by time.
+const V2: &str = r"
+CREATE TABLE rw_events (
+    tx         bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
+    at         timestamptz NOT NULL DEFAULT now(),
+    run_id     uuid NOT NULL,
+    status     text NOT NULL,
+    attempt    int NOT NULL,
+    node       text,
+    error_kind text,
+    PRIMARY KEY (tx, seq)
+);
+CREATE INDEX rw_events_at ON rw_events (at);
+CREATE INDEX rw_runs_finished ON rw_runs (finished_at) WHERE finished_at IS NOT NULL;
+
+CREATE FUNCTION rw_runs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rw_events (run_id, status, attempt, node, error_kind)
+    SELECT id, status, attempt, ran_on, error_kind FROM rw_new ORDER BY id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rw_runs_events_on_insert AFTER INSERT ON rw_runs
+    REFERENCING NEW TABLE AS rw_new
+    FOR EACH STATEMENT EXECUTE FUNCTION rw_runs_inserted();
+
+CREATE FUNCTION rw_runs_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rw_events (run_id, status, attempt, node, error_kind)
+    SELECT n.id, n.status, n.attempt, n.ran_on, n.error_kind
+    FROM rw_new n JOIN rw_old o ON o.id = n.id
+    WHERE n.status <> o.status
+    ORDER BY n.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rw_runs_events_on_update AFTER UPDATE ON rw_runs
+    REFERENCING OLD TABLE AS rw_old NEW TABLE AS rw_new
+    FOR EACH STATEMENT EXECUTE FUNCTION rw_runs_updated();
+";
+
 /// Brings the database to [`SCHEMA_VERSION`].
 ///
 /// # Errors
@@ -106,6 +151,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     }
     if version < 1 {
         tx.batch_execute(V1).await?;
+    }
+    if version < 2 {
+        tx.batch_execute(V2).await?;
     }
     tx.execute(
         "UPDATE runwarden_cluster_schema SET version = $1",

@@ -389,6 +389,33 @@ impl Cluster {
             .expect("count")
             .get(0);
         assert_eq!(rows as usize, ids.len(), "the table holds other runs");
+        // The history agrees: each run's events end with one terminal status, the one its
+        // row holds, and none follows it.
+        let bad = self
+            .sql
+            .query(
+                "SELECT e.run_id FROM rw_events e JOIN rw_runs r ON r.id = e.run_id
+                 GROUP BY e.run_id, r.status
+                 HAVING count(*) FILTER (WHERE e.status IN ('completed', 'failed', 'cancelled'))
+                        <> 1
+                     OR (array_agg(e.status ORDER BY e.tx, e.seq))[count(*)] <> r.status",
+                &[],
+            )
+            .await
+            .expect("events");
+        assert!(
+            bad.is_empty(),
+            "{} runs whose events do not end once, as their row does, e.g. {:?}",
+            bad.len(),
+            bad.first().map(|r| r.get::<_, uuid::Uuid>(0))
+        );
+        let with_events: i64 = self
+            .sql
+            .query_one("SELECT count(DISTINCT run_id) FROM rw_events", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(with_events as usize, ids.len(), "runs without events");
         counts
     }
 
