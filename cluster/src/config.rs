@@ -78,6 +78,21 @@ impl ClusterKinds {
         v
     }
 
+    /// Each run's loss rule, or why the runs are refused (an unknown kind, no attempts).
+    pub(crate) fn rules(&self, runs: &[crate::run::NewRun]) -> Result<Vec<bool>, ClusterError> {
+        runs.iter()
+            .map(|r| {
+                if r.max_attempts == 0 {
+                    return Err(ClusterError::BadRequest(
+                        "max_attempts must be at least 1".into(),
+                    ));
+                }
+                self.rerun_on_loss(&r.kind)
+                    .ok_or_else(|| ClusterError::UnknownKind(r.kind.clone()))
+            })
+            .collect()
+    }
+
     /// May a run of `kind` run again after its node is lost? `None`: no such kind.
     pub(crate) fn rerun_on_loss(&self, kind: &str) -> Option<bool> {
         self.kinds

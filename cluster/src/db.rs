@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use runwarden::{RunId, RunStatus};
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, NoTls};
 use uuid::Uuid;
 
 use crate::error::ClusterError;
@@ -312,82 +312,9 @@ impl Db {
         runs: &[NewRun],
         rerun_on_loss: &[bool],
     ) -> Result<Vec<Result<RunId, ClusterError>>, ClusterError> {
-        let ids: Vec<Uuid> = runs.iter().map(|_| *RunId::new().as_uuid()).collect();
-        let kinds: Vec<&str> = runs.iter().map(|r| r.kind.as_str()).collect();
-        let labels: Vec<&str> = runs
-            .iter()
-            .map(|r| r.label.as_deref().unwrap_or(&r.kind))
-            .collect();
-        let queues: Vec<&str> = runs.iter().map(|r| r.queue.as_str()).collect();
-        let priorities: Vec<i32> = runs.iter().map(|r| r.priority).collect();
-        let params: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|r| serde_json::Value::Object(r.params.clone()))
-            .collect();
-        let attempts: Vec<i32> = runs
-            .iter()
-            .map(|r| i32::try_from(r.max_attempts).unwrap_or(i32::MAX))
-            .collect();
-        let timeouts: Vec<Option<i64>> = runs.iter().map(|r| r.timeout.map(ms)).collect();
-        let delays: Vec<i64> = runs.iter().map(|r| ms(r.delay)).collect();
-        let keys: Vec<Option<&str>> = runs.iter().map(|r| r.idempotency_key.as_deref()).collect();
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let inserted = tx
-            .query(
-                "INSERT INTO rw_runs (id, kind, label, queue, priority, params, status,
-                                      max_attempts, rerun_on_loss, timeout_ms, run_after,
-                                      idempotency_key)
-                 SELECT id, kind, label, queue, priority, params, 'queued', max_attempts,
-                        rerun, timeout_ms, now() + delay_ms * interval '1 millisecond', key
-                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
-                             $6::jsonb[], $7::int[], $8::bool[], $9::bigint[], $10::bigint[],
-                             $11::text[])
-                      AS t(id, kind, label, queue, priority, params, max_attempts, rerun,
-                           timeout_ms, delay_ms, key)
-                 ON CONFLICT (idempotency_key)
-                    WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running')
-                    DO NOTHING
-                 RETURNING id",
-                &[
-                    &ids,
-                    &kinds,
-                    &labels,
-                    &queues,
-                    &priorities,
-                    &params,
-                    &attempts,
-                    &rerun_on_loss,
-                    &timeouts,
-                    &delays,
-                    &keys,
-                ],
-            )
-            .await?;
-        let accepted: std::collections::HashSet<Uuid> =
-            inserted.iter().map(|r| r.get::<_, Uuid>(0)).collect();
-        let mut answers = Vec::with_capacity(runs.len());
-        for (i, id) in ids.iter().enumerate() {
-            if accepted.contains(id) {
-                answers.push(Ok(RunId::from_uuid(*id)));
-                continue;
-            }
-            // Refused by the key's index: name the run that holds it (in this batch or not).
-            let holder = tx
-                .query_opt(
-                    "SELECT id FROM rw_runs WHERE idempotency_key = $1
-                       AND status IN ('queued', 'running')",
-                    &[&keys[i]],
-                )
-                .await?;
-            answers.push(Err(match holder {
-                Some(row) => ClusterError::DuplicateKey(RunId::from_uuid(row.get(0))),
-                None => ClusterError::Database("the run was not inserted".into()),
-            }));
-        }
-        if !accepted.is_empty() {
-            tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
-        }
+        let answers = insert_runs(&*tx, runs, rerun_on_loss).await?;
         tx.commit().await?;
         Ok(answers)
     }
@@ -773,6 +700,92 @@ impl Db {
             .await?;
         Ok(())
     }
+}
+
+/// Inserts runs through `tx` (a transaction, or a client that commits each statement), and
+/// answers per run: its id, or why it was refused. `rerun_on_loss[i]` is the kind's rule for
+/// `runs[i]`. The wake-up NOTIFY is sent with the commit, so nodes hear of the runs only if
+/// they exist.
+pub(crate) async fn insert_runs<C: GenericClient + Sync>(
+    tx: &C,
+    runs: &[NewRun],
+    rerun_on_loss: &[bool],
+) -> Result<Vec<Result<RunId, ClusterError>>, ClusterError> {
+    let ids: Vec<Uuid> = runs.iter().map(|_| *RunId::new().as_uuid()).collect();
+    let kinds: Vec<&str> = runs.iter().map(|r| r.kind.as_str()).collect();
+    let labels: Vec<&str> = runs
+        .iter()
+        .map(|r| r.label.as_deref().unwrap_or(&r.kind))
+        .collect();
+    let queues: Vec<&str> = runs.iter().map(|r| r.queue.as_str()).collect();
+    let priorities: Vec<i32> = runs.iter().map(|r| r.priority).collect();
+    let params: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| serde_json::Value::Object(r.params.clone()))
+        .collect();
+    let attempts: Vec<i32> = runs
+        .iter()
+        .map(|r| i32::try_from(r.max_attempts).unwrap_or(i32::MAX))
+        .collect();
+    let timeouts: Vec<Option<i64>> = runs.iter().map(|r| r.timeout.map(ms)).collect();
+    let delays: Vec<i64> = runs.iter().map(|r| ms(r.delay)).collect();
+    let keys: Vec<Option<&str>> = runs.iter().map(|r| r.idempotency_key.as_deref()).collect();
+    let inserted = tx
+        .query(
+            "INSERT INTO rw_runs (id, kind, label, queue, priority, params, status,
+                                  max_attempts, rerun_on_loss, timeout_ms, run_after,
+                                  idempotency_key)
+             SELECT id, kind, label, queue, priority, params, 'queued', max_attempts,
+                    rerun, timeout_ms, now() + delay_ms * interval '1 millisecond', key
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                         $6::jsonb[], $7::int[], $8::bool[], $9::bigint[], $10::bigint[],
+                         $11::text[])
+                  AS t(id, kind, label, queue, priority, params, max_attempts, rerun,
+                       timeout_ms, delay_ms, key)
+             ON CONFLICT (idempotency_key)
+                WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running')
+                DO NOTHING
+             RETURNING id",
+            &[
+                &ids,
+                &kinds,
+                &labels,
+                &queues,
+                &priorities,
+                &params,
+                &attempts,
+                &rerun_on_loss,
+                &timeouts,
+                &delays,
+                &keys,
+            ],
+        )
+        .await?;
+    let accepted: std::collections::HashSet<Uuid> =
+        inserted.iter().map(|r| r.get::<_, Uuid>(0)).collect();
+    let mut answers = Vec::with_capacity(runs.len());
+    for (i, id) in ids.iter().enumerate() {
+        if accepted.contains(id) {
+            answers.push(Ok(RunId::from_uuid(*id)));
+            continue;
+        }
+        // Refused by the key's index: name the run that holds it (in this batch or not).
+        let holder = tx
+            .query_opt(
+                "SELECT id FROM rw_runs WHERE idempotency_key = $1
+                   AND status IN ('queued', 'running')",
+                &[&keys[i]],
+            )
+            .await?;
+        answers.push(Err(match holder {
+            Some(row) => ClusterError::DuplicateKey(RunId::from_uuid(row.get(0))),
+            None => ClusterError::Database("the run was not inserted".into()),
+        }));
+    }
+    if !accepted.is_empty() {
+        tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
+    }
+    Ok(answers)
 }
 
 #[cfg(test)]

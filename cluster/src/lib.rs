@@ -26,6 +26,7 @@
 
 mod config;
 mod db;
+mod enqueue;
 mod error;
 mod events;
 mod handle;
@@ -37,6 +38,7 @@ mod run;
 mod schema;
 
 pub use config::{ClusterKinds, JobInput, NodeConfig};
+pub use enqueue::enqueue;
 pub use error::ClusterError;
 pub use events::{ClusterEvent, EventCursor, EventFeed};
 pub use handle::Node;

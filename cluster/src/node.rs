@@ -318,18 +318,7 @@ impl NodeState {
         if self.drain.is_some() {
             return Err(ClusterError::Closed);
         }
-        runs.iter()
-            .map(|r| {
-                if r.max_attempts == 0 {
-                    return Err(ClusterError::BadRequest(
-                        "max_attempts must be at least 1".into(),
-                    ));
-                }
-                self.kinds
-                    .rerun_on_loss(&r.kind)
-                    .ok_or_else(|| ClusterError::UnknownKind(r.kind.clone()))
-            })
-            .collect()
+        self.kinds.rules(runs)
     }
 
     fn step(&mut self, me: &ActorRef<NodeMessage>, step: Step) {
