@@ -89,7 +89,7 @@ async fn a_run_exists_if_and_only_if_the_transaction_commits() {
     let key = NewRun::new("invoice")
         .param("order", 3)
         .idempotency_key("order-3");
-    let committed = enqueue(&tx, &kinds, &[key.clone()])
+    let committed = enqueue(&tx, &kinds, std::slice::from_ref(&key))
         .await
         .expect("enqueue")
         .into_iter()
