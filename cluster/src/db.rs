@@ -16,7 +16,8 @@ use uuid::Uuid;
 use crate::error::ClusterError;
 use crate::events::{ClusterEvent, EventCursor};
 use crate::run::{
-    CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, parse_error_kind, parse_status,
+    CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, QueueLimit, parse_error_kind,
+    parse_status,
 };
 
 /// The channel a commit that makes a run claimable notifies (a hint: nodes also poll).
@@ -328,51 +329,120 @@ impl Db {
         n: usize,
         seq: u64,
     ) -> Result<Vec<Claimed>, ClusterError> {
-        let c = self.pool.get().await?;
-        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut c = self.pool.get().await?;
+        let mut left = i64::try_from(n).unwrap_or(i64::MAX);
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        let rows = c
+        let limited: i64 = c
+            .query_one("SELECT count(*) FROM rw_queues", &[])
+            .await?
+            .get(0);
+        if limited == 0 {
+            // No queue is limited: one statement, which still leaves alone any queue limited
+            // since the count (its snapshot is later).
+            return Ok(c
+                .query(&claim_sql(false), &[&node, &name, &left, &seq])
+                .await?
+                .iter()
+                .map(claimed)
+                .collect());
+        }
+        // Limited queues with runs to claim, locked (in one order, so claimers never
+        // deadlock) until this claim commits: claimers of one limited queue take turns. The
+        // count of its running runs is a statement of its own, so it sees the claims of the
+        // claimer before.
+        let tx = c.transaction().await?;
+        let queues: Vec<(String, i64)> = tx
             .query(
-                "WITH c AS (
-                    SELECT r.id FROM rw_runs r
-                    WHERE r.status = 'queued' AND r.run_after <= now()
-                      AND EXISTS (SELECT 1 FROM rw_nodes WHERE id = $1 AND dead_at IS NULL)
-                    ORDER BY r.priority DESC, r.id
-                    LIMIT $3
-                    FOR UPDATE OF r SKIP LOCKED
-                 )
-                 UPDATE rw_runs r SET
-                    status = 'running', node_id = $1, ran_on = $2, ran_on_id = $1,
-                    lease_epoch = r.lease_epoch + 1, attempt = r.attempt + 1, claim_seq = $4,
-                    started_at = coalesce(r.started_at, now())
-                 FROM c WHERE r.id = c.id
-                 RETURNING r.id, r.kind, r.params, r.label, r.lease_epoch, r.attempt,
-                           r.max_attempts, r.timeout_ms, r.cancel_requested",
-                &[&node, &name, &limit, &seq],
+                "SELECT q.queue, q.global_limit FROM rw_queues q
+                 WHERE EXISTS (SELECT 1 FROM rw_runs r WHERE r.queue = q.queue
+                               AND r.status = 'queued' AND r.run_after <= now())
+                 ORDER BY q.queue
+                 FOR UPDATE OF q",
+                &[],
             )
-            .await?;
-        Ok(rows
+            .await?
             .iter()
-            .map(|row| {
-                let params: serde_json::Value = row.get(2);
-                Claimed {
-                    id: RunId::from_uuid(row.get(0)),
-                    kind: row.get(1),
-                    params: match params {
-                        serde_json::Value::Object(m) => m,
-                        _ => Params::new(),
-                    },
-                    label: row.get(3),
-                    epoch: row.get(4),
-                    attempt: u32::try_from(row.get::<_, i32>(5)).unwrap_or(0),
-                    max_attempts: u32::try_from(row.get::<_, i32>(6)).unwrap_or(1),
-                    timeout: row
-                        .get::<_, Option<i64>>(7)
-                        .map(|m| Duration::from_millis(u64::try_from(m).unwrap_or(0))),
-                    cancel_requested: row.get(8),
-                }
-            })
-            .collect())
+            .map(|r| (r.get(0), i64::from(r.get::<_, i32>(1))))
+            .collect();
+        let mut out: Vec<Claimed> = tx
+            .query(&claim_sql(false), &[&node, &name, &left, &seq])
+            .await?
+            .iter()
+            .map(claimed)
+            .collect();
+        left -= out.len() as i64;
+        for (queue, limit) in queues {
+            if left <= 0 {
+                break;
+            }
+            let running: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM rw_runs WHERE queue = $1 AND status = 'running'",
+                    &[&queue],
+                )
+                .await?
+                .get(0);
+            let take = left.min(limit - running);
+            if take <= 0 {
+                continue;
+            }
+            let got = tx
+                .query(&claim_sql(true), &[&node, &name, &take, &seq, &queue])
+                .await?;
+            left -= got.len() as i64;
+            out.extend(got.iter().map(claimed));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Sets (or, with `None`, removes) a queue's limit on the runs running at once, across
+    /// the cluster. Runs already running above a new limit go on; no more start until the
+    /// queue is under it.
+    pub(crate) async fn set_queue_limit(
+        &self,
+        queue: &str,
+        limit: Option<u32>,
+    ) -> Result<(), ClusterError> {
+        let c = self.pool.get().await?;
+        match limit {
+            Some(l) => {
+                let l = i32::try_from(l).unwrap_or(i32::MAX);
+                c.execute(
+                    "INSERT INTO rw_queues (queue, global_limit) VALUES ($1, $2)
+                     ON CONFLICT (queue) DO UPDATE SET global_limit = EXCLUDED.global_limit",
+                    &[&queue, &l],
+                )
+                .await?;
+            }
+            None => {
+                c.execute("DELETE FROM rw_queues WHERE queue = $1", &[&queue])
+                    .await?;
+            }
+        }
+        // More may be claimable now.
+        c.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
+        Ok(())
+    }
+
+    /// Every queue limited cluster-wide, with its limit and how many of its runs run now.
+    pub(crate) async fn queue_limits(&self) -> Result<Vec<QueueLimit>, ClusterError> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT q.queue, q.global_limit,
+                        (SELECT count(*) FROM rw_runs r
+                         WHERE r.queue = q.queue AND r.status = 'running')
+                 FROM rw_queues q ORDER BY q.queue",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| QueueLimit {
+            queue: r.get(0),
+            global_limit: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
+            running: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+        })
+        .collect())
     }
 
     /// Writes outcomes in one statement, each fenced on (node, epoch, `running`) and on the
@@ -786,6 +856,54 @@ pub(crate) async fn insert_runs<C: GenericClient + Sync>(
         tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
     }
     Ok(answers)
+}
+
+/// The claim: up to `$3` queued runs due now, by priority then submit order, skipping rows
+/// other claimers hold, and only while the node (`$1`) is alive. With `one_queue`, only
+/// queue `$5`; without, only queues with no cluster-wide limit.
+fn claim_sql(one_queue: bool) -> String {
+    let queue = if one_queue {
+        "r.queue = $5"
+    } else {
+        "NOT EXISTS (SELECT 1 FROM rw_queues q WHERE q.queue = r.queue)"
+    };
+    format!(
+        "WITH c AS (
+            SELECT r.id FROM rw_runs r
+            WHERE r.status = 'queued' AND r.run_after <= now() AND {queue}
+              AND EXISTS (SELECT 1 FROM rw_nodes WHERE id = $1 AND dead_at IS NULL)
+            ORDER BY r.priority DESC, r.id
+            LIMIT $3
+            FOR UPDATE OF r SKIP LOCKED
+         )
+         UPDATE rw_runs r SET
+            status = 'running', node_id = $1, ran_on = $2, ran_on_id = $1,
+            lease_epoch = r.lease_epoch + 1, attempt = r.attempt + 1, claim_seq = $4,
+            started_at = coalesce(r.started_at, now())
+         FROM c WHERE r.id = c.id
+         RETURNING r.id, r.kind, r.params, r.label, r.lease_epoch, r.attempt,
+                   r.max_attempts, r.timeout_ms, r.cancel_requested"
+    )
+}
+
+fn claimed(row: &tokio_postgres::Row) -> Claimed {
+    let params: serde_json::Value = row.get(2);
+    Claimed {
+        id: RunId::from_uuid(row.get(0)),
+        kind: row.get(1),
+        params: match params {
+            serde_json::Value::Object(m) => m,
+            _ => Params::new(),
+        },
+        label: row.get(3),
+        epoch: row.get(4),
+        attempt: u32::try_from(row.get::<_, i32>(5)).unwrap_or(0),
+        max_attempts: u32::try_from(row.get::<_, i32>(6)).unwrap_or(1),
+        timeout: row
+            .get::<_, Option<i64>>(7)
+            .map(|m| Duration::from_millis(u64::try_from(m).unwrap_or(0))),
+        cancel_requested: row.get(8),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::error::ClusterError;
 use crate::events::{EventCursor, EventFeed};
 use crate::node::{NodeActor, NodeArguments};
 use crate::protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage};
-use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun};
+use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit};
 
 /// How long a query waits for the node actor and the database.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,6 +159,39 @@ impl Node {
             NodeMessage::Events,
             CALL_TIMEOUT.as_millis() as u64,
             after
+        )?
+    }
+
+    /// Lets at most `limit` runs of `queue` run at once over the whole cluster (`None` lifts
+    /// the limit). A dead node's runs count until they are rescued, so a crash never lets
+    /// more run; runs already running above a lowered limit go on.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn set_queue_limit(
+        &self,
+        queue: impl Into<String>,
+        limit: Option<u32>,
+    ) -> Result<(), ClusterError> {
+        let queue = queue.into();
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::SetQueueLimit,
+            CALL_TIMEOUT.as_millis() as u64,
+            queue,
+            limit
+        )?
+    }
+
+    /// The queues limited cluster-wide, with how many of each run now.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn queue_limits(&self) -> Result<Vec<QueueLimit>, ClusterError> {
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::QueueLimits,
+            CALL_TIMEOUT.as_millis() as u64
         )?
     }
 

@@ -4,6 +4,8 @@
 //!   following page); `GET /runs/{id}`; `POST /runs` (`{kind, params?, label?, queue?,
 //!   priority?, max_attempts?, timeout_ms?, delay_ms?, idempotency_key?}`);
 //!   `POST /runs/{id}/cancel`; `GET /stats`; `GET /node` (this node's own account).
+//! - `GET /queues`: the queues limited cluster-wide, each with its limit and running count;
+//!   `PUT /queues/{queue}` (`{global_limit: n}`, or `null` to lift it).
 //! - `GET /events?after=TX-SEQ`: every status change in the cluster as server-sent events
 //!   (`event: status`, `id:` the event's cursor, `data:` the event as JSON), from now, or
 //!   after the cursor in `Last-Event-ID` (a reconnecting client) or `after`. A database
@@ -40,6 +42,8 @@ pub fn router(node: Node) -> Router {
         .route("/stats", get(stats))
         .route("/node", get(info))
         .route("/events", get(events))
+        .route("/queues", get(queues))
+        .route("/queues/{queue}", axum::routing::put(set_queue))
         .with_state(node)
 }
 
@@ -267,4 +271,40 @@ async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+async fn queues(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"queues": node.queue_limits().await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueBody {
+    global_limit: Option<u32>,
+}
+
+async fn set_queue(
+    State(node): State<Node>,
+    Path(queue): Path<String>,
+    body: Result<Json<QueueBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION",
+            format!("the body must be {{\"global_limit\": n or null}}: {e}"),
+        )
+    })?;
+    if queue.is_empty() || queue.len() > 200 {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION",
+            "a queue's name is 1 to 200 bytes".into(),
+        ));
+    }
+    node.set_queue_limit(queue.clone(), body.global_limit)
+        .await?;
+    Ok(Json(
+        json!({"queue": queue, "global_limit": body.global_limit}),
+    ))
 }

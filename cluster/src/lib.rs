@@ -44,5 +44,7 @@ pub use events::{ClusterEvent, EventCursor, EventFeed};
 pub use handle::Node;
 pub use node::{NodeActor, NodeArguments, NodeState};
 pub use protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage, NodeStep};
-pub use run::{CancelAnswer, ClusterRun, ClusterStats, DEFAULT_MAX_ATTEMPTS, NewRun, Params};
+pub use run::{
+    CancelAnswer, ClusterRun, ClusterStats, DEFAULT_MAX_ATTEMPTS, NewRun, Params, QueueLimit,
+};
 pub use schema::SCHEMA_VERSION;

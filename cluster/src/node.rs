@@ -269,6 +269,18 @@ impl Actor for NodeActor {
                     let _ = reply.send(cursor.map(|c| EventFeed::new(db, c, poll)));
                 });
             }
+            NodeMessage::SetQueueLimit(queue, limit, reply) => {
+                let db = state.db.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(db.set_queue_limit(&queue, limit).await);
+                });
+            }
+            NodeMessage::QueueLimits(reply) => {
+                let db = state.db.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(db.queue_limits().await);
+                });
+            }
             NodeMessage::Info(reply) => {
                 let mut info = state.info.clone();
                 info.id = state.node;

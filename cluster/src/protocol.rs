@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::{Claimed, Owned, Rescued};
 use crate::error::ClusterError;
 use crate::events::{EventCursor, EventFeed};
-use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun};
+use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit};
 
 /// A listing's filter: one status or all, newest first, a page at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +115,10 @@ pub enum NodeMessage {
         Option<EventCursor>,
         RpcReplyPort<Result<EventFeed, ClusterError>>,
     ),
+    /// Limit a queue cluster-wide (`None`: lift its limit).
+    SetQueueLimit(String, Option<u32>, RpcReplyPort<Result<(), ClusterError>>),
+    /// The queues limited cluster-wide.
+    QueueLimits(RpcReplyPort<Result<Vec<QueueLimit>, ClusterError>>),
     /// This node's own account.
     Info(RpcReplyPort<NodeInfo>),
     /// Stop claiming, let runs finish until the deadline, cancel the rest, hand back what

@@ -172,6 +172,17 @@ fn ser_opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S:
     }
 }
 
+/// A queue limited cluster-wide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueLimit {
+    /// The queue.
+    pub queue: String,
+    /// At most this many of its runs run at once, over every node.
+    pub global_limit: u32,
+    /// How many run now (a dead node's count until they are rescued).
+    pub running: u64,
+}
+
 /// Counts over the whole cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClusterStats {

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::ClusterError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock key under which nodes migrate (any fixed number; "rwmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7277_6d69_6772;
@@ -121,6 +121,16 @@ CREATE TRIGGER rw_runs_events_on_update AFTER UPDATE ON rw_runs
     FOR EACH STATEMENT EXECUTE FUNCTION rw_runs_updated();
 ";
 
+/// v3: queues limited cluster-wide (at most `global_limit` of a queue's runs running at once,
+/// over every node), and the index that counts a queue's running runs.
+const V3: &str = r"
+CREATE TABLE rw_queues (
+    queue        text PRIMARY KEY,
+    global_limit int NOT NULL CHECK (global_limit >= 0)
+);
+CREATE INDEX rw_runs_running_queue ON rw_runs (queue) WHERE status = 'running';
+";
+
 /// Brings the database to [`SCHEMA_VERSION`].
 ///
 /// # Errors
@@ -154,6 +164,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     }
     if version < 2 {
         tx.batch_execute(V2).await?;
+    }
+    if version < 3 {
+        tx.batch_execute(V3).await?;
     }
     tx.execute(
         "UPDATE runwarden_cluster_schema SET version = $1",
