@@ -231,7 +231,10 @@ impl CronSchedule {
         self.missed
     }
 
-    pub(crate) fn deadline(&self) -> Duration {
+    /// How late a fire may be and still run as on time (see
+    /// [`CronSchedule::starting_deadline`]).
+    #[must_use]
+    pub fn deadline(&self) -> Duration {
         self.starting_deadline
     }
 

@@ -5,10 +5,10 @@
 //! so a node that lost its lease changes nothing.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use runwarden::{RunId, RunStatus};
+use runwarden::{CronSchedule, MissedFires, Overlap, RunId, RunStatus, Timestamp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls};
 use uuid::Uuid;
@@ -16,8 +16,8 @@ use uuid::Uuid;
 use crate::error::ClusterError;
 use crate::events::{ClusterEvent, EventCursor};
 use crate::run::{
-    CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, QueueLimit, parse_error_kind,
-    parse_status,
+    CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, QueueLimit, ScheduleInfo,
+    parse_error_kind, parse_status,
 };
 
 /// The channel a commit that makes a run claimable notifies (a hint: nodes also poll).
@@ -690,6 +690,195 @@ impl Db {
         Ok((events, runs))
     }
 
+    /// Adds or replaces a schedule; its first fire is the expression's first time after now.
+    pub(crate) async fn put_schedule(
+        &self,
+        name: &str,
+        cron: &CronSchedule,
+        run: &NewRun,
+        rerun_on_loss: bool,
+    ) -> Result<(), ClusterError> {
+        let c = self.pool.get().await?;
+        let now: SystemTime = c.query_one("SELECT now()", &[]).await?.get(0);
+        let next = next_fire(cron, now);
+        c.execute(
+            "INSERT INTO rw_schedules (name, cron, time_zone, overlap, missed, deadline_ms, kind,
+                                       label, queue, priority, params, max_attempts,
+                                       rerun_on_loss, timeout_ms, next_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                     coalesce($15, 'infinity'::timestamptz))
+             ON CONFLICT (name) DO UPDATE SET
+                cron = EXCLUDED.cron, time_zone = EXCLUDED.time_zone,
+                overlap = EXCLUDED.overlap, missed = EXCLUDED.missed,
+                deadline_ms = EXCLUDED.deadline_ms, kind = EXCLUDED.kind,
+                label = EXCLUDED.label, queue = EXCLUDED.queue, priority = EXCLUDED.priority,
+                params = EXCLUDED.params, max_attempts = EXCLUDED.max_attempts,
+                rerun_on_loss = EXCLUDED.rerun_on_loss, timeout_ms = EXCLUDED.timeout_ms,
+                next_at = EXCLUDED.next_at",
+            &[
+                &name,
+                &cron.expression(),
+                &cron.time_zone(),
+                &overlap_str(cron.overlap_policy()),
+                &missed_str(cron.missed_policy()),
+                &ms(cron.deadline()),
+                &run.kind,
+                &run.label,
+                &run.queue,
+                &run.priority,
+                &serde_json::Value::Object(run.params.clone()),
+                &i32::try_from(run.max_attempts).unwrap_or(i32::MAX),
+                &rerun_on_loss,
+                &run.timeout.map(ms),
+                &next,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a schedule; `false` if there was none of that name.
+    pub(crate) async fn delete_schedule(&self, name: &str) -> Result<bool, ClusterError> {
+        let c = self.pool.get().await?;
+        Ok(
+            c.execute("DELETE FROM rw_schedules WHERE name = $1", &[&name])
+                .await?
+                == 1,
+        )
+    }
+
+    /// Every schedule.
+    pub(crate) async fn schedules(&self) -> Result<Vec<ScheduleInfo>, ClusterError> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT name, cron, time_zone, kind,
+                        CASE WHEN next_at = 'infinity' THEN NULL ELSE next_at END,
+                        fires, skipped, missed_fires, last_fired_at, last_run_id
+                 FROM rw_schedules ORDER BY name",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| ScheduleInfo {
+            name: r.get(0),
+            cron: r.get(1),
+            time_zone: r.get(2),
+            kind: r.get(3),
+            next_at: r.get(4),
+            fires: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+            skipped: u64::try_from(r.get::<_, i64>(6)).unwrap_or(0),
+            missed: u64::try_from(r.get::<_, i64>(7)).unwrap_or(0),
+            last_fired_at: r.get(8),
+            last_run_id: r.get::<_, Option<Uuid>>(9).map(RunId::from_uuid),
+        })
+        .collect())
+    }
+
+    /// The leader's schedules: each schedule due is locked (a second leader skips it), then
+    /// fires one run, or skips (its last run still going, `overlap` skip) or waits for it
+    /// (`queue_one`: stays due), or counts a fire later than its deadline as missed (`missed`
+    /// skip); its next fire is the first after now, so fires missed while no leader ran
+    /// become at most one. The run's idempotency key names the schedule and the fire time,
+    /// so one fire time never makes two runs. Answers how many runs it submitted.
+    pub(crate) async fn fire_schedules(&self) -> Result<u64, ClusterError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let due = tx
+            .query(
+                "SELECT s.name, s.cron, s.time_zone, s.overlap, s.missed, s.deadline_ms, s.kind,
+                        s.label, s.queue, s.priority, s.params, s.max_attempts,
+                        s.rerun_on_loss, s.timeout_ms, s.next_at, now(),
+                        (SELECT r.status FROM rw_runs r WHERE r.id = s.last_run_id)
+                 FROM rw_schedules s
+                 WHERE s.next_at <= now()
+                 ORDER BY s.next_at
+                 LIMIT 100
+                 FOR UPDATE OF s SKIP LOCKED",
+                &[],
+            )
+            .await?;
+        let mut fired = 0;
+        for row in &due {
+            let name: String = row.get(0);
+            let due_at: SystemTime = row.get(14);
+            let now: SystemTime = row.get(15);
+            let active = matches!(row.get::<_, Option<&str>>(16), Some("queued" | "running"));
+            let cron = CronSchedule::new(row.get(1), row.get(2));
+            let next = match &cron {
+                Ok(cron) => next_fire(cron, now),
+                // Written by a build that read it differently: never fires again.
+                Err(_) => None,
+            };
+            let late = now
+                .duration_since(due_at)
+                .is_ok_and(|d| d.as_millis() > u128::try_from(row.get::<_, i64>(5)).unwrap_or(0));
+            let (overlap, missed): (&str, &str) = (row.get(3), row.get(4));
+            if active && overlap != "allow" {
+                if overlap == "queue_one" {
+                    continue; // stays due: fires as soon as the last run ends
+                }
+                tx.execute(
+                    "UPDATE rw_schedules SET skipped = skipped + 1,
+                        next_at = coalesce($2, 'infinity'::timestamptz) WHERE name = $1",
+                    &[&name, &next],
+                )
+                .await?;
+                continue;
+            }
+            if late && missed == "skip" {
+                tx.execute(
+                    "UPDATE rw_schedules SET missed_fires = missed_fires + 1,
+                        next_at = coalesce($2, 'infinity'::timestamptz) WHERE name = $1",
+                    &[&name, &next],
+                )
+                .await?;
+                continue;
+            }
+            let params: serde_json::Value = row.get(10);
+            let micros = due_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            let run = NewRun {
+                kind: row.get(6),
+                params: match params {
+                    serde_json::Value::Object(m) => m,
+                    _ => Params::new(),
+                },
+                label: row
+                    .get::<_, Option<String>>(7)
+                    .or_else(|| Some(name.clone())),
+                queue: row.get(8),
+                priority: row.get(9),
+                max_attempts: u32::try_from(row.get::<_, i32>(11)).unwrap_or(1),
+                timeout: row
+                    .get::<_, Option<i64>>(13)
+                    .map(|m| Duration::from_millis(u64::try_from(m).unwrap_or(0))),
+                delay: Duration::ZERO,
+                idempotency_key: Some(format!("schedule:{name}:{micros}")),
+            };
+            let answer = insert_runs(&*tx, std::slice::from_ref(&run), &[row.get(12)]).await?;
+            let id = match answer.into_iter().next() {
+                Some(Ok(id)) => {
+                    fired += 1;
+                    Some(*id.as_uuid())
+                }
+                _ => None,
+            };
+            tx.execute(
+                "UPDATE rw_schedules SET fires = fires + CASE WHEN $3::uuid IS NULL THEN 0 ELSE 1 END,
+                    last_fired_at = CASE WHEN $3::uuid IS NULL THEN last_fired_at ELSE now() END,
+                    last_run_id = coalesce($3, last_run_id),
+                    next_at = coalesce($2, 'infinity'::timestamptz)
+                 WHERE name = $1",
+                &[&name, &next, &id],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(fired)
+    }
+
     /// One run.
     pub(crate) async fn get(&self, id: RunId) -> Result<Option<ClusterRun>, ClusterError> {
         let c = self.pool.get().await?;
@@ -903,6 +1092,27 @@ fn claimed(row: &tokio_postgres::Row) -> Claimed {
             .get::<_, Option<i64>>(7)
             .map(|m| Duration::from_millis(u64::try_from(m).unwrap_or(0))),
         cancel_requested: row.get(8),
+    }
+}
+
+/// The schedule's first fire time strictly after `now`.
+fn next_fire(cron: &CronSchedule, now: SystemTime) -> Option<SystemTime> {
+    cron.next_after(Timestamp::from_system_time(now))
+        .map(Timestamp::to_system_time)
+}
+
+fn overlap_str(o: Overlap) -> &'static str {
+    match o {
+        Overlap::Skip => "skip",
+        Overlap::QueueOne => "queue_one",
+        Overlap::Allow => "allow",
+    }
+}
+
+fn missed_str(m: MissedFires) -> &'static str {
+    match m {
+        MissedFires::Skip => "skip",
+        MissedFires::RunOnce => "run_once",
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::ClusterError;
 use crate::events::{EventCursor, EventFeed};
 use crate::node::{NodeActor, NodeArguments};
 use crate::protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage};
-use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit};
+use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit, ScheduleInfo};
 
 /// How long a query waits for the node actor and the database.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,6 +159,55 @@ impl Node {
             NodeMessage::Events,
             CALL_TIMEOUT.as_millis() as u64,
             after
+        )?
+    }
+
+    /// Adds (or replaces) the schedule `name`: at each fire time of `cron` the leader submits
+    /// `run` once for the whole cluster, following the schedule's overlap and missed-fire
+    /// policies and its starting deadline (fires missed while no leader ran become at most
+    /// one). The run's label is the schedule's name unless `run` has one.
+    ///
+    /// # Errors
+    /// [`ClusterError::UnknownKind`] or [`ClusterError::BadRequest`] for a run this node's
+    /// kinds refuse, or the database's error.
+    pub async fn schedule(
+        &self,
+        name: impl Into<String>,
+        cron: runwarden::CronSchedule,
+        run: NewRun,
+    ) -> Result<(), ClusterError> {
+        let spec = Box::new((name.into(), cron, run));
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::Schedule,
+            CALL_TIMEOUT.as_millis() as u64,
+            spec
+        )?
+    }
+
+    /// Removes the schedule `name`; `false` if there was none.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn unschedule(&self, name: impl Into<String>) -> Result<bool, ClusterError> {
+        let name = name.into();
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::Unschedule,
+            CALL_TIMEOUT.as_millis() as u64,
+            name
+        )?
+    }
+
+    /// Every schedule of the cluster, with what each has done.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, ClusterError> {
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::Schedules,
+            CALL_TIMEOUT.as_millis() as u64
         )?
     }
 

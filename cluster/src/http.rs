@@ -4,6 +4,7 @@
 //!   following page); `GET /runs/{id}`; `POST /runs` (`{kind, params?, label?, queue?,
 //!   priority?, max_attempts?, timeout_ms?, delay_ms?, idempotency_key?}`);
 //!   `POST /runs/{id}/cancel`; `GET /stats`; `GET /node` (this node's own account).
+//! - `GET /schedules`: every schedule, with its next fire time and what it has done.
 //! - `GET /queues`: the queues limited cluster-wide, each with its limit and running count;
 //!   `PUT /queues/{queue}` (`{global_limit: n}`, or `null` to lift it).
 //! - `GET /events?after=TX-SEQ`: every status change in the cluster as server-sent events
@@ -43,6 +44,7 @@ pub fn router(node: Node) -> Router {
         .route("/node", get(info))
         .route("/events", get(events))
         .route("/queues", get(queues))
+        .route("/schedules", get(schedules))
         .route("/queues/{queue}", axum::routing::put(set_queue))
         .with_state(node)
 }
@@ -307,4 +309,8 @@ async fn set_queue(
     Ok(Json(
         json!({"queue": queue, "global_limit": body.global_limit}),
     ))
+}
+
+async fn schedules(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"schedules": node.schedules().await?})))
 }

@@ -153,6 +153,7 @@ impl Actor for NodeActor {
                 self_fenced: 0,
                 rescued_requeued: 0,
                 rescued_ended: 0,
+                scheduled: 0,
                 retained_events: 0,
                 retained_runs: 0,
                 reconciled: 0,
@@ -267,6 +268,33 @@ impl Actor for NodeActor {
                         None => db.events_now().await,
                     };
                     let _ = reply.send(cursor.map(|c| EventFeed::new(db, c, poll)));
+                });
+            }
+            NodeMessage::Schedule(spec, reply) => {
+                let (name, cron, run) = *spec;
+                match state.kinds.rules(std::slice::from_ref(&run)) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(rules) => {
+                        let db = state.db.clone();
+                        tokio::spawn(async move {
+                            let answer = db.put_schedule(&name, &cron, &run, rules[0]).await;
+                            let _ = reply.send(answer);
+                        });
+                    }
+                }
+            }
+            NodeMessage::Unschedule(name, reply) => {
+                let db = state.db.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(db.delete_schedule(&name).await);
+                });
+            }
+            NodeMessage::Schedules(reply) => {
+                let db = state.db.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(db.schedules().await);
                 });
             }
             NodeMessage::SetQueueLimit(queue, limit, reply) => {
@@ -421,9 +449,10 @@ impl NodeState {
             tokio::spawn(async move {
                 let duties = async {
                     let leader = may_lead && db.try_lead(node, ttl).await?;
-                    let (rescued, retained) = if leader {
+                    let (rescued, fired, retained) = if leader {
                         let rescued = db.rescue(dead_after).await?;
-                        (rescued, db.retain(retain.0, retain.1).await?)
+                        let fired = db.fire_schedules().await?;
+                        (rescued, fired, db.retain(retain.0, retain.1).await?)
                     } else {
                         Default::default()
                     };
@@ -435,6 +464,7 @@ impl NodeState {
                         rescued,
                         cancels,
                         retained,
+                        fired,
                         owned,
                     })
                 };
@@ -470,6 +500,7 @@ impl NodeState {
                 self.leader = d.leader;
                 self.info.rescued_requeued += d.rescued.requeued;
                 self.info.rescued_ended += d.rescued.failed + d.rescued.cancelled;
+                self.info.scheduled += d.fired;
                 self.info.retained_events += d.retained.0;
                 self.info.retained_runs += d.retained.1;
                 if d.rescued != Default::default() {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::{Claimed, Owned, Rescued};
 use crate::error::ClusterError;
 use crate::events::{EventCursor, EventFeed};
-use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit};
+use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit, ScheduleInfo};
 
 /// A listing's filter: one status or all, newest first, a page at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub struct NodeInfo {
     pub rescued_requeued: u64,
     /// Runs its rescues failed (`node_lost`) or cancelled.
     pub rescued_ended: u64,
+    /// Runs its schedules submitted, leading.
+    pub scheduled: u64,
     /// Events its retention passes deleted, leading.
     pub retained_events: u64,
     /// Ended runs its retention passes deleted, leading.
@@ -115,6 +117,16 @@ pub enum NodeMessage {
         Option<EventCursor>,
         RpcReplyPort<Result<EventFeed, ClusterError>>,
     ),
+    /// Add or replace a schedule (name, when, what): the leader submits one run per fire
+    /// time for the whole cluster.
+    Schedule(
+        Box<(String, runwarden::CronSchedule, NewRun)>,
+        RpcReplyPort<Result<(), ClusterError>>,
+    ),
+    /// Remove a schedule; `false` if there was none of that name.
+    Unschedule(String, RpcReplyPort<Result<bool, ClusterError>>),
+    /// Every schedule, with what it has done.
+    Schedules(RpcReplyPort<Result<Vec<ScheduleInfo>, ClusterError>>),
     /// Limit a queue cluster-wide (`None`: lift its limit).
     SetQueueLimit(String, Option<u32>, RpcReplyPort<Result<(), ClusterError>>),
     /// The queues limited cluster-wide.
@@ -169,6 +181,8 @@ pub(crate) struct Duties {
     pub(crate) cancels: Vec<RunId>,
     /// Leading: events and ended runs deleted by retention.
     pub(crate) retained: (u64, u64),
+    /// Leading: runs the schedules submitted.
+    pub(crate) fired: u64,
     /// The runs the database says this node holds.
     pub(crate) owned: Vec<Owned>,
 }

@@ -172,6 +172,33 @@ fn ser_opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S:
     }
 }
 
+/// A schedule of the cluster, and what it has done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleInfo {
+    /// Its name (unique in the cluster).
+    pub name: String,
+    /// The cron expression, and the time zone it is read in.
+    pub cron: String,
+    /// The IANA time zone.
+    pub time_zone: String,
+    /// The kind of the runs it submits.
+    pub kind: String,
+    /// Its next fire time (`None`: it never fires again).
+    #[serde(serialize_with = "ser_opt_time")]
+    pub next_at: Option<SystemTime>,
+    /// Runs it has submitted.
+    pub fires: u64,
+    /// Fire times skipped because its last run had not ended.
+    pub skipped: u64,
+    /// Fire times missed (later than the deadline) and not run.
+    pub missed: u64,
+    /// When it last submitted a run.
+    #[serde(serialize_with = "ser_opt_time")]
+    pub last_fired_at: Option<SystemTime>,
+    /// The run it last submitted.
+    pub last_run_id: Option<RunId>,
+}
+
 /// A queue limited cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueLimit {

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::ClusterError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock key under which nodes migrate (any fixed number; "rwmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7277_6d69_6772;
@@ -131,6 +131,35 @@ CREATE TABLE rw_queues (
 CREATE INDEX rw_runs_running_queue ON rw_runs (queue) WHERE status = 'running';
 ";
 
+/// v4: cron schedules, fired by the leader: one run per fire time for the whole cluster.
+const V4: &str = r"
+CREATE TABLE rw_schedules (
+    name          text PRIMARY KEY,
+    cron          text NOT NULL,
+    time_zone     text NOT NULL,
+    overlap       text NOT NULL CHECK (overlap IN ('skip', 'queue_one', 'allow')),
+    missed        text NOT NULL CHECK (missed IN ('skip', 'run_once')),
+    deadline_ms   bigint NOT NULL,
+    -- The run each fire submits.
+    kind          text NOT NULL,
+    label         text,
+    queue         text NOT NULL,
+    priority      int NOT NULL,
+    params        jsonb NOT NULL,
+    max_attempts  int NOT NULL,
+    rerun_on_loss boolean NOT NULL,
+    timeout_ms    bigint,
+    -- The next fire time; 'infinity' once the expression never fires again.
+    next_at       timestamptz NOT NULL,
+    fires         bigint NOT NULL DEFAULT 0,
+    skipped       bigint NOT NULL DEFAULT 0,
+    missed_fires  bigint NOT NULL DEFAULT 0,
+    last_fired_at timestamptz,
+    last_run_id   uuid
+);
+CREATE INDEX rw_schedules_due ON rw_schedules (next_at);
+";
+
 /// Brings the database to [`SCHEMA_VERSION`].
 ///
 /// # Errors
@@ -167,6 +196,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     }
     if version < 3 {
         tx.batch_execute(V3).await?;
+    }
+    if version < 4 {
+        tx.batch_execute(V4).await?;
     }
     tx.execute(
         "UPDATE runwarden_cluster_schema SET version = $1",
