@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runwarden::{BoxedJob, OnInterrupt, RunId};
+use runwarden::{BoxedJob, LogConfig, OnInterrupt, RunId};
 
 use crate::error::ClusterError;
 use crate::run::Params;
@@ -147,6 +147,12 @@ pub struct NodeConfig {
     /// The leader deletes runs that ended longer ago than this (their events go by
     /// `retain_events`).
     pub retain_finished: Duration,
+    /// Capture runs' logs (process runs' output, jobs' own lines) on this node, under this
+    /// directory; `None` (the default) keeps none.
+    pub logs: Option<LogConfig>,
+    /// With logs: how many last lines of each attempt are copied to the database with its
+    /// outcome, for any node to serve (default 1,000).
+    pub log_lines_kept: usize,
 }
 
 impl NodeConfig {
@@ -170,6 +176,8 @@ impl NodeConfig {
             events_poll: Duration::from_millis(100),
             retain_events: Duration::from_secs(24 * 3600),
             retain_finished: Duration::from_secs(7 * 24 * 3600),
+            logs: None,
+            log_lines_kept: 1_000,
         }
     }
 

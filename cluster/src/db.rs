@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use runwarden::{CronSchedule, MissedFires, Overlap, RunId, RunStatus, Timestamp};
+use runwarden::{CronSchedule, LogEntry, MissedFires, Overlap, RunId, RunStatus, Timestamp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::error::ClusterError;
 use crate::events::{ClusterEvent, EventCursor};
 use crate::run::{
-    CancelAnswer, ClusterRun, ClusterStats, NewRun, Params, QueueLimit, ScheduleInfo,
+    CancelAnswer, ClusterRun, ClusterStats, LogLine, NewRun, Params, QueueLimit, ScheduleInfo,
     parse_error_kind, parse_status,
 };
 
@@ -80,6 +80,17 @@ pub(crate) struct Finish {
     pub(crate) id: RunId,
     pub(crate) epoch: i64,
     pub(crate) outcome: Outcome,
+    /// The attempt's log, to copy with the outcome: its local id on this node, and the
+    /// attempt.
+    pub(crate) log: Option<(RunId, u32)>,
+}
+
+/// An attempt's last log lines, copied to the database with its outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct AttemptLog {
+    pub(crate) run: RunId,
+    pub(crate) attempt: u32,
+    pub(crate) lines: Vec<LogEntry>,
 }
 
 /// A run the database says a node holds.
@@ -452,6 +463,7 @@ impl Db {
         &self,
         node: Uuid,
         batch: &[Finish],
+        logs: &[AttemptLog],
     ) -> Result<Vec<RunId>, ClusterError> {
         let mut ids = Vec::with_capacity(batch.len());
         let mut epochs = Vec::with_capacity(batch.len());
@@ -524,6 +536,34 @@ impl Db {
             .await?;
         if rows.iter().any(|r| r.get::<_, &str>(1) == "queued") {
             tx.execute(&format!("NOTIFY {WAKE_CHANNEL}"), &[]).await?;
+        }
+        if !logs.is_empty() {
+            // Only the logs of outcomes that took effect: a lost lease's attempt is not ours.
+            let accepted: std::collections::HashSet<Uuid> =
+                rows.iter().map(|r| r.get::<_, Uuid>(0)).collect();
+            let (mut ids, mut attempts, mut seqs, mut ats) = (vec![], vec![], vec![], vec![]);
+            let (mut levels, mut streams, mut messages) = (vec![], vec![], vec![]);
+            for log in logs.iter().filter(|l| accepted.contains(l.run.as_uuid())) {
+                for (i, line) in log.lines.iter().enumerate() {
+                    ids.push(*log.run.as_uuid());
+                    attempts.push(i32::try_from(log.attempt).unwrap_or(i32::MAX));
+                    seqs.push(i32::try_from(i).unwrap_or(i32::MAX));
+                    ats.push(line.at.to_system_time());
+                    levels.push(line.level.as_str());
+                    streams.push(line.stream.as_str());
+                    messages.push(line.message.as_str());
+                }
+            }
+            if !ids.is_empty() {
+                tx.execute(
+                    "INSERT INTO rw_logs (run_id, attempt, seq, at, level, stream, message)
+                     SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::timestamptz[],
+                                          $5::text[], $6::text[], $7::text[])
+                     ON CONFLICT DO NOTHING",
+                    &[&ids, &attempts, &seqs, &ats, &levels, &streams, &messages],
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(rows
@@ -879,6 +919,33 @@ impl Db {
         Ok(fired)
     }
 
+    /// The log lines kept of a run's attempt (`None`: its latest attempt with a log).
+    pub(crate) async fn logs(
+        &self,
+        run: RunId,
+        attempt: Option<u32>,
+    ) -> Result<Vec<LogLine>, ClusterError> {
+        let c = self.pool.get().await?;
+        let attempt = attempt.map(|a| i32::try_from(a).unwrap_or(i32::MAX));
+        Ok(c.query(
+            "SELECT attempt, at, level, stream, message FROM rw_logs
+                 WHERE run_id = $1
+                   AND attempt = coalesce($2, (SELECT max(attempt) FROM rw_logs WHERE run_id = $1))
+                 ORDER BY seq",
+            &[run.as_uuid(), &attempt],
+        )
+        .await?
+        .iter()
+        .map(|r| LogLine {
+            attempt: u32::try_from(r.get::<_, i32>(0)).unwrap_or(0),
+            at: r.get(1),
+            level: r.get(2),
+            stream: r.get(3),
+            message: r.get(4),
+        })
+        .collect())
+    }
+
     /// One run.
     pub(crate) async fn get(&self, id: RunId) -> Result<Option<ClusterRun>, ClusterError> {
         let c = self.pool.get().await?;
@@ -1170,9 +1237,10 @@ mod tests {
                 id: c.id,
                 epoch: c.epoch,
                 outcome: ended(),
+                log: None,
             })
             .collect();
-        assert!(db.finish(a, &late).await.expect("finish").is_empty());
+        assert!(db.finish(a, &late, &[]).await.expect("finish").is_empty());
         assert!(!db.heartbeat(a).await.expect("heartbeat"), "a is dead");
         let lead = db.try_lead(a, Duration::from_secs(1)).await.expect("lead");
         assert!(!lead, "a dead node cannot lead");
@@ -1192,21 +1260,33 @@ mod tests {
             id: old.id,
             epoch: old.epoch,
             outcome: ended(),
+            log: None,
         };
-        assert!(db.finish(b, &[stale]).await.expect("finish").is_empty());
+        assert!(
+            db.finish(b, &[stale], &[])
+                .await
+                .expect("finish")
+                .is_empty()
+        );
         let fresh = Finish {
             id: again[0].id,
             epoch: again[0].epoch,
             outcome: ended(),
+            log: None,
         };
         assert_eq!(
-            db.finish(b, std::slice::from_ref(&fresh))
+            db.finish(b, std::slice::from_ref(&fresh), &[])
                 .await
                 .expect("finish"),
             vec![fresh.id]
         );
         // A terminal row never changes again.
-        assert!(db.finish(b, &[fresh]).await.expect("finish").is_empty());
+        assert!(
+            db.finish(b, &[fresh], &[])
+                .await
+                .expect("finish")
+                .is_empty()
+        );
 
         let one = db.get(ids[0]).await.expect("get").expect("a run");
         let two = db.get(ids[1]).await.expect("get").expect("a run");

@@ -10,7 +10,9 @@ use crate::error::ClusterError;
 use crate::events::{EventCursor, EventFeed};
 use crate::node::{NodeActor, NodeArguments};
 use crate::protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage};
-use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit, ScheduleInfo};
+use crate::run::{
+    CancelAnswer, ClusterRun, ClusterStats, LogLine, NewRun, QueueLimit, ScheduleInfo,
+};
 
 /// How long a query waits for the node actor and the database.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -241,6 +243,27 @@ impl Node {
             self.actor,
             NodeMessage::QueueLimits,
             CALL_TIMEOUT.as_millis() as u64
+        )?
+    }
+
+    /// The log of a run's attempt (`None`: its latest), from whichever node ran it: live
+    /// from the node running it, else the last lines (`log_lines_kept`) its node copied to
+    /// the database with the attempt's outcome. Empty when nothing was logged, or the node
+    /// that ran it keeps no logs.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn logs(
+        &self,
+        run: RunId,
+        attempt: Option<u32>,
+    ) -> Result<Vec<LogLine>, ClusterError> {
+        ractor::call_t!(
+            self.actor,
+            NodeMessage::Logs,
+            CALL_TIMEOUT.as_millis() as u64,
+            run,
+            attempt
         )?
     }
 

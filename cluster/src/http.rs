@@ -4,6 +4,8 @@
 //!   following page); `GET /runs/{id}`; `POST /runs` (`{kind, params?, label?, queue?,
 //!   priority?, max_attempts?, timeout_ms?, delay_ms?, idempotency_key?}`);
 //!   `POST /runs/{id}/cancel`; `GET /stats`; `GET /node` (this node's own account).
+//! - `GET /runs/{id}/logs?attempt=N`: an attempt's log lines (the latest attempt by default),
+//!   whichever node ran it.
 //! - `GET /schedules`: every schedule, with its next fire time and what it has done.
 //! - `GET /queues`: the queues limited cluster-wide, each with its limit and running count;
 //!   `PUT /queues/{queue}` (`{global_limit: n}`, or `null` to lift it).
@@ -40,6 +42,7 @@ pub fn router(node: Node) -> Router {
         .route("/runs", get(list).post(submit))
         .route("/runs/{id}", get(one))
         .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/logs", get(logs))
         .route("/stats", get(stats))
         .route("/node", get(info))
         .route("/events", get(events))
@@ -313,4 +316,27 @@ async fn set_queue(
 
 async fn schedules(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"schedules": node.schedules().await?})))
+}
+
+#[derive(Deserialize)]
+struct LogsParams {
+    attempt: Option<u32>,
+}
+
+async fn logs(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Query(p): Query<LogsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    if node.status(id).await?.is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "RUN_NOT_FOUND",
+            format!("no run with id {id}"),
+        ));
+    }
+    Ok(Json(
+        json!({"id": id, "lines": node.logs(id, p.attempt).await?}),
+    ))
 }

@@ -45,7 +45,7 @@ pub use handle::Node;
 pub use node::{NodeActor, NodeArguments, NodeState};
 pub use protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage, NodeStep};
 pub use run::{
-    CancelAnswer, ClusterRun, ClusterStats, DEFAULT_MAX_ATTEMPTS, NewRun, Params, QueueLimit,
-    ScheduleInfo,
+    CancelAnswer, ClusterRun, ClusterStats, DEFAULT_MAX_ATTEMPTS, LogLine, NewRun, Params,
+    QueueLimit, ScheduleInfo,
 };
 pub use schema::SCHEMA_VERSION;

@@ -14,11 +14,11 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::config::{ClusterKinds, JobInput, NodeConfig};
-use crate::db::{CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, Owned, WAKE_CHANNEL};
+use crate::db::{AttemptLog, CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, Owned, WAKE_CHANNEL};
 use crate::error::ClusterError;
 use crate::events::EventFeed;
 use crate::protocol::{Duties, NodeDrainReport, NodeInfo, NodeMessage, NodeStep, Step};
-use crate::run::{ClusterRun, error_kind_str};
+use crate::run::{ClusterRun, LogLine, error_kind_str};
 
 /// The node actor. Spawn it with [`NodeArguments`] (or use [`Node::start`](crate::Node::start)).
 #[derive(Debug, Default)]
@@ -126,14 +126,20 @@ impl Actor for NodeActor {
         db.migrate().await?;
         let node = Uuid::now_v7();
         db.join(node, &config.name).await?;
-        let local = Runwarden::builder()
+        let mut builder = Runwarden::builder()
             .max_concurrent(config.concurrency)
-            .cancel_grace(config.cancel_grace)
-            .start_linked(myself.get_cell())
-            .await?;
+            .cancel_grace(config.cancel_grace);
+        if let Some(logs) = &config.logs {
+            builder = builder.logs(logs.clone());
+        }
+        let local = builder.start_linked(myself.get_cell()).await?;
+        let log_reader = config
+            .logs
+            .is_some()
+            .then(|| (local.clone(), config.log_lines_kept));
         let (writer, rx) = mpsc::unbounded_channel();
         let tasks = vec![
-            tokio::spawn(write_loop(db.clone(), rx, myself.clone())),
+            tokio::spawn(write_loop(db.clone(), rx, myself.clone(), log_reader)),
             tokio::spawn(listen_loop(db.clone(), myself.clone())),
             tokio::spawn(tick_loop(myself.clone(), config.heartbeat, || Step::Tick)),
             tokio::spawn(tick_loop(myself.clone(), config.poll, || Step::Wake)),
@@ -307,6 +313,40 @@ impl Actor for NodeActor {
                 let db = state.db.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(db.queue_limits().await);
+                });
+            }
+            NodeMessage::Logs(run, attempt, reply) => {
+                let live = state.local_of.get(&run).and_then(|local| {
+                    let held = state.held.get(local)?;
+                    let wanted = attempt.is_none_or(|a| a == held.attempt);
+                    (wanted && state.config.logs.is_some()).then_some((*local, held.attempt))
+                });
+                let (db, local, kept) = (
+                    state.db.clone(),
+                    state.local.clone(),
+                    state.config.log_lines_kept,
+                );
+                tokio::spawn(async move {
+                    let answer = match live {
+                        Some((id, attempt)) => local
+                            .log_tail(id, kept)
+                            .await
+                            .map(|lines| {
+                                lines
+                                    .into_iter()
+                                    .map(|l| LogLine {
+                                        attempt,
+                                        at: l.at.to_system_time(),
+                                        level: l.level.as_str().to_owned(),
+                                        stream: l.stream.as_str().to_owned(),
+                                        message: l.message,
+                                    })
+                                    .collect()
+                            })
+                            .map_err(|e| ClusterError::Unavailable(e.to_string())),
+                        None => db.logs(run, attempt).await,
+                    };
+                    let _ = reply.send(answer);
                 });
             }
             NodeMessage::Info(reply) => {
@@ -558,6 +598,7 @@ impl NodeState {
                     id,
                     epoch,
                     outcome: Outcome::HandBack,
+                    log: None,
                 },
             );
         }
@@ -696,6 +737,7 @@ impl NodeState {
                             result: None,
                             error: Some(("returned".into(), why)),
                         },
+                        log: None,
                     },
                 );
             }
@@ -753,12 +795,14 @@ impl NodeState {
                 }
             }
         };
+        let log = self.config.logs.is_some().then_some((local, h.attempt));
         self.write(
             h.node,
             Finish {
                 id: h.run,
                 epoch: h.epoch,
                 outcome,
+                log,
             },
         );
     }
@@ -800,6 +844,7 @@ async fn write_loop(
     db: Db,
     mut rx: mpsc::UnboundedReceiver<(Uuid, Finish)>,
     me: ActorRef<NodeMessage>,
+    log_reader: Option<(Runwarden, usize)>,
 ) {
     let mut batch: Vec<(Uuid, Finish)> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -817,9 +862,13 @@ async fn write_loop(
             by_node.entry(node).or_default().push(f);
         }
         for (node, finishes) in by_node {
+            let logs = match &log_reader {
+                Some((local, kept)) => read_logs(local, *kept, &finishes).await,
+                None => Vec::new(),
+            };
             let mut backoff = Duration::from_millis(50);
             loop {
-                match db.finish(node, &finishes).await {
+                match db.finish(node, &finishes, &logs).await {
                     Ok(accepted) => {
                         refused += finishes.len() - accepted.len();
                         if accepted.len() < finishes.len() {
@@ -843,6 +892,28 @@ async fn write_loop(
         }
         cast(&me, Step::Written { runs, refused });
     }
+}
+
+/// The last lines of each attempt's log, read from the local log keeper, for the finishes
+/// that carry one; an attempt that logged nothing (or whose log cannot be read) has none.
+async fn read_logs(local: &Runwarden, kept: usize, finishes: &[Finish]) -> Vec<AttemptLog> {
+    let reads = finishes.iter().filter_map(|f| {
+        let (id, attempt) = f.log?;
+        let run = f.id;
+        Some(async move {
+            let lines = local.log_tail(id, kept).await.unwrap_or_default();
+            AttemptLog {
+                run,
+                attempt,
+                lines,
+            }
+        })
+    });
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter(|l| !l.lines.is_empty())
+        .collect()
 }
 
 /// LISTENs for wake-ups and cancels; reconnects after a lost connection (and wakes the node,

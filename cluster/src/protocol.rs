@@ -13,7 +13,9 @@ use uuid::Uuid;
 use crate::db::{Claimed, Owned, Rescued};
 use crate::error::ClusterError;
 use crate::events::{EventCursor, EventFeed};
-use crate::run::{CancelAnswer, ClusterRun, ClusterStats, NewRun, QueueLimit, ScheduleInfo};
+use crate::run::{
+    CancelAnswer, ClusterRun, ClusterStats, LogLine, NewRun, QueueLimit, ScheduleInfo,
+};
 
 /// A listing's filter: one status or all, newest first, a page at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,6 +133,13 @@ pub enum NodeMessage {
     SetQueueLimit(String, Option<u32>, RpcReplyPort<Result<(), ClusterError>>),
     /// The queues limited cluster-wide.
     QueueLimits(RpcReplyPort<Result<Vec<QueueLimit>, ClusterError>>),
+    /// The log of a run's attempt (`None`: the latest): live from this node while it runs
+    /// the attempt, else the lines its node copied to the database when the attempt ended.
+    Logs(
+        RunId,
+        Option<u32>,
+        RpcReplyPort<Result<Vec<LogLine>, ClusterError>>,
+    ),
     /// This node's own account.
     Info(RpcReplyPort<NodeInfo>),
     /// Stop claiming, let runs finish until the deadline, cancel the rest, hand back what

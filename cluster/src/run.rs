@@ -172,6 +172,22 @@ fn ser_opt_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S:
     }
 }
 
+/// A line of a run's log, as the cluster keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    /// The attempt that wrote it.
+    pub attempt: u32,
+    /// When it was captured.
+    #[serde(serialize_with = "ser_time")]
+    pub at: SystemTime,
+    /// Its level (`INFO`, `WARN`, ...).
+    pub level: String,
+    /// `stdout`, `stderr` or `job`.
+    pub stream: String,
+    /// The text.
+    pub message: String,
+}
+
 /// A schedule of the cluster, and what it has done.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScheduleInfo {

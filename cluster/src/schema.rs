@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::ClusterError;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The advisory lock key under which nodes migrate (any fixed number; "rwmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7277_6d69_6772;
@@ -160,6 +160,21 @@ CREATE TABLE rw_schedules (
 CREATE INDEX rw_schedules_due ON rw_schedules (next_at);
 ";
 
+/// v5: the last lines of each attempt's log, copied by the node that ran it in the commit of
+/// the attempt's outcome, so any node can serve them; deleted with their run.
+const V5: &str = r"
+CREATE TABLE rw_logs (
+    run_id  uuid NOT NULL REFERENCES rw_runs (id) ON DELETE CASCADE,
+    attempt int NOT NULL,
+    seq     int NOT NULL,
+    at      timestamptz NOT NULL,
+    level   text NOT NULL,
+    stream  text NOT NULL,
+    message text NOT NULL,
+    PRIMARY KEY (run_id, attempt, seq)
+);
+";
+
 /// Brings the database to [`SCHEMA_VERSION`].
 ///
 /// # Errors
@@ -200,6 +215,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     if version < 4 {
         tx.batch_execute(V4).await?;
     }
+    if version < 5 {
+        tx.batch_execute(V5).await?;
+    }
     tx.execute(
         "UPDATE runwarden_cluster_schema SET version = $1",
         &[&SCHEMA_VERSION],
@@ -207,4 +225,72 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), ClusterError> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Migrations, against a real PostgreSQL: an old database is brought up keeping its rows;
+    //! a newer one is refused and left as it was.
+    use super::*;
+    use crate::postgres::TempPostgres;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_v1_database_is_migrated_and_a_newer_one_refused() {
+        let pg = TempPostgres::start().expect("PostgreSQL");
+        let (mut client, conn) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        // A database as a v1 build left it, with a run in it.
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE runwarden_cluster_schema (version int NOT NULL);
+                 INSERT INTO runwarden_cluster_schema VALUES (1);
+                 {V1}
+                 INSERT INTO rw_runs (id, kind, label, queue, params, status, max_attempts,
+                                      rerun_on_loss)
+                 VALUES ('00000000-0000-7000-8000-000000000001', 'k', 'k', 'default', '{{}}',
+                         'queued', 1, true);"
+            ))
+            .await
+            .expect("a v1 database");
+        migrate(&mut client).await.expect("migrate");
+        let version: i32 = client
+            .query_one("SELECT version FROM runwarden_cluster_schema", &[])
+            .await
+            .expect("version")
+            .get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+        let runs: i64 = client
+            .query_one("SELECT count(*) FROM rw_runs", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(runs, 1, "the run was kept");
+        for table in ["rw_events", "rw_queues", "rw_schedules", "rw_logs"] {
+            client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{table}: {e}"));
+        }
+        // Migrating again changes nothing.
+        migrate(&mut client).await.expect("migrate again");
+
+        client
+            .execute("UPDATE runwarden_cluster_schema SET version = 99", &[])
+            .await
+            .expect("a newer build's mark");
+        match migrate(&mut client).await {
+            Err(ClusterError::NewerSchema { found: 99, known }) => {
+                assert_eq!(known, SCHEMA_VERSION);
+            }
+            other => panic!("{other:?}"),
+        }
+        let version: i32 = client
+            .query_one("SELECT version FROM runwarden_cluster_schema", &[])
+            .await
+            .expect("version")
+            .get(0);
+        assert_eq!(version, 99, "the newer database was changed");
+    }
 }
