@@ -1,4 +1,5 @@
-//! The cluster's events: every status a run takes, in commit order, from any node.
+//! The cluster's events: every status a run takes, in commit order, from any node. (The
+//! feed that reads them is in `feed.rs`.)
 //!
 //! Events are rows of `rw_events`, appended in the transaction that changes the status (see
 //! the schema), so an event exists if and only if its change committed. A feed reads them
@@ -9,12 +10,11 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use runwarden::{RunId, RunStatus};
 use serde::Serialize;
 
-use crate::db::Db;
 use crate::error::ClusterError;
 
 /// A position in the cluster's events: after this one. Written `TX-SEQ`.
@@ -76,57 +76,6 @@ pub struct ClusterEvent {
     /// When the change was written (the database's clock).
     #[serde(serialize_with = "crate::run::ser_time")]
     pub at: SystemTime,
-}
-
-/// Most events one read answers.
-const BATCH: i64 = 1_000;
-
-/// Events after a cursor, read from the database as they commit. Get one from
-/// [`crate::Node::events`] (or the [`crate::NodeMessage::Events`] message).
-#[derive(Debug)]
-pub struct EventFeed {
-    db: Db,
-    cursor: EventCursor,
-    poll: Duration,
-}
-
-impl EventFeed {
-    pub(crate) fn new(db: Db, cursor: EventCursor, poll: Duration) -> Self {
-        EventFeed { db, cursor, poll }
-    }
-
-    /// The position after the last event handed out.
-    #[must_use]
-    pub fn cursor(&self) -> EventCursor {
-        self.cursor
-    }
-
-    /// The next events, at least one, in commit order. Looks every `poll` until there is one.
-    ///
-    /// # Errors
-    /// The database's error; the feed's position is kept, so calling again resumes.
-    pub async fn next_batch(&mut self) -> Result<Vec<ClusterEvent>, ClusterError> {
-        loop {
-            let events = self.db.events_after(self.cursor, BATCH).await?;
-            if let Some(last) = events.last() {
-                self.cursor = last.cursor;
-                return Ok(events);
-            }
-            tokio::time::sleep(self.poll).await;
-        }
-    }
-
-    /// The events there are now (perhaps none), without waiting.
-    ///
-    /// # Errors
-    /// The database's error.
-    pub async fn try_next_batch(&mut self) -> Result<Vec<ClusterEvent>, ClusterError> {
-        let events = self.db.events_after(self.cursor, BATCH).await?;
-        if let Some(last) = events.last() {
-            self.cursor = last.cursor;
-        }
-        Ok(events)
-    }
 }
 
 #[cfg(test)]

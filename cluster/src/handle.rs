@@ -7,7 +7,8 @@ use runwarden::RunId;
 
 use crate::config::{ClusterKinds, NodeConfig};
 use crate::error::ClusterError;
-use crate::events::{EventCursor, EventFeed};
+use crate::events::EventCursor;
+use crate::feed::EventFeed;
 use crate::node::{NodeActor, NodeArguments};
 use crate::protocol::{ListRuns, NodeDrainReport, NodeInfo, NodeMessage};
 use crate::run::{

@@ -31,7 +31,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ClusterError;
-use crate::events::{EventCursor, EventFeed};
+use crate::events::EventCursor;
+use crate::feed::EventFeed;
 use crate::handle::Node;
 use crate::protocol::ListRuns;
 use crate::run::{NewRun, Params};

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::config::{ClusterKinds, JobInput, NodeConfig};
 use crate::db::{AttemptLog, CANCEL_CHANNEL, Claimed, Db, Finish, Outcome, Owned, WAKE_CHANNEL};
 use crate::error::ClusterError;
-use crate::events::EventFeed;
+use crate::feed::EventFeed;
 use crate::protocol::{Duties, NodeDrainReport, NodeInfo, NodeMessage, NodeStep, Step};
 use crate::run::{ClusterRun, LogLine, error_kind_str};
 

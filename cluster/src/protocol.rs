@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::db::{Claimed, Owned, Rescued};
 use crate::error::ClusterError;
-use crate::events::{EventCursor, EventFeed};
+use crate::events::EventCursor;
+use crate::feed::EventFeed;
 use crate::run::{
     CancelAnswer, ClusterRun, ClusterStats, LogLine, NewRun, QueueLimit, ScheduleInfo,
 };
