@@ -286,7 +286,8 @@ async fn spawn(role: &str, url: &str, name: &str, concurrency: usize) -> Result<
 }
 
 async fn empty(sql: &Client) -> Result<(), Failure> {
-    sql.batch_execute("TRUNCATE rw_runs, rw_events, rw_logs").await?;
+    sql.batch_execute("TRUNCATE rw_runs, rw_events, rw_logs")
+        .await?;
     sql.batch_execute("VACUUM ANALYZE rw_runs, rw_events")
         .await?;
     Ok(())
