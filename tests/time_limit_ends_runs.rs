@@ -68,7 +68,7 @@ async fn cooperative_and_stubborn_jobs_both_end_timed_out() {
 }
 
 // A job that blocks its thread and never awaits cannot be stopped, but its run still ends
-// `TimedOut` at limit + grace, while the job is still blocked.
+// `TimedOut` at limit + grace + `DROP_WAIT`, while the job is still blocked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn a_job_that_never_awaits_still_ends_on_time() {
     let rw = start(Runwarden::builder().cancel_grace(Duration::from_millis(50))).await;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::json::Json;
 use crate::log::{LogEntry, LogLevel, LogSink, LogStream};
+use crate::run::{CancelReason, FailureKind, Progress, RunId};
 use crate::run::{DependencyOutcome, StatusCounts};
-use crate::run::{FailureKind, Progress, RunId};
 
 /// What a finished job hands back: a value to store on the record, if any.
 pub type JobOutput = Option<Json>;
@@ -283,30 +283,141 @@ impl ProgressSlot {
     }
 }
 
-/// A run's cancel signal: set once by its worker (on a cancel, a time limit, or when the
-/// worker goes away), read by the job through its [`RunContext`]. One small allocation per
-/// run, where a `watch` channel would carry eight `Notify`s for its receivers.
+/// An attempt's stop signal, shared by the supervisor (which asks a running attempt to stop),
+/// the worker (which ends the attempt) and the job (which reads it through its
+/// [`RunContext`]). One small allocation per attempt.
+///
+/// It is a state machine on one atomic, so the supervisor cancels a running attempt without a
+/// message to its worker, and exactly one side decides how the attempt ended:
+///
+/// ```text
+/// Running ──time_limit──► TimeLimit ──cancel──► Cancel(reason)
+///    └──────────────────cancel─────────────────────┘
+/// any of them ──end──► Ended (once; the stop it had decides the outcome)
+/// ```
 #[derive(Debug, Default)]
 pub(crate) struct CancelSignal {
-    set: AtomicBool,
+    state: AtomicU8,
     notify: Notify,
 }
 
+/// Why a running attempt was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A cancel, by whom.
+    Cancel(CancelReason),
+    /// Its time limit passed.
+    TimeLimit,
+}
+
+/// What asking an attempt to stop found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelAnswer {
+    /// It was running (or stopping for its time limit): it now stops for this cancel.
+    Signalled,
+    /// A cancel was already asked for.
+    AlreadyCancelling,
+    /// Its outcome is already decided; its worker's exit says what it is.
+    Ended,
+}
+
+/// The attempt's outcome was already decided by the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AlreadyEnded;
+
+const RUNNING: u8 = 0;
+const TIME_LIMIT: u8 = 1;
+/// `CANCEL + reason`, for each [`CancelReason`].
+const CANCEL: u8 = 2;
+/// Set, keeping the stop bits, once the outcome is decided.
+const ENDED: u8 = 0x80;
+
+const REASONS: [CancelReason; 5] = [
+    CancelReason::User,
+    CancelReason::DrainDeadline,
+    CancelReason::Shutdown,
+    CancelReason::Replaced,
+    CancelReason::Dependency,
+];
+
+fn encode(reason: CancelReason) -> u8 {
+    let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+    CANCEL + i as u8
+}
+
+fn decode(state: u8) -> Option<Stop> {
+    match state & !ENDED {
+        RUNNING => None,
+        TIME_LIMIT => Some(Stop::TimeLimit),
+        c => Some(Stop::Cancel(
+            REASONS
+                .get(usize::from(c - CANCEL))
+                .copied()
+                .unwrap_or(CancelReason::User),
+        )),
+    }
+}
+
 impl CancelSignal {
-    pub(crate) fn cancel(&self) {
-        self.set.store(true, Ordering::Release);
+    /// Asks the attempt to stop for `reason`. A cancel takes over from a time limit (the run
+    /// ends `Cancelled`); a second cancel changes nothing.
+    pub(crate) fn cancel(&self, reason: CancelReason) -> CancelAnswer {
+        let mut now = self.state.load(Ordering::Acquire);
+        loop {
+            let answer = match now {
+                s if s & ENDED != 0 => return CancelAnswer::Ended,
+                RUNNING | TIME_LIMIT => CancelAnswer::Signalled,
+                _ => return CancelAnswer::AlreadyCancelling,
+            };
+            match self.state.compare_exchange(
+                now,
+                encode(reason),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.notify.notify_waiters();
+                    return answer;
+                }
+                Err(actual) => now = actual,
+            }
+        }
+    }
+
+    /// The attempt's time limit passed: `true` if that stops it (nothing else had).
+    pub(crate) fn time_limit(&self) -> bool {
+        let took = self
+            .state
+            .compare_exchange(RUNNING, TIME_LIMIT, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if took {
+            self.notify.notify_waiters();
+        }
+        took
+    }
+
+    /// Decides that the attempt has ended: the stop it had been asked for, if any, or
+    /// [`AlreadyEnded`] if the other side decided first.
+    pub(crate) fn end(&self) -> Result<Option<Stop>, AlreadyEnded> {
+        let before = self.state.fetch_or(ENDED, Ordering::AcqRel);
         self.notify.notify_waiters();
+        if before & ENDED != 0 {
+            return Err(AlreadyEnded);
+        }
+        Ok(decode(before))
     }
 
-    fn is_set(&self) -> bool {
-        self.set.load(Ordering::Acquire)
+    /// Whether the attempt has been asked to stop, or has ended.
+    pub(crate) fn is_set(&self) -> bool {
+        self.state.load(Ordering::Acquire) != RUNNING
     }
 
-    async fn wait(&self) {
+    /// Resolves once the attempt is asked to stop, or has ended.
+    pub(crate) async fn wait(&self) {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
-            // Registered before the flag is read, so a `cancel` in between still wakes it.
+            // Registered before the state is read, so a change in between still wakes it.
             notified.as_mut().enable();
             if self.is_set() {
                 return;
@@ -594,5 +705,94 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::{AlreadyEnded, CancelAnswer, CancelSignal, Stop};
+    use crate::run::CancelReason;
+
+    #[test]
+    fn an_unstopped_attempt_ends_with_no_stop_and_only_once() {
+        let s = CancelSignal::default();
+        assert!(!s.is_set());
+        assert_eq!(s.end(), Ok(None));
+        assert!(s.is_set());
+        assert_eq!(s.end(), Err(AlreadyEnded));
+        assert_eq!(s.cancel(CancelReason::User), CancelAnswer::Ended);
+        assert!(!s.time_limit());
+    }
+
+    #[test]
+    fn a_cancel_is_signalled_once_and_decides_the_end() {
+        for reason in super::REASONS {
+            let s = CancelSignal::default();
+            assert_eq!(s.cancel(reason), CancelAnswer::Signalled);
+            assert!(s.is_set());
+            assert_eq!(
+                s.cancel(CancelReason::User),
+                CancelAnswer::AlreadyCancelling
+            );
+            assert!(!s.time_limit(), "a time limit does not replace a cancel");
+            assert_eq!(s.end(), Ok(Some(Stop::Cancel(reason))));
+        }
+    }
+
+    #[test]
+    fn a_cancel_takes_over_from_a_time_limit() {
+        let s = CancelSignal::default();
+        assert!(s.time_limit());
+        assert!(!s.time_limit());
+        assert_eq!(
+            s.cancel(CancelReason::DrainDeadline),
+            CancelAnswer::Signalled
+        );
+        assert_eq!(s.end(), Ok(Some(Stop::Cancel(CancelReason::DrainDeadline))));
+    }
+
+    #[test]
+    fn a_time_limit_alone_decides_the_end() {
+        let s = CancelSignal::default();
+        assert!(s.time_limit());
+        assert_eq!(s.end(), Ok(Some(Stop::TimeLimit)));
+    }
+
+    #[tokio::test]
+    async fn waiters_wake_on_a_stop_and_on_the_end() {
+        for stop in [true, false] {
+            let s = std::sync::Arc::new(CancelSignal::default());
+            let waiter = tokio::spawn({
+                let s = s.clone();
+                async move { s.wait().await }
+            });
+            tokio::task::yield_now().await;
+            if stop {
+                let _ = s.cancel(CancelReason::User);
+            } else {
+                let _ = s.end();
+            }
+            let woke = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+            assert!(matches!(woke, Ok(Ok(()))), "the waiter woke");
+        }
+    }
+
+    /// Two sides race to decide: exactly one wins, whatever the interleaving.
+    #[test]
+    fn end_and_cancel_race_to_one_decision() {
+        for _ in 0..1000 {
+            let s = std::sync::Arc::new(CancelSignal::default());
+            let other = std::thread::spawn({
+                let s = s.clone();
+                move || s.cancel(CancelReason::User)
+            });
+            let ended = s.end();
+            let answer = other.join().unwrap_or(CancelAnswer::Ended);
+            match (ended, answer) {
+                (Ok(None), CancelAnswer::Ended) => {}
+                (Ok(Some(Stop::Cancel(CancelReason::User))), CancelAnswer::Signalled) => {}
+                other => panic!("two decisions or none: {other:?}"),
+            }
+        }
     }
 }

@@ -130,7 +130,7 @@ impl RecordingContext {
     /// Asks the job to stop, as a cancel, a time limit or a drain deadline would: its
     /// [`RunContext::cancelled`] resolves. Nothing forces it to: a job that ignores it runs on.
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        let _ = self.cancel.cancel(crate::run::CancelReason::User);
     }
 
     /// Every progress report the job made, in order.

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | supervisor ([`SupervisorMessage`]) | submit, cancel, cancel many, drain, begin drain, limits, schedules, status, recovery report, log keeper, submitter | start a recorded run, forwarded cancel, drain barrier and deadline, retry due, schedule due, registry restarted |
 //! | registry ([`RegistryMessage`]) | get, list, wait, active count and ids, subscribe, event port, stats, prune now | admit (plain, durable, unique), transition, progress, exit code, answer a cancel, barrier, requeue, store committed, prunable, prune tick |
-//! | worker ([`WorkerMessage`]) | none | cancel (from the supervisor), job finished, time limit, grace expired |
+//! | worker ([`WorkerMessage`]) | none | none: the supervisor stops an attempt through its stop signal, and hears of its end from ractor's supervision event |
 //! | log keeper ([`LogMessage`]) | read, follow, flush | lines (from jobs), a run's end, pruned runs, the registry's address |
 //!
 //! Each variant's documentation says who sends it and what the receiver does with it.

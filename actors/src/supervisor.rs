@@ -12,7 +12,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use tokio::task::JoinHandle;
 
 use crate::error::{CancelError, SubmitError};
-use crate::job::{BoxedJob, RunReports};
+use crate::job::{BoxedJob, CancelAnswer, CancelSignal, RunReports, Stop};
 use crate::kinds::{JobKinds, RecoveryReport};
 use crate::log::{LogConfig, LogSink};
 use crate::log_keeper::{KeeperArgs, KeeperSink, LogKeeper};
@@ -23,13 +23,14 @@ use crate::protocol::supervisor::{
     DrainReport, DueTimer, Release, StartMode, SupervisorMessage, SupervisorRef, SupervisorStatus,
     SupervisorStep, TimerPurpose,
 };
-use crate::protocol::worker::{self, AttemptEnd, WorkerMessage, WorkerStep};
+use crate::protocol::worker::AttemptEnd;
 use crate::queue::{QueueConfig, RateLimit};
 use crate::registry::{RegistryActor, RegistryArguments};
 use crate::run::{CancelKind, FailureKind, RunId, RunSpec, RunStatus, Transition, TransitionError};
 use crate::store::RunStore;
 use crate::trace::TracePropagation;
 
+mod backstop;
 mod drain;
 mod intensity;
 mod queues;
@@ -41,7 +42,8 @@ mod timer;
 
 use crate::submitter::{self, Gate, Submitter};
 use crate::time::{RunningClock, Timestamp, WallClock};
-use crate::worker::{WorkerActor, WorkerArguments, WorkerState};
+use crate::worker::{DROP_WAIT, WorkerActor, WorkerArguments, WorkerState};
+use backstop::Backstops;
 use drain::{Drain, Ended};
 use intensity::RestartIntensity;
 use queues::Queues;
@@ -171,6 +173,8 @@ pub struct SupervisorState {
     registry_restarts: RestartIntensity,
     /// The timer for the next start a rate limit allows, and when it fires.
     rate_timer: Option<(tokio::time::Instant, Timer)>,
+    /// Deadlines by which stopping attempts must have ended.
+    backstops: Backstops,
     /// What eligible times on records are read from.
     clock: RunningClock,
     mode: StartMode,
@@ -328,8 +332,10 @@ impl SupervisorState {
         let time_limit = run
             .timeout
             .map(|t| now.checked_add(t).unwrap_or_else(timer::far_future));
+        let signal = Arc::new(CancelSignal::default());
         let args = WorkerArguments {
             run,
+            signal: signal.clone(),
             registry: self.registry.clone(),
             reports: self.reports.clone(),
             grace: self.cancel_grace,
@@ -337,10 +343,29 @@ impl SupervisorState {
             trace: self.trace.clone(),
             stand_in,
         };
+        // `Started` goes from here, ahead of anything the worker will send.
+        let started = Transition::Started {
+            at: Timestamp::now(),
+        };
+        if let Err(e) = self
+            .registry
+            .cast(RegistryStep::Transition(id, started, None).into())
+        {
+            tracing::error!(run_id = %id, error = %e, "registry unreachable; start not recorded");
+        }
         // Linking makes this supervisor receive the worker's exit (with its final state)
         // or its failure, so no attempt can end without the supervisor hearing of it.
         match Actor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
-            Ok((worker, _)) => self.runs.insert_running(id, worker, (q, part), time_limit),
+            Ok((worker, _)) => {
+                // A job that never yields holds its worker's task past its time limit: the
+                // backstop ends its run once the grace period and `DROP_WAIT` have passed too.
+                if let Some(at) = time_limit {
+                    let backstop = at + self.cancel_grace + DROP_WAIT;
+                    self.backstops.arm(myself, backstop, id, worker.get_id());
+                }
+                self.runs
+                    .insert_running(id, worker, signal, (q, part), time_limit);
+            }
             Err(e) => {
                 self.queues.stopped(q, &part);
                 // A run started from its queue is still entered as queued; it is over now.
@@ -463,18 +488,9 @@ impl SupervisorState {
             let _ = reply.send(Ok(CancelOutcome::CancelledWhileQueued));
             return;
         }
-        if let Some(run) = self.runs.running_mut(id) {
-            let cancel = WorkerStep::Cancel(CancelReason::User, Some(reply));
-            match worker::try_send(&run.worker, cancel) {
-                Ok(()) => {
-                    run.cancel_sent.get_or_insert(CancelReason::User);
-                }
-                // The worker is draining or stopping: its exit event is on its way, and the
-                // answer is given from it (see `worker_ended`).
-                Err(Some(WorkerMessage(WorkerStep::Cancel(_, Some(reply))))) => {
-                    run.parked.push(reply);
-                }
-                Err(_) => {}
+        if self.runs.running_mut(id).is_some() {
+            if let Some(reply) = self.cancel_running(myself, id, CancelReason::User, Some(reply)) {
+                let _ = reply.send(Ok(CancelOutcome::AlreadyCancelling));
             }
             return;
         }
@@ -545,10 +561,94 @@ impl SupervisorState {
         self.drain.cancelled_by_deadline(waiting);
         // Running runs are recorded in `cancelled_by_drain` when their worker exits with a
         // cancel that the deadline caused, so a run that finished first is not misreported.
-        for (_, run) in self.runs.running_iter_mut() {
-            let cancel = WorkerStep::Cancel(CancelReason::DrainDeadline, None);
-            if worker::try_send(&run.worker, cancel).is_ok() {
-                run.cancel_sent.get_or_insert(CancelReason::DrainDeadline);
+        for id in self.runs.running_ids() {
+            self.cancel_running(myself, id, CancelReason::DrainDeadline, None);
+        }
+    }
+
+    /// Asks running run `id`'s attempt to stop for `reason`, answering `reply` (if any) and
+    /// arming the backstop. Hands `reply` back when a cancel was already asked for. When the
+    /// attempt's outcome is already decided, `reply` waits for the worker's exit, which says
+    /// what it was (see `worker_ended`).
+    fn cancel_running(
+        &mut self,
+        myself: &ActorRef<SupervisorMessage>,
+        id: RunId,
+        reason: CancelReason,
+        reply: Option<CancelReply>,
+    ) -> Option<CancelReply> {
+        let run = self.runs.running_mut(id)?;
+        match run.signal.cancel(reason) {
+            CancelAnswer::Signalled => {
+                run.cancel_sent.get_or_insert(reason);
+                let worker = run.worker.get_id();
+                tracing::debug!(run_id = %id, %reason, "run cancel requested");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(CancelOutcome::Signalled));
+                }
+                let at = tokio::time::Instant::now() + self.cancel_grace + DROP_WAIT;
+                self.backstops.arm(myself, at, id, worker);
+                None
+            }
+            CancelAnswer::AlreadyCancelling => reply,
+            CancelAnswer::Ended => {
+                run.parked.extend(reply);
+                None
+            }
+        }
+    }
+
+    /// Backstop deadlines passed: each attempt still running then holds its worker's task
+    /// without yielding (its worker could neither drop its job nor report). Its run ends
+    /// here, and its worker is killed, to go when the job next yields.
+    fn backstops_due(&mut self, myself: &ActorRef<SupervisorMessage>) {
+        let now = tokio::time::Instant::now();
+        for (id, worker) in self.backstops.take_due(myself, now) {
+            let Some(run) = self.runs.running_mut(id) else {
+                continue;
+            };
+            // Another attempt of the same run, or an attempt whose worker decided its
+            // outcome (its exit is on its way).
+            if run.worker.get_id() != worker {
+                continue;
+            }
+            let Ok(stop) = run.signal.end() else {
+                continue;
+            };
+            let Some((id, running)) = self.runs.worker_gone(worker) else {
+                continue;
+            };
+            self.queues.stopped(running.queue, &running.part);
+            running.worker.kill();
+            let grace = self.cancel_grace;
+            let why = format!(
+                "job did not stop within the {grace:?} grace period and does not yield; its run is ended without it (the job is dropped at its next await)"
+            );
+            tracing::warn!(run_id = %id, "{why}");
+            let t = match stop {
+                Some(Stop::Cancel(by)) => {
+                    if by == CancelReason::DrainDeadline {
+                        self.drain.cancelled_by_deadline([id]);
+                    }
+                    Transition::cancelled(
+                        by,
+                        CancelKind::GraceExpired,
+                        format!("cancelled by {by}; {why}"),
+                    )
+                }
+                _ => Transition::failed(
+                    FailureKind::TimedOut,
+                    format!("timed out (its time limit passed); {why}"),
+                ),
+            };
+            let status = t.target();
+            self.end_here(myself, id, t);
+            for reply in running.parked {
+                let answer = match status {
+                    RunStatus::Cancelled => Ok(CancelOutcome::Signalled),
+                    status => Err(CancelError::AlreadyFinished { id, status }),
+                };
+                let _ = reply.send(answer);
             }
         }
     }
@@ -579,13 +679,10 @@ impl SupervisorState {
             return;
         };
         self.queues.stopped(running.queue, &running.part);
-        let mut parked = running.parked;
+        let parked = running.parked;
         let by_deadline = final_state
             .as_ref()
             .is_some_and(|s| s.cancel_reason() == Some(CancelReason::DrainDeadline));
-        if let Some(s) = final_state.as_mut() {
-            parked.extend(s.take_deferred_cancels());
-        }
         let ended_here = final_state.is_none();
         let status = match final_state.as_mut().and_then(WorkerState::take_end) {
             Some(AttemptEnd::Ended(status)) => {
@@ -825,6 +922,7 @@ impl SupervisorState {
             SupervisorStep::RetryDue(id) => self.retry_due(myself, id).await,
             // `settle` starts what the rate limit now allows.
             SupervisorStep::RateDue => self.rate_timer = None,
+            SupervisorStep::BackstopDue => self.backstops_due(myself),
             SupervisorStep::ScheduleDue(id, generation) => {
                 self.with_schedules(myself, |s, at, ok| s.due(at, ok, id, generation));
             }
@@ -1106,6 +1204,7 @@ impl Actor for SupervisorActor {
             schedules: Schedules::new(clock),
             registry_restarts: RestartIntensity::new(REGISTRY_RESTARTS, RESTART_WINDOW),
             rate_timer: None,
+            backstops: Backstops::default(),
             clock,
             mode: args.start_mode,
             stand_ins: HashMap::new(),

@@ -1,29 +1,32 @@
-//! The worker actor: one per running attempt. It owns the job's task and its timers, reports
-//! the attempt's start and then exactly one outcome — a terminal status, or a retry — to the
-//! registry, drains its mailbox and stops.
+//! The worker actor: one per running attempt. The job runs in the worker's own task, beside
+//! its time limit and its attempt's stop signal; the worker reports the attempt's start and
+//! then exactly one outcome (a terminal status, or a retry) to the registry, and stops.
+//!
+//! A worker takes no messages. The supervisor stops a running attempt through its
+//! [`CancelSignal`], shared with the worker and the job: whichever of the worker and the
+//! supervisor's backstop decides first how the attempt ended (the signal's `end`) is the only
+//! one that reports it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use crate::trace::TracePropagation;
 
-use crate::error::CancelError;
-use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext, RunReports};
+use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext, RunReports, Stop};
 use crate::log::LogSink;
 use crate::protocol::registry::{RegistryMessage, RegistryStep};
-use crate::protocol::run::{CancelOutcome, CancelReason, CancelReply, PreparedRun};
-use crate::protocol::worker::{AttemptEnd, WorkerMessage, WorkerStep};
+use crate::protocol::run::{CancelReason, PreparedRun};
+use crate::protocol::worker::{AttemptEnd, WorkerMessage};
 use crate::run::DependencyOutcome;
 use crate::run::{CancelKind, FailureKind, Outcome, RunError, RunId, Transition};
-use crate::task::AbortOnDrop;
 use crate::time::Timestamp;
 
-/// After a cancel's (or time limit's) grace period, how long a worker waits for its job's
-/// aborted future to be dropped before it records the run's end anyway: a job that never
-/// yields cannot be dropped, but its run still ends.
+/// After a cancel's (or time limit's) grace period, how much longer the supervisor waits for
+/// a worker to drop its job's future before it records the run's end itself: a job that never
+/// yields cannot be dropped (it holds its worker's task), but its run still ends.
 pub const DROP_WAIT: Duration = Duration::from_secs(1);
 
 /// The worker actor. Stateless itself; see [`WorkerState`].
@@ -35,6 +38,8 @@ pub struct WorkerActor;
 pub struct WorkerArguments {
     /// The run (and attempt) this worker executes.
     pub(crate) run: Box<PreparedRun>,
+    /// The attempt's stop signal; the supervisor keeps a clone to cancel it.
+    pub(crate) signal: Arc<CancelSignal>,
     /// Where status messages go.
     pub(crate) registry: ActorRef<RegistryMessage>,
     /// Where the job's reports go (the same registry, as the job layer sees it).
@@ -57,15 +62,6 @@ impl std::fmt::Debug for WorkerArguments {
             .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
-}
-
-type Timer = AbortOnDrop<Result<(), MessagingErr<WorkerMessage>>>;
-
-/// Why the job was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Cancel(CancelReason),
-    TimeLimit,
 }
 
 /// Writes a line about the run: inside its span, which names the run, or with the run's id
@@ -97,23 +93,25 @@ pub struct WorkerState {
     /// snooze): it goes back to the supervisor for that. A run-once job's worker keeps just
     /// the fields above.
     again: Option<Box<PreparedRun>>,
-    /// The attempt's job, from start-up until its task is spawned.
+    /// The attempt's job, from start-up until it runs.
     job: Option<BoxedJob>,
     registry: ActorRef<RegistryMessage>,
     reports: Arc<dyn RunReports>,
     grace: Duration,
     logs: Option<Arc<dyn LogSink>>,
-    /// `None` once released at the worker's stop.
-    cancel: Option<CancelOnDrop>,
-    task: Option<AbortOnDrop<()>>,
-    time_limit: Option<Timer>,
-    grace_timer: Option<Timer>,
-    /// The grace period ran out and the job task was aborted: the outcome is decided by
-    /// `JobDropped`, not by what the task reports as it goes.
-    aborted: bool,
+    /// Ended when the worker goes away, however it ends, so a job (or a clone of its context
+    /// that outlived it) never waits on a run that is over.
+    signal: EndOnDrop,
     stop: Option<Stop>,
     end: Option<AttemptEnd>,
-    deferred_cancels: Vec<CancelReply>,
+}
+
+/// How the job's future ended.
+enum Ran {
+    /// It returned (or panicked).
+    Returned(JobOutcome),
+    /// It did not stop within the grace period after it was asked to, and was dropped.
+    Dropped,
 }
 
 impl WorkerState {
@@ -126,12 +124,6 @@ impl WorkerState {
     /// Takes the attempt's end (the supervisor does, from the final state).
     pub fn take_end(&mut self) -> Option<AttemptEnd> {
         self.end.take()
-    }
-
-    /// Cancel requests that arrived after the worker decided to retry: the run is no longer
-    /// this worker's, so the supervisor answers them once it holds the run again.
-    pub fn take_deferred_cancels(&mut self) -> Vec<CancelReply> {
-        std::mem::take(&mut self.deferred_cancels)
     }
 
     /// Who cancelled the run, if it was cancelled while this worker ran it.
@@ -149,9 +141,7 @@ impl WorkerState {
         self.run_id
     }
 
-    /// Reports the attempt's outcome and starts draining: messages already queued are still
-    /// answered (from `end`), later sends fail and hand the message back to the sender, and
-    /// then the actor stops.
+    /// Reports the attempt's outcome and stops the worker.
     fn finish(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition, end: AttemptEnd) {
         // Failures at `warn`, the rest of a run's lifecycle at `debug`.
         match &t {
@@ -172,17 +162,13 @@ impl WorkerState {
             }
         }
         self.end = Some(end);
-        self.grace_timer = None;
-        self.time_limit = None;
         if let Err(e) = self
             .registry
             .cast(RegistryStep::Transition(self.run_id, t, None).into())
         {
             run_line!(self, error, error = %e, "registry unreachable; outcome not recorded");
         }
-        if let Err(e) = myself.drain() {
-            run_line!(self, debug, error = %e, "worker already stopping");
-        }
+        myself.stop(None);
     }
 
     fn end_with(&mut self, myself: &ActorRef<WorkerMessage>, t: Transition) {
@@ -239,38 +225,130 @@ impl WorkerState {
         self.finish(myself, t, AttemptEnd::Retry { delay, run });
     }
 
-    /// Drops what the attempt held (its task, timers, job, cancel signal, log sink), on the
-    /// worker's own task as it stops. The supervisor receives this state for the outcome
-    /// alone; freeing the rest here keeps that work (and the allocator traffic it causes)
-    /// off the supervisor, which every run passes through.
-    fn release(&mut self) {
-        self.task = None;
-        self.time_limit = None;
-        self.grace_timer = None;
-        self.job = None;
-        self.logs = None;
-        self.cancel = None;
+    /// Decides the attempt's outcome from how the job ended and the stop it was asked for.
+    fn conclude(&mut self, myself: &ActorRef<WorkerMessage>, ran: Ran) {
+        let stop = match self.signal.0.end() {
+            Ok(stop) => stop,
+            // The supervisor's backstop gave up waiting for this attempt and recorded its
+            // end: nothing is left to report.
+            Err(_) => {
+                myself.stop(None);
+                return;
+            }
+        };
+        self.stop = stop;
+        let grace = self.grace;
+        match (stop, ran) {
+            // Whatever the job returns after a cancel was accepted, the run ends `Cancelled`:
+            // the caller was told so.
+            (Some(Stop::Cancel(reason)), Ran::Returned(outcome)) => {
+                let t = Transition::cancelled(
+                    reason,
+                    CancelKind::WhileRunning,
+                    format!("cancelled by {reason} while running; job then {outcome}"),
+                );
+                self.end_with(myself, t);
+            }
+            (Some(Stop::TimeLimit), Ran::Returned(outcome)) => {
+                let limit = self.timeout.unwrap_or_default();
+                let msg = format!("timed out after {limit:?}; job then {outcome}");
+                self.fail(myself, FailureKind::TimedOut, msg);
+            }
+            (None, Ran::Returned(JobOutcome::Ok(result))) => {
+                self.end_with(myself, Transition::completed_with(result))
+            }
+            (None, Ran::Returned(JobOutcome::Err(e))) => match e.snoozed_for() {
+                Some(delay) => self.snooze(myself, delay),
+                None => self.fail(myself, e.kind, e.message),
+            },
+            (None, Ran::Returned(JobOutcome::Panicked(m))) => {
+                self.fail(myself, FailureKind::Panicked, m)
+            }
+            (Some(Stop::TimeLimit), Ran::Dropped) => {
+                let limit = self.timeout.unwrap_or_default();
+                let msg = format!(
+                    "timed out after {limit:?}; job did not stop within the {grace:?} grace period and was dropped"
+                );
+                self.fail(myself, FailureKind::TimedOut, msg);
+            }
+            (stop, Ran::Dropped) => {
+                let reason = match stop {
+                    Some(Stop::Cancel(r)) => r,
+                    _ => CancelReason::User,
+                };
+                let t = Transition::cancelled(
+                    reason,
+                    CancelKind::GraceExpired,
+                    format!(
+                        "cancelled by {reason}; job did not stop within the {grace:?} grace period and was dropped"
+                    ),
+                );
+                self.end_with(myself, t);
+            }
+        }
     }
 
-    /// Asks the job to stop and arms the grace timer.
-    fn signal_stop(&mut self, myself: &ActorRef<WorkerMessage>, stop: Stop) {
-        self.stop = Some(stop);
-        if let Some(c) = &self.cancel {
-            c.0.cancel();
-        }
-        let timer = myself.send_after(self.grace, || WorkerStep::GraceExpired.into());
-        self.grace_timer = Some(AbortOnDrop(timer));
+    /// Drops what the attempt held (its job, log sink), on the worker's own task as it
+    /// stops. The supervisor receives this state for the outcome alone; freeing the rest here
+    /// keeps that work (and the allocator traffic it causes) off the supervisor, which every
+    /// run passes through.
+    fn release(&mut self) {
+        self.job = None;
+        self.logs = None;
+        self.again = None;
+        self.dependencies = None;
     }
 }
 
-/// Sets the run's cancel signal when the worker goes away however it ends, so a job (or a
-/// clone of its context that outlived it) never waits on a run that is over.
-#[derive(Debug)]
-struct CancelOnDrop(Arc<CancelSignal>);
+/// Runs the job until it returns, or until it was asked to stop (a cancel through `signal`,
+/// or its time limit) and then did not return within `grace`: then its future is dropped,
+/// with everything it owns, before this returns.
+async fn run_attempt(
+    id: RunId,
+    job: BoxedJob,
+    ctx: RunContext,
+    signal: &CancelSignal,
+    limit: Option<Duration>,
+    grace: Duration,
+) -> Ran {
+    let job = CatchUnwind::new(job, ctx);
+    tokio::pin!(job);
+    let asked = async {
+        match limit {
+            Some(limit) => {
+                tokio::select! {
+                    biased;
+                    () = signal.wait() => {}
+                    () = tokio::time::sleep(limit) => {
+                        if signal.time_limit() {
+                            tracing::warn!(run_id = %id, "run hit its time limit");
+                        }
+                    }
+                }
+            }
+            None => signal.wait().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        outcome = &mut job => return Ran::Returned(outcome),
+        () = asked => {}
+    }
+    tokio::select! {
+        biased;
+        outcome = &mut job => Ran::Returned(outcome),
+        () = tokio::time::sleep(grace) => Ran::Dropped,
+    }
+}
 
-impl Drop for CancelOnDrop {
+/// Ends the attempt's signal when the worker goes away however it ends (a no-op when the
+/// attempt's outcome was decided).
+#[derive(Debug)]
+struct EndOnDrop(Arc<CancelSignal>);
+
+impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        self.0.cancel();
+        let _ = self.0.end();
     }
 }
 
@@ -284,20 +362,6 @@ fn jitter_unit(id: RunId, attempt: u32) -> f64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Reports the job's end to its worker even if the job task ends without reaching its own
-/// report (a panic outside the job's future). On an abort the worker has already decided the
-/// attempt's outcome and ignores this late report.
-struct ReportOnDrop(Option<ActorRef<WorkerMessage>>);
-
-impl Drop for ReportOnDrop {
-    fn drop(&mut self) {
-        if let Some(worker) = self.0.take() {
-            let outcome = JobOutcome::Panicked("the job's task ended without a result".to_owned());
-            let _ = worker.cast(WorkerStep::JobFinished(outcome).into());
-        }
-    }
 }
 
 impl Actor for WorkerActor {
@@ -356,17 +420,13 @@ impl Actor for WorkerActor {
             reports: args.reports,
             grace: args.grace,
             logs: args.logs,
-            cancel: Some(CancelOnDrop(Arc::default())),
-            task: None,
-            time_limit: None,
-            grace_timer: None,
-            aborted: false,
+            signal: EndOnDrop(args.signal),
             stop: None,
             end: None,
-            deferred_cancels: Vec::new(),
         })
     }
 
+    /// Runs the attempt, in the worker's own task: the job, then its outcome.
     async fn post_start(
         &self,
         myself: ActorRef<Self::Msg>,
@@ -375,50 +435,26 @@ impl Actor for WorkerActor {
         let Some(job) = state.job.take() else {
             return Ok(());
         };
-        let timeout = state.timeout;
-        // `Started` is cast before the task exists, and the outcome only after the task
-        // reports back through this actor, so the registry always sees them in order.
-        let started = Transition::Started {
-            at: Timestamp::now(),
-        };
-        state
-            .registry
-            .cast(RegistryStep::Transition(state.run_id, started, None).into())?;
+        // The supervisor cast `Started` before it spawned this worker, so the registry sees
+        // it before the outcome. (Casting it from here would wake the registry's task into
+        // this thread's LIFO slot, where no other thread may steal it; a job that blocks its
+        // thread in its first poll would then hold the registry too.)
         run_line!(state, debug, "run started");
-        let Some(cancel) = &state.cancel else {
-            return Ok(());
-        };
+        let signal = state.signal.0.clone();
         let ctx = RunContext::new(
             state.run_id,
             (state.attempt, state.snoozes),
-            cancel.0.clone(),
+            signal.clone(),
             state.reports.clone(),
             state.logs.clone(),
         )
-        .with_dependency_outcomes(state.dependencies.clone());
-        let span = state
-            .span
-            .as_deref()
-            .cloned()
-            .unwrap_or_else(tracing::Span::none);
-        let mut report = ReportOnDrop(Some(myself.clone()));
-        // The job runs in its own task so this actor keeps receiving `Cancel` while it runs,
-        // and so its time limit is kept even if the job never yields.
-        let handle = tokio::spawn(
-            async move {
-                let outcome = CatchUnwind::new(job, ctx).await;
-                if let Some(me) = report.0.take() {
-                    // Fails only if the worker already finished (grace expired): nothing to do.
-                    let _ = me.cast(WorkerStep::JobFinished(outcome).into());
-                }
-            }
-            .instrument(span),
-        );
-        state.task = Some(AbortOnDrop(handle));
-        if let Some(limit) = timeout {
-            let timer = myself.send_after(limit, || WorkerStep::TimeLimit.into());
-            state.time_limit = Some(AbortOnDrop(timer));
-        }
+        .with_dependency_outcomes(state.dependencies.take());
+        let ran = run_attempt(state.run_id, job, ctx, &signal, state.timeout, state.grace);
+        let ran = match state.span.as_deref() {
+            Some(span) => ran.instrument(span.clone()).await,
+            None => ran.await,
+        };
+        state.conclude(&myself, ran);
         Ok(())
     }
 
@@ -433,139 +469,10 @@ impl Actor for WorkerActor {
 
     async fn handle(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        state: &mut Self::State,
+        _state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match message.0 {
-            WorkerStep::JobFinished(outcome) => {
-                if state.end.is_some() || state.aborted {
-                    return Ok(());
-                }
-                match (state.stop, outcome) {
-                    // Whatever the job returns after a cancel was accepted, the run ends
-                    // `Cancelled`: the caller was told so.
-                    (Some(Stop::Cancel(reason)), outcome) => {
-                        let t = Transition::cancelled(
-                            reason,
-                            CancelKind::WhileRunning,
-                            format!("cancelled by {reason} while running; job then {outcome}"),
-                        );
-                        state.end_with(&myself, t);
-                    }
-                    (Some(Stop::TimeLimit), outcome) => {
-                        let limit = state.timeout.unwrap_or_default();
-                        let msg = format!("timed out after {limit:?}; job then {outcome}");
-                        state.fail(&myself, FailureKind::TimedOut, msg);
-                    }
-                    (None, JobOutcome::Ok(result)) => {
-                        state.end_with(&myself, Transition::completed_with(result))
-                    }
-                    (None, JobOutcome::Err(e)) => match e.snoozed_for() {
-                        Some(delay) => state.snooze(&myself, delay),
-                        None => state.fail(&myself, e.kind, e.message),
-                    },
-                    (None, JobOutcome::Panicked(m)) => {
-                        state.fail(&myself, FailureKind::Panicked, m)
-                    }
-                }
-            }
-            WorkerStep::Cancel(reason, reply) => {
-                let answer = match (&state.end, state.stop) {
-                    (Some(AttemptEnd::Ended(status)), _) => Err(CancelError::AlreadyFinished {
-                        id: state.run_id,
-                        status: *status,
-                    }),
-                    (Some(AttemptEnd::Retry { .. }), _) => {
-                        // The run is on its way back to the supervisor to wait for its next
-                        // attempt; the supervisor answers once it holds it.
-                        if let Some(reply) = reply {
-                            state.deferred_cancels.push(reply);
-                        }
-                        return Ok(());
-                    }
-                    (None, Some(Stop::Cancel(_))) => Ok(CancelOutcome::AlreadyCancelling),
-                    (None, Some(Stop::TimeLimit)) => {
-                        // The job is already being stopped for its time limit; the caller's
-                        // cancel takes over the outcome (and keeps the running grace timer).
-                        state.stop = Some(Stop::Cancel(reason));
-                        Ok(CancelOutcome::Signalled)
-                    }
-                    (None, None) => {
-                        state.signal_stop(&myself, Stop::Cancel(reason));
-                        run_line!(state, debug, %reason, "run cancel requested");
-                        Ok(CancelOutcome::Signalled)
-                    }
-                };
-                if let Some(reply) = reply {
-                    let _ = reply.send(answer);
-                }
-            }
-            WorkerStep::TimeLimit => {
-                if state.end.is_none() && state.stop.is_none() {
-                    run_line!(state, warn, "run hit its time limit");
-                    state.signal_stop(&myself, Stop::TimeLimit);
-                }
-            }
-            WorkerStep::GraceExpired => {
-                if state.end.is_some() {
-                    return Ok(());
-                }
-                // The job's future is dropped at its next `.await` (with everything it owns).
-                // The outcome is recorded once that has happened, so a caller told the run is
-                // cancelled can rely on the job's resources being released; code that never
-                // yields keeps its thread, and the run ends after `DROP_WAIT` regardless.
-                state.aborted = true;
-                match state.task.take() {
-                    Some(mut task) => {
-                        task.0.abort();
-                        let me = myself.clone();
-                        tokio::spawn(async move {
-                            let dropped =
-                                tokio::time::timeout(DROP_WAIT, &mut task.0).await.is_ok();
-                            let _ = me.cast(WorkerStep::JobDropped(dropped).into());
-                        });
-                    }
-                    None => {
-                        let _ = myself.cast(WorkerStep::JobDropped(true).into());
-                    }
-                }
-            }
-            WorkerStep::JobDropped(dropped) => {
-                if state.end.is_some() {
-                    return Ok(());
-                }
-                let grace = state.grace;
-                let how = if dropped {
-                    "was dropped"
-                } else {
-                    "does not yield; it is dropped at its next await"
-                };
-                match state.stop {
-                    Some(Stop::TimeLimit) => {
-                        let limit = state.timeout.unwrap_or_default();
-                        let msg = format!(
-                            "timed out after {limit:?}; job did not stop within the {grace:?} grace period and {how}"
-                        );
-                        state.fail(&myself, FailureKind::TimedOut, msg);
-                    }
-                    stop => {
-                        let reason = match stop {
-                            Some(Stop::Cancel(r)) => r,
-                            _ => CancelReason::User,
-                        };
-                        let t = Transition::cancelled(
-                            reason,
-                            CancelKind::GraceExpired,
-                            format!(
-                                "cancelled by {reason}; job did not stop within the {grace:?} grace period and {how}"
-                            ),
-                        );
-                        state.end_with(&myself, t);
-                    }
-                }
-            }
-        }
-        Ok(())
+        match message.0 {}
     }
 }

@@ -186,6 +186,10 @@ pub(crate) enum SupervisorStep {
     RetryDue(RunId),
     /// Sent by the supervisor to itself when a queue's rate limit allows its next start.
     RateDue,
+    /// Sent by the supervisor to itself when the earliest deadline passes by which a stopping
+    /// attempt (cancelled, or past its time limit) must have ended: a run whose job still
+    /// holds its worker's task is ended without it.
+    BackstopDue,
     /// Sent by the supervisor to itself when a schedule's next occurrence is due (the
     /// generation tells a stale timer from the current one).
     ScheduleDue(ScheduleId, u64),

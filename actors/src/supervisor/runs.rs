@@ -1,9 +1,12 @@
 //! The runs a supervisor holds, one entry per run: what the run is doing at this moment is
 //! the variant of its entry, never its membership in several maps.
 
+use std::sync::Arc;
+
 use ractor::{ActorId, ActorRef};
 
 use crate::hash::IdMap;
+use crate::job::CancelSignal;
 use crate::protocol::run::{CancelReply, PreparedRun};
 use crate::protocol::supervisor::TimerPurpose;
 use crate::protocol::worker::WorkerMessage;
@@ -17,14 +20,17 @@ pub(super) use super::timer::Timer;
 /// A run with a live worker.
 pub(super) struct Running {
     pub(super) worker: ActorRef<WorkerMessage>,
+    /// The attempt's stop signal, shared with its worker.
+    pub(super) signal: Arc<CancelSignal>,
     /// The queue whose limit it counts against.
     pub(super) queue: usize,
     /// The partition key whose limit it counts against.
     pub(super) part: Part,
-    /// Who first had the worker sent a cancel: if it dies before ending the run, the run ends
+    /// Who first cancelled the attempt: if its worker dies before ending the run, the run ends
     /// `Cancelled` by them, as the cancel's `Ok` answer promised.
     pub(super) cancel_sent: Option<CancelReason>,
-    /// Cancel requests that found the worker stopping: answered when its exit arrives.
+    /// Cancel requests that found the attempt's outcome decided: answered when its worker's
+    /// exit arrives.
     pub(super) parked: Vec<CancelReply>,
 }
 
@@ -127,6 +133,7 @@ impl Runs {
         &mut self,
         id: RunId,
         worker: ActorRef<WorkerMessage>,
+        signal: Arc<CancelSignal>,
         (queue, part): (usize, Part),
         time_limit: Option<Instant>,
     ) {
@@ -134,6 +141,7 @@ impl Runs {
         self.by_worker.insert(worker.get_id(), id);
         let running = Running {
             worker,
+            signal,
             queue,
             part,
             cancel_sent: None,
@@ -248,11 +256,12 @@ impl Runs {
         ids
     }
 
-    /// Every running run, for a drain deadline's cancels.
-    pub(super) fn running_iter_mut(&mut self) -> impl Iterator<Item = (RunId, &mut Running)> {
-        self.held.iter_mut().filter_map(|(id, h)| match h {
-            Held::Running(r) => Some((*id, r)),
-            _ => None,
-        })
+    /// The ids of the running runs, for a drain deadline's cancels.
+    pub(super) fn running_ids(&self) -> Vec<RunId> {
+        let running = self
+            .held
+            .iter()
+            .filter(|(_, h)| matches!(h, Held::Running(_)));
+        running.map(|(id, _)| *id).collect()
     }
 }
