@@ -19,7 +19,7 @@
 //! that keeps one ractor actor per run (see `mod floor`), measured in the same run.
 //!
 //! Scenario drivers run as a task on the runtime, where application code that submits and
-//! queries lives. `--only throughput|cancel_all` runs one runwarden scenario alone, for a
+//! queries lives. `--only throughput|cancel_all|queries|calls|bulk` runs one scenario alone, for a
 //! profiler; with `BENCH_DEBUG` set, `cancel_all` pauses two seconds before cancelling so a
 //! profiler can be switched on for the cancel phase only.
 
@@ -450,12 +450,12 @@ mod floor {
     }
 
     /// A bare ractor `call` round trip, ns (median of 1,000).
-    pub(crate) async fn call_rtt() -> f64 {
+    pub(crate) async fn call_rtt(timeout: Option<Duration>) -> f64 {
         let (echo, _) = Actor::spawn(None, Echo, ()).await.expect("echo");
         let mut xs = Vec::with_capacity(1000);
         for _ in 0..1000 {
             let t = Instant::now();
-            let _ = echo.call(|r| r, None).await.expect("call");
+            let _ = echo.call(|r| r, timeout).await.expect("call");
             xs.push(t.elapsed().as_secs_f64() * 1e9);
         }
         echo.stop(None);
@@ -940,6 +940,20 @@ pub(crate) fn main() -> ExitCode {
             match only.as_str() {
                 "throughput" => eprintln!("{:?}", runwarden_throughput(runs).await),
                 "cancel_all" => eprintln!("{:.1} ms", runwarden_cancel_all(parked).await),
+                "queries" => {
+                    let q = runwarden_queries().await;
+                    eprintln!(
+                        "status {:.0} ns, active_count {:.0} ns; a bare call {:.0} ns",
+                        q[0],
+                        q[1],
+                        floor::call_rtt(None).await
+                    );
+                }
+                "calls" => eprintln!(
+                    "call {:.0} ns, with a 5 s timeout {:.0} ns",
+                    floor::call_rtt(None).await,
+                    floor::call_rtt(Some(Duration::from_secs(5))).await
+                ),
                 "bulk" => {
                     let tmp = std::env::temp_dir();
                     let bulk = durable_submits(runs, 1000, &tmp).await;
@@ -1010,7 +1024,7 @@ async fn run(f: Flags) -> ExitCode {
     }
     eprintln!("queries");
     let q = runwarden_queries().await;
-    let call_floor = floor::call_rtt().await;
+    let call_floor = floor::call_rtt(None).await;
     eprintln!("memory");
     let mem = |kind: &str| {
         stat(

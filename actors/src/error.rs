@@ -274,6 +274,10 @@ impl fmt::Display for CallError {
 impl std::error::Error for CallError {}
 
 /// Sends a request built by `build` and waits for its answer (at most `timeout`, if given).
+///
+/// A timed request first lets the actor run (one yield: an actor woken by this send usually
+/// runs on this thread, right away) and arms its timer only if no answer came by then:
+/// registering a timer costs more than a whole round trip to an idle actor.
 pub(crate) async fn ask<M, T>(
     actor: &ractor::ActorRef<M>,
     build: impl FnOnce(ractor::RpcReplyPort<T>) -> M,
@@ -284,12 +288,27 @@ where
     M: ractor::Message,
     T: Send + 'static,
 {
-    match actor.call(build, timeout).await {
-        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-        Ok(ractor::rpc::CallResult::Timeout) => Err(CallError::Timeout { request }),
-        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
-            Err(CallError::Unavailable { request })
-        }
+    use tokio::sync::oneshot::error::TryRecvError;
+    let unavailable = || CallError::Unavailable { request };
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let port: ractor::RpcReplyPort<T> = match timeout {
+        Some(limit) => (tx, limit).into(),
+        None => tx.into(),
+    };
+    actor.cast(build(port)).map_err(|_| unavailable())?;
+    let Some(limit) = timeout else {
+        return rx.await.map_err(|_| unavailable());
+    };
+    tokio::task::yield_now().await;
+    match rx.try_recv() {
+        Ok(v) => return Ok(v),
+        Err(TryRecvError::Closed) => return Err(unavailable()),
+        Err(TryRecvError::Empty) => {}
+    }
+    match tokio::time::timeout(limit, rx).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err(unavailable()),
+        Err(_) => Err(CallError::Timeout { request }),
     }
 }
 
