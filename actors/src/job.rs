@@ -257,8 +257,8 @@ impl fmt::Debug for BoxedJob {
 /// implements this for the registry's address). A trait, so that the job layer does not import
 /// the protocol that carries jobs.
 pub(crate) trait RunReports: Send + Sync + fmt::Debug + 'static {
-    /// A progress report is waiting in `slot`.
-    fn progress(&self, id: RunId, slot: Arc<ProgressSlot>);
+    /// A progress report is waiting in the progress slot of `attempt`.
+    fn progress(&self, id: RunId, attempt: Arc<CancelSignal>);
     /// A process run's exit code.
     fn exit_code(&self, id: RunId, code: i32);
 }
@@ -285,7 +285,8 @@ impl ProgressSlot {
 
 /// An attempt's stop signal, shared by the supervisor (which asks a running attempt to stop),
 /// the worker (which ends the attempt) and the job (which reads it through its
-/// [`RunContext`]). One small allocation per attempt.
+/// [`RunContext`]), which also holds the attempt's progress slot: one small allocation per
+/// attempt.
 ///
 /// It is a state machine on one atomic, so the supervisor cancels a running attempt without a
 /// message to its worker, and exactly one side decides how the attempt ended:
@@ -299,6 +300,7 @@ impl ProgressSlot {
 pub(crate) struct CancelSignal {
     state: AtomicU8,
     notify: Notify,
+    progress: ProgressSlot,
 }
 
 /// Why a running attempt was asked to stop.
@@ -359,6 +361,11 @@ fn decode(state: u8) -> Option<Stop> {
 }
 
 impl CancelSignal {
+    /// Where the attempt's job leaves its latest progress report.
+    pub(crate) fn progress(&self) -> &ProgressSlot {
+        &self.progress
+    }
+
     /// Asks the attempt to stop for `reason`. A cancel takes over from a time limit (the run
     /// ends `Cancelled`); a second cancel changes nothing.
     pub(crate) fn cancel(&self, reason: CancelReason) -> CancelAnswer {
@@ -427,14 +434,6 @@ impl CancelSignal {
     }
 }
 
-/// Where a job learns that its run is to stop.
-#[derive(Debug, Clone)]
-enum CancelSource {
-    Signal(Arc<CancelSignal>),
-    /// A context built by hand for a unit test ([`RunContext::detached`]).
-    Watch(watch::Receiver<bool>),
-}
-
 /// What a job knows about its run: its id and attempt, whether it has been asked to stop, and
 /// where to report progress.
 ///
@@ -446,8 +445,10 @@ pub struct RunContext {
     id: RunId,
     attempt: u32,
     snoozes: u32,
-    cancel: CancelSource,
-    progress: Arc<ProgressSlot>,
+    /// The attempt's stop signal and progress slot.
+    signal: Arc<CancelSignal>,
+    /// For a context built by hand for a unit test ([`RunContext::detached`]): its cancel.
+    watch: Option<watch::Receiver<bool>>,
     reports: Option<Arc<dyn RunReports>>,
     logs: Option<Arc<dyn LogSink>>,
     dependencies: Option<Arc<[DependencyOutcome]>>,
@@ -465,8 +466,8 @@ impl RunContext {
             id,
             attempt,
             snoozes,
-            cancel: CancelSource::Signal(cancel),
-            progress: Arc::default(),
+            signal: cancel,
+            watch: None,
             reports: Some(reports),
             logs,
             dependencies: None,
@@ -518,8 +519,8 @@ impl RunContext {
             id,
             attempt: 1,
             snoozes: 0,
-            cancel: CancelSource::Watch(cancel),
-            progress: Arc::default(),
+            signal: Arc::default(),
+            watch: Some(cancel),
             reports: None,
             logs: None,
             dependencies: None,
@@ -548,9 +549,9 @@ impl RunContext {
     /// that outlived its attempt, however the attempt ended: the run is over.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        match &self.cancel {
-            CancelSource::Signal(s) => s.is_set(),
-            CancelSource::Watch(rx) => *rx.borrow(),
+        match &self.watch {
+            None => self.signal.is_set(),
+            Some(rx) => *rx.borrow(),
         }
     }
 
@@ -559,10 +560,10 @@ impl RunContext {
     /// # Cancel safety
     /// Cancel safe: dropping the future loses nothing; call it again to keep waiting.
     pub async fn cancelled(&self) {
-        match &self.cancel {
-            // The worker also sets the signal when it goes away: the run is over, so stop too.
-            CancelSource::Signal(s) => s.wait().await,
-            CancelSource::Watch(rx) => {
+        match &self.watch {
+            // The worker also ends the signal when it goes away: the run is over, so stop too.
+            None => self.signal.wait().await,
+            Some(rx) => {
                 // An error means the sender is gone: stop too.
                 let _ = rx.clone().wait_for(|cancelled| *cancelled).await;
             }
@@ -602,11 +603,12 @@ impl RunContext {
     /// Reports progress. Cheap enough for a tight loop: reports are coalesced, and the
     /// registry keeps the latest one on the record.
     pub fn report(&self, progress: Progress) {
-        *self.progress.latest.lock() = Some(progress);
-        if !self.progress.notified.swap(true, Ordering::AcqRel)
+        let slot = self.signal.progress();
+        *slot.latest.lock() = Some(progress);
+        if !slot.notified.swap(true, Ordering::AcqRel)
             && let Some(reports) = &self.reports
         {
-            reports.progress(self.id, self.progress.clone());
+            reports.progress(self.id, self.signal.clone());
         }
     }
 }

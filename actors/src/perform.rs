@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::job::{
-    BoxedJob, CancelSignal, CatchUnwind, JobOutcome, ProgressSlot, RunContext, RunReports,
-};
+use crate::job::{BoxedJob, CancelSignal, CatchUnwind, JobOutcome, RunContext, RunReports};
 use crate::log::{LogEntry, LogSink};
 use crate::run::{Progress, RunId, RunStatus};
 
@@ -31,10 +29,10 @@ impl fmt::Debug for Reports {
 }
 
 impl RunReports for Reports {
-    fn progress(&self, _id: RunId, slot: Arc<ProgressSlot>) {
+    fn progress(&self, _id: RunId, attempt: Arc<CancelSignal>) {
         // Taken at once (which re-arms the slot), so every report is kept, not only the
         // latest as the registry keeps.
-        if let Some(p) = slot.take() {
+        if let Some(p) = attempt.progress().take() {
             self.progress.lock().push(p);
         }
     }

@@ -1044,8 +1044,8 @@ fn step(state: &mut RegistryState, step: RegistryStep) {
                 let _ = reply.send(result);
             }
         }
-        RegistryStep::Progress(id, slot) => {
-            if let Some(progress) = slot.take() {
+        RegistryStep::Progress(id, attempt) => {
+            if let Some(progress) = attempt.progress().take() {
                 state.progress(id, progress);
             }
         }

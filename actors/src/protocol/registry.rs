@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CallError, CancelError, NotFound, StoreError, SubmitError, ask};
 use crate::event::{EventFilter, RunEvent, Subscription};
-use crate::job::{ProgressSlot, RunReports};
+use crate::job::{CancelSignal, RunReports};
 use crate::metrics::RunMetrics;
 use crate::protocol::run::{Admission, CancelOutcome, Submission};
 use crate::query::{ListQuery, RunPage};
@@ -124,7 +124,7 @@ pub(crate) enum RegistryStep {
     /// Sent by a job's [`crate::RunContext`] when it has a progress report waiting in the
     /// slot and no message about it is on its way: take the latest report and keep it on the
     /// record (ignored once the run is terminal).
-    Progress(RunId, Arc<ProgressSlot>),
+    Progress(RunId, Arc<CancelSignal>),
     /// Sent by a process run's job: its program's exit code, kept on the record (ignored once
     /// the run is terminal).
     ExitCode(RunId, i32),
@@ -170,8 +170,8 @@ impl From<RegistryStep> for RegistryMessage {
 
 /// A job's reports reach the registry as internal steps.
 impl RunReports for ActorRef<RegistryMessage> {
-    fn progress(&self, id: RunId, slot: Arc<ProgressSlot>) {
-        let _ = self.cast(RegistryStep::Progress(id, slot).into());
+    fn progress(&self, id: RunId, attempt: Arc<CancelSignal>) {
+        let _ = self.cast(RegistryStep::Progress(id, attempt).into());
     }
 
     fn exit_code(&self, id: RunId, code: i32) {
