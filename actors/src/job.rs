@@ -414,6 +414,11 @@ impl CancelSignal {
         Ok(decode(before))
     }
 
+    /// The stop the attempt was asked for, if any (kept once it has ended).
+    pub(crate) fn stop(&self) -> Option<Stop> {
+        decode(self.state.load(Ordering::Acquire))
+    }
+
     /// Whether the attempt has been asked to stop, or has ended.
     pub(crate) fn is_set(&self) -> bool {
         self.state.load(Ordering::Acquire) != RUNNING

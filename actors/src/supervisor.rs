@@ -192,6 +192,19 @@ impl fmt::Debug for SupervisorState {
     }
 }
 
+/// Answers the cancels that waited for run `id`'s attempt to end with `status`: a run the
+/// supervisor ended itself (`ended_here`: its worker died, or its job never yielded) and
+/// recorded `Cancelled` was cancelled by them; otherwise it was already finished.
+fn answer_parked(parked: Vec<CancelReply>, id: RunId, status: RunStatus, ended_here: bool) {
+    for reply in parked {
+        let answer = match status {
+            RunStatus::Cancelled if ended_here => Ok(CancelOutcome::Signalled),
+            status => Err(CancelError::AlreadyFinished { id, status }),
+        };
+        let _ = reply.send(answer);
+    }
+}
+
 impl SupervisorState {
     fn status(&self) -> SupervisorStatus {
         SupervisorStatus {
@@ -580,7 +593,6 @@ impl SupervisorState {
         let run = self.runs.running_mut(id)?;
         match run.signal.cancel(reason) {
             CancelAnswer::Signalled => {
-                run.cancel_sent.get_or_insert(reason);
                 let worker = run.worker.get_id();
                 tracing::debug!(run_id = %id, %reason, "run cancel requested");
                 if let Some(reply) = reply {
@@ -643,13 +655,7 @@ impl SupervisorState {
             };
             let status = t.target();
             self.end_here(myself, id, t);
-            for reply in running.parked {
-                let answer = match status {
-                    RunStatus::Cancelled => Ok(CancelOutcome::Signalled),
-                    status => Err(CancelError::AlreadyFinished { id, status }),
-                };
-                let _ = reply.send(answer);
-            }
+            answer_parked(running.parked, id, status, true);
         }
     }
 
@@ -700,19 +706,15 @@ impl SupervisorState {
                 tracing::warn!(run_id = %id, %cause, "worker ended before its run did");
                 // A cancel that was accepted (or is waiting for an answer) decides the outcome;
                 // otherwise the run failed with its worker.
-                let by = running
-                    .cancel_sent
-                    .or((!parked.is_empty()).then_some(CancelReason::User));
+                let cancelled_by = match running.signal.stop() {
+                    Some(Stop::Cancel(by)) => Some(by),
+                    _ => None,
+                };
+                let by = cancelled_by.or((!parked.is_empty()).then_some(CancelReason::User));
                 self.end_dead_worker(myself, id, by, &cause).await
             }
         };
-        for reply in parked {
-            let answer = match status {
-                RunStatus::Cancelled if ended_here => Ok(CancelOutcome::Signalled),
-                status => Err(CancelError::AlreadyFinished { id, status }),
-            };
-            let _ = reply.send(answer);
-        }
+        answer_parked(parked, id, status, ended_here);
     }
 
     /// A worker chose to retry its run after `delay`. Cancels that reached the worker after

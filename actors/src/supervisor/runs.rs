@@ -10,7 +10,7 @@ use crate::job::CancelSignal;
 use crate::protocol::run::{CancelReply, PreparedRun};
 use crate::protocol::supervisor::TimerPurpose;
 use crate::protocol::worker::WorkerMessage;
-use crate::run::{CancelReason, RunId};
+use crate::run::RunId;
 use tokio::time::Instant;
 
 use super::queues::{Part, Place};
@@ -20,15 +20,14 @@ pub(super) use super::timer::Timer;
 /// A run with a live worker.
 pub(super) struct Running {
     pub(super) worker: ActorRef<WorkerMessage>,
-    /// The attempt's stop signal, shared with its worker.
+    /// The attempt's stop signal, shared with its worker. Who first cancelled the attempt is
+    /// its stop: if its worker dies before ending the run, the run ends `Cancelled` by them,
+    /// as the cancel's `Ok` answer promised.
     pub(super) signal: Arc<CancelSignal>,
     /// The queue whose limit it counts against.
     pub(super) queue: usize,
     /// The partition key whose limit it counts against.
     pub(super) part: Part,
-    /// Who first cancelled the attempt: if its worker dies before ending the run, the run ends
-    /// `Cancelled` by them, as the cancel's `Ok` answer promised.
-    pub(super) cancel_sent: Option<CancelReason>,
     /// Cancel requests that found the attempt's outcome decided: answered when its worker's
     /// exit arrives.
     pub(super) parked: Vec<CancelReply>,
@@ -144,7 +143,6 @@ impl Runs {
             signal,
             queue,
             part,
-            cancel_sent: None,
             parked: Vec::new(),
         };
         if let Some(at) = time_limit {
@@ -161,9 +159,9 @@ impl Runs {
             _ => None,
         });
         // A worker already stopping ignores its time limit.
-        let limits = self.time_limits.iter().filter(|(id, _)| {
-            matches!(self.held.get(id), Some(Held::Running(r)) if r.cancel_sent.is_none())
-        });
+        let limits = self.time_limits.iter().filter(
+            |(id, _)| matches!(self.held.get(id), Some(Held::Running(r)) if !r.signal.is_set()),
+        );
         let limits = limits.map(|(id, at)| (*at, TimerPurpose::TimeLimit(*id)));
         let timers = retries.chain(limits);
         timers.filter(|(at, _)| *at > now).min_by_key(|(at, _)| *at)
