@@ -19,7 +19,7 @@
 //! that keeps one ractor actor per run (see `mod floor`), measured in the same run.
 //!
 //! Scenario drivers run as a task on the runtime, where application code that submits and
-//! queries lives. `--only throughput|cancel_all|queries|calls|bulk` runs one scenario alone, for a
+//! queries lives. `--only throughput|cancel_all|queries|calls|durable|bulk` runs one scenario alone, for a
 //! profiler; with `BENCH_DEBUG` set, `cancel_all` pauses two seconds before cancelling so a
 //! profiler can be switched on for the cancel phase only.
 
@@ -954,6 +954,15 @@ pub(crate) fn main() -> ExitCode {
                     floor::call_rtt(None).await,
                     floor::call_rtt(Some(Duration::from_secs(5))).await
                 ),
+                "durable" => {
+                    let tmp = std::env::temp_dir();
+                    let durable = durable_throughput(runs, &tmp).await;
+                    let memory = runwarden_throughput(runs).await.0;
+                    eprintln!(
+                        "durable {durable:.0}/s, in memory {memory:.0}/s, {:.2}",
+                        durable / memory
+                    );
+                }
                 "bulk" => {
                     let tmp = std::env::temp_dir();
                     let bulk = durable_submits(runs, 1000, &tmp).await;

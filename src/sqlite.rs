@@ -18,7 +18,7 @@ use runwarden_actors::{
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Options for [`SqliteStore::open_with`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,9 +97,10 @@ fn err(path: &Path, e: rusqlite::Error) -> StoreError {
 
 const TERMINAL: &str = "('completed','failed','cancelled')";
 
-/// A workflow's steps are found by this expression (the listing's filter uses it as written).
-const WORKFLOW_INDEX: &str =
-    "CREATE INDEX runs_workflow ON runs(json_extract(record, '$.workflow'))";
+/// A workflow's steps are found by their `workflow` column. (Schema 2 indexed an expression
+/// over the record's JSON instead, which SQLite evaluated by parsing the whole record on every
+/// write.)
+const WORKFLOW_INDEX: &str = "CREATE INDEX runs_workflow ON runs(workflow)";
 
 /// The tables (and their indexes) a runwarden store holds; SQLite's own are `sqlite_*`.
 const OURS: [&str; 6] = [
@@ -303,19 +304,23 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             }),
             Some(SCHEMA_VERSION) => Ok(()),
-            // Migration 1 -> 2 (records may be `waiting` and name a workflow, which an older
-            // build cannot read): an index for a workflow's steps, in one transaction.
+            // Migration 1 or 2 -> 3, in one transaction. Schema 2 allowed records that are
+            // `waiting` and name a workflow, which a schema 1 build cannot read; schema 3 keeps
+            // the workflow in a column of its own, which a schema 2 build would not write.
             Some(_) => self
                 .conn
                 .execute_batch(&format!(
                     "BEGIN;
+                     ALTER TABLE runs ADD COLUMN workflow TEXT;
+                     UPDATE runs SET workflow = json_extract(record, '$.workflow');
+                     DROP INDEX IF EXISTS runs_workflow;
                      {WORKFLOW_INDEX};
-                     UPDATE schema_version SET version = 2;
+                     UPDATE schema_version SET version = 3;
                      COMMIT;"
                 ))
                 .map_err(e),
             None => {
-                // Migration 0 -> 2, in one transaction.
+                // Migration 0 -> 3, in one transaction.
                 self.conn
                     .execute_batch(&format!(
                         "BEGIN;
@@ -324,13 +329,14 @@ impl SqliteStore {
                              status TEXT NOT NULL,
                              label TEXT NOT NULL,
                              finished_at INTEGER,
-                             record TEXT NOT NULL
+                             record TEXT NOT NULL,
+                             workflow TEXT
                          );
                          CREATE INDEX runs_status ON runs(status);
                          CREATE INDEX runs_label ON runs(label);
                          CREATE INDEX runs_finished ON runs(finished_at);
                          {WORKFLOW_INDEX};
-                         INSERT INTO schema_version(version) VALUES (2);
+                         INSERT INTO schema_version(version) VALUES (3);
                          COMMIT;"
                     ))
                     .map_err(e)
@@ -417,10 +423,15 @@ impl RunStore for SqliteStore {
         let e = |x| err(&path, x);
         let tx = self.conn.transaction().map_err(e)?;
         {
+            // An upsert changes a held row in place: its label and workflow are fixed at
+            // submit, so only the status and end-time indexes are touched again (a `REPLACE`
+            // would delete the row and insert it anew, through every index).
             let mut put = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO runs (id, status, label, finished_at, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO runs (id, status, label, finished_at, record, workflow)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                         finished_at = excluded.finished_at, record = excluded.record",
                 )
                 .map_err(e)?;
             let mut delete = tx
@@ -439,7 +450,8 @@ impl RunStore for SqliteStore {
                             r.status.as_str(),
                             r.label,
                             finished,
-                            json
+                            json,
+                            r.workflow.map(|w| w.to_string()),
                         ])
                         .map_err(e)?;
                     }
@@ -478,7 +490,7 @@ impl RunStore for SqliteStore {
         let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2) \
                       AND (?3 IS NULL OR json_extract(record, '$.queue') = ?3) \
                       AND (?4 IS NULL OR json_extract(record, '$.kind') = ?4) \
-                      AND (?5 IS NULL OR json_extract(record, '$.workflow') = ?5) \
+                      AND (?5 IS NULL OR workflow = ?5) \
                       AND (?6 IS NULL OR json_extract(record, '$.created_at') >= ?6) \
                       AND (?7 IS NULL OR json_extract(record, '$.created_at') < ?7) \
                       AND (?8 IS NULL OR finished_at >= ?8) \
