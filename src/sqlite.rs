@@ -437,26 +437,40 @@ impl RunStore for SqliteStore {
             let mut delete = tx
                 .prepare_cached("DELETE FROM runs WHERE id = ?1")
                 .map_err(e)?;
+            // One buffer for every row's JSON, and ids encoded on the stack: a row costs
+            // SQLite's work and the serialisation, not allocations.
+            let mut json = Vec::with_capacity(1024);
+            let (mut id_text, mut workflow_text) = ([0u8; 36], [0u8; 36]);
             for w in batch {
                 match w {
                     StoreWrite::Put(r) => {
-                        let json = serde_json::to_string(r).map_err(|x| StoreError::Io {
+                        json.clear();
+                        serde_json::to_writer(&mut json, r).map_err(|x| StoreError::Io {
+                            path: path.clone(),
+                            cause: x.to_string(),
+                        })?;
+                        // serde_json writes UTF-8 only.
+                        let text = std::str::from_utf8(&json).map_err(|x| StoreError::Io {
                             path: path.clone(),
                             cause: x.to_string(),
                         })?;
                         let finished = r.finished_at.map(|t| t.unix_micros() as i64);
+                        let workflow = r
+                            .workflow
+                            .map(|w| &*w.as_uuid().hyphenated().encode_lower(&mut workflow_text));
                         put.execute(params![
-                            r.id.to_string(),
+                            &*r.id.as_uuid().hyphenated().encode_lower(&mut id_text),
                             r.status.as_str(),
                             r.label,
                             finished,
-                            json,
-                            r.workflow.map(|w| w.to_string()),
+                            text,
+                            workflow,
                         ])
                         .map_err(e)?;
                     }
                     StoreWrite::Delete(id) => {
-                        delete.execute(params![id.to_string()]).map_err(e)?;
+                        let id = &*id.as_uuid().hyphenated().encode_lower(&mut id_text);
+                        delete.execute(params![id]).map_err(e)?;
                     }
                 }
             }

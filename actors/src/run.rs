@@ -753,6 +753,12 @@ impl WorkflowId {
     pub fn from_uuid(uuid: Uuid) -> Self {
         WorkflowId(uuid)
     }
+
+    /// The UUID inside.
+    #[must_use]
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
 }
 
 impl Default for WorkflowId {

@@ -146,8 +146,42 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+impl Timestamp {
+    /// The RFC 3339 text of an instant in the years 0000 to 9999, written without the
+    /// formatting machinery (records carry several timestamps, and the store and the HTTP API
+    /// print every one of them); `None` beyond year 9999.
+    fn rfc3339(self) -> Option<[u8; 27]> {
+        let secs = (self.micros / 1_000_000) as i64;
+        let micros = self.micros % 1_000_000;
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400) as u64;
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, u64::from(mo));
+        put(8, 2, u64::from(d));
+        put(11, 2, sod / 3600);
+        put(14, 2, (sod / 60) % 60);
+        put(17, 2, sod % 60);
+        put(20, 6, micros);
+        Some(out)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.rfc3339() {
+            // Only ASCII digits and separators were written.
+            return f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
+        }
         let secs = (self.micros / 1_000_000) as i64;
         let micros = self.micros % 1_000_000;
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
@@ -239,7 +273,13 @@ impl FromStr for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.rfc3339() {
+            Some(text) => match std::str::from_utf8(&text) {
+                Ok(text) => serializer.serialize_str(text),
+                Err(_) => serializer.collect_str(self),
+            },
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -263,6 +303,44 @@ mod tests {
         // 2024-02-29T12:34:56.789012Z, a leap day.
         let t = Timestamp::from_unix_micros(1_709_210_096_789_012);
         assert_eq!(t.to_string(), "2024-02-29T12:34:56.789012Z");
+    }
+
+    /// The general formatter, which the fast one must match digit for digit.
+    fn formatted(t: Timestamp) -> String {
+        let secs = (t.micros / 1_000_000) as i64;
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60,
+            t.micros % 1_000_000
+        )
+    }
+
+    #[test]
+    fn the_fast_text_matches_the_general_one_and_serialises_the_same() {
+        // The last microsecond of year 9999, and the first of 10000 (past the fast path).
+        let last = 253_402_300_799_999_999;
+        let mut micros: Vec<u64> = vec![0, 1, 999_999, 1_000_000, last, last + 1, u64::MAX / 2];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            micros.push(x % (last + 1));
+        }
+        for m in micros {
+            let t = Timestamp::from_unix_micros(m);
+            let text = formatted(t);
+            assert_eq!(t.to_string(), text, "{m}");
+            assert_eq!(t.rfc3339().is_some(), m <= last, "{m}");
+            let json = serde_json::to_string(&t).expect("serialise");
+            assert_eq!(json, format!("\"{text}\""));
+        }
+        let t = Timestamp::from_unix_micros(0);
+        assert_eq!(format!("[{t:>30}]"), "[   1970-01-01T00:00:00.000000Z]");
     }
 
     #[test]
