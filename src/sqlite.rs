@@ -97,12 +97,14 @@ fn err(path: &Path, e: rusqlite::Error) -> StoreError {
 
 const TERMINAL: &str = "('completed','failed','cancelled')";
 
-/// A workflow's steps are found by their `workflow` column. (Schema 2 indexed an expression
-/// over the record's JSON instead, which SQLite evaluated by parsing the whole record on every
-/// write.)
-const WORKFLOW_INDEX: &str = "CREATE INDEX runs_workflow ON runs(workflow)";
+/// A workflow's steps are found by their `workflow` column, through an index of only the runs
+/// that are steps. (Schema 2 indexed an expression over the record's JSON instead, which SQLite
+/// evaluated by parsing the whole record on every write, for every run.)
+const WORKFLOW_INDEX: &str =
+    "CREATE INDEX runs_workflow ON runs(workflow) WHERE workflow IS NOT NULL";
 
-/// The tables (and their indexes) a runwarden store holds; SQLite's own are `sqlite_*`.
+/// The tables (and their indexes) a runwarden store holds, or held in an older schema (schema 2
+/// had `runs_finished`); SQLite's own are `sqlite_*`.
 const OURS: [&str; 6] = [
     "schema_version",
     "runs",
@@ -306,7 +308,9 @@ impl SqliteStore {
             Some(SCHEMA_VERSION) => Ok(()),
             // Migration 1 or 2 -> 3, in one transaction. Schema 2 allowed records that are
             // `waiting` and name a workflow, which a schema 1 build cannot read; schema 3 keeps
-            // the workflow in a column of its own, which a schema 2 build would not write.
+            // the workflow in a column of its own, which a schema 2 build would not write, and
+            // drops the end-time index, which no query searched (retention finds finished runs
+            // through the status index).
             Some(_) => self
                 .conn
                 .execute_batch(&format!(
@@ -314,6 +318,7 @@ impl SqliteStore {
                      ALTER TABLE runs ADD COLUMN workflow TEXT;
                      UPDATE runs SET workflow = json_extract(record, '$.workflow');
                      DROP INDEX IF EXISTS runs_workflow;
+                     DROP INDEX IF EXISTS runs_finished;
                      {WORKFLOW_INDEX};
                      UPDATE schema_version SET version = 3;
                      COMMIT;"
@@ -334,7 +339,6 @@ impl SqliteStore {
                          );
                          CREATE INDEX runs_status ON runs(status);
                          CREATE INDEX runs_label ON runs(label);
-                         CREATE INDEX runs_finished ON runs(finished_at);
                          {WORKFLOW_INDEX};
                          INSERT INTO schema_version(version) VALUES (3);
                          COMMIT;"
@@ -492,66 +496,83 @@ impl RunStore for SqliteStore {
     }
 
     fn list(&mut self, q: &ListQuery) -> Result<RunPage, StoreError> {
+        use rusqlite::types::Value;
         let path = self.path.clone();
         let e = |x| err(&path, x);
-        let status = q.status.map(|s| s.as_str().to_owned());
-        let workflow = q.workflow.map(|w| w.to_string());
-        let (after, before) = (
-            q.created_after.map(|t| t.to_string()),
-            q.created_before.map(|t| t.to_string()),
-        );
+        // Only the filters given are in the statement, so SQLite can search the status, label
+        // and workflow indexes (a `(?n IS NULL OR column = ?n)` term cannot use an index).
         // Timestamps are written fixed-width (microseconds, UTC), so they compare as text.
-        let filter = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR label = ?2) \
-                      AND (?3 IS NULL OR json_extract(record, '$.queue') = ?3) \
-                      AND (?4 IS NULL OR json_extract(record, '$.kind') = ?4) \
-                      AND (?5 IS NULL OR workflow = ?5) \
-                      AND (?6 IS NULL OR json_extract(record, '$.created_at') >= ?6) \
-                      AND (?7 IS NULL OR json_extract(record, '$.created_at') < ?7) \
-                      AND (?8 IS NULL OR finished_at >= ?8) \
-                      AND (?9 IS NULL OR finished_at < ?9) \
-                      AND (?10 IS NULL OR json_extract(record, '$.name') = ?10) \
-                      AND (?11 IS NULL OR substr(id, 1, length(?11)) = lower(?11))";
-        let (finished_after, finished_before) = (
-            q.finished_after.map(|t| t.unix_micros() as i64),
-            q.finished_before.map(|t| t.unix_micros() as i64),
+        let mut terms: Vec<&str> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
+        let text = |v: String| Value::Text(v);
+        let mut filter = |term, value: Option<Value>| {
+            if let Some(v) = value {
+                terms.push(term);
+                args.push(v);
+            }
+        };
+        filter("status = ?", q.status.map(|s| text(s.as_str().to_owned())));
+        filter("label = ?", q.label.clone().map(text));
+        filter(
+            "json_extract(record, '$.queue') = ?",
+            q.queue.clone().map(text),
         );
-        let filter_args: [&dyn rusqlite::ToSql; 11] = [
-            &status,
-            &q.label,
-            &q.queue,
-            &q.kind,
-            &workflow,
-            &after,
-            &before,
-            &finished_after,
-            &finished_before,
-            &q.name,
-            &q.id_prefix,
-        ];
+        filter(
+            "json_extract(record, '$.kind') = ?",
+            q.kind.clone().map(text),
+        );
+        filter("workflow = ?", q.workflow.map(|w| text(w.to_string())));
+        let micros = |t: Timestamp| Value::Integer(t.unix_micros() as i64);
+        filter(
+            "json_extract(record, '$.created_at') >= ?",
+            q.created_after.map(|t| text(t.to_string())),
+        );
+        filter(
+            "json_extract(record, '$.created_at') < ?",
+            q.created_before.map(|t| text(t.to_string())),
+        );
+        filter("finished_at >= ?", q.finished_after.map(micros));
+        filter("finished_at < ?", q.finished_before.map(micros));
+        filter(
+            "json_extract(record, '$.name') = ?",
+            q.name.clone().map(text),
+        );
+        if let Some(prefix) = &q.id_prefix {
+            terms.push("substr(id, 1, length(?)) = lower(?)");
+            args.push(text(prefix.clone()));
+            args.push(text(prefix.clone()));
+        }
+        let filter = if terms.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", terms.join(" AND "))
+        };
         let total: i64 = self
             .conn
-            .query_row(
-                &format!("SELECT count(*) FROM runs WHERE {filter}"),
-                rusqlite::params_from_iter(filter_args),
-                |r| r.get(0),
-            )
+            .prepare_cached(&format!("SELECT count(*) FROM runs{filter}"))
+            .and_then(|mut stmt| {
+                stmt.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+            })
             .map_err(e)?;
         // The cursor narrows the page, not the total.
-        let cursor = q.after.map(|id| id.to_string());
-        let (limit, offset) = (i64::try_from(q.limit).unwrap_or(-1), q.offset as i64);
-        let page_args: [&dyn rusqlite::ToSql; 3] = [&cursor, &limit, &offset];
+        let mut page = filter;
+        if let Some(after) = q.after {
+            page.push_str(if terms.is_empty() { " WHERE" } else { " AND" });
+            page.push_str(" id < ?");
+            args.push(text(after.to_string()));
+        }
+        args.push(Value::Integer(i64::try_from(q.limit).unwrap_or(-1)));
+        args.push(Value::Integer(q.offset as i64));
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT record FROM runs WHERE {filter} AND (?12 IS NULL OR id < ?12) \
-                 ORDER BY id DESC LIMIT ?13 OFFSET ?14"
+                "SELECT record FROM runs{page} ORDER BY id DESC LIMIT ? OFFSET ?"
             ))
             .map_err(e)?;
         let rows = stmt
-            .query_map(
-                rusqlite::params_from_iter(filter_args.into_iter().chain(page_args)),
-                |r| r.get::<_, String>(0),
-            )
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(e)?;
         let mut texts = Vec::new();
         for row in rows {

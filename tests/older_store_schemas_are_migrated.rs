@@ -23,10 +23,22 @@ fn as_schema_2(path: &Path) {
          DROP INDEX runs_workflow;
          ALTER TABLE runs DROP COLUMN workflow;
          CREATE INDEX runs_workflow ON runs(json_extract(record, '$.workflow'));
+         CREATE INDEX runs_finished ON runs(finished_at);
          UPDATE schema_version SET version = 2;
          COMMIT;",
     )
     .expect("downgrade to schema 2");
+}
+
+/// The store's own indexes (not SQLite's automatic ones), by name.
+fn indexes(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).expect("raw open");
+    conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' \
+         ORDER BY name",
+    )
+    .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+    .expect("indexes")
 }
 
 fn schema(path: &Path) -> (u32, Vec<String>) {
@@ -83,6 +95,11 @@ async fn a_schema_2_store_is_migrated_and_its_workflows_are_found() {
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 3);
     assert!(columns.iter().any(|c| c == "workflow"), "{columns:?}");
+    assert_eq!(
+        indexes(&path),
+        ["runs_label", "runs_status", "runs_workflow"],
+        "the end-time index is dropped and the workflow index rebuilt"
+    );
 
     let steps = store
         .list(&ListQuery::new().workflow(runs.id))
