@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the durable `RunStore`, on SQLite (bundled, so nothing needs installing).
 //!
-//! One file holds every run record as JSON plus the columns queries filter on. WAL mode with
+//! One file holds every run record as JSON (its compact form, [`RunRecord::compact`], without
+//! absent fields) plus the columns queries filter on. WAL mode with
 //! `synchronous = NORMAL`: a committed transaction survives a crash of the process (not of the
 //! machine's power; use [`SqliteStore::open_with`] and `full_sync` for that). An exclusive
 //! `flock` on `<file>.lock` keeps a second process out. Opening never changes a file it cannot
@@ -449,9 +450,11 @@ impl RunStore for SqliteStore {
                 match w {
                     StoreWrite::Put(r) => {
                         json.clear();
-                        serde_json::to_writer(&mut json, r).map_err(|x| StoreError::Io {
-                            path: path.clone(),
-                            cause: x.to_string(),
+                        serde_json::to_writer(&mut json, &r.compact()).map_err(|x| {
+                            StoreError::Io {
+                                path: path.clone(),
+                                cause: x.to_string(),
+                            }
                         })?;
                         // serde_json writes UTF-8 only.
                         let text = std::str::from_utf8(&json).map_err(|x| StoreError::Io {

@@ -684,6 +684,7 @@ pub struct RunRecord {
     /// Attempts allowed in all (1 without a retry policy).
     pub max_attempts: u32,
     /// The errors of earlier attempts, oldest first.
+    #[serde(default)]
     pub attempt_errors: Vec<RunError>,
     /// When the run may start again, while it waits for a retry's backoff or a snooze.
     pub next_attempt_at: Option<Timestamp>,
@@ -1373,5 +1374,6 @@ pub(crate) fn apply_transition<R: Lifecycle>(
     Ok(())
 }
 
+mod compact;
 #[cfg(test)]
 pub(crate) mod tests;

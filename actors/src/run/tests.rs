@@ -280,3 +280,77 @@ fn backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() {
         );
     }
 }
+
+/// A record with every field present (none `None`, no list empty).
+fn every_field() -> RunRecord {
+    let t = |micros| Timestamp::from_unix_micros(micros);
+    let mut params = JsonObject::new();
+    params.insert("n".into(), Json::from(3));
+    RunRecord {
+        id: RunId::new(),
+        label: "label".into(),
+        name: "name \"quoted\"".into(),
+        params,
+        status: RunStatus::Cancelled,
+        created_at: t(1),
+        started_at: Some(t(2)),
+        finished_at: Some(t(3)),
+        duration_ms: Some(0.25),
+        error: Some(RunError::new(ErrorKind::TimedOut, "slow")),
+        cancelled_by: Some(CancelReason::User),
+        queue: "q".into(),
+        priority: -4,
+        attempt: 2,
+        max_attempts: 5,
+        attempt_errors: vec![RunError::new(ErrorKind::Returned, "first")],
+        next_attempt_at: Some(t(4)),
+        snoozes: 1,
+        eligible_at: Some(t(5)),
+        progress: Some(Progress::percent(40.0)),
+        result: Some(Json::from("done")),
+        exit_code: Some(3),
+        kind: Some("kind".into()),
+        idempotency_key: Some("key".into()),
+        partition_key: Some("tenant".into()),
+        timeout: Some(Duration::from_millis(1500)),
+        retry: Some(RetryPolicy::default()),
+        depends_on: vec![Dependency::on(RunId::new())],
+        workflow: Some(WorkflowId::new()),
+        step: Some("step".into()),
+        rerun_of: Some(RunId::new()),
+        reruns: vec![RunId::new()],
+        trace_parent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+    }
+}
+
+fn json_value(v: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("serialise")
+}
+
+// A store's compact JSON is the record's own JSON without its absent fields, and reads back as
+// the same record: with every field present it is the same JSON, field for field.
+#[test]
+fn compact_json_is_the_full_json_without_absent_fields() {
+    let full = every_field();
+    assert_eq!(json_value(&full.compact()), json_value(&full));
+    let text = serde_json::to_string(&full.compact()).expect("serialise");
+    let back: RunRecord = serde_json::from_str(&text).expect("reads back");
+    assert_eq!(back, full);
+
+    // A queued record has most fields absent; a `null` result reads back as none in either form.
+    let mut queued = record();
+    queued.result = Some(Json::Null);
+    let mut expected = json_value(&queued);
+    if let serde_json::Value::Object(fields) = &mut expected {
+        fields.retain(|k, v| {
+            let empty = v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+            !(empty || (k == "snoozes" && v.as_u64() == Some(0)))
+        });
+    }
+    assert_eq!(json_value(&queued.compact()), expected);
+    let text = serde_json::to_string(&queued.compact()).expect("serialise");
+    assert!(!text.contains("null"), "{text}");
+    let back: RunRecord = serde_json::from_str(&text).expect("reads back");
+    queued.result = None;
+    assert_eq!(back, queued);
+}
