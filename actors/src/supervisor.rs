@@ -1,6 +1,7 @@
 //! The supervisor actor: admission, named queues with limits and priorities, one linked
 //! worker per running attempt, retry waits, cancellation and drain.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -679,7 +680,7 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMessage>,
         who: &ActorCell,
         mut final_state: Option<WorkerState>,
-        cause: String,
+        cause: Cow<'static, str>,
     ) {
         let Some((id, running)) = self.runs.worker_gone(who.get_id()) else {
             return;
@@ -1262,7 +1263,8 @@ impl Actor for SupervisorActor {
                     return Err(format!("registry stopped: {reason:?}").into());
                 }
                 let final_state = boxed.and_then(|mut b| b.take::<WorkerState>().ok());
-                let cause = reason.unwrap_or_else(|| "stopped".to_owned());
+                // Workers stop with no reason: no text is made for the usual end.
+                let cause = reason.map_or(Cow::Borrowed("stopped"), Cow::Owned);
                 state.worker_ended(&myself, &who, final_state, cause).await;
             }
             SupervisionEvent::ActorFailed(who, error) => {
@@ -1271,7 +1273,7 @@ impl Actor for SupervisorActor {
                     // supervises this supervisor, as an Erlang supervisor would.
                     return Err(format!("registry failed: {error}").into());
                 }
-                let cause = format!("failed: {error}");
+                let cause = Cow::Owned(format!("failed: {error}"));
                 state.worker_ended(&myself, &who, None, cause).await;
             }
             _ => return Ok(()),
