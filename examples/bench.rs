@@ -19,7 +19,7 @@
 //! that keeps one ractor actor per run (see `mod floor`), measured in the same run.
 //!
 //! Scenario drivers run as a task on the runtime, where application code that submits and
-//! queries lives. `--only throughput|cancel_all|queries|calls|durable|bulk` runs one scenario alone, for a
+//! queries lives. `--only throughput|cancel_all|queries|calls|latency|durable|bulk` runs one scenario alone, for a
 //! profiler; with `BENCH_DEBUG` set, `cancel_all` pauses two seconds before cancelling so a
 //! profiler can be switched on for the cancel phase only.
 
@@ -936,6 +936,7 @@ pub(crate) fn main() -> ExitCode {
         let only = only.clone();
         let runs = flags.runs;
         let parked = flags.parked;
+        let latency_secs = flags.latency_secs;
         rt.block_on(on_worker(async move {
             match only.as_str() {
                 "throughput" => eprintln!("{:?}", runwarden_throughput(runs).await),
@@ -954,6 +955,24 @@ pub(crate) fn main() -> ExitCode {
                     floor::call_rtt(None).await,
                     floor::call_rtt(Some(Duration::from_secs(5))).await
                 ),
+                "latency" => {
+                    // At half the capacity measured just before, as the suite's 50% row.
+                    let capacity = runwarden_throughput(runs).await.0;
+                    let secs = latency_secs as f64;
+                    let rw = latency::runwarden(capacity * 0.5, secs).await;
+                    let base = latency::baseline(capacity * 0.5, secs).await;
+                    eprintln!(
+                        "50% of {capacity:.0}/s: submit → start p50/p99/p99.9 µs: runwarden \
+                         {:.0}/{:.0}/{:.0}, baseline {:.0}/{:.0}/{:.0}; p99 ratio {:.1}",
+                        rw.start[0],
+                        rw.start[1],
+                        rw.start[2],
+                        base.start[0],
+                        base.start[1],
+                        base.start[2],
+                        rw.start[1] / base.start[1]
+                    );
+                }
                 "durable" => {
                     let tmp = std::env::temp_dir();
                     let durable = durable_throughput(runs, &tmp).await;
