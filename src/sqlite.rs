@@ -429,7 +429,7 @@ impl RunStore for SqliteStore {
         let tx = self.conn.transaction().map_err(e)?;
         {
             // An upsert changes a held row in place: its label and workflow are fixed at
-            // submit, so only the status and end-time indexes are touched again (a `REPLACE`
+            // submit, so of the indexes only the status one is touched again (a `REPLACE`
             // would delete the row and insert it anew, through every index).
             let mut put = tx
                 .prepare_cached(
@@ -502,63 +502,74 @@ impl RunStore for SqliteStore {
         use rusqlite::types::Value;
         let path = self.path.clone();
         let e = |x| err(&path, x);
-        // Only the filters given are in the statement, so SQLite can search the status, label
-        // and workflow indexes (a `(?n IS NULL OR column = ?n)` term cannot use an index).
+        // Only the filters given are in the statements (a `(?n IS NULL OR column = ?n)` term
+        // cannot use an index). The total counts through the status, label and workflow
+        // indexes. The page walks the ids newest first and stops once it is full, as a status
+        // or label shared by many runs needs (`+column` keeps SQLite from searching that
+        // index and then sorting every match); a workflow's few steps are found by its index.
         // Timestamps are written fixed-width (microseconds, UTC), so they compare as text.
-        let mut terms: Vec<&str> = Vec::new();
+        let mut terms: Vec<(&str, &str)> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
         let text = |v: String| Value::Text(v);
-        let mut filter = |term, value: Option<Value>| {
+        let mut filter = |count, page, value: Option<Value>| {
             if let Some(v) = value {
-                terms.push(term);
+                terms.push((count, page));
                 args.push(v);
             }
         };
-        filter("status = ?", q.status.map(|s| text(s.as_str().to_owned())));
-        filter("label = ?", q.label.clone().map(text));
-        filter(
-            "json_extract(record, '$.queue') = ?",
-            q.queue.clone().map(text),
-        );
-        filter(
-            "json_extract(record, '$.kind') = ?",
-            q.kind.clone().map(text),
-        );
-        filter("workflow = ?", q.workflow.map(|w| text(w.to_string())));
+        let status = q.status.map(|s| text(s.as_str().to_owned()));
+        filter("status = ?", "+status = ?", status);
+        filter("label = ?", "+label = ?", q.label.clone().map(text));
+        let queue = "json_extract(record, '$.queue') = ?";
+        filter(queue, queue, q.queue.clone().map(text));
+        let kind = "json_extract(record, '$.kind') = ?";
+        filter(kind, kind, q.kind.clone().map(text));
+        let workflow = q.workflow.map(|w| text(w.to_string()));
+        filter("workflow = ?", "workflow = ?", workflow);
         let micros = |t: Timestamp| Value::Integer(t.unix_micros() as i64);
+        let after = "json_extract(record, '$.created_at') >= ?";
+        filter(after, after, q.created_after.map(|t| text(t.to_string())));
+        let before = "json_extract(record, '$.created_at') < ?";
         filter(
-            "json_extract(record, '$.created_at') >= ?",
-            q.created_after.map(|t| text(t.to_string())),
-        );
-        filter(
-            "json_extract(record, '$.created_at') < ?",
+            before,
+            before,
             q.created_before.map(|t| text(t.to_string())),
         );
-        filter("finished_at >= ?", q.finished_after.map(micros));
-        filter("finished_at < ?", q.finished_before.map(micros));
         filter(
-            "json_extract(record, '$.name') = ?",
-            q.name.clone().map(text),
+            "finished_at >= ?",
+            "finished_at >= ?",
+            q.finished_after.map(micros),
         );
+        filter(
+            "finished_at < ?",
+            "finished_at < ?",
+            q.finished_before.map(micros),
+        );
+        let name = "json_extract(record, '$.name') = ?";
+        filter(name, name, q.name.clone().map(text));
         if let Some(prefix) = &q.id_prefix {
-            terms.push("substr(id, 1, length(?)) = lower(?)");
+            let term = "substr(id, 1, length(?)) = lower(?)";
+            terms.push((term, term));
             args.push(text(prefix.clone()));
             args.push(text(prefix.clone()));
         }
-        let filter = if terms.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", terms.join(" AND "))
+        let clause = |page: bool| {
+            let terms: Vec<&str> = terms.iter().map(|t| if page { t.1 } else { t.0 }).collect();
+            if terms.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", terms.join(" AND "))
+            }
         };
         let total: i64 = self
             .conn
-            .prepare_cached(&format!("SELECT count(*) FROM runs{filter}"))
+            .prepare_cached(&format!("SELECT count(*) FROM runs{}", clause(false)))
             .and_then(|mut stmt| {
                 stmt.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
             })
             .map_err(e)?;
         // The cursor narrows the page, not the total.
-        let mut page = filter;
+        let mut page = clause(true);
         if let Some(after) = q.after {
             page.push_str(if terms.is_empty() { " WHERE" } else { " AND" });
             page.push_str(" id < ?");
