@@ -186,13 +186,12 @@ impl fmt::Display for Timestamp {
         let micros = self.micros % 1_000_000;
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        write!(
-            f,
+        f.pad(&format!(
             "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
             sod / 3600,
             (sod / 60) % 60,
             sod % 60
-        )
+        ))
     }
 }
 
