@@ -1,5 +1,6 @@
-//! `list` filters combine (status AND label), runs come newest first, pages are stable, and
-//! `total` counts every match, not just the page.
+//! `list` filters combine (status AND label AND the start of an id), runs come newest first,
+//! pages are stable, and `total` counts every match, not just the page: in memory and from the
+//! SQLite store alike.
 #[path = "support/helpers.rs"]
 mod support;
 
@@ -8,7 +9,18 @@ use support::{start, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_combine_newest_first_with_a_true_total() {
-    let rw = start(Runwarden::builder()).await;
+    let (_dir, memory, durable) = memory_and_store("list-combine").await;
+    for rw in [&memory, &durable] {
+        combined_filters(rw).await;
+    }
+    for rw in [memory, durable] {
+        rw.shutdown(support::STEP).await.expect("shutdown");
+    }
+}
+
+/// Label and status together, paged; a finished status alone; the true totals; and the start
+/// of an id with both.
+async fn combined_filters(rw: &Runwarden) {
     let mut ids = Vec::new();
     for i in 0..30u32 {
         let label = if i % 2 == 0 { "even" } else { "odd" };
@@ -54,8 +66,24 @@ async fn filters_combine_newest_first_with_a_true_total() {
         page2.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
         want[2..4]
     );
-    let past_end = rw.list(q.offset(10)).await.expect("list");
+    let past_end = rw.list(q.clone().offset(10)).await.expect("list");
     assert_eq!((past_end.total, past_end.runs.len()), (5, 0));
+    // With the start of an id too (ids made in the same millisecond share 13 characters).
+    let prefix = want[1].to_string()[..13].to_owned();
+    let with_prefix: Vec<_> = want
+        .iter()
+        .filter(|id| id.to_string().starts_with(&prefix))
+        .copied()
+        .collect();
+    let page = rw
+        .list(q.id_prefix(prefix.to_uppercase()).limit(100))
+        .await
+        .expect("list");
+    assert_eq!(page.total, with_prefix.len());
+    assert_eq!(
+        page.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        with_prefix
+    );
 
     // A finished status alone: every third run failed, newest first, paged, the true total.
     let failed: Vec<_> = ids
@@ -89,7 +117,6 @@ async fn filters_combine_newest_first_with_a_true_total() {
         .await
         .expect("list");
     assert_eq!((running.total, running.runs.len()), (0, 0));
-    rw.shutdown(support::STEP).await.expect("shutdown");
 }
 
 /// A runwarden in memory, and one with a SQLite store whose memory window of 5 sends
