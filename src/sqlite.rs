@@ -311,13 +311,15 @@ impl SqliteStore {
             // `waiting` and name a workflow, which a schema 1 build cannot read; schema 3 keeps
             // the workflow in a column of its own, which a schema 2 build would not write, and
             // drops the end-time index, which no query searched (retention finds finished runs
-            // through the status index).
+            // through the status index). Only workflow steps are rewritten, found through
+            // schema 2's index over the JSON (a schema 1 store is read whole).
             Some(_) => self
                 .conn
                 .execute_batch(&format!(
                     "BEGIN;
                      ALTER TABLE runs ADD COLUMN workflow TEXT;
-                     UPDATE runs SET workflow = json_extract(record, '$.workflow');
+                     UPDATE runs SET workflow = json_extract(record, '$.workflow')
+                         WHERE json_extract(record, '$.workflow') > '';
                      DROP INDEX IF EXISTS runs_workflow;
                      DROP INDEX IF EXISTS runs_finished;
                      {WORKFLOW_INDEX};

@@ -1,7 +1,8 @@
 //! A store written by an older build opens with this one: its schema is migrated in place, in
 //! one transaction, and nothing of it is lost. Schema 2 found a workflow's steps through an
-//! index over the record's JSON; schema 3 keeps the workflow in a column of its own, filled from
-//! the records by the migration, so a listing by workflow still finds every step.
+//! index over the record's JSON (schema 1 had none); schema 3 keeps the workflow in a column of
+//! its own, filled from the records by the migration, so a listing by workflow still finds
+//! every step.
 #[path = "support/helpers.rs"]
 mod support;
 
@@ -14,20 +15,26 @@ use runwarden::{
 };
 use support::{TempDir, within};
 
-/// Turns a current store into the shape schema 2 gave it (no `workflow` column; the workflow
-/// index over the record's JSON), as a store written by the previous build is.
-fn as_schema_2(path: &Path) {
+/// Turns a current store into the shape an older schema gave it: no `workflow` column, the
+/// end-time index, and (schema 2) the workflow index over the record's JSON, which schema 1 did
+/// not have.
+fn as_schema(path: &Path, version: u32) {
     let conn = rusqlite::Connection::open(path).expect("raw open");
-    conn.execute_batch(
+    let json_index = if version == 2 {
+        "CREATE INDEX runs_workflow ON runs(json_extract(record, '$.workflow'));"
+    } else {
+        ""
+    };
+    conn.execute_batch(&format!(
         "BEGIN;
          DROP INDEX runs_workflow;
          ALTER TABLE runs DROP COLUMN workflow;
-         CREATE INDEX runs_workflow ON runs(json_extract(record, '$.workflow'));
+         {json_index}
          CREATE INDEX runs_finished ON runs(finished_at);
-         UPDATE schema_version SET version = 2;
-         COMMIT;",
-    )
-    .expect("downgrade to schema 2");
+         UPDATE schema_version SET version = {version};
+         COMMIT;"
+    ))
+    .expect("downgrade");
 }
 
 /// The store's own indexes (not SQLite's automatic ones), by name.
@@ -54,7 +61,13 @@ fn schema(path: &Path) -> (u32, Vec<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schema_2_store_is_migrated_and_its_workflows_are_found() {
+async fn schema_1_and_2_stores_are_migrated_and_their_workflows_are_found() {
+    for version in [1, 2] {
+        migrated_from(version).await;
+    }
+}
+
+async fn migrated_from(version: u32) {
     let dir = TempDir::new("migrate");
     let path = dir.0.join("runs.db");
 
@@ -87,10 +100,10 @@ async fn a_schema_2_store_is_migrated_and_its_workflows_are_found() {
         .expect("shutdown");
     drop(rw);
 
-    as_schema_2(&path);
-    assert_eq!(schema(&path).0, 2);
+    as_schema(&path, version);
+    assert_eq!(schema(&path).0, version);
 
-    let mut store = SqliteStore::open(&path).expect("a schema 2 store opens");
+    let mut store = SqliteStore::open(&path).expect("an older store opens");
     let (version, columns) = schema(&path);
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 3);
