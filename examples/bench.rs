@@ -19,9 +19,10 @@
 //! that keeps one ractor actor per run (see `mod floor`), measured in the same run.
 //!
 //! Scenario drivers run as a task on the runtime, where application code that submits and
-//! queries lives. `--only throughput|cancel_all|queries|calls|latency|durable|bulk` runs one scenario alone, for a
-//! profiler; with `BENCH_DEBUG` set, `cancel_all` pauses two seconds before cancelling so a
-//! profiler can be switched on for the cancel phase only.
+//! queries lives. `--only throughput|cancel_all|queries|calls|latency|durable|bulk` runs one
+//! scenario alone, for a profiler or for alternating an old and a new binary; with
+//! `BENCH_DEBUG` set, `cancel_all` pauses two seconds before cancelling so a profiler can be
+//! switched on for the cancel phase only.
 
 use std::collections::HashMap;
 use std::process::{Command, ExitCode};
