@@ -510,53 +510,50 @@ impl RunStore for SqliteStore {
         // or label shared by many runs needs (`+column` keeps SQLite from searching that
         // index and then sorting every match); a workflow's few steps are found by its index.
         // Timestamps are written fixed-width (microseconds, UTC), so they compare as text.
-        let mut terms: Vec<(&str, &str)> = Vec::new();
+        // Each term, and whether the page walks the ids past it rather than searching its index.
+        let mut terms: Vec<(&str, bool)> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
-        let text = |v: String| Value::Text(v);
-        let mut filter = |count, page, value: Option<Value>| {
+        let mut filter = |term, walk, value: Option<Value>| {
             if let Some(v) = value {
-                terms.push((count, page));
+                terms.push((term, walk));
                 args.push(v);
             }
         };
-        let status = q.status.map(|s| text(s.as_str().to_owned()));
-        filter("status = ?", "+status = ?", status);
-        filter("label = ?", "+label = ?", q.label.clone().map(text));
-        let queue = "json_extract(record, '$.queue') = ?";
-        filter(queue, queue, q.queue.clone().map(text));
-        let kind = "json_extract(record, '$.kind') = ?";
-        filter(kind, kind, q.kind.clone().map(text));
-        let workflow = q.workflow.map(|w| text(w.to_string()));
-        filter("workflow = ?", "workflow = ?", workflow);
+        let text = |t: Timestamp| Value::Text(t.to_string());
         let micros = |t: Timestamp| Value::Integer(t.unix_micros() as i64);
-        let after = "json_extract(record, '$.created_at') >= ?";
-        filter(after, after, q.created_after.map(|t| text(t.to_string())));
-        let before = "json_extract(record, '$.created_at') < ?";
-        filter(
-            before,
-            before,
-            q.created_before.map(|t| text(t.to_string())),
-        );
-        filter(
-            "finished_at >= ?",
-            "finished_at >= ?",
-            q.finished_after.map(micros),
-        );
-        filter(
-            "finished_at < ?",
-            "finished_at < ?",
-            q.finished_before.map(micros),
-        );
-        let name = "json_extract(record, '$.name') = ?";
-        filter(name, name, q.name.clone().map(text));
+        let status = q.status.map(|s| Value::Text(s.as_str().to_owned()));
+        filter("status = ?", true, status);
+        filter("label = ?", true, q.label.clone().map(Value::Text));
+        let queue = q.queue.clone().map(Value::Text);
+        filter("json_extract(record, '$.queue') = ?", false, queue);
+        let kind = q.kind.clone().map(Value::Text);
+        filter("json_extract(record, '$.kind') = ?", false, kind);
+        let workflow = q.workflow.map(|w| Value::Text(w.to_string()));
+        filter("workflow = ?", false, workflow);
+        let after = q.created_after.map(text);
+        filter("json_extract(record, '$.created_at') >= ?", false, after);
+        let before = q.created_before.map(text);
+        filter("json_extract(record, '$.created_at') < ?", false, before);
+        filter("finished_at >= ?", false, q.finished_after.map(micros));
+        filter("finished_at < ?", false, q.finished_before.map(micros));
+        let name = q.name.clone().map(Value::Text);
+        filter("json_extract(record, '$.name') = ?", false, name);
         if let Some(prefix) = &q.id_prefix {
-            let term = "substr(id, 1, length(?)) = lower(?)";
-            terms.push((term, term));
-            args.push(text(prefix.clone()));
-            args.push(text(prefix.clone()));
+            terms.push(("substr(id, 1, length(?)) = lower(?)", false));
+            args.push(Value::Text(prefix.clone()));
+            args.push(Value::Text(prefix.clone()));
         }
         let clause = |page: bool| {
-            let terms: Vec<&str> = terms.iter().map(|t| if page { t.1 } else { t.0 }).collect();
+            let terms: Vec<String> = terms
+                .iter()
+                .map(|&(term, walk)| {
+                    if page && walk {
+                        format!("+{term}")
+                    } else {
+                        term.to_owned()
+                    }
+                })
+                .collect();
             if terms.is_empty() {
                 String::new()
             } else {
@@ -575,7 +572,7 @@ impl RunStore for SqliteStore {
         if let Some(after) = q.after {
             page.push_str(if terms.is_empty() { " WHERE" } else { " AND" });
             page.push_str(" id < ?");
-            args.push(text(after.to_string()));
+            args.push(Value::Text(after.to_string()));
         }
         args.push(Value::Integer(i64::try_from(q.limit).unwrap_or(-1)));
         args.push(Value::Integer(q.offset as i64));

@@ -629,7 +629,7 @@ impl fmt::Debug for RunContext {
     }
 }
 
-/// How a job's future ended. Carried to the worker by its job task.
+/// How a job's future ended, as its worker saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
     /// Returned `Ok`, with the value to store if any.

@@ -2,8 +2,8 @@
 
 use tokio::task::JoinHandle;
 
-/// A task handle that aborts the task when dropped, so a worker never leaks its job or
-/// timer task, however the worker ends (stop, kill, or a panic in a handler).
+/// A task handle that aborts the task when dropped, so an actor never leaks a timer task it
+/// started, however it ends (stop, kill, or a panic in a handler).
 #[derive(Debug)]
 pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
 
