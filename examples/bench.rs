@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--json] [--reps 3] [--runs 100000] [--parked 50000]
-//!     [--latency-secs 10]
+//!     [--latency-secs 10] [--latency-rate N]
 //! ```
 //!
 //! The cores scenario runs the throughput of runwarden, the floor and the baseline with 1 and
@@ -10,7 +10,12 @@
 //!
 //! The latency scenario (`bench/latency.rs`) submits 1 ms jobs at a steady 25%, 50% and 90% of
 //! the trivial-run capacity measured in the same run, `--latency-secs` at each load, for
-//! runwarden and for the baseline at the same rate.
+//! runwarden and for the baseline at the same rate. `--only latency` runs the 50% row alone, and
+//! prints the CPU time per run of each side; `--latency-rate N` submits N runs/s there instead.
+//!
+//! A queued run's memory is measured twice: after one burst of submits (the admissions in
+//! flight meanwhile leave freed memory in the allocator), and paced, 10,000 at a time, each chunk
+//! recorded before the next is submitted (what the queued runs themselves hold).
 //!
 //! The baseline is what a user would write without runwarden: `tokio::spawn` into a `JoinSet`
 //! and a `parking_lot::Mutex<HashMap<id, status>>`. Every scenario reports the median of
@@ -45,6 +50,7 @@ struct Flags {
     child: Option<String>,
     only: Option<String>,
     latency_secs: usize,
+    latency_rate: Option<usize>,
 }
 
 fn parse() -> Result<Flags, String> {
@@ -56,6 +62,7 @@ fn parse() -> Result<Flags, String> {
         child: None,
         only: None,
         latency_secs: 10,
+        latency_rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -70,6 +77,7 @@ fn parse() -> Result<Flags, String> {
             "--runs" => f.runs = num("--runs")?.max(1),
             "--parked" => f.parked = num("--parked")?.max(1),
             "--latency-secs" => f.latency_secs = num("--latency-secs")?.max(1),
+            "--latency-rate" => f.latency_rate = Some(num("--latency-rate")?.max(1)),
             "--child" => f.child = args.next(),
             "--only" => f.only = args.next(),
             other => return Err(format!("unknown flag {other}")),
@@ -93,6 +101,16 @@ fn stat(mut xs: Vec<f64>) -> Stat {
         min: xs[0],
         max: xs[xs.len() - 1],
     }
+}
+
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
 fn rss_bytes() -> f64 {
@@ -481,7 +499,13 @@ mod floor {
 
 async fn wait_for_count(rw: &Runwarden, status: RunStatus, n: usize) {
     loop {
-        let stats = rw.stats().await.expect("stats");
+        // Behind a burst of a million submits the registry answers after them, in order:
+        // a query may time out meanwhile, which only means "not yet".
+        let stats = match rw.stats().await {
+            Ok(stats) => stats,
+            Err(runwarden::Error::Timeout { .. }) => continue,
+            Err(e) => panic!("stats: {e}"),
+        };
         if stats.count(status) >= n {
             return;
         }
@@ -733,7 +757,9 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             let after = rss_bytes();
             (after - before) / m as f64
         }
-        "running" | "queued" => {
+        "running" | "queued" | "queued-paced" => {
+            let paced = kind == "queued-paced";
+            let kind = if paced { "queued" } else { kind };
             let builder = Runwarden::builder();
             let builder = if kind == "queued" {
                 builder.max_concurrent(1)
@@ -743,7 +769,11 @@ async fn memory_child(kind: &str, m: usize) -> f64 {
             let rw = builder.start().await.expect("start");
             let before = rss_bytes();
             let gate = Arc::new(tokio::sync::Notify::new());
-            for _ in 0..m {
+            for i in 0..m {
+                if paced && i % 10_000 == 0 && i > 0 {
+                    // One chunk at a time: no burst of admissions waits in the mailboxes.
+                    wait_for_count(&rw, RunStatus::Queued, i - 1).await;
+                }
                 let g = gate.clone();
                 rw.submit(RunSpec::new("parked"), move |_| async move {
                     g.notified().await;
@@ -938,6 +968,7 @@ pub(crate) fn main() -> ExitCode {
         let runs = flags.runs;
         let parked = flags.parked;
         let latency_secs = flags.latency_secs;
+        let latency_rate = flags.latency_rate;
         rt.block_on(on_worker(async move {
             match only.as_str() {
                 "throughput" => eprintln!("{:?}", runwarden_throughput(runs).await),
@@ -958,10 +989,21 @@ pub(crate) fn main() -> ExitCode {
                 ),
                 "latency" => {
                     // At half the capacity measured just before, as the suite's 50% row.
-                    let capacity = runwarden_throughput(runs).await.0;
+                    let capacity = match latency_rate {
+                        Some(rate) => rate as f64 * 2.0,
+                        None => runwarden_throughput(runs).await.0,
+                    };
                     let secs = latency_secs as f64;
+                    let cpu = cpu_secs();
                     let rw = latency::runwarden(capacity * 0.5, secs).await;
+                    let rw_cpu = cpu_secs() - cpu;
                     let base = latency::baseline(capacity * 0.5, secs).await;
+                    let base_cpu = cpu_secs() - cpu - rw_cpu;
+                    eprintln!(
+                        "cpu µs per run: runwarden {:.1}, baseline {:.1}",
+                        rw_cpu * 1e6 / (capacity * 0.5 * secs),
+                        base_cpu * 1e6 / (capacity * 0.5 * secs)
+                    );
                     eprintln!(
                         "50% of {capacity:.0}/s: submit → start p50/p99/p99.9 µs: runwarden \
                          {:.0}/{:.0}/{:.0}, baseline {:.0}/{:.0}/{:.0}; p99 ratio {:.1}",
@@ -1069,6 +1111,7 @@ async fn run(f: Flags) -> ExitCode {
     };
     let m_finished = stat((0..f.reps).filter_map(retained).collect());
     let (m_run, m_queued, m_base) = (mem("running"), mem("queued"), mem("baseline-running"));
+    let m_queued_paced = mem("queued-paced");
     let m_floor = mem("floor-running");
     eprintln!("durable");
     let mut durable = Vec::new();
@@ -1144,6 +1187,7 @@ async fn run(f: Flags) -> ExitCode {
     row("bytes per running task (baseline)", m_base, "B");
     row("bytes per bare actor (floor)", m_floor, "B");
     row("bytes per queued run", m_queued, "B");
+    row("bytes per queued run, paced", m_queued_paced, "B");
     row("bytes per finished record", m_finished, "B");
     println!(
         "{:<34} {:>14.1} ms  (min {:.1}, max {:.1})",
@@ -1261,6 +1305,7 @@ async fn run(f: Flags) -> ExitCode {
             "floor_throughput_ratio": floor_tp.median / base_tp.median,
             "floor_bytes_per_actor": m_floor.median,
             "bytes_per_queued_run": m_queued.median,
+            "bytes_per_queued_run_paced": m_queued_paced.median,
             "bytes_per_finished_record": m_finished.median,
             "cancel_all_ms": rw_cancel.median,
             "baseline_cancel_all_ms": base_cancel.median,

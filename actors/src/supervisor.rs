@@ -605,7 +605,9 @@ impl SupervisorState {
             }
             CancelAnswer::AlreadyCancelling => reply,
             CancelAnswer::Ended => {
-                run.parked.extend(reply);
+                if let Some(reply) = reply {
+                    run.park(reply);
+                }
                 None
             }
         }
@@ -628,7 +630,7 @@ impl SupervisorState {
             let Ok(stop) = run.signal.end() else {
                 continue;
             };
-            let Some((id, running)) = self.runs.worker_gone(worker) else {
+            let Some((id, mut running)) = self.runs.worker_gone(worker) else {
                 continue;
             };
             self.queues.stopped(running.queue, &running.part);
@@ -656,7 +658,7 @@ impl SupervisorState {
             };
             let status = t.target();
             self.end_here(myself, id, t);
-            answer_parked(running.parked, id, status, true);
+            answer_parked(running.take_parked(), id, status, true);
         }
     }
 
@@ -682,11 +684,11 @@ impl SupervisorState {
         mut final_state: Option<WorkerState>,
         cause: Cow<'static, str>,
     ) {
-        let Some((id, running)) = self.runs.worker_gone(who.get_id()) else {
+        let Some((id, mut running)) = self.runs.worker_gone(who.get_id()) else {
             return;
         };
         self.queues.stopped(running.queue, &running.part);
-        let parked = running.parked;
+        let parked = running.take_parked();
         let by_deadline = final_state
             .as_ref()
             .is_some_and(|s| s.cancel_reason() == Some(CancelReason::DrainDeadline));

@@ -24,7 +24,9 @@ pub struct Submission {
     pub(crate) job: BoxedJob,
     pub(crate) slot: Option<QueueSlot>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) retry: Option<RetryPolicy>,
+    /// Boxed, as in [`PreparedRun`]: most runs have none, and every admission in flight
+    /// (the whole burst of a fast submitter) carries this struct.
+    pub(crate) retry: Option<Box<RetryPolicy>>,
 }
 
 /// A run a submitter admitted: its fresh id, its spec and its job. Only runwarden builds one.
@@ -94,7 +96,7 @@ impl Submission {
             job,
             slot: Some(slot),
             timeout: spec.timeout,
-            retry: spec.retry,
+            retry: spec.retry.map(Box::new),
         }
     }
 }
@@ -167,7 +169,7 @@ impl PreparedRun {
             snoozes,
             not_before: None,
             timeout: submission.timeout,
-            retry: submission.retry.map(Box::new),
+            retry: submission.retry,
             job: Some(submission.job),
             slot: submission.slot,
             awaiting: false,
