@@ -10,7 +10,7 @@
 //!
 //! The latency scenario (`bench/latency.rs`) submits 1 ms jobs at a steady 25%, 50% and 90% of
 //! the trivial-run capacity measured in the same run, `--latency-secs` at each load, for
-//! runwarden and for the baseline at the same rate. `--only latency` runs the 50% row alone, and
+//! runwarden and for the baseline at the same rate, and at 50% for the floor too. `--only latency` runs the 50% row alone, and
 //! prints the CPU time per run of each side; `--latency-rate N` submits N runs/s there instead.
 //!
 //! A queued run's memory is measured twice: after one burst of submits (the admissions in
@@ -999,10 +999,22 @@ pub(crate) fn main() -> ExitCode {
                     let rw_cpu = cpu_secs() - cpu;
                     let base = latency::baseline(capacity * 0.5, secs).await;
                     let base_cpu = cpu_secs() - cpu - rw_cpu;
+                    let floor = latency::floor(capacity * 0.5, secs).await;
+                    let floor_cpu = cpu_secs() - cpu - rw_cpu - base_cpu;
+                    let per_run = |cpu: f64| cpu * 1e6 / (capacity * 0.5 * secs);
                     eprintln!(
-                        "cpu µs per run: runwarden {:.1}, baseline {:.1}",
-                        rw_cpu * 1e6 / (capacity * 0.5 * secs),
-                        base_cpu * 1e6 / (capacity * 0.5 * secs)
+                        "CPU µs per run: runwarden {:.1}, baseline {:.1}, floor {:.1}",
+                        per_run(rw_cpu),
+                        per_run(base_cpu),
+                        per_run(floor_cpu)
+                    );
+                    eprintln!(
+                        "floor: submit → start p50/p99/p99.9 µs {:.0}/{:.0}/{:.0}; p99 against \
+                         the baseline {:.1}",
+                        floor.start[0],
+                        floor.start[1],
+                        floor.start[2],
+                        floor.start[1] / base.start[1]
                     );
                     eprintln!(
                         "50% of {capacity:.0}/s: submit → start p50/p99/p99.9 µs: runwarden \
@@ -1091,7 +1103,13 @@ async fn run(f: Flags) -> ExitCode {
         let secs = f.latency_secs as f64;
         let rw = latency::runwarden(capacity * load, secs).await;
         let base = latency::baseline(capacity * load, secs).await;
-        lat.push((load, rw, base));
+        // The floor's own wait, at the row the target is set for.
+        let floor = if load == 0.5 {
+            Some(latency::floor(capacity * load, secs).await)
+        } else {
+            None
+        };
+        lat.push((load, rw, base, floor));
     }
     eprintln!("queries");
     let q = runwarden_queries().await;
@@ -1214,8 +1232,13 @@ async fn run(f: Flags) -> ExitCode {
     println!(
         "latency, 1 ms jobs (µs: p50 / p99 / p99.9)  submit → start          job end → visible"
     );
-    for (load, rw, base) in &lat {
-        for (who, l) in [("runwarden", rw), ("baseline", base)] {
+    for (load, rw, base, floor) in &lat {
+        let sides = [
+            ("runwarden", Some(rw)),
+            ("baseline", Some(base)),
+            ("floor", floor.as_ref()),
+        ];
+        for (who, l) in sides.into_iter().filter_map(|(who, l)| Some((who, l?))) {
             println!(
                 "  {:>3.0}% {who:<10} {:>8.0} runs/s  {:>7.0} / {:>7.0} / {:>7.0}    {:>7.0} / {:>7.0} / {:>7.0}",
                 load * 100.0,
@@ -1288,7 +1311,7 @@ async fn run(f: Flags) -> ExitCode {
                 })
             })
         };
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "threads_1": per_threads(0),
             "threads_2": per_threads(1),
             "machine": machine(),
@@ -1322,7 +1345,7 @@ async fn run(f: Flags) -> ExitCode {
             "floor_cancel_all_ms": floor_cancel.median,
             "p99_start_us_50": lat[1].1.start[1],
             "baseline_p99_start_us_50": lat[1].2.start[1],
-            "latency": lat.iter().map(|(load, rw, base)| serde_json::json!({
+            "latency": lat.iter().map(|(load, rw, base, _)| serde_json::json!({
                 "load": load,
                 "runwarden": {"rate": rw.rate, "start_us": rw.start, "end_us": rw.end},
                 "baseline": {"rate": base.rate, "start_us": base.start, "end_us": base.end},
@@ -1335,6 +1358,8 @@ async fn run(f: Flags) -> ExitCode {
             "rss_ratio_1m_vs_100k": flat.map(|s| s.median),
             "baseline_rss_ratio_1m_vs_100k": base_flat.map(|s| s.median),
         });
+        // Past the `json!` macro's recursion limit: added to the object.
+        line["floor_p99_start_us_50"] = serde_json::json!(lat[1].3.map(|f| f.start[1]));
         println!("{line}");
     }
     ExitCode::SUCCESS

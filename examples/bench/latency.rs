@@ -142,3 +142,160 @@ pub(crate) async fn baseline(rate: f64, secs: f64) -> Latency {
         rate: achieved,
     }
 }
+
+/// The floor design (`floor` in `bench.rs`: a supervisor actor spawning one bare actor per
+/// run, statuses cast to a registry actor) at `rate` runs/s for `secs`: how much of
+/// runwarden's wait is the one actor per run that the design requires.
+pub(crate) async fn floor(rate: f64, secs: f64) -> Latency {
+    use ractor::Actor;
+    let (registry, _) = Actor::spawn(None, super::floor::Registry, ())
+        .await
+        .expect("registry");
+    let (supervisor, _) = Actor::spawn(None, floor_actors::Supervisor, registry.clone())
+        .await
+        .expect("supervisor");
+    let epoch = Instant::now();
+    let starts = Arc::new(Mutex::new(Vec::with_capacity((rate * secs) as usize)));
+    let mut waits = JoinSet::new();
+    let achieved = paced(rate, secs, |i| {
+        let (done, seen) = if i % SAMPLE_EVERY == 0 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let run = floor_actors::Run {
+            id: i as u64,
+            submitted: Instant::now(),
+            starts: starts.clone(),
+            done,
+            epoch,
+        };
+        supervisor.cast(run).expect("submit");
+        if let Some(seen) = seen {
+            // The worker sends its job's end after its `Completed` cast: the registry has it
+            // in its mailbox then, as runwarden's `wait` sees a status the registry applied.
+            waits.spawn(async move {
+                let ended = seen.await.expect("worker");
+                (micros_since(epoch) - ended) as f64
+            });
+        }
+    })
+    .await;
+    let mut ends = Vec::new();
+    while let Some(e) = waits.join_next().await {
+        ends.push(e.expect("waiter"));
+    }
+    let total = (rate * secs) as usize;
+    loop {
+        let done = ractor::call!(registry, super::floor::RegistryMsg::Count, 2).expect("count");
+        if done >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    supervisor.stop(None);
+    registry.stop(None);
+    let starts = std::mem::take(&mut *starts.lock());
+    Latency {
+        start: percentiles(starts),
+        end: percentiles(ends),
+        rate: achieved,
+    }
+}
+
+/// The floor's actors for the latency scenario: the same shape as `floor`'s, with a 1 ms job
+/// run in the worker's `post_start` (its own task, as runwarden's worker runs its job).
+mod floor_actors {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use parking_lot::Mutex;
+    use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+    use super::super::floor::RegistryMsg;
+
+    pub(crate) struct Run {
+        pub(crate) id: u64,
+        pub(crate) submitted: Instant,
+        pub(crate) starts: Arc<Mutex<Vec<f64>>>,
+        /// For a sampled run: told the µs (since `epoch`) its job ended, once its
+        /// `Completed` is cast.
+        pub(crate) done: Option<tokio::sync::oneshot::Sender<u64>>,
+        pub(crate) epoch: Instant,
+    }
+
+    pub(crate) struct Supervisor;
+
+    impl Actor for Supervisor {
+        type Msg = Run;
+        type State = ActorRef<RegistryMsg>;
+        type Arguments = ActorRef<RegistryMsg>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<Run>,
+            registry: ActorRef<RegistryMsg>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(registry)
+        }
+
+        async fn handle(
+            &self,
+            myself: ActorRef<Run>,
+            run: Run,
+            registry: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            registry.cast(RegistryMsg::Status(run.id, 0))?;
+            Actor::spawn_linked(None, Worker, (run, registry.clone()), myself.get_cell()).await?;
+            Ok(())
+        }
+
+        async fn handle_supervisor_evt(
+            &self,
+            _: ActorRef<Run>,
+            _: SupervisionEvent,
+            _: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    pub(crate) struct Worker;
+
+    impl Actor for Worker {
+        type Msg = ();
+        type State = Option<(Run, ActorRef<RegistryMsg>)>;
+        type Arguments = (Run, ActorRef<RegistryMsg>);
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<()>,
+            (run, registry): (Run, ActorRef<RegistryMsg>),
+        ) -> Result<Self::State, ActorProcessingErr> {
+            registry.cast(RegistryMsg::Status(run.id, 1))?;
+            Ok(Some((run, registry)))
+        }
+
+        async fn post_start(
+            &self,
+            myself: ActorRef<()>,
+            state: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            let Some((run, registry)) = state.take() else {
+                return Ok(());
+            };
+            run.starts
+                .lock()
+                .push(run.submitted.elapsed().as_secs_f64() * 1e6);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let ended = run.epoch.elapsed().as_nanos() as u64 / 1_000;
+            registry.cast(RegistryMsg::Status(run.id, 2))?;
+            if let Some(done) = run.done {
+                let _ = done.send(ended);
+            }
+            myself.stop(None);
+            Ok(())
+        }
+    }
+}
