@@ -639,6 +639,7 @@ impl RegistryState {
             submission,
             links,
         } = *a;
+        let spec = (spec, submission.limits());
         let Some(links) = links else {
             let record = self
                 .records

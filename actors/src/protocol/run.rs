@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CancelError;
 use crate::job::BoxedJob;
+use crate::json::JsonObject;
 use crate::queue::QueueSlot;
 pub use crate::run::CancelReason;
 use crate::run::{Dependency, DependencyOutcome, WorkflowId};
@@ -33,10 +34,71 @@ pub struct Submission {
 pub struct Admission {
     pub(crate) id: RunId,
     pub(crate) created_at: Timestamp,
-    pub(crate) spec: RunSpec,
+    pub(crate) spec: AdmittedSpec,
+    /// The job, and the spec's limits as the queue resolved them.
     pub(crate) submission: Submission,
     /// What it depends on and belongs to; most runs have none.
     pub(crate) links: Option<Box<RunLinks>>,
+}
+
+/// A [`RunSpec`] as it travels in its admission: its limits are in the [`Submission`] beside
+/// it, its name only when it differs from its label, and the fields most runs leave empty in
+/// one optional box. Every admission of a burst is in flight at once (a submitter outruns the
+/// registry), so their size is what a burst of submits costs in memory and in fresh pages.
+pub(crate) struct AdmittedSpec {
+    pub(crate) label: String,
+    /// `None` when it is the label.
+    pub(crate) name: Option<String>,
+    pub(crate) params: JsonObject,
+    pub(crate) queue: Option<String>,
+    pub(crate) priority: i32,
+    pub(crate) rare: Option<Box<RareSpec>>,
+}
+
+/// What most specs leave empty.
+#[derive(Default)]
+pub(crate) struct RareSpec {
+    pub(crate) kind: Option<String>,
+    pub(crate) partition_key: Option<String>,
+    pub(crate) trace_parent: Option<String>,
+}
+
+impl AdmittedSpec {
+    /// The travelling form of `spec` (its limits are left to the submission).
+    pub(crate) fn new(spec: RunSpec) -> Self {
+        let RunSpec {
+            label,
+            name,
+            params,
+            queue,
+            priority,
+            timeout: _,
+            retry: _,
+            kind,
+            partition_key,
+            trace_parent,
+        } = spec;
+        let rare =
+            (kind.is_some() || partition_key.is_some() || trace_parent.is_some()).then(|| {
+                Box::new(RareSpec {
+                    kind,
+                    partition_key,
+                    trace_parent,
+                })
+            });
+        AdmittedSpec {
+            name: (name != label).then_some(name),
+            label,
+            params,
+            queue,
+            priority,
+            rare,
+        }
+    }
+
+    pub(crate) fn queue_name(&self) -> &str {
+        self.queue.as_deref().unwrap_or(crate::run::DEFAULT_QUEUE)
+    }
 }
 
 /// An admitted run's links to other runs: what it waits for, the workflow step it is, the
@@ -57,7 +119,7 @@ impl Admission {
         Box::new(Admission {
             id,
             created_at: Timestamp::now(),
-            spec,
+            spec: AdmittedSpec::new(spec),
             submission,
             links: None,
         })
@@ -88,6 +150,11 @@ impl Submission {
             timeout: None,
             retry: None,
         }
+    }
+
+    /// Its time limit and retry policy.
+    pub(crate) fn limits(&self) -> (Option<Duration>, Option<RetryPolicy>) {
+        (self.timeout, self.retry.as_deref().copied())
     }
 
     /// A job admitted to its queue by a submitter, with the spec's resolved limits.

@@ -18,14 +18,15 @@ use std::sync::Arc;
 
 use crate::hash::IdMap;
 use crate::json::{Json, JsonObject};
-use crate::protocol::run::RunSpanInfo;
+use crate::protocol::run::{AdmittedSpec, RareSpec, RunSpanInfo};
 use crate::query::RecordFields;
 use crate::run::{
-    CancelReason, Lifecycle, Outcome, Progress, RetryPolicy, RunError, RunId, RunRecord, RunSpec,
-    RunStatus, Transition, TransitionError, apply_transition,
+    CancelReason, Lifecycle, Outcome, Progress, RetryPolicy, RunError, RunId, RunRecord, RunStatus,
+    Transition, TransitionError, apply_transition,
 };
 use crate::run::{Dependency, DependencyOutcome, WorkflowId};
 use crate::time::Timestamp;
+use std::time::Duration;
 
 /// Every record the registry holds, in the order they arrived, and where each one is.
 #[derive(Default)]
@@ -198,40 +199,40 @@ impl Stored {
     fn queued(
         id: RunId,
         created_at: Timestamp,
-        spec: RunSpec,
+        (spec, (timeout, retry)): (AdmittedSpec, (Option<Duration>, Option<RetryPolicy>)),
         idempotency_key: Option<String>,
         mut links: Links,
         strings: &mut Interner,
     ) -> Stored {
         let label = strings.intern(&spec.label);
         let queue = strings.intern(spec.queue_name());
-        let max_attempts = spec.retry.map_or(1, |r| r.max_attempts.max(1));
-        let RunSpec {
-            label: label_text,
+        let max_attempts = retry.map_or(1, |r| r.max_attempts.max(1));
+        let AdmittedSpec {
             name,
             params,
             priority,
-            kind,
-            partition_key,
-            timeout,
-            retry,
-            trace_parent,
+            rare,
             ..
         } = spec;
+        let RareSpec {
+            kind,
+            partition_key,
+            trace_parent,
+        } = rare.map(|r| *r).unwrap_or_default();
         let waiting = !links.depends_on.is_empty();
         links.timeout = timeout;
         links.retry = retry;
         links.trace_parent = trace_parent;
         let links = links.boxed();
         let plain = links.is_none()
-            && name == label_text
+            && name.is_none()
             && params.is_empty()
             && kind.is_none()
             && idempotency_key.is_none()
             && partition_key.is_none();
         let more = (!plain).then(|| {
             Box::new(More {
-                name: (name != label_text).then_some(name),
+                name,
                 params,
                 kind,
                 idempotency_key,
@@ -594,7 +595,7 @@ impl Records {
         &mut self,
         id: RunId,
         created_at: Timestamp,
-        spec: RunSpec,
+        spec: (AdmittedSpec, (Option<Duration>, Option<RetryPolicy>)),
         idempotency_key: Option<String>,
         links: Links,
     ) -> Stored {
@@ -818,12 +819,22 @@ mod tests {
                 .param("n", 1i64)
                 .retry(RetryPolicy::attempts(4)),
             RunSpec::new("keyed").partition_key("customer-7"),
+            RunSpec::new("limited")
+                .timeout(std::time::Duration::from_millis(1500))
+                .trace_parent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            RunSpec {
+                kind: Some("a kind".to_owned()),
+                ..RunSpec::new("by kind").name("by kind, named")
+            },
         ];
         for (i, spec) in specs.into_iter().enumerate() {
             let mut want = RunRecord::queued(RunId::new(), spec.clone());
             let key = (i == 2).then(|| "key".to_owned());
             want.idempotency_key = key.clone();
-            let stored = records.make_queued(want.id, want.created_at, spec, key, Links::default());
+            let limits = (spec.timeout, spec.retry);
+            let travelling = (AdmittedSpec::new(spec), limits);
+            let stored =
+                records.make_queued(want.id, want.created_at, travelling, key, Links::default());
             assert_eq!(stored.to_record(), want);
         }
     }
