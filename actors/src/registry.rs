@@ -373,7 +373,7 @@ impl RegistryState {
                 if let Err(e) = self.transition(id, released) {
                     refuse(self, &e);
                 }
-                run.dependencies = Some(outcomes);
+                run.set_dependencies(outcomes);
                 self.start(id, run);
             }
             Verdict::Wait => {
@@ -1295,7 +1295,7 @@ impl RegistryState {
                             .iter()
                             .filter_map(|d| self.records.get(&d.run).map(Stored::outcome))
                             .collect();
-                        run.dependencies = Some(outcomes);
+                        run.set_dependencies(outcomes);
                     }
                     self.start(id, run);
                 }
@@ -1392,7 +1392,7 @@ fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
         ),
         submission,
     );
-    run.not_before = record.next_attempt_at();
-    run.span = record.span_info();
+    run.set_not_before(record.next_attempt_at());
+    run.set_span(record.span_info());
     run
 }

@@ -299,8 +299,7 @@ impl SupervisorState {
         }
         // A run recovered while it waited for a retry or a snooze waits out the rest first.
         if let Some(wait) = run
-            .not_before
-            .take()
+            .take_not_before()
             .map(|at| at.saturating_duration_since(Timestamp::now()))
             && !wait.is_zero()
         {
@@ -908,7 +907,7 @@ impl SupervisorState {
                 let (id, outcomes) = *met;
                 if let Some(mut run) = self.runs.take_awaiting(id) {
                     run.awaiting = false;
-                    run.dependencies = Some(outcomes);
+                    run.set_dependencies(outcomes);
                     self.accept(myself, run).await;
                 }
             }

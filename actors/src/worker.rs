@@ -381,7 +381,7 @@ impl Actor for WorkerActor {
             None => run.take_job_for_attempt(),
         };
         let (run_id, attempt, snoozes, timeout) = (run.id, run.attempt, run.snoozes, run.timeout);
-        let info = run.span.as_deref();
+        let info = run.span();
         let name = info.and_then(|i| i.name.as_deref()).unwrap_or(&run.label);
         // A root span (whatever span the supervisor's handler may be in is not the run's
         // parent): the trace it continues, if any, is set below.
@@ -404,7 +404,7 @@ impl Actor for WorkerActor {
             trace.adopt(&span, parent);
         }
         let span = (!span.is_disabled()).then(|| Box::new(span));
-        let dependencies = run.dependencies.clone();
+        let dependencies = run.dependencies();
         // Only a repeatable job runs again: a retry or a snooze needs it.
         let again = run.has_job().then_some(run);
         Ok(WorkerState {

@@ -190,9 +190,6 @@ pub struct PreparedRun {
     pub(crate) attempt: u32,
     /// Snoozes so far, for the job's context.
     pub(crate) snoozes: u32,
-    /// Not to start before this (a recovered run's `next_attempt_at`); the supervisor holds
-    /// it until then.
-    pub(crate) not_before: Option<Timestamp>,
     pub(crate) timeout: Option<Duration>,
     /// Boxed: most runs have none, and a queued run's size counts.
     pub(crate) retry: Option<Box<RetryPolicy>>,
@@ -202,10 +199,20 @@ pub struct PreparedRun {
     /// It waits for its dependencies: the supervisor holds it, unqueued, until the registry
     /// says they have ended.
     pub(crate) awaiting: bool,
+    /// What only some runs have: boxed, as every queued and running run holds this struct.
+    rare: Option<Box<RareRun>>,
+}
+
+/// The parts of a prepared run that most runs leave empty.
+#[derive(Default)]
+struct RareRun {
+    /// Not to start before this (a recovered run's `next_attempt_at`); the supervisor holds
+    /// it until then.
+    not_before: Option<Timestamp>,
     /// How its dependencies ended, for its job's context.
-    pub(crate) dependencies: Option<Arc<[DependencyOutcome]>>,
-    /// What its span shows beyond id, label, queue and attempt; most runs have none.
-    pub(crate) span: Option<Box<RunSpanInfo>>,
+    dependencies: Option<Arc<[DependencyOutcome]>>,
+    /// What its span shows beyond id, label, queue and attempt.
+    span: Option<RunSpanInfo>,
 }
 
 /// A run's name (when it differs from its label), kind and the trace it continues: what its
@@ -234,15 +241,61 @@ impl PreparedRun {
             priority,
             attempt,
             snoozes,
-            not_before: None,
             timeout: submission.timeout,
             retry: submission.retry,
             job: Some(submission.job),
             slot: submission.slot,
             awaiting: false,
-            dependencies: None,
-            span: None,
+            rare: None,
         })
+    }
+
+    fn rare_mut(&mut self) -> &mut RareRun {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Not to start before `at` (`None`: at once).
+    pub(crate) fn set_not_before(&mut self, at: Option<Timestamp>) {
+        match at {
+            Some(at) => self.rare_mut().not_before = Some(at),
+            None => {
+                if let Some(rare) = &mut self.rare {
+                    rare.not_before = None;
+                }
+            }
+        }
+    }
+
+    /// Takes the time it may not start before, if it has one.
+    pub(crate) fn take_not_before(&mut self) -> Option<Timestamp> {
+        self.rare.as_mut()?.not_before.take()
+    }
+
+    /// Sets how its dependencies ended.
+    pub(crate) fn set_dependencies(&mut self, outcomes: Arc<[DependencyOutcome]>) {
+        self.rare_mut().dependencies = Some(outcomes);
+    }
+
+    /// How its dependencies ended, if it had any.
+    pub(crate) fn dependencies(&self) -> Option<Arc<[DependencyOutcome]>> {
+        self.rare.as_ref()?.dependencies.clone()
+    }
+
+    /// Sets what its span shows beyond id, label, queue and attempt.
+    pub(crate) fn set_span(&mut self, info: Option<RunSpanInfo>) {
+        match info {
+            Some(info) => self.rare_mut().span = Some(info),
+            None => {
+                if let Some(rare) = &mut self.rare {
+                    rare.span = None;
+                }
+            }
+        }
+    }
+
+    /// What its span shows beyond id, label, queue and attempt; most runs have nothing.
+    pub(crate) fn span(&self) -> Option<&RunSpanInfo> {
+        self.rare.as_ref()?.span.as_ref()
     }
 
     pub(crate) fn has_job(&self) -> bool {

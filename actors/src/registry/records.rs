@@ -407,17 +407,17 @@ impl Stored {
 
     /// What its span shows beyond id, label, queue and attempt, and the trace it continues;
     /// `None` for a plain run (no kind, its label as name, no trace).
-    pub(crate) fn span_info(&self) -> Option<Box<RunSpanInfo>> {
+    pub(crate) fn span_info(&self) -> Option<RunSpanInfo> {
         let more = self.more.as_deref()?;
         let trace_parent = more.links.as_ref().and_then(|l| l.trace_parent.clone());
         if more.name.is_none() && more.kind.is_none() && trace_parent.is_none() {
             return None;
         }
-        Some(Box::new(RunSpanInfo {
+        Some(RunSpanInfo {
             name: more.name.clone(),
             kind: more.kind.clone(),
             trace_parent,
-        }))
+        })
     }
 
     /// Its limits and links, if it has any.
