@@ -1378,7 +1378,7 @@ fn store_list(
 /// The next attempt of a recorded run, for the supervisor: not to start before the record's
 /// `next_attempt_at` (a run recovered while it waited for a retry or a snooze).
 fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
-    let mut run = PreparedRun::new(
+    PreparedRun::new(
         record.id(),
         record.shared_label().clone(),
         (
@@ -1391,8 +1391,6 @@ fn prepared(record: &Stored, submission: Submission) -> Box<PreparedRun> {
             crate::run::Lifecycle::snoozes(record),
         ),
         submission,
-    );
-    run.set_not_before(record.next_attempt_at());
-    run.set_span(record.span_info());
-    run
+    )
+    .recorded(record.next_attempt_at(), record.span_info())
 }

@@ -254,16 +254,19 @@ impl PreparedRun {
         self.rare.get_or_insert_with(Box::default)
     }
 
-    /// Not to start before `at` (`None`: at once).
-    pub(crate) fn set_not_before(&mut self, at: Option<Timestamp>) {
-        match at {
-            Some(at) => self.rare_mut().not_before = Some(at),
-            None => {
-                if let Some(rare) = &mut self.rare {
-                    rare.not_before = None;
-                }
-            }
+    /// What its record adds to a prepared run: not to start before `not_before` (`None`: at
+    /// once), and what its span shows beyond id, label, queue and attempt.
+    pub(crate) fn recorded(
+        mut self: Box<Self>,
+        not_before: Option<Timestamp>,
+        span: Option<RunSpanInfo>,
+    ) -> Box<Self> {
+        if not_before.is_some() || span.is_some() {
+            let rare = self.rare_mut();
+            rare.not_before = not_before;
+            rare.span = span;
         }
+        self
     }
 
     /// Takes the time it may not start before, if it has one.
@@ -279,18 +282,6 @@ impl PreparedRun {
     /// How its dependencies ended, if it had any.
     pub(crate) fn dependencies(&self) -> Option<Arc<[DependencyOutcome]>> {
         self.rare.as_ref()?.dependencies.clone()
-    }
-
-    /// Sets what its span shows beyond id, label, queue and attempt.
-    pub(crate) fn set_span(&mut self, info: Option<RunSpanInfo>) {
-        match info {
-            Some(info) => self.rare_mut().span = Some(info),
-            None => {
-                if let Some(rare) = &mut self.rare {
-                    rare.span = None;
-                }
-            }
-        }
     }
 
     /// What its span shows beyond id, label, queue and attempt; most runs have nothing.
