@@ -275,9 +275,11 @@ impl std::error::Error for CallError {}
 
 /// Sends a request built by `build` and waits for its answer (at most `timeout`, if given).
 ///
-/// A timed request first lets the actor run (one yield: an actor woken by this send usually
-/// runs on this thread, right away) and arms its timer only if no answer came by then:
-/// registering a timer costs more than a whole round trip to an idle actor.
+/// A timed request arms its timer only if no answer came before this thread would otherwise
+/// go idle: registering a timer costs more than a whole round trip to an idle actor. Until
+/// then the task waits on both the answer (which wakes it as soon as it is sent) and a
+/// yield (which wakes it once the runtime has run what was ready, the actor usually among
+/// it).
 pub(crate) async fn ask<M, T>(
     actor: &ractor::ActorRef<M>,
     build: impl FnOnce(ractor::RpcReplyPort<T>) -> M,
@@ -288,7 +290,8 @@ where
     M: ractor::Message,
     T: Send + 'static,
 {
-    use tokio::sync::oneshot::error::TryRecvError;
+    use std::future::Future;
+    use std::task::Poll;
     let unavailable = || CallError::Unavailable { request };
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let port: ractor::RpcReplyPort<T> = match timeout {
@@ -299,11 +302,18 @@ where
     let Some(limit) = timeout else {
         return rx.await.map_err(|_| unavailable());
     };
-    tokio::task::yield_now().await;
-    match rx.try_recv() {
-        Ok(v) => return Ok(v),
-        Err(TryRecvError::Closed) => return Err(unavailable()),
-        Err(TryRecvError::Empty) => {}
+    let mut yielded = std::pin::pin!(tokio::task::yield_now());
+    let early = std::future::poll_fn(|cx| {
+        if let Poll::Ready(answer) = std::pin::Pin::new(&mut rx).poll(cx) {
+            return Poll::Ready(Some(answer));
+        }
+        yielded.as_mut().poll(cx).map(|()| None)
+    })
+    .await;
+    match early {
+        Some(Ok(v)) => return Ok(v),
+        Some(Err(_)) => return Err(unavailable()),
+        None => {}
     }
     match tokio::time::timeout(limit, rx).await {
         Ok(Ok(v)) => Ok(v),
