@@ -338,7 +338,7 @@ impl SupervisorState {
         // Starting frees the run's place in the queue's length bound.
         run.slot = None;
         let id = run.id;
-        let part = run.partition.clone();
+        let part = run.partition().clone();
         self.queues.started(q, &run);
         let stand_in = self.take_stand_in(&run.label).map(Box::new);
         let now = tokio::time::Instant::now();

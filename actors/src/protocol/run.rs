@@ -184,8 +184,6 @@ pub struct PreparedRun {
     pub(crate) id: RunId,
     pub(crate) label: Arc<str>,
     pub(crate) queue: Arc<str>,
-    /// The partition key, shared with the record.
-    pub(crate) partition: Option<Arc<str>>,
     pub(crate) priority: i32,
     pub(crate) attempt: u32,
     /// Snoozes so far, for the job's context.
@@ -203,9 +201,16 @@ pub struct PreparedRun {
     rare: Option<Box<RareRun>>,
 }
 
+// Every queued run holds one: 136 B is a 144 B chunk in glibc's malloc (8 B header, 16 B steps),
+// 16 B less per queued run than the next size up.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<PreparedRun>() <= 136);
+
 /// The parts of a prepared run that most runs leave empty.
 #[derive(Default)]
 struct RareRun {
+    /// The partition key, shared with the record.
+    partition: Option<Arc<str>>,
     /// Not to start before this (a recovered run's `next_attempt_at`); the supervisor holds
     /// it until then.
     not_before: Option<Timestamp>,
@@ -237,7 +242,6 @@ impl PreparedRun {
             id,
             label,
             queue,
-            partition,
             priority,
             attempt,
             snoozes,
@@ -246,8 +250,19 @@ impl PreparedRun {
             job: Some(submission.job),
             slot: submission.slot,
             awaiting: false,
-            rare: None,
+            rare: partition.map(|partition| {
+                Box::new(RareRun {
+                    partition: Some(partition),
+                    ..RareRun::default()
+                })
+            }),
         })
+    }
+
+    /// Its partition key, if it has one.
+    pub(crate) fn partition(&self) -> &Option<Arc<str>> {
+        static NONE: Option<Arc<str>> = None;
+        self.rare.as_ref().map_or(&NONE, |r| &r.partition)
     }
 
     fn rare_mut(&mut self) -> &mut RareRun {

@@ -554,11 +554,11 @@ impl Queues {
             && self.global_limit.is_none_or(|l| running < l)
             && lane.under_limit()
             && lane
-                .group(&run.partition)
-                .is_none_or(|g| lane.key_has_room(&run.partition, g))
+                .group(run.partition())
+                .is_none_or(|g| lane.key_has_room(run.partition(), g))
             && lane.open_at(now)
             && run
-                .partition
+                .partition()
                 .as_ref()
                 .is_none_or(|k| lane.key_rates.allows_at(k, now) <= now)
             && self
@@ -573,7 +573,7 @@ impl Queues {
         let elapsed = self.elapsed(Instant::now());
         let key = (self.lanes[q].rank(run.priority, elapsed), self.next_seq);
         self.next_seq += 1;
-        let part = run.partition.clone();
+        let part = run.partition().clone();
         let limited = match self.kinds.get_mut(&run.label) {
             Some(kind) => {
                 kind.waiting += 1;
@@ -679,11 +679,11 @@ impl Queues {
         }
         let lane = &mut self.lanes[q];
         lane.running += 1;
-        lane.group_or_new(&run.partition).running += 1;
+        lane.group_or_new(run.partition()).running += 1;
         if let Some(w) = &mut lane.rate {
             w.record(now);
         }
-        if let Some(k) = &run.partition {
+        if let Some(k) = run.partition() {
             lane.key_rates.record(k, now);
         }
         if let Some(kind) = self.kinds.get_mut(&run.label) {
