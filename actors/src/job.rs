@@ -424,6 +424,12 @@ impl CancelSignal {
         self.state.load(Ordering::Acquire) != RUNNING
     }
 
+    /// A registration for the next change of state (a stop, or the end); create it (and
+    /// poll or enable it) before reading the state, so a change in between is not missed.
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
     /// Resolves once the attempt is asked to stop, or has ended.
     pub(crate) async fn wait(&self) {
         loop {
