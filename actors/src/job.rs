@@ -268,9 +268,12 @@ pub(crate) trait RunReports: Send + Sync + fmt::Debug + 'static {
 /// A report only sends a message to the registry when none is already on its way, so a job
 /// reporting in a tight loop costs one lock and one atomic per report and at most one message
 /// in flight; the registry always applies the latest value.
+///
+/// The report is boxed: every attempt carries a slot, few ever report, and a boxed slot keeps
+/// the attempt's shared allocation 64 bytes smaller.
 #[derive(Debug, Default)]
 pub struct ProgressSlot {
-    latest: Mutex<Option<Progress>>,
+    latest: Mutex<Option<Box<Progress>>>,
     notified: AtomicBool,
 }
 
@@ -279,7 +282,7 @@ impl ProgressSlot {
     pub(crate) fn take(&self) -> Option<Progress> {
         // Clear the flag before taking: a report stored after this point sends a new message.
         self.notified.store(false, Ordering::Release);
-        self.latest.lock().take()
+        self.latest.lock().take().map(|p| *p)
     }
 }
 
@@ -615,7 +618,14 @@ impl RunContext {
     /// registry keeps the latest one on the record.
     pub fn report(&self, progress: Progress) {
         let slot = self.signal.progress();
-        *slot.latest.lock() = Some(progress);
+        {
+            // Overwrites a report not yet taken in place: one allocation per message at most.
+            let mut latest = slot.latest.lock();
+            match latest.as_mut() {
+                Some(waiting) => **waiting = progress,
+                None => *latest = Some(Box::new(progress)),
+            }
+        }
         if !slot.notified.swap(true, Ordering::AcqRel)
             && let Some(reports) = &self.reports
         {
